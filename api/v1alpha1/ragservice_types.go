@@ -1,0 +1,538 @@
+package v1alpha1
+
+import (
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// Provider names an embedding backend of the server.
+// +kubebuilder:validation:Enum=builtin;openai
+type Provider string
+
+const (
+	// ProviderBuiltin is the in-process hash-<dims> model: no network, deterministic.
+	ProviderBuiltin Provider = "builtin"
+	// ProviderOpenAI is any OpenAI-compatible endpoint (OpenAI, Azure, TEI, vLLM, Ollama).
+	ProviderOpenAI Provider = "openai"
+)
+
+// RAGServiceSpec declares an embedding service and how changes to it roll out.
+type RAGServiceSpec struct {
+	// Replicas is the size of the stable track. It is the scale subresource's
+	// field: kubectl scale and HorizontalPodAutoscalers drive it.
+	// +kubebuilder:default=1
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=1000
+	// +optional
+	Replicas *int32 `json:"replicas,omitempty"`
+
+	// Image of the embedding server. Empty means the manager's --embedserver-image.
+	// +kubebuilder:validation:MaxLength=512
+	// +optional
+	Image string `json:"image,omitempty"`
+
+	// Embedding selects the provider and the model.
+	Embedding EmbeddingSpec `json:"embedding"`
+
+	// Concurrency bounds the work of each pod.
+	// +kubebuilder:default={}
+	// +optional
+	Concurrency ConcurrencySpec `json:"concurrency,omitempty"`
+
+	// Timeouts bound every wait of each pod.
+	// +kubebuilder:default={}
+	// +optional
+	Timeouts TimeoutsSpec `json:"timeouts,omitempty"`
+
+	// Retry governs retries of failed upstream calls.
+	// +kubebuilder:default={}
+	// +optional
+	Retry RetrySpec `json:"retry,omitempty"`
+
+	// Rollout says how a change of the pod template reaches the fleet.
+	// +kubebuilder:default={}
+	// +optional
+	Rollout RolloutSpec `json:"rollout,omitempty"`
+
+	// Pod settings passed through to the pods of both tracks.
+	// +optional
+	Pod PodOverrides `json:"pod,omitempty"`
+}
+
+// EmbeddingSpec selects the embedding provider and model.
+// +kubebuilder:validation:XValidation:rule="self.provider != 'openai' || (has(self.endpoint) && self.endpoint != '')",message="spec.embedding.endpoint is required when provider is openai",fieldPath=".endpoint"
+// +kubebuilder:validation:XValidation:rule="self.provider != 'builtin' || (self.model.matches('^hash-[0-9]{1,4}$') && int(self.model.substring(5)) >= 1 && int(self.model.substring(5)) <= 8192)",message="spec.embedding.model must be hash-<dimensions> with 1 to 8192 dimensions (for example hash-384) when provider is builtin",fieldPath=".model"
+// +kubebuilder:validation:XValidation:rule="self.provider != 'builtin' || !has(self.dimensions) || !self.model.matches('^hash-[0-9]{1,4}$') || self.dimensions <= int(self.model.substring(5))",message="spec.embedding.dimensions must not exceed the builtin model's dimensions",fieldPath=".dimensions"
+// +kubebuilder:validation:XValidation:rule="self.provider != 'builtin' || !has(self.apiKeySecretRef)",message="spec.embedding.apiKeySecretRef is only used by the openai provider",fieldPath=".apiKeySecretRef"
+type EmbeddingSpec struct {
+	// Provider is builtin (no network) or openai (any OpenAI-compatible endpoint).
+	// +kubebuilder:default=builtin
+	// +optional
+	Provider Provider `json:"provider,omitempty"`
+
+	// Model is the builtin model name (hash-<dims>) or the upstream model name.
+	// +kubebuilder:default="hash-384"
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +optional
+	Model string `json:"model,omitempty"`
+
+	// Dimensions asks for shortened embeddings. Empty means the model's own.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=8192
+	// +optional
+	Dimensions *int32 `json:"dimensions,omitempty"`
+
+	// Endpoint is the upstream base URL including /v1. Required for openai.
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="self == '' || self.matches('^https?://[^ ]+$')",message="spec.embedding.endpoint must be an http:// or https:// URL"
+	// +optional
+	Endpoint string `json:"endpoint,omitempty"`
+
+	// APIKeySecretRef names the Secret key holding the upstream API key. It reaches
+	// the server as an environment variable, never in args, logs or status.
+	// +optional
+	APIKeySecretRef *corev1.SecretKeySelector `json:"apiKeySecretRef,omitempty"`
+
+	// MaxBatchSize is the most inputs sent in one upstream call: larger requests
+	// are split, small concurrent ones coalesced.
+	// +kubebuilder:default=64
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=2048
+	// +optional
+	MaxBatchSize int32 `json:"maxBatchSize,omitempty"`
+}
+
+// ConcurrencySpec bounds the requests of each pod.
+type ConcurrencySpec struct {
+	// MaxInFlight is how many requests a pod executes at once.
+	// +kubebuilder:default=8
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=10000
+	// +optional
+	MaxInFlight int32 `json:"maxInFlight,omitempty"`
+
+	// MaxQueue is how many requests may wait for a slot; beyond it a pod answers
+	// 429 with Retry-After.
+	// +kubebuilder:default=32
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=100000
+	// +optional
+	MaxQueue *int32 `json:"maxQueue,omitempty"`
+}
+
+// TimeoutsSpec bounds every wait of a pod.
+// +kubebuilder:validation:XValidation:rule="duration(self.queue) <= duration(self.request)",message="spec.timeouts.queue must not be longer than spec.timeouts.request",fieldPath=".queue"
+// +kubebuilder:validation:XValidation:rule="duration(self.upstream) <= duration(self.request)",message="spec.timeouts.upstream must not be longer than spec.timeouts.request",fieldPath=".upstream"
+type TimeoutsSpec struct {
+	// Request is the deadline of a whole request; past it the answer is 504.
+	// +kubebuilder:default="30s"
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('10ms') && duration(self) <= duration('1h')",message="spec.timeouts.request must be between 10ms and 1h"
+	// +optional
+	Request metav1.Duration `json:"request,omitempty"`
+
+	// Queue is the longest wait for a slot; past it the answer is 503 with Retry-After.
+	// +kubebuilder:default="5s"
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1ms') && duration(self) <= duration('1h')",message="spec.timeouts.queue must be between 1ms and 1h"
+	// +optional
+	Queue metav1.Duration `json:"queue,omitempty"`
+
+	// Upstream is the deadline of each upstream attempt.
+	// +kubebuilder:default="10s"
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('10ms') && duration(self) <= duration('1h')",message="spec.timeouts.upstream must be between 10ms and 1h"
+	// +optional
+	Upstream metav1.Duration `json:"upstream,omitempty"`
+
+	// Drain is how long a stopping pod finishes its work; it sets the pods'
+	// terminationGracePeriodSeconds.
+	// +kubebuilder:default="30s"
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('0s') && duration(self) <= duration('1h')",message="spec.timeouts.drain must be between 0s and 1h"
+	// +optional
+	Drain metav1.Duration `json:"drain,omitempty"`
+}
+
+// RetrySpec governs retries of upstream calls (429, 5xx, timeouts).
+type RetrySpec struct {
+	// MaxAttempts counts the first attempt: 1 means no retry.
+	// +kubebuilder:default=3
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=10
+	// +optional
+	MaxAttempts int32 `json:"maxAttempts,omitempty"`
+
+	// InitialBackoff is the first wait; each retry doubles it, with jitter.
+	// +kubebuilder:default="100ms"
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1ms') && duration(self) <= duration('1m')",message="spec.retry.initialBackoff must be between 1ms and 1m"
+	// +optional
+	InitialBackoff metav1.Duration `json:"initialBackoff,omitempty"`
+}
+
+// RolloutStrategy is how a template change reaches the fleet.
+// +kubebuilder:validation:Enum=Canary;RollingUpdate
+type RolloutStrategy string
+
+const (
+	// StrategyCanary ships a change to a slice of pods first and analyses it.
+	StrategyCanary RolloutStrategy = "Canary"
+	// StrategyRollingUpdate updates the stable track in place.
+	StrategyRollingUpdate RolloutStrategy = "RollingUpdate"
+)
+
+// RolloutSpec says how a template change reaches the fleet.
+type RolloutSpec struct {
+	// Strategy is Canary or RollingUpdate.
+	// +kubebuilder:default=Canary
+	// +optional
+	Strategy RolloutStrategy `json:"strategy,omitempty"`
+
+	// Steps of a canary, in order. Each has exactly one of setWeight or pause.
+	// With no steps the canary goes to full weight in one step.
+	// +kubebuilder:validation:MaxItems=32
+	// +listType=atomic
+	// +optional
+	Steps []RolloutStep `json:"steps,omitempty"`
+
+	// ProgressDeadline is how long a step may wait for its canary pods to become
+	// ready before the rollout fails.
+	// +kubebuilder:default="10m"
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s') && duration(self) <= duration('24h')",message="spec.rollout.progressDeadline must be between 1s and 24h"
+	// +optional
+	ProgressDeadline metav1.Duration `json:"progressDeadline,omitempty"`
+
+	// AutoRollback rolls a failed canary back; without it the rollout holds as Degraded.
+	// +kubebuilder:default=true
+	// +optional
+	AutoRollback *bool `json:"autoRollback,omitempty"`
+
+	// Paused holds the rollout where it is.
+	// +optional
+	Paused bool `json:"paused,omitempty"`
+
+	// Analysis judges the canary on live metrics. Without it steps advance on
+	// readiness alone.
+	// +optional
+	Analysis *AnalysisSpec `json:"analysis,omitempty"`
+}
+
+// RolloutStep is one step of a canary: exactly one of SetWeight or Pause.
+// +kubebuilder:validation:XValidation:rule="has(self.setWeight) != has(self.pause)",message="each spec.rollout.steps[] entry must have exactly one of setWeight or pause"
+type RolloutStep struct {
+	// SetWeight is the canary's share of the fleet, in percent.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100
+	// +optional
+	SetWeight *int32 `json:"setWeight,omitempty"`
+
+	// Pause waits for a duration, or without one for a manual promote.
+	// +optional
+	Pause *PauseStep `json:"pause,omitempty"`
+}
+
+// PauseStep waits before the next step.
+type PauseStep struct {
+	// Duration of the pause. Empty waits for the promote annotation.
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('0s') && duration(self) <= duration('168h')",message="spec.rollout.steps[].pause.duration must be between 0s and 168h"
+	// +optional
+	Duration *metav1.Duration `json:"duration,omitempty"`
+}
+
+// AnalysisProvider is where analysis reads metrics.
+// +kubebuilder:validation:Enum=Builtin;Prometheus
+type AnalysisProvider string
+
+const (
+	// AnalysisBuiltin scrapes each pod's /metrics on the admin port.
+	AnalysisBuiltin AnalysisProvider = "Builtin"
+	// AnalysisPrometheus queries an existing Prometheus server.
+	AnalysisPrometheus AnalysisProvider = "Prometheus"
+)
+
+// NoDataPolicy is what an inconclusive interval (too few requests) does.
+// +kubebuilder:validation:Enum=Pause;Fail;Continue
+type NoDataPolicy string
+
+const (
+	// NoDataPause holds the rollout until an interval is conclusive.
+	NoDataPause NoDataPolicy = "Pause"
+	// NoDataFail counts an inconclusive interval as failed.
+	NoDataFail NoDataPolicy = "Fail"
+	// NoDataContinue counts an inconclusive interval as passed.
+	NoDataContinue NoDataPolicy = "Continue"
+)
+
+// AnalysisSpec judges a canary on live metrics, interval by interval.
+// +kubebuilder:validation:XValidation:rule="self.provider != 'Prometheus' || (has(self.prometheus) && self.prometheus.address != '')",message="spec.rollout.analysis.prometheus.address is required when provider is Prometheus",fieldPath=".prometheus"
+type AnalysisSpec struct {
+	// Provider is Builtin (scrape the pods) or Prometheus.
+	// +kubebuilder:default=Builtin
+	// +optional
+	Provider AnalysisProvider `json:"provider,omitempty"`
+
+	// Prometheus is the server the Prometheus provider queries.
+	// +optional
+	Prometheus *PrometheusSpec `json:"prometheus,omitempty"`
+
+	// Interval between verdicts.
+	// +kubebuilder:default="30s"
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s') && duration(self) <= duration('1h')",message="spec.rollout.analysis.interval must be between 1s and 1h"
+	// +optional
+	Interval metav1.Duration `json:"interval,omitempty"`
+
+	// MinRequests an interval needs to be conclusive.
+	// +kubebuilder:default=20
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=1000000000
+	// +optional
+	MinRequests *int64 `json:"minRequests,omitempty"`
+
+	// OnNoData is what an inconclusive interval does: Pause, Fail or Continue.
+	// +kubebuilder:default=Pause
+	// +optional
+	OnNoData NoDataPolicy `json:"onNoData,omitempty"`
+
+	// FailureLimit is how many failed intervals are tolerated; one more rolls
+	// the canary back (or holds it as Degraded without autoRollback).
+	// +kubebuilder:default=1
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=100
+	// +optional
+	FailureLimit *int32 `json:"failureLimit,omitempty"`
+
+	// MaxErrorRate is the highest (5xx + timeouts) / requests that passes, a
+	// decimal in [0,1]. Shed requests are not errors.
+	// +kubebuilder:default="0.01"
+	// +kubebuilder:validation:MaxLength=16
+	// +kubebuilder:validation:XValidation:rule="self.matches('^(0([.][0-9]{1,6})?|1([.]0{1,6})?)$')",message="spec.rollout.analysis.maxErrorRate must be a decimal between 0 and 1, such as \"0.01\""
+	// +optional
+	MaxErrorRate string `json:"maxErrorRate,omitempty"`
+
+	// MaxShedRate is the highest (429 + queue-timeout 503) / requests that passes,
+	// a decimal in [0,1].
+	// +kubebuilder:default="0.10"
+	// +kubebuilder:validation:MaxLength=16
+	// +kubebuilder:validation:XValidation:rule="self.matches('^(0([.][0-9]{1,6})?|1([.]0{1,6})?)$')",message="spec.rollout.analysis.maxShedRate must be a decimal between 0 and 1, such as \"0.10\""
+	// +optional
+	MaxShedRate string `json:"maxShedRate,omitempty"`
+
+	// MaxLatencyP99 is the highest 99th-percentile request latency that passes.
+	// +kubebuilder:default="2s"
+	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s') && duration(self) <= duration('1h')",message="spec.rollout.analysis.maxLatencyP99 must be between 0s (exclusive) and 1h"
+	// +optional
+	MaxLatencyP99 metav1.Duration `json:"maxLatencyP99,omitempty"`
+}
+
+// PrometheusSpec addresses a Prometheus server.
+type PrometheusSpec struct {
+	// Address is the server's base URL.
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="self.matches('^https?://[^ ]+$')",message="spec.rollout.analysis.prometheus.address must be an http:// or https:// URL"
+	Address string `json:"address"`
+}
+
+// PodOverrides are passed through to the pods of both tracks.
+type PodOverrides struct {
+	// +optional
+	Resources corev1.ResourceRequirements `json:"resources,omitempty"`
+	// +optional
+	NodeSelector map[string]string `json:"nodeSelector,omitempty"`
+	// +optional
+	// +listType=atomic
+	Tolerations []corev1.Toleration `json:"tolerations,omitempty"`
+	// +optional
+	Affinity *corev1.Affinity `json:"affinity,omitempty"`
+	// +optional
+	// +listType=atomic
+	TopologySpreadConstraints []corev1.TopologySpreadConstraint `json:"topologySpreadConstraints,omitempty"`
+	// Annotations added to the pods.
+	// +optional
+	Annotations map[string]string `json:"annotations,omitempty"`
+	// Labels added to the pods; the operator's own labels win.
+	// +optional
+	Labels map[string]string `json:"labels,omitempty"`
+	// +kubebuilder:validation:MaxLength=253
+	// +optional
+	ServiceAccountName string `json:"serviceAccountName,omitempty"`
+	// +kubebuilder:validation:MaxLength=253
+	// +optional
+	PriorityClassName string `json:"priorityClassName,omitempty"`
+}
+
+// Phase is a one-word summary of a RAGService, derived from its conditions.
+type Phase string
+
+// Phases, for display only: decisions read conditions and the rollout fields.
+const (
+	PhasePending     Phase = "Pending"
+	PhaseProgressing Phase = "Progressing"
+	PhasePaused      Phase = "Paused"
+	PhaseHealthy     Phase = "Healthy"
+	PhaseDegraded    Phase = "Degraded"
+	PhaseRolledBack  Phase = "RolledBack"
+)
+
+// Verdict of one analysis interval.
+type Verdict string
+
+// Verdicts of an analysis interval.
+const (
+	VerdictPass         Verdict = "Pass"
+	VerdictFail         Verdict = "Fail"
+	VerdictInconclusive Verdict = "Inconclusive"
+)
+
+// Condition types, kstatus-compatible: Reconciling and Stalled are present only
+// when true.
+const (
+	ConditionReady       = "Ready"
+	ConditionReconciling = "Reconciling"
+	ConditionStalled     = "Stalled"
+	ConditionAvailable   = "Available"
+	ConditionRolledBack  = "RolledBack"
+)
+
+// RAGServiceStatus is what the operator observed and decided. Everything the
+// rollout needs to continue after a restart lives here.
+type RAGServiceStatus struct {
+	// ObservedGeneration is the generation of the last clean reconcile.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// Phase summarises the conditions for display.
+	// +optional
+	Phase Phase `json:"phase,omitempty"`
+	// Replicas counts the pods of both tracks.
+	// +optional
+	Replicas int32 `json:"replicas"`
+	// ReadyReplicas counts the ready pods of both tracks.
+	// +optional
+	ReadyReplicas int32 `json:"readyReplicas"`
+	// Selector selects the pods of both tracks, for the scale subresource.
+	// +optional
+	Selector string `json:"selector,omitempty"`
+	// StableRevision is the hash of the stable pod template.
+	// +optional
+	StableRevision string `json:"stableRevision,omitempty"`
+	// CanaryRevision is the hash of the canary's pod template; empty when no
+	// canary runs.
+	// +optional
+	CanaryRevision string `json:"canaryRevision,omitempty"`
+	// CurrentStep is the index of the canary step in progress.
+	// +optional
+	CurrentStep int32 `json:"currentStep,omitempty"`
+	// CanaryWeight is the desired share of the canary, in percent.
+	// +optional
+	CanaryWeight int32 `json:"canaryWeight,omitempty"`
+	// EffectiveWeight is the share of ready pods that run the canary, in percent.
+	// +optional
+	EffectiveWeight int32 `json:"effectiveWeight,omitempty"`
+	// StepStartTime is when the current step began; it times pauses and the
+	// progress deadline.
+	// +optional
+	StepStartTime *metav1.Time `json:"stepStartTime,omitempty"`
+	// Analysis is the last verdict on the canary.
+	// +optional
+	Analysis *AnalysisStatus `json:"analysis,omitempty"`
+	// Rollback is the last rollback.
+	// +optional
+	Rollback *RollbackStatus `json:"rollback,omitempty"`
+	// Conditions: Ready, Reconciling, Stalled, Available, RolledBack.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+}
+
+// AnalysisStatus is the result of one analysis interval.
+type AnalysisStatus struct {
+	// Time the interval ended.
+	Time metav1.Time `json:"time"`
+	// Revision analysed.
+	// +optional
+	Revision string `json:"revision,omitempty"`
+	// Requests answered by the canary during the interval.
+	Requests int64 `json:"requests"`
+	// ErrorRate is (5xx + timeouts) / requests, as a decimal string.
+	// +optional
+	ErrorRate string `json:"errorRate,omitempty"`
+	// ShedRate is (429 + queue-timeout 503) / requests, as a decimal string.
+	// +optional
+	ShedRate string `json:"shedRate,omitempty"`
+	// LatencyP99 of the interval's requests.
+	// +optional
+	LatencyP99 *metav1.Duration `json:"latencyP99,omitempty"`
+	// Verdict of the interval: Pass, Fail or Inconclusive.
+	Verdict Verdict `json:"verdict"`
+	// Failures counts the failed intervals of this canary so far.
+	// +optional
+	Failures int32 `json:"failures,omitempty"`
+	// Message says why, in words.
+	// +optional
+	Message string `json:"message,omitempty"`
+}
+
+// RollbackStatus records a rollback.
+type RollbackStatus struct {
+	// Revision that was rolled back; it is not tried again until the spec changes
+	// or the retry annotation asks for it.
+	Revision string `json:"revision"`
+	// Reason in CamelCase: AnalysisFailed, ProgressDeadlineExceeded, Aborted.
+	Reason string `json:"reason"`
+	// Message says why, in words.
+	// +optional
+	Message string `json:"message,omitempty"`
+	// Time of the rollback.
+	Time metav1.Time `json:"time"`
+}
+
+// Annotations of one-shot manual control: the operator acts once, removes the
+// annotation and records an event.
+const (
+	AnnotationPromote = "rag.ragops.io/promote"
+	AnnotationAbort   = "rag.ragops.io/abort"
+	AnnotationRetry   = "rag.ragops.io/retry"
+)
+
+// Labels on everything the operator owns.
+const (
+	LabelInstance = "app.kubernetes.io/instance"
+	LabelName     = "app.kubernetes.io/name"
+	LabelManaged  = "app.kubernetes.io/managed-by"
+	LabelTrack    = "rag.ragops.io/track"
+	LabelRevision = "rag.ragops.io/revision"
+
+	// NameEmbedServer is the app.kubernetes.io/name of the pods.
+	NameEmbedServer = "embedserver"
+	// TrackStable and TrackCanary are the values of LabelTrack.
+	TrackStable = "stable"
+	TrackCanary = "canary"
+)
+
+// RAGService runs a fleet of embedding servers and ships every change as a canary.
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:subresource:scale:specpath=.spec.replicas,statuspath=.status.replicas,selectorpath=.status.selector
+// +kubebuilder:resource:shortName=ragsvc,categories=rag
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
+// +kubebuilder:printcolumn:name="Stable",type=string,JSONPath=`.status.stableRevision`
+// +kubebuilder:printcolumn:name="Canary",type=string,JSONPath=`.status.canaryRevision`
+// +kubebuilder:printcolumn:name="Weight",type=integer,JSONPath=`.status.effectiveWeight`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type RAGService struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Spec   RAGServiceSpec   `json:"spec,omitempty"`
+	Status RAGServiceStatus `json:"status,omitempty"`
+}
+
+// RAGServiceList is a list of RAGServices.
+// +kubebuilder:object:root=true
+type RAGServiceList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []RAGService `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&RAGService{}, &RAGServiceList{})
+}
