@@ -28,6 +28,9 @@ LDFLAGS := -X github.com/ragops/rag-operator/internal/version.Version=$(VERSION)
 .PHONY: all
 all: build
 
+# Each area of the project keeps its own targets in hack/make/*.mk.
+include $(wildcard hack/make/*.mk)
+
 ##@ General
 
 .PHONY: help
