@@ -1,0 +1,211 @@
+package limiter
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+var errQueueTimeout = errors.New("queue timeout")
+
+// acquireAsync starts an Acquire and returns a channel with its outcome. It waits
+// until the caller is queued (or has its answer) so order is deterministic.
+func acquireAsync(t *testing.T, l *Limiter, ctx context.Context, wantDepth int) <-chan result {
+	t.Helper()
+	ch := make(chan result, 1)
+	go func() {
+		rel, err := l.Acquire(ctx)
+		ch <- result{rel, err}
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for l.QueueDepth() != wantDepth {
+		if time.Now().After(deadline) {
+			t.Fatalf("queue depth %d, want %d", l.QueueDepth(), wantDepth)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return ch
+}
+
+type result struct {
+	release func()
+	err     error
+}
+
+func TestAdmission(t *testing.T) {
+	tests := []struct {
+		name              string
+		maxIn, maxQ       int
+		held              int // immediate acquisitions that must succeed
+		wantQueueFullNext bool
+	}{
+		{"slots free", 2, 0, 1, false},
+		{"no queue, full", 2, 0, 2, true},
+		{"zero in-flight is one", 0, 0, 1, true},
+		{"negative queue is zero", 1, -5, 1, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			l := New(tt.maxIn, tt.maxQ)
+			var rels []func()
+			for i := 0; i < tt.held; i++ {
+				rel, err := l.Acquire(context.Background())
+				if err != nil {
+					t.Fatalf("acquire %d: %v", i, err)
+				}
+				rels = append(rels, rel)
+			}
+			if got := l.InFlight(); got != tt.held {
+				t.Fatalf("in flight %d, want %d", got, tt.held)
+			}
+			rel, err := l.Acquire(context.Background())
+			if tt.wantQueueFullNext {
+				if !errors.Is(err, ErrQueueFull) {
+					t.Fatalf("err %v, want ErrQueueFull", err)
+				}
+			} else {
+				if err != nil {
+					t.Fatalf("err %v", err)
+				}
+				rel()
+			}
+			for _, r := range rels {
+				r()
+			}
+			if got := l.InFlight(); got != 0 {
+				t.Fatalf("in flight after release %d", got)
+			}
+		})
+	}
+}
+
+func TestFIFOOrderAndQueueBound(t *testing.T) {
+	l := New(1, 2)
+	first, err := l.Acquire(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := acquireAsync(t, l, context.Background(), 1)
+	b := acquireAsync(t, l, context.Background(), 2)
+	if _, err := l.Acquire(context.Background()); !errors.Is(err, ErrQueueFull) {
+		t.Fatalf("third waiter: %v, want ErrQueueFull", err)
+	}
+	first()
+	ra := <-a
+	if ra.err != nil {
+		t.Fatalf("a: %v", ra.err)
+	}
+	select {
+	case <-b:
+		t.Fatal("b admitted before a released")
+	case <-time.After(20 * time.Millisecond):
+	}
+	ra.release()
+	ra.release() // idempotent: must not free a second slot
+	rb := <-b
+	if rb.err != nil {
+		t.Fatalf("b: %v", rb.err)
+	}
+	if l.InFlight() != 1 || l.QueueDepth() != 0 {
+		t.Fatalf("in flight %d queue %d", l.InFlight(), l.QueueDepth())
+	}
+	rb.release()
+	if l.InFlight() != 0 {
+		t.Fatalf("in flight %d after all released", l.InFlight())
+	}
+}
+
+func TestWaitEndsWithCause(t *testing.T) {
+	tests := []struct {
+		name  string
+		end   func(cancel context.CancelCauseFunc)
+		wantE error
+	}{
+		{"queue timeout", func(c context.CancelCauseFunc) { c(errQueueTimeout) }, errQueueTimeout},
+		{"client gone", func(c context.CancelCauseFunc) { c(context.Canceled) }, context.Canceled},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			l := New(1, 1)
+			hold, _ := l.Acquire(context.Background())
+			ctx, cancel := context.WithCancelCause(context.Background())
+			ch := acquireAsync(t, l, ctx, 1)
+			tt.end(cancel)
+			r := <-ch
+			if !errors.Is(r.err, tt.wantE) {
+				t.Fatalf("err %v, want %v", r.err, tt.wantE)
+			}
+			// The waiter left the queue at once: the slot goes to nobody.
+			if l.QueueDepth() != 0 {
+				t.Fatalf("queue depth %d", l.QueueDepth())
+			}
+			hold()
+			if l.InFlight() != 0 {
+				t.Fatalf("in flight %d", l.InFlight())
+			}
+		})
+	}
+}
+
+func TestAlreadyEndedContextNeverQueues(t *testing.T) {
+	l := New(1, 1)
+	ctx, cancel := context.WithCancelCause(context.Background())
+	cancel(errQueueTimeout)
+	if _, err := l.Acquire(ctx); !errors.Is(err, errQueueTimeout) {
+		t.Fatalf("err %v", err)
+	}
+	if l.InFlight() != 0 {
+		t.Fatal("slot taken by an ended context")
+	}
+}
+
+// Many callers racing grants against cancellations must never leak or double a slot.
+func TestNoSlotLeakUnderRace(t *testing.T) {
+	const maxIn = 3
+	l := New(maxIn, 10)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	running, peak := 0, 0
+	for i := 0; i < 400; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), time.Duration(i%5)*100*time.Microsecond)
+			defer cancel()
+			rel, err := l.Acquire(ctx)
+			if err != nil {
+				return
+			}
+			defer rel()
+			mu.Lock()
+			running++
+			if running > peak {
+				peak = running
+			}
+			mu.Unlock()
+			time.Sleep(50 * time.Microsecond)
+			mu.Lock()
+			running--
+			mu.Unlock()
+		}(i)
+	}
+	wg.Wait()
+	if peak > maxIn {
+		t.Fatalf("peak concurrency %d > %d", peak, maxIn)
+	}
+	if l.InFlight() != 0 || l.QueueDepth() != 0 {
+		t.Fatalf("leak: in flight %d queue %d", l.InFlight(), l.QueueDepth())
+	}
+	// All slots are usable again.
+	for i := 0; i < maxIn; i++ {
+		if _, err := l.Acquire(context.Background()); err != nil {
+			t.Fatalf("slot %d lost: %v", i, err)
+		}
+	}
+}
