@@ -1,0 +1,100 @@
+// Package provider defines what the embedding server asks of a model backend, and
+// the errors a backend returns so the server can answer with the right status.
+package provider
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// Input is one item of an embeddings request: a text, or a list of token ids.
+type Input struct {
+	Text     string
+	Tokens   []int
+	IsTokens bool
+}
+
+// Request is what the server hands a provider, after validation.
+type Request struct {
+	Model      string
+	Inputs     []Input
+	Dimensions int // 0: the model's own
+	User       string
+}
+
+// Response holds one vector per input, in input order.
+type Response struct {
+	Embeddings   [][]float32
+	PromptTokens int
+}
+
+// Provider turns inputs into vectors. It must return when ctx ends.
+type Provider interface {
+	Embed(ctx context.Context, req Request) (Response, error)
+}
+
+// Error is a failure with the HTTP answer it deserves. Providers return it (or
+// wrap it) so the server does not guess.
+type Error struct {
+	Status     int    // HTTP status for the client
+	Type       string // OpenAI error type, e.g. "invalid_request_error"
+	Code       string
+	Param      string
+	Message    string
+	RetryAfter time.Duration // 0: none
+	Err        error         // the cause, for logs
+}
+
+func (e *Error) Error() string {
+	if e.Err != nil {
+		return fmt.Sprintf("%s: %v", e.Message, e.Err)
+	}
+	return e.Message
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// AsError finds an *Error in err's chain.
+func AsError(err error) (*Error, bool) {
+	var pe *Error
+	ok := errors.As(err, &pe)
+	return pe, ok
+}
+
+// BadRequest is a 400 naming the offending parameter.
+func BadRequest(param, format string, args ...any) *Error {
+	return &Error{Status: http.StatusBadRequest, Type: "invalid_request_error", Param: param, Code: "invalid_value", Message: fmt.Sprintf(format, args...)}
+}
+
+// FailRate wraps p so that a fraction rate of calls fail with 500 before reaching
+// p. It exists for fault-injection drills (the server's --fail-rate flag): a
+// deliberately bad deployment that really errors, so canary analysis can be seen
+// rolling it back.
+func FailRate(p Provider, rate float64, seed uint64) Provider {
+	if rate <= 0 {
+		return p
+	}
+	return &failRate{next: p, rate: rate, rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))}
+}
+
+type failRate struct {
+	next Provider
+	rate float64
+	mu   sync.Mutex
+	rng  *rand.Rand
+}
+
+func (f *failRate) Embed(ctx context.Context, req Request) (Response, error) {
+	f.mu.Lock()
+	fail := f.rng.Float64() < f.rate
+	f.mu.Unlock()
+	if fail {
+		return Response{}, &Error{Status: http.StatusInternalServerError, Type: "server_error", Code: "injected_fault", Message: "injected fault (--fail-rate drill)"}
+	}
+	return f.next.Embed(ctx, req)
+}
