@@ -172,8 +172,11 @@ type Plan struct {
 }
 
 // AnalysisDue says whether the controller should run analysis before calling
-// Decide: a canary runs (not yet promoted), analysis is configured and no
-// verdict on this canary is younger than the interval.
+// Decide: a canary runs (not yet promoted) with at least one ready pod,
+// analysis is configured and no verdict on this canary is younger than the
+// interval. A canary without ready pods is not analysed at all: that is the
+// progress deadline's business, and "no data" from pods that are not serving
+// yet must never count as a failure.
 func AnalysisDue(in Input) bool {
 	a := in.Rollout.Analysis
 	st := in.Status
@@ -181,6 +184,9 @@ func AnalysisDue(in Input) bool {
 		return false
 	}
 	if st.CanaryRevision == "" || st.CanaryRevision == st.StableRevision {
+		return false
+	}
+	if cn := in.Canary; !cn.Exists || cn.Revision != st.CanaryRevision || cn.ReadyReplicas == 0 {
 		return false
 	}
 	if st.Analysis == nil || st.Analysis.Revision != st.CanaryRevision {
@@ -491,14 +497,14 @@ func (p *planner) canary() {
 			return
 		}
 		p.st.CurrentStep++
+		if int(p.st.CurrentStep) == len(steps) {
+			continue // promotion says it
+		}
 		p.st.StepStartTime = p.now()
 		p.st.CanaryWeight = weightAt(steps, p.st.CurrentStep)
 		desired = CanaryReplicas(p.in.Replicas, p.st.CanaryWeight)
 		p.canaryReplicas = desired
-		msg := fmt.Sprintf("Advanced canary %s to step %d/%d", c, p.st.CurrentStep, len(steps))
-		if int(p.st.CurrentStep) < len(steps) {
-			msg += " (" + describe(steps[p.st.CurrentStep]) + ")"
-		}
+		msg := fmt.Sprintf("Advanced canary %s to step %d/%d (%s)", c, p.st.CurrentStep, len(steps), describe(steps[p.st.CurrentStep]))
 		p.set(TransitionAdvance, "StepAdvanced", msg)
 		p.event(EventNormal, "StepAdvanced", msg)
 	}
@@ -571,7 +577,11 @@ func (p *planner) recordVerdict() {
 	}
 	if v.Verdict == v1alpha1.VerdictFail || (v.Verdict == v1alpha1.VerdictInconclusive && a.OnNoData == v1alpha1.NoDataFail) {
 		rec.Failures++
-		p.event(EventWarning, "AnalysisIntervalFailed", fmt.Sprintf("Analysis of canary %s: %s (%d/%d failed intervals tolerated)", c, orVerdict(rec.Message, rec.Verdict), rec.Failures, failureLimit(a)))
+		// Once over the limit the rollout has failed; more failed intervals are
+		// not news.
+		if rec.Failures <= failureLimit(a)+1 {
+			p.event(EventWarning, "AnalysisIntervalFailed", fmt.Sprintf("Analysis of canary %s failed: %s (failed intervals %d, failureLimit %d)", c, orVerdict(rec.Message, rec.Verdict), rec.Failures, failureLimit(a)))
+		}
 	}
 	p.st.Analysis = rec
 }

@@ -1,0 +1,671 @@
+package rollout
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"math/rand"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/ragops/rag-operator/api/v1alpha1"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/*.golden")
+
+// The simulator drives Decide tick by tick against a fake Deployment controller
+// (pods become ready after a seeded number of ticks; the stable Deployment rolls
+// with maxSurge 1 and maxUnavailable 0, as the controller configures it) and
+// prints what a reviewer needs to follow a rollout. Its output is compared with
+// testdata/<scenario>.golden; `go test ./internal/rollout -run Golden -update`
+// rewrites them.
+
+const tick = 10 * time.Second
+
+var epoch = time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)
+
+type simPod struct {
+	rev     string
+	readyAt int // tick at which it becomes ready; -1 never
+}
+
+type simDeploy struct {
+	name     string
+	exists   bool
+	replicas int32
+	revision string
+	pods     []*simPod
+	surge    bool // RollingUpdate maxSurge 1 / maxUnavailable 0 (stable); else replace at once (canary)
+}
+
+func (d *simDeploy) ready(now int, rev string) int32 {
+	n := int32(0)
+	for _, p := range d.pods {
+		if p.readyAt >= 0 && now >= p.readyAt && (rev == "" || p.rev == rev) {
+			n++
+		}
+	}
+	return n
+}
+
+func (d *simDeploy) count(rev string) int32 {
+	n := int32(0)
+	for _, p := range d.pods {
+		if p.rev == rev {
+			n++
+		}
+	}
+	return n
+}
+
+// removeOne deletes one pod of rev, not-ready ones first.
+func (d *simDeploy) removeOne(now int, match func(*simPod) bool) bool {
+	best := -1
+	for i, p := range d.pods {
+		if !match(p) {
+			continue
+		}
+		if best < 0 || !(p.readyAt >= 0 && now >= p.readyAt) {
+			best = i
+		}
+	}
+	if best < 0 {
+		return false
+	}
+	d.pods = append(d.pods[:best], d.pods[best+1:]...)
+	return true
+}
+
+type sim struct {
+	t      *testing.T
+	sc     scenario
+	rng    *rand.Rand
+	now    int
+	out    strings.Builder
+	stable *simDeploy
+	canary *simDeploy
+
+	replicas int32
+	desired  string
+	rollout  v1alpha1.RolloutSpec
+	status   v1alpha1.RAGServiceStatus
+	promote  bool
+	abort    bool
+	retry    bool
+
+	lastReady  string
+	lastPhase  v1alpha1.Phase
+	lastReason string
+	reached    bool
+	reachedFor int32
+}
+
+// scenario is a seeded sequence of events.
+type scenario struct {
+	name     string
+	seed     int64
+	ticks    int
+	replicas int32
+	rollout  v1alpha1.RolloutSpec
+	// broken revisions never become ready.
+	broken map[string]bool
+	// events at a tick, applied before the controller runs.
+	at map[int]func(s *sim)
+	// verdict returns the analysis result at a tick, or nil for no data yet.
+	verdict func(s *sim, rev string) *v1alpha1.AnalysisStatus
+	// killAt: the manager dies at these ticks after writing the status and
+	// before applying the Deployments.
+	killAt map[int]bool
+	// lostAt: the manager dies at these ticks before writing anything.
+	lostAt map[int]bool
+}
+
+func (s *sim) logf(format string, args ...any) {
+	fmt.Fprintf(&s.out, "t=%-5s "+format+"\n", append([]any{(time.Duration(s.now) * tick).String()}, args...)...)
+}
+
+func (s *sim) readyDelay(rev string) int {
+	if s.sc.broken[rev] {
+		return -1
+	}
+	return s.now + 1 + s.rng.Intn(3)
+}
+
+// reconcileDeploy is the fake Deployment controller: one step per tick.
+func (s *sim) reconcileDeploy(d *simDeploy) {
+	if !d.exists {
+		return
+	}
+	// Canary-style: a template switch replaces the pods at once.
+	if !d.surge {
+		for d.removeOne(s.now, func(p *simPod) bool { return p.rev != d.revision }) {
+		}
+	}
+	cur := d.count(d.revision)
+	old := int32(len(d.pods)) - cur
+	if old == 0 {
+		for cur < d.replicas {
+			d.pods = append(d.pods, &simPod{rev: d.revision, readyAt: s.readyDelay(d.revision)})
+			cur++
+		}
+		for cur > d.replicas && d.removeOne(s.now, func(p *simPod) bool { return true }) {
+			cur--
+		}
+		return
+	}
+	// Rolling update, maxSurge 1, maxUnavailable 0: remove an old pod only
+	// when the ready pods exceed the size; add a new one within the surge.
+	readyAll := d.ready(s.now, "")
+	for old > 0 && readyAll > d.replicas {
+		if !d.removeOne(s.now, func(p *simPod) bool { return p.rev != d.revision }) {
+			break
+		}
+		old--
+		readyAll = d.ready(s.now, "")
+	}
+	if cur < d.replicas && int32(len(d.pods)) < d.replicas+1 {
+		d.pods = append(d.pods, &simPod{rev: d.revision, readyAt: s.readyDelay(d.revision)})
+	}
+}
+
+func (s *sim) track(d *simDeploy) Track {
+	if !d.exists {
+		return Track{}
+	}
+	cur := d.count(d.revision)
+	ready := d.ready(s.now, d.revision)
+	return Track{
+		Revision: d.revision, Exists: true, Replicas: d.replicas,
+		ReadyReplicas: ready, UpdatedReplicas: cur, AvailableReplicas: ready,
+		RolledOut: cur == d.replicas && ready == d.replicas && int32(len(d.pods)) == cur,
+	}
+}
+
+func (s *sim) observe() {
+	st := fmt.Sprintf("stable %d/%d ready (%s)", s.stable.ready(s.now, ""), s.stable.replicas, revs(s.stable, s.now))
+	if s.canary.exists {
+		st += fmt.Sprintf(", canary %d/%d ready (%s)", s.canary.ready(s.now, ""), s.canary.replicas, revs(s.canary, s.now))
+	}
+	if st != s.lastReady {
+		s.logf("pods: %s", st)
+		s.lastReady = st
+	}
+	// Capacity: ready stable pods plus ready pods of the promoted revision never
+	// fall below the size once it was reached.
+	capacity := s.stable.ready(s.now, "")
+	if s.canary.exists && s.status.StableRevision != "" {
+		capacity += s.canary.ready(s.now, s.status.StableRevision)
+	}
+	if s.replicas > s.reachedFor {
+		s.reached = false // a scale-up is not reached until its pods are ready
+	}
+	if capacity >= s.replicas {
+		s.reached, s.reachedFor = true, s.replicas
+	} else if s.reached {
+		s.t.Errorf("%s t=%s: ready capacity %d below replicas %d", s.sc.name, time.Duration(s.now)*tick, capacity, s.replicas)
+		s.logf("CAPACITY VIOLATION: %d ready < %d", capacity, s.replicas)
+	}
+}
+
+func revs(d *simDeploy, now int) string {
+	m := map[string][2]int{}
+	for _, p := range d.pods {
+		c := m[p.rev]
+		c[1]++
+		if p.readyAt >= 0 && now >= p.readyAt {
+			c[0]++
+		}
+		m[p.rev] = c
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, 0, len(keys))
+	for _, k := range keys {
+		parts = append(parts, fmt.Sprintf("%s:%d/%d", k, m[k][0], m[k][1]))
+	}
+	if len(parts) == 0 {
+		return "none"
+	}
+	return strings.Join(parts, " ")
+}
+
+func (s *sim) step() {
+	if f := s.sc.at[s.now]; f != nil {
+		f(s)
+	}
+	s.reconcileDeploy(s.stable)
+	s.reconcileDeploy(s.canary)
+	s.observe()
+
+	nowT := epoch.Add(time.Duration(s.now) * tick)
+	in := Input{
+		Now: nowT, Replicas: s.replicas, Rollout: s.rollout, DesiredRevision: s.desired,
+		Status: s.status, Stable: s.track(s.stable), Canary: s.track(s.canary),
+		Promote: s.promote, Abort: s.abort, Retry: s.retry,
+	}
+	if AnalysisDue(in) && s.sc.verdict != nil {
+		if v := s.sc.verdict(s, in.Status.CanaryRevision); v != nil {
+			v.Time = metav1.NewTime(nowT)
+			v.Revision = in.Status.CanaryRevision
+			in.Verdict = v
+			s.logf("analysis of %s: %s (%s)", v.Revision, v.Verdict, v.Message)
+		}
+	}
+	plan := Decide(in)
+	checkPlan(s.t, s.sc.name, in, plan)
+
+	if s.sc.lostAt[s.now] {
+		s.logf("manager killed before writing status: pass lost")
+		return
+	}
+	// The controller persists status first, then applies the Deployments; a
+	// restart reads the status back from JSON as the API server stores it.
+	s.status = roundTrip(s.t, plan.Status)
+	for _, a := range plan.Consumed {
+		switch a {
+		case v1alpha1.AnnotationPromote:
+			s.promote = false
+		case v1alpha1.AnnotationAbort:
+			s.abort = false
+		case v1alpha1.AnnotationRetry:
+			s.retry = false
+		}
+		s.logf("annotation %s removed", a)
+	}
+	for _, e := range plan.Events {
+		s.logf("event %s %s: %s", e.Type, e.Reason, e.Message)
+	}
+	if why := fmt.Sprintf("%s %s: %s", plan.Transition, plan.Reason, plan.Message); why != s.lastReason && len(plan.Events) == 0 {
+		s.logf("decision: %s", why)
+	}
+	s.lastReason = fmt.Sprintf("%s %s: %s", plan.Transition, plan.Reason, plan.Message)
+	if plan.Phase != s.lastPhase {
+		s.logf("phase %s -> %s (%s)", orNone(string(s.lastPhase)), plan.Phase, plan.Reason)
+		s.lastPhase = plan.Phase
+	}
+	if s.sc.killAt[s.now] {
+		s.logf("manager killed after writing status, before applying Deployments")
+		return
+	}
+	s.apply(s.stable, "stable", plan.StableRevision, plan.StableReplicas, plan.StableRevision != "")
+	s.apply(s.canary, "canary", plan.CanaryRevision, plan.CanaryReplicas, plan.CanaryRevision != "")
+}
+
+func (s *sim) apply(d *simDeploy, name, rev string, replicas int32, setRev bool) {
+	if !d.exists && replicas == 0 {
+		return
+	}
+	if !d.exists {
+		d.exists = true
+		d.revision = rev
+		s.logf("created %s Deployment (revision %s)", name, rev)
+	}
+	if setRev && d.revision != rev {
+		s.logf("%s template %s -> %s", name, d.revision, rev)
+		d.revision = rev
+	}
+	if d.replicas != replicas {
+		s.logf("scaled %s %d -> %d (weight %d)", name, d.replicas, replicas, s.status.CanaryWeight)
+		d.replicas = replicas
+	}
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
+}
+
+func roundTrip(t *testing.T, st v1alpha1.RAGServiceStatus) v1alpha1.RAGServiceStatus {
+	b, err := json.Marshal(st)
+	if err != nil {
+		t.Fatalf("marshal status: %v", err)
+	}
+	var out v1alpha1.RAGServiceStatus
+	if err := json.Unmarshal(b, &out); err != nil {
+		t.Fatalf("unmarshal status: %v", err)
+	}
+	return out
+}
+
+// checkPlan asserts what must hold for every plan, whatever the scenario.
+func checkPlan(t *testing.T, name string, in Input, p Plan) {
+	t.Helper()
+	if p.StableReplicas != max(in.Replicas, 0) {
+		t.Errorf("%s: stable replicas %d, want %d (the canary must never change stable's size)", name, p.StableReplicas, in.Replicas)
+	}
+	if p.CanaryRevision == "" && p.CanaryReplicas != 0 {
+		t.Errorf("%s: canary replicas %d without a canary revision", name, p.CanaryReplicas)
+	}
+	if p.CanaryReplicas > in.Replicas {
+		t.Errorf("%s: canary replicas %d above replicas %d", name, p.CanaryReplicas, in.Replicas)
+	}
+	if p.Transition == TransitionRollback && p.CanaryReplicas != 0 {
+		t.Errorf("%s: rollback left %d canary pods", name, p.CanaryReplicas)
+	}
+	if p.Transition != TransitionNone && p.Transition != TransitionHold && p.RequeueAfter == 0 && p.CanaryRevision != "" {
+		t.Errorf("%s: canary in progress (%s) without a requeue", name, p.Transition)
+	}
+	if p.RequeueAfter != 0 && p.RequeueAfter < time.Second {
+		t.Errorf("%s: requeue %s is a hot loop", name, p.RequeueAfter)
+	}
+}
+
+func run(t *testing.T, sc scenario) string {
+	s := &sim{
+		t: t, sc: sc, rng: rand.New(rand.NewSource(sc.seed)),
+		stable:   &simDeploy{name: "stable", surge: true},
+		canary:   &simDeploy{name: "canary"},
+		replicas: sc.replicas, desired: "rev-a", rollout: sc.rollout,
+	}
+	for s.now = 0; s.now < sc.ticks; s.now++ {
+		s.step()
+	}
+	fmt.Fprintf(&s.out, "final: stable %s x%d, canary %q x%d, phase %s, step %d, rollback %s\n",
+		s.status.StableRevision, s.stable.replicas, s.status.CanaryRevision, s.canary.replicas,
+		s.status.Phase, s.status.CurrentStep, rollbackString(s.status.Rollback))
+	return s.out.String()
+}
+
+func rollbackString(r *v1alpha1.RollbackStatus) string {
+	if r == nil {
+		return "none"
+	}
+	return r.Revision + "/" + r.Reason
+}
+
+func golden(t *testing.T, name, got string) {
+	t.Helper()
+	path := filepath.Join("testdata", name+".golden")
+	if *update {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("read golden (run with -update to create it): %v", err)
+	}
+	if string(want) != got {
+		t.Errorf("%s differs from %s (rerun with -update after checking the change):\n%s", name, path, diffLines(string(want), got))
+	}
+}
+
+func diffLines(want, got string) string {
+	w, g := strings.Split(want, "\n"), strings.Split(got, "\n")
+	var b strings.Builder
+	for i := 0; i < len(w) || i < len(g); i++ {
+		var wl, gl string
+		if i < len(w) {
+			wl = w[i]
+		}
+		if i < len(g) {
+			gl = g[i]
+		}
+		if wl != gl {
+			fmt.Fprintf(&b, "line %d:\n  want: %s\n  got:  %s\n", i+1, wl, gl)
+		}
+	}
+	return b.String()
+}
+
+// --- scenario helpers ---
+
+func i32(v int32) *int32 { return &v }
+func i64(v int64) *int64 { return &v }
+func dur(d time.Duration) *metav1.Duration {
+	return &metav1.Duration{Duration: d}
+}
+
+func weightStep(w int32) v1alpha1.RolloutStep { return v1alpha1.RolloutStep{SetWeight: &w} }
+func pauseStep(d time.Duration) v1alpha1.RolloutStep {
+	return v1alpha1.RolloutStep{Pause: &v1alpha1.PauseStep{Duration: dur(d)}}
+}
+
+func canarySpec() v1alpha1.RolloutSpec {
+	return v1alpha1.RolloutSpec{
+		Strategy: v1alpha1.StrategyCanary,
+		Steps: []v1alpha1.RolloutStep{
+			weightStep(20), pauseStep(30 * time.Second), weightStep(50), pauseStep(30 * time.Second),
+		},
+		ProgressDeadline: metav1.Duration{Duration: 2 * time.Minute},
+	}
+}
+
+func withAnalysis(r v1alpha1.RolloutSpec, onNoData v1alpha1.NoDataPolicy) v1alpha1.RolloutSpec {
+	r.Analysis = &v1alpha1.AnalysisSpec{
+		Provider: v1alpha1.AnalysisBuiltin, Interval: metav1.Duration{Duration: 20 * time.Second},
+		MinRequests: i64(20), OnNoData: onNoData, FailureLimit: i32(1),
+		MaxErrorRate: "0.01", MaxShedRate: "0.10", MaxLatencyP99: metav1.Duration{Duration: 2 * time.Second},
+	}
+	return r
+}
+
+func verdict(v v1alpha1.Verdict, msg string) *v1alpha1.AnalysisStatus {
+	return &v1alpha1.AnalysisStatus{Verdict: v, Message: msg, Requests: 100, ErrorRate: "0.0000", ShedRate: "0.0000"}
+}
+
+func passing(s *sim, rev string) *v1alpha1.AnalysisStatus {
+	if s.canary.ready(s.now, rev) == 0 {
+		return &v1alpha1.AnalysisStatus{Verdict: v1alpha1.VerdictInconclusive, Message: "no ready canary pods"}
+	}
+	return verdict(v1alpha1.VerdictPass, "error rate 0.0000 <= 0.01")
+}
+
+// failing fails a canary that serves; with no ready canary pod there is no data.
+func failing(msg string) func(*sim, string) *v1alpha1.AnalysisStatus {
+	return func(s *sim, rev string) *v1alpha1.AnalysisStatus {
+		if s.canary.ready(s.now, rev) == 0 {
+			return &v1alpha1.AnalysisStatus{Verdict: v1alpha1.VerdictInconclusive, Message: "no ready canary pods"}
+		}
+		return verdict(v1alpha1.VerdictFail, msg)
+	}
+}
+
+func deploy(rev string) func(*sim) {
+	return func(s *sim) {
+		s.desired = rev
+		s.logf("spec: template changed to %s", rev)
+	}
+}
+
+func events(m map[int]func(*sim)) map[int]func(*sim) {
+	// Every scenario starts from a healthy stable rev-a and ships rev-b at t=60s.
+	if _, ok := m[6]; !ok {
+		m[6] = deploy("rev-b")
+	}
+	return m
+}
+
+func scenarios() []scenario {
+	onNoData := func(p v1alpha1.NoDataPolicy) scenario {
+		return scenario{
+			name: "no-data-" + strings.ToLower(string(p)), seed: 11, ticks: 40, replicas: 4,
+			rollout: withAnalysis(canarySpec(), p),
+			at:      events(map[int]func(*sim){}),
+			verdict: func(s *sim, rev string) *v1alpha1.AnalysisStatus {
+				return &v1alpha1.AnalysisStatus{Verdict: v1alpha1.VerdictInconclusive, Requests: 3, Message: "3 requests < minRequests 20"}
+			},
+		}
+	}
+	return []scenario{
+		{
+			name: "happy-path", seed: 1, ticks: 40, replicas: 5,
+			rollout: withAnalysis(canarySpec(), v1alpha1.NoDataPause),
+			at:      events(map[int]func(*sim){}),
+			verdict: passing,
+		},
+		{
+			name: "no-steps-no-analysis", seed: 2, ticks: 20, replicas: 3,
+			rollout: v1alpha1.RolloutSpec{Strategy: v1alpha1.StrategyCanary},
+			at:      events(map[int]func(*sim){}),
+		},
+		{
+			name: "analysis-failure", seed: 3, ticks: 30, replicas: 4,
+			rollout: withAnalysis(canarySpec(), v1alpha1.NoDataPause),
+			at:      events(map[int]func(*sim){}),
+			verdict: failing("error rate 0.0800 > 0.01"),
+		},
+		{
+			name: "analysis-failure-no-autorollback", seed: 3, ticks: 30, replicas: 4,
+			rollout: func() v1alpha1.RolloutSpec {
+				r := withAnalysis(canarySpec(), v1alpha1.NoDataPause)
+				r.AutoRollback = new(bool)
+				return r
+			}(),
+			at: events(map[int]func(*sim){
+				25: func(s *sim) { s.abort = true; s.logf("annotation abort added") },
+			}),
+			verdict: failing("p99 3.2s > 2s"),
+		},
+		{
+			name: "progress-deadline", seed: 4, ticks: 25, replicas: 3,
+			rollout: canarySpec(),
+			broken:  map[string]bool{"rev-b": true},
+			at:      events(map[int]func(*sim){}),
+		},
+		{
+			name: "abort", seed: 5, ticks: 20, replicas: 3,
+			rollout: canarySpec(),
+			at: events(map[int]func(*sim){
+				10: func(s *sim) { s.abort = true; s.logf("annotation abort added") },
+			}),
+		},
+		{
+			name: "promote-annotation", seed: 6, ticks: 25, replicas: 3,
+			rollout: func() v1alpha1.RolloutSpec {
+				r := canarySpec()
+				r.Steps = []v1alpha1.RolloutStep{weightStep(34), {Pause: &v1alpha1.PauseStep{}}, weightStep(67)}
+				return r
+			}(),
+			at: events(map[int]func(*sim){
+				14: func(s *sim) { s.promote = true; s.logf("annotation promote added") },
+			}),
+		},
+		{
+			name: "retry-after-rollback", seed: 7, ticks: 50, replicas: 3,
+			rollout: withAnalysis(canarySpec(), v1alpha1.NoDataPause),
+			at: events(map[int]func(*sim){
+				20: func(s *sim) { s.promote = true; s.logf("annotation promote added (ignored: rolled back)") },
+				22: func(s *sim) { s.retry = true; s.logf("annotation retry added") },
+			}),
+			verdict: func(s *sim, rev string) *v1alpha1.AnalysisStatus {
+				if s.now < 20 {
+					return failing("error rate 0.2000 > 0.01")(s, rev)
+				}
+				return passing(s, rev)
+			},
+		},
+		{
+			name: "spec-edit-mid-rollout", seed: 8, ticks: 40, replicas: 4,
+			rollout: canarySpec(),
+			at: events(map[int]func(*sim){
+				12: deploy("rev-c"),
+			}),
+		},
+		{
+			name: "fast-rollback", seed: 9, ticks: 20, replicas: 4,
+			rollout: canarySpec(),
+			at: events(map[int]func(*sim){
+				11: deploy("rev-a"),
+			}),
+		},
+		{
+			name: "manager-restart", seed: 1, ticks: 40, replicas: 5,
+			rollout: withAnalysis(canarySpec(), v1alpha1.NoDataPause),
+			at:      events(map[int]func(*sim){}),
+			verdict: passing,
+			killAt:  map[int]bool{6: true, 9: true, 13: true, 22: true, 27: true},
+			lostAt:  map[int]bool{7: true, 16: true, 24: true},
+		},
+		{
+			name: "hpa-mid-canary", seed: 10, ticks: 40, replicas: 4,
+			rollout: func() v1alpha1.RolloutSpec {
+				r := canarySpec()
+				r.Steps = []v1alpha1.RolloutStep{weightStep(25), pauseStep(90 * time.Second), weightStep(50), pauseStep(30 * time.Second)}
+				return r
+			}(),
+			at: events(map[int]func(*sim){
+				10: func(s *sim) { s.replicas = 8; s.logf("HPA: replicas 4 -> 8") },
+				17: func(s *sim) { s.replicas = 6; s.logf("HPA: replicas 8 -> 6") },
+			}),
+		},
+		{
+			name: "paused", seed: 12, ticks: 35, replicas: 3,
+			rollout: canarySpec(),
+			at: events(map[int]func(*sim){
+				9:  func(s *sim) { s.rollout.Paused = true; s.logf("spec: paused") },
+				20: func(s *sim) { s.rollout.Paused = false; s.logf("spec: unpaused") },
+			}),
+		},
+		{
+			name: "paused-analysis-failure", seed: 13, ticks: 25, replicas: 3,
+			rollout: withAnalysis(canarySpec(), v1alpha1.NoDataPause),
+			at: events(map[int]func(*sim){
+				8: func(s *sim) { s.rollout.Paused = true; s.logf("spec: paused") },
+			}),
+			verdict: failing("shed rate 0.3000 > 0.10"),
+		},
+		onNoData(v1alpha1.NoDataPause),
+		onNoData(v1alpha1.NoDataFail),
+		onNoData(v1alpha1.NoDataContinue),
+		{
+			name: "rolling-update", seed: 14, ticks: 15, replicas: 3,
+			rollout: v1alpha1.RolloutSpec{Strategy: v1alpha1.StrategyRollingUpdate},
+			at:      events(map[int]func(*sim){}),
+		},
+		{
+			name: "replicas-only-change", seed: 15, ticks: 15, replicas: 3,
+			rollout: canarySpec(),
+			at: map[int]func(*sim){
+				6: func(s *sim) { s.replicas = 5; s.logf("spec: replicas 3 -> 5 (template unchanged)") },
+			},
+		},
+	}
+}
+
+func TestGoldenSimulations(t *testing.T) {
+	for _, sc := range scenarios() {
+		t.Run(sc.name, func(t *testing.T) {
+			golden(t, sc.name, run(t, sc))
+		})
+	}
+}
+
+// A manager killed at any point ends where an uninterrupted one does.
+func TestRestartEndsLikeUninterrupted(t *testing.T) {
+	for _, sc := range scenarios() {
+		if sc.killAt != nil || sc.lostAt != nil {
+			continue
+		}
+		t.Run(sc.name, func(t *testing.T) {
+			// Longer than the golden run, so a delayed rollout settles too.
+			sc.ticks += 12
+			clean := finalLine(run(t, sc))
+			for k := 0; k < sc.ticks-12; k += 3 {
+				killed := sc
+				killed.killAt = map[int]bool{k: true}
+				killed.lostAt = map[int]bool{k + 1: true}
+				if got := finalLine(run(t, killed)); got != clean {
+					t.Errorf("killed at t=%s: %s, uninterrupted: %s", time.Duration(k)*tick, got, clean)
+				}
+			}
+		})
+	}
+}
+
+func finalLine(out string) string {
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	return lines[len(lines)-1]
+}
