@@ -1,0 +1,426 @@
+package rollout
+
+import (
+	"slices"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/ragops/rag-operator/api/v1alpha1"
+)
+
+func TestCanaryReplicas(t *testing.T) {
+	for _, c := range []struct{ replicas, weight, want int32 }{
+		{0, 20, 0}, {0, 100, 0}, {-1, 50, 0}, {3, 0, 0},
+		{1, 1, 1}, {3, 20, 1}, {5, 20, 1}, {10, 20, 2}, {11, 20, 3},
+		{3, 34, 2}, {3, 33, 1}, {3, 50, 2}, {4, 50, 2}, {3, 67, 3},
+		{3, 100, 3}, {7, 150, 7}, {1000, 1, 10}, {1000, 99, 990}, {1000, 100, 1000},
+	} {
+		if got := CanaryReplicas(c.replicas, c.weight); got != c.want {
+			t.Errorf("CanaryReplicas(%d, %d) = %d, want %d", c.replicas, c.weight, got, c.want)
+		}
+	}
+}
+
+func TestEffectiveWeight(t *testing.T) {
+	for _, c := range []struct{ stable, canary, want int32 }{
+		{0, 0, 0}, {5, 0, 0}, {0, 3, 100}, {3, 1, 25}, {4, 1, 20}, {5, 1, 17},
+		{2, 1, 33}, {1, 2, 67}, {1, 1, 50}, {7, 1, 13}, {199, 1, 1}, {-2, 1, 100},
+	} {
+		if got := EffectiveWeight(c.stable, c.canary); got != c.want {
+			t.Errorf("EffectiveWeight(%d, %d) = %d, want %d", c.stable, c.canary, got, c.want)
+		}
+	}
+}
+
+var now = time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+
+func ago(d time.Duration) *metav1.Time { t := metav1.NewTime(now.Add(-d)); return &t }
+
+func tableSpec() v1alpha1.RolloutSpec {
+	return v1alpha1.RolloutSpec{
+		Strategy:         v1alpha1.StrategyCanary,
+		Steps:            []v1alpha1.RolloutStep{weightStep(25), pauseStep(30 * time.Second), weightStep(50), {Pause: &v1alpha1.PauseStep{}}},
+		ProgressDeadline: metav1.Duration{Duration: 2 * time.Minute},
+	}
+}
+
+// base: stable "a" healthy with 4 pods, spec unchanged.
+func base() Input {
+	return Input{
+		Now: now, Replicas: 4, Rollout: tableSpec(), DesiredRevision: "a",
+		Status: v1alpha1.RAGServiceStatus{StableRevision: "a", Phase: v1alpha1.PhaseHealthy},
+		Stable: Track{Revision: "a", Exists: true, Replicas: 4, ReadyReplicas: 4, UpdatedReplicas: 4, AvailableReplicas: 4, RolledOut: true},
+	}
+}
+
+// running: a canary of "b" at step, started startAgo, with ready canary pods.
+func running(step int32, startAgo time.Duration, ready int32) func(*Input) {
+	return func(in *Input) {
+		in.DesiredRevision = "b"
+		in.Status.CanaryRevision = "b"
+		in.Status.CurrentStep = step
+		in.Status.CanaryWeight = weightAt(in.Rollout.Steps, step)
+		in.Status.StepStartTime = ago(startAgo)
+		in.Status.Phase = v1alpha1.PhaseProgressing
+		desired := CanaryReplicas(in.Replicas, in.Status.CanaryWeight)
+		in.Canary = Track{Revision: "b", Exists: true, Replicas: desired, ReadyReplicas: ready, UpdatedReplicas: desired}
+	}
+}
+
+func analysisOn(policy v1alpha1.NoDataPolicy) func(*Input) {
+	return func(in *Input) {
+		in.Rollout.Analysis = &v1alpha1.AnalysisSpec{
+			Interval: metav1.Duration{Duration: 30 * time.Second}, MinRequests: i64(20),
+			OnNoData: policy, FailureLimit: i32(1),
+		}
+	}
+}
+
+func recorded(v v1alpha1.Verdict, failures int32, at time.Duration) func(*Input) {
+	return func(in *Input) {
+		in.Status.Analysis = &v1alpha1.AnalysisStatus{Revision: "b", Verdict: v, Failures: failures, Time: *ago(at)}
+	}
+}
+
+func newVerdict(rev string, v v1alpha1.Verdict, at time.Duration) func(*Input) {
+	return func(in *Input) {
+		in.Verdict = &v1alpha1.AnalysisStatus{Revision: rev, Verdict: v, Time: *ago(at), Message: "m"}
+	}
+}
+
+func noAuto(in *Input)    { in.Rollout.AutoRollback = new(bool) }
+func paused(in *Input)    { in.Rollout.Paused = true }
+func promoteAn(in *Input) { in.Promote = true }
+func abortAn(in *Input)   { in.Abort = true }
+func retryAn(in *Input)   { in.Retry = true }
+
+func rolledBack(rev string) func(*Input) {
+	return func(in *Input) {
+		in.DesiredRevision = rev
+		in.Status.Rollback = &v1alpha1.RollbackStatus{Revision: rev, Reason: ReasonAnalysisFailed, Time: *ago(time.Hour)}
+		in.Status.Phase = v1alpha1.PhaseRolledBack
+		in.Canary = Track{Revision: rev, Exists: true}
+	}
+}
+
+// promoting: stable already switched to "b", canary "b" still at weight 50.
+func promoting(rolledOut bool, startAgo time.Duration) func(*Input) {
+	return func(in *Input) {
+		running(4, startAgo, 2)(in)
+		in.Status.StableRevision = "b"
+		in.Status.CanaryWeight = 50
+		in.Stable = Track{Revision: "b", Exists: true, Replicas: 4, ReadyReplicas: 4, RolledOut: rolledOut}
+		if !rolledOut {
+			in.Stable.ReadyReplicas = 2 // of "b"; old pods still serve
+		}
+	}
+}
+
+type want struct {
+	transition     Transition
+	reason         string
+	stable, canary string
+	canaryReplicas int32
+	step           int32
+	phase          v1alpha1.Phase
+	rollback       string // reason of status.rollback, "" for none
+	consumed       []string
+	degraded       bool
+	events         []string // reasons, in order
+}
+
+func TestDecide(t *testing.T) {
+	P, A, R := v1alpha1.AnnotationPromote, v1alpha1.AnnotationAbort, v1alpha1.AnnotationRetry
+	cases := []struct {
+		name  string
+		setup []func(*Input)
+		want  want
+		check func(*testing.T, Plan)
+	}{
+		{name: "steady", want: want{transition: TransitionNone, reason: "Steady", stable: "a", phase: v1alpha1.PhaseHealthy}},
+		{name: "replicas change only: no canary",
+			setup: []func(*Input){func(in *Input) { in.Replicas = 7; in.Stable.RolledOut = false }},
+			want:  want{transition: TransitionNone, reason: "Steady", stable: "a", phase: v1alpha1.PhaseProgressing},
+			check: func(t *testing.T, p Plan) {
+				if p.StableReplicas != 7 {
+					t.Errorf("stable replicas %d, want 7", p.StableReplicas)
+				}
+			}},
+		{name: "first deploy",
+			setup: []func(*Input){func(in *Input) { in.Status = v1alpha1.RAGServiceStatus{}; in.Stable = Track{} }},
+			want:  want{transition: TransitionInitialize, reason: "Initialized", stable: "a", phase: v1alpha1.PhaseProgressing, events: []string{"Initialized"}}},
+		{name: "lost status: adopt stable and canary from labels",
+			setup: []func(*Input){func(in *Input) {
+				in.Status = v1alpha1.RAGServiceStatus{}
+				in.DesiredRevision = "b"
+				in.Canary = Track{Revision: "b", Exists: true, Replicas: 1, ReadyReplicas: 1}
+			}},
+			want: want{transition: TransitionAdvance, reason: "StepAdvanced", stable: "a", canary: "b", canaryReplicas: 1, step: 1, phase: v1alpha1.PhaseProgressing, events: []string{"Adopted", "Adopted", "StepAdvanced"}}},
+		{name: "template change starts a canary",
+			setup: []func(*Input){func(in *Input) { in.DesiredRevision = "b" }},
+			want:  want{transition: TransitionStart, reason: "CanaryStarted", stable: "a", canary: "b", canaryReplicas: 1, phase: v1alpha1.PhaseProgressing, events: []string{"CanaryStarted"}},
+			check: func(t *testing.T, p Plan) {
+				if p.Status.CanaryWeight != 25 || !p.Status.StepStartTime.Time.Equal(now) {
+					t.Errorf("weight %d start %v, want 25 at now", p.Status.CanaryWeight, p.Status.StepStartTime)
+				}
+			}},
+		{name: "rolling update skips the canary",
+			setup: []func(*Input){func(in *Input) { in.DesiredRevision = "b"; in.Rollout.Strategy = v1alpha1.StrategyRollingUpdate }},
+			want:  want{transition: TransitionRollingUpdate, reason: "RollingUpdate", stable: "b", phase: v1alpha1.PhaseProgressing, events: []string{"RollingUpdate"}}},
+		{name: "switch to rolling update during a canary removes it",
+			setup: []func(*Input){running(1, time.Second, 1), func(in *Input) { in.Rollout.Strategy = v1alpha1.StrategyRollingUpdate }},
+			want:  want{transition: TransitionRollingUpdate, reason: "RollingUpdate", stable: "b", phase: v1alpha1.PhaseProgressing, events: []string{"CanaryRemoved", "RollingUpdate"}}},
+		{name: "setWeight done: advance",
+			setup: []func(*Input){running(0, time.Minute, 1)},
+			want:  want{transition: TransitionAdvance, reason: "StepAdvanced", stable: "a", canary: "b", canaryReplicas: 1, step: 1, phase: v1alpha1.PhaseProgressing, events: []string{"StepAdvanced"}}},
+		{name: "setWeight waiting for pods",
+			setup: []func(*Input){running(0, 30*time.Second, 0)},
+			want:  want{transition: TransitionWait, reason: "WaitingForCanaryPods", stable: "a", canary: "b", canaryReplicas: 1, phase: v1alpha1.PhaseProgressing},
+			check: func(t *testing.T, p Plan) {
+				if p.RequeueAfter != 30*time.Second {
+					t.Errorf("requeue %s, want 30s", p.RequeueAfter)
+				}
+			}},
+		{name: "progress deadline: rollback",
+			setup: []func(*Input){running(0, 3*time.Minute, 0)},
+			want:  want{transition: TransitionRollback, reason: ReasonProgressDeadlineExceeded, stable: "a", phase: v1alpha1.PhaseRolledBack, rollback: ReasonProgressDeadlineExceeded, events: []string{ReasonProgressDeadlineExceeded}}},
+		{name: "progress deadline while paused: still rollback",
+			setup: []func(*Input){running(2, 3*time.Minute, 1), paused},
+			want:  want{transition: TransitionRollback, reason: ReasonProgressDeadlineExceeded, stable: "a", phase: v1alpha1.PhaseRolledBack, rollback: ReasonProgressDeadlineExceeded, events: []string{ReasonProgressDeadlineExceeded}}},
+		{name: "progress deadline beats a promote",
+			setup: []func(*Input){running(0, 3*time.Minute, 0), promoteAn},
+			want:  want{transition: TransitionRollback, reason: ReasonProgressDeadlineExceeded, stable: "a", phase: v1alpha1.PhaseRolledBack, rollback: ReasonProgressDeadlineExceeded, consumed: []string{P}, events: []string{ReasonProgressDeadlineExceeded, "AnnotationIgnored"}}},
+		{name: "progress deadline without autoRollback: hold degraded",
+			setup: []func(*Input){running(0, 3*time.Minute, 0), noAuto},
+			want:  want{transition: TransitionHold, reason: ReasonProgressDeadlineExceeded, stable: "a", canary: "b", canaryReplicas: 1, phase: v1alpha1.PhaseDegraded, degraded: true, events: []string{ReasonProgressDeadlineExceeded}}},
+		{name: "held degraded: no repeated event",
+			setup: []func(*Input){running(0, 3*time.Minute, 0), noAuto, func(in *Input) { in.Status.Phase = v1alpha1.PhaseDegraded }},
+			want:  want{transition: TransitionHold, reason: ReasonProgressDeadlineExceeded, stable: "a", canary: "b", canaryReplicas: 1, phase: v1alpha1.PhaseDegraded, degraded: true}},
+		{name: "old step with all pods ready is no deadline",
+			setup: []func(*Input){running(2, time.Hour, 2)},
+			want:  want{transition: TransitionAdvance, reason: "StepAdvanced", stable: "a", canary: "b", canaryReplicas: 2, step: 3, phase: v1alpha1.PhasePaused, events: []string{"StepAdvanced"}}},
+		{name: "pause in progress",
+			setup: []func(*Input){running(1, 10*time.Second, 1)},
+			want:  want{transition: TransitionWait, reason: "PauseInProgress", stable: "a", canary: "b", canaryReplicas: 1, step: 1, phase: v1alpha1.PhaseProgressing},
+			check: func(t *testing.T, p Plan) {
+				if p.RequeueAfter != 20*time.Second {
+					t.Errorf("requeue %s, want 20s (pause end)", p.RequeueAfter)
+				}
+			}},
+		{name: "pause over: advance and scale",
+			setup: []func(*Input){running(1, 31*time.Second, 1)},
+			want:  want{transition: TransitionAdvance, reason: "StepAdvanced", stable: "a", canary: "b", canaryReplicas: 2, step: 2, phase: v1alpha1.PhaseProgressing, events: []string{"StepAdvanced"}}},
+		{name: "pause without duration waits for promote",
+			setup: []func(*Input){running(3, time.Hour, 2)},
+			want:  want{transition: TransitionWait, reason: "WaitingForPromote", stable: "a", canary: "b", canaryReplicas: 2, step: 3, phase: v1alpha1.PhasePaused}},
+		{name: "promote annotation promotes",
+			setup: []func(*Input){running(3, time.Hour, 2), promoteAn},
+			want:  want{transition: TransitionPromote, reason: "PromotedManually", stable: "b", canary: "b", canaryReplicas: 2, step: 4, phase: v1alpha1.PhaseProgressing, consumed: []string{P}, events: []string{"PromotedManually"}}},
+		{name: "promote annotation acts while paused",
+			setup: []func(*Input){running(0, time.Second, 0), paused, promoteAn},
+			want:  want{transition: TransitionPromote, reason: "PromotedManually", stable: "b", canary: "b", canaryReplicas: 1, step: 4, phase: v1alpha1.PhaseProgressing, consumed: []string{P}, events: []string{"PromotedManually"}}},
+		{name: "abort rolls back at once",
+			setup: []func(*Input){running(2, time.Second, 1), abortAn},
+			want:  want{transition: TransitionRollback, reason: ReasonAborted, stable: "a", phase: v1alpha1.PhaseRolledBack, rollback: ReasonAborted, consumed: []string{A}, events: []string{ReasonAborted}}},
+		{name: "abort beats promote",
+			setup: []func(*Input){running(2, time.Second, 1), abortAn, promoteAn},
+			want:  want{transition: TransitionRollback, reason: ReasonAborted, stable: "a", phase: v1alpha1.PhaseRolledBack, rollback: ReasonAborted, consumed: []string{P, A}, events: []string{ReasonAborted, "AnnotationIgnored"}}},
+		{name: "paused holds a finished step",
+			setup: []func(*Input){running(1, time.Hour, 1), paused},
+			want:  want{transition: TransitionHold, reason: "Paused", stable: "a", canary: "b", canaryReplicas: 1, step: 1, phase: v1alpha1.PhasePaused}},
+		{name: "no steps: one step to full weight, then promote",
+			setup: []func(*Input){func(in *Input) { in.Rollout.Steps = nil }, running(0, time.Minute, 4), func(in *Input) { in.Status.CanaryWeight = 100 }},
+			want:  want{transition: TransitionPromote, reason: "PromotionStarted", stable: "b", canary: "b", canaryReplicas: 4, step: 1, phase: v1alpha1.PhaseProgressing, events: []string{"PromotionStarted"}}},
+		{name: "promoting: stable not rolled out yet keeps canary pods",
+			setup: []func(*Input){promoting(false, time.Minute)},
+			want:  want{transition: TransitionWait, reason: "WaitingForStableRollout", stable: "b", canary: "b", canaryReplicas: 2, step: 4, phase: v1alpha1.PhaseProgressing}},
+		{name: "promoting: abort is too late",
+			setup: []func(*Input){promoting(false, time.Minute), abortAn},
+			want:  want{transition: TransitionWait, reason: "WaitingForStableRollout", stable: "b", canary: "b", canaryReplicas: 2, step: 4, phase: v1alpha1.PhaseProgressing, consumed: []string{A}, events: []string{"AnnotationIgnored"}}},
+		{name: "promoting: stalled past the deadline",
+			setup: []func(*Input){promoting(false, time.Hour)},
+			want:  want{transition: TransitionHold, reason: "PromotionStalled", stable: "b", canary: "b", canaryReplicas: 2, step: 4, phase: v1alpha1.PhaseDegraded, degraded: true, events: []string{"PromotionStalled"}}},
+		{name: "promoting: stable rolled out removes the canary",
+			setup: []func(*Input){promoting(true, time.Minute)},
+			want:  want{transition: TransitionFinish, reason: "Promoted", stable: "b", phase: v1alpha1.PhaseHealthy, events: []string{"Promoted"}}},
+		{name: "promoting: spec moved on, next canary starts after",
+			setup: []func(*Input){promoting(true, time.Minute), func(in *Input) { in.DesiredRevision = "c" }},
+			want:  want{transition: TransitionStart, reason: "CanaryStarted", stable: "b", canary: "c", canaryReplicas: 1, phase: v1alpha1.PhaseProgressing, events: []string{"Promoted", "CanaryStarted"}}},
+		{name: "fast rollback: spec back to stable",
+			setup: []func(*Input){running(2, time.Second, 1), func(in *Input) { in.DesiredRevision = "a" }},
+			want:  want{transition: TransitionFastRollback, reason: "FastRollback", stable: "a", phase: v1alpha1.PhaseHealthy, events: []string{"FastRollback"}}},
+		{name: "spec edit mid-rollout restarts at step 0",
+			setup: []func(*Input){running(2, time.Second, 1), analysisOn(v1alpha1.NoDataPause), recorded(v1alpha1.VerdictFail, 1, 0), func(in *Input) { in.DesiredRevision = "c" }},
+			want:  want{transition: TransitionStart, reason: "CanaryRestarted", stable: "a", canary: "c", canaryReplicas: 1, phase: v1alpha1.PhaseProgressing, events: []string{"CanaryRestarted"}},
+			check: func(t *testing.T, p Plan) {
+				if p.Status.Analysis != nil {
+					t.Errorf("analysis of the old canary kept: %+v", p.Status.Analysis)
+				}
+			}},
+		{name: "rolled-back revision is not retried",
+			setup: []func(*Input){rolledBack("b")},
+			want:  want{transition: TransitionHold, reason: "RolledBack", stable: "a", phase: v1alpha1.PhaseRolledBack, rollback: ReasonAnalysisFailed}},
+		{name: "rolled-back revision: promote is ignored",
+			setup: []func(*Input){rolledBack("b"), promoteAn},
+			want:  want{transition: TransitionHold, reason: "RolledBack", stable: "a", phase: v1alpha1.PhaseRolledBack, rollback: ReasonAnalysisFailed, consumed: []string{P}, events: []string{"AnnotationIgnored"}}},
+		{name: "retry restarts the rolled-back revision",
+			setup: []func(*Input){rolledBack("b"), retryAn},
+			want:  want{transition: TransitionStart, reason: "RetryStarted", stable: "a", canary: "b", canaryReplicas: 1, phase: v1alpha1.PhaseProgressing, rollback: ReasonAnalysisFailed, consumed: []string{R}, events: []string{"RetryStarted"}}},
+		{name: "a new template after a rollback starts",
+			setup: []func(*Input){rolledBack("b"), func(in *Input) { in.DesiredRevision = "c" }},
+			want:  want{transition: TransitionStart, reason: "CanaryStarted", stable: "a", canary: "c", canaryReplicas: 1, phase: v1alpha1.PhaseProgressing, rollback: ReasonAnalysisFailed, events: []string{"CanaryStarted"}}},
+		{name: "spec edited back to the rolled-back revision during another canary",
+			setup: []func(*Input){rolledBack("b"), running(1, time.Second, 1), func(in *Input) { in.Status.CanaryRevision = "c" }},
+			want:  want{transition: TransitionHold, reason: "RolledBack", stable: "a", phase: v1alpha1.PhaseRolledBack, rollback: ReasonAnalysisFailed}},
+		{name: "first failed interval is tolerated",
+			setup: []func(*Input){running(1, time.Minute, 1), analysisOn(v1alpha1.NoDataPause), newVerdict("b", v1alpha1.VerdictFail, 0)},
+			want:  want{transition: TransitionWait, reason: "WaitingForAnalysis", stable: "a", canary: "b", canaryReplicas: 1, step: 1, phase: v1alpha1.PhaseProgressing, events: []string{"AnalysisIntervalFailed"}},
+			check: failures(1)},
+		{name: "failures over the limit roll back",
+			setup: []func(*Input){running(1, time.Minute, 1), analysisOn(v1alpha1.NoDataPause), recorded(v1alpha1.VerdictFail, 1, 30*time.Second), newVerdict("b", v1alpha1.VerdictFail, 0)},
+			want:  want{transition: TransitionRollback, reason: ReasonAnalysisFailed, stable: "a", phase: v1alpha1.PhaseRolledBack, rollback: ReasonAnalysisFailed, events: []string{"AnalysisIntervalFailed", ReasonAnalysisFailed}},
+			check: failures(2)},
+		{name: "failures over the limit while paused still roll back",
+			setup: []func(*Input){running(1, time.Minute, 1), paused, analysisOn(v1alpha1.NoDataPause), recorded(v1alpha1.VerdictFail, 1, 30*time.Second), newVerdict("b", v1alpha1.VerdictFail, 0)},
+			want:  want{transition: TransitionRollback, reason: ReasonAnalysisFailed, stable: "a", phase: v1alpha1.PhaseRolledBack, rollback: ReasonAnalysisFailed, events: []string{"AnalysisIntervalFailed", ReasonAnalysisFailed}}},
+		{name: "failures over the limit without autoRollback hold",
+			setup: []func(*Input){running(1, time.Minute, 1), noAuto, analysisOn(v1alpha1.NoDataPause), recorded(v1alpha1.VerdictFail, 1, 30*time.Second), newVerdict("b", v1alpha1.VerdictFail, 0)},
+			want:  want{transition: TransitionHold, reason: ReasonAnalysisFailed, stable: "a", canary: "b", canaryReplicas: 1, step: 1, phase: v1alpha1.PhaseDegraded, degraded: true, events: []string{"AnalysisIntervalFailed", ReasonAnalysisFailed}}},
+		{name: "retry restarts a held canary",
+			setup: []func(*Input){running(2, time.Minute, 2), noAuto, analysisOn(v1alpha1.NoDataPause), recorded(v1alpha1.VerdictFail, 2, 10*time.Second), retryAn},
+			want:  want{transition: TransitionStart, reason: "RetryStarted", stable: "a", canary: "b", canaryReplicas: 1, phase: v1alpha1.PhaseProgressing, consumed: []string{R}, events: []string{"RetryStarted"}}},
+		{name: "a verdict passed twice counts once",
+			setup: []func(*Input){running(1, time.Minute, 1), analysisOn(v1alpha1.NoDataPause), recorded(v1alpha1.VerdictFail, 1, 0), newVerdict("b", v1alpha1.VerdictFail, 0)},
+			want:  want{transition: TransitionWait, reason: "WaitingForAnalysis", stable: "a", canary: "b", canaryReplicas: 1, step: 1, phase: v1alpha1.PhaseProgressing},
+			check: failures(1)},
+		{name: "a verdict on another revision is ignored",
+			setup: []func(*Input){running(1, time.Minute, 1), analysisOn(v1alpha1.NoDataPause), newVerdict("x", v1alpha1.VerdictFail, 0)},
+			want:  want{transition: TransitionWait, reason: "WaitingForAnalysis", stable: "a", canary: "b", canaryReplicas: 1, step: 1, phase: v1alpha1.PhaseProgressing},
+			check: func(t *testing.T, p Plan) {
+				if p.Status.Analysis != nil {
+					t.Errorf("recorded a foreign verdict: %+v", p.Status.Analysis)
+				}
+			}},
+		{name: "pass after the step started: advance",
+			setup: []func(*Input){running(1, time.Minute, 1), analysisOn(v1alpha1.NoDataPause), newVerdict("b", v1alpha1.VerdictPass, 0)},
+			want:  want{transition: TransitionAdvance, reason: "StepAdvanced", stable: "a", canary: "b", canaryReplicas: 2, step: 2, phase: v1alpha1.PhaseProgressing, events: []string{"StepAdvanced"}},
+			check: failures(0)},
+		{name: "pass from before the step: wait for a fresh one",
+			setup: []func(*Input){running(1, time.Minute, 1), analysisOn(v1alpha1.NoDataPause), recorded(v1alpha1.VerdictPass, 0, 2*time.Minute)},
+			want:  want{transition: TransitionWait, reason: "WaitingForAnalysis", stable: "a", canary: "b", canaryReplicas: 1, step: 1, phase: v1alpha1.PhaseProgressing}},
+		{name: "inconclusive, onNoData Pause: hold",
+			setup: []func(*Input){running(1, time.Minute, 1), analysisOn(v1alpha1.NoDataPause), newVerdict("b", v1alpha1.VerdictInconclusive, 0)},
+			want:  want{transition: TransitionWait, reason: "WaitingForAnalysisData", stable: "a", canary: "b", canaryReplicas: 1, step: 1, phase: v1alpha1.PhaseProgressing},
+			check: failures(0)},
+		{name: "inconclusive, onNoData Continue: advance",
+			setup: []func(*Input){running(1, time.Minute, 1), analysisOn(v1alpha1.NoDataContinue), newVerdict("b", v1alpha1.VerdictInconclusive, 0)},
+			want:  want{transition: TransitionAdvance, reason: "StepAdvanced", stable: "a", canary: "b", canaryReplicas: 2, step: 2, phase: v1alpha1.PhaseProgressing, events: []string{"StepAdvanced"}}},
+		{name: "inconclusive, onNoData Fail: counts as failed",
+			setup: []func(*Input){running(1, time.Minute, 1), analysisOn(v1alpha1.NoDataFail), newVerdict("b", v1alpha1.VerdictInconclusive, 0)},
+			want:  want{transition: TransitionWait, reason: "WaitingForAnalysis", stable: "a", canary: "b", canaryReplicas: 1, step: 1, phase: v1alpha1.PhaseProgressing, events: []string{"AnalysisIntervalFailed"}},
+			check: failures(1)},
+		{name: "HPA scale-up restarts the step clock instead of the deadline firing",
+			setup: []func(*Input){running(2, time.Hour, 2), func(in *Input) { in.Replicas = 8 }},
+			want:  want{transition: TransitionWait, reason: "WaitingForCanaryPods", stable: "a", canary: "b", canaryReplicas: 4, step: 2, phase: v1alpha1.PhaseProgressing},
+			check: func(t *testing.T, p Plan) {
+				if p.StableReplicas != 8 || !p.Status.StepStartTime.Time.Equal(now) {
+					t.Errorf("stable %d, step start %v; want 8 and now", p.StableReplicas, p.Status.StepStartTime)
+				}
+			}},
+		{name: "HPA scale-down shrinks the canary, stable follows the HPA",
+			setup: []func(*Input){running(2, time.Second, 2), func(in *Input) { in.Replicas = 2 }},
+			want:  want{transition: TransitionAdvance, reason: "StepAdvanced", stable: "a", canary: "b", canaryReplicas: 1, step: 3, phase: v1alpha1.PhasePaused, events: []string{"StepAdvanced"}}},
+		{name: "zero replicas: no canary pods",
+			setup: []func(*Input){func(in *Input) { in.Replicas = 0; in.Rollout.Steps = in.Rollout.Steps[:1] }, running(0, time.Second, 0)},
+			want:  want{transition: TransitionPromote, reason: "PromotionStarted", stable: "b", canary: "b", canaryReplicas: 0, step: 1, phase: v1alpha1.PhaseProgressing, events: []string{"PromotionStarted"}}},
+		{name: "annotations with nothing to act on are consumed",
+			setup: []func(*Input){promoteAn, abortAn, retryAn},
+			want:  want{transition: TransitionNone, reason: "Steady", stable: "a", phase: v1alpha1.PhaseHealthy, consumed: []string{P, A, R}, events: []string{"AnnotationIgnored", "AnnotationIgnored", "AnnotationIgnored"}}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			in := base()
+			for _, f := range c.setup {
+				f(&in)
+			}
+			before := in.Status.DeepCopy()
+			p := Decide(in)
+			checkPlan(t, c.name, in, p)
+			got := want{
+				transition: p.Transition, reason: p.Reason, stable: p.StableRevision, canary: p.CanaryRevision,
+				canaryReplicas: p.CanaryReplicas, step: p.Status.CurrentStep, phase: p.Phase,
+				consumed: p.Consumed, degraded: p.Degraded,
+			}
+			if p.Status.Rollback != nil {
+				got.rollback = p.Status.Rollback.Reason
+			}
+			for _, e := range p.Events {
+				got.events = append(got.events, e.Reason)
+			}
+			if !equalWant(got, c.want) {
+				t.Errorf("Decide:\n got  %+v\n want %+v\n message: %s\n events: %+v", got, c.want, p.Message, p.Events)
+			}
+			if p.Status.StableRevision != p.StableRevision || p.Status.CanaryRevision != p.CanaryRevision || p.Status.Phase != p.Phase {
+				t.Errorf("status and plan disagree: %+v", p.Status)
+			}
+			if p.Transition == TransitionRollback && (p.Status.Rollback.Revision != before.CanaryRevision || !p.Status.Rollback.Time.Time.Equal(now)) {
+				t.Errorf("rollback record %+v, want revision %s at now", p.Status.Rollback, before.CanaryRevision)
+			}
+			if c.check != nil {
+				c.check(t, p)
+			}
+			// Decide is pure: the same input gives the same plan.
+			if again := Decide(in); again.Transition != p.Transition || again.Message != p.Message {
+				t.Errorf("not deterministic: %s/%s then %s/%s", p.Transition, p.Message, again.Transition, again.Message)
+			}
+		})
+	}
+}
+
+func failures(n int32) func(*testing.T, Plan) {
+	return func(t *testing.T, p Plan) {
+		t.Helper()
+		got := int32(0)
+		if p.Status.Analysis != nil {
+			got = p.Status.Analysis.Failures
+		}
+		if got != n {
+			t.Errorf("failures %d, want %d", got, n)
+		}
+	}
+}
+
+func equalWant(a, b want) bool {
+	return a.transition == b.transition && a.reason == b.reason && a.stable == b.stable && a.canary == b.canary &&
+		a.canaryReplicas == b.canaryReplicas && a.step == b.step && a.phase == b.phase && a.rollback == b.rollback &&
+		slices.Equal(a.consumed, b.consumed) && a.degraded == b.degraded && slices.Equal(a.events, b.events)
+}
+
+func TestAnalysisDue(t *testing.T) {
+	cases := []struct {
+		name  string
+		setup []func(*Input)
+		want  bool
+	}{
+		{"no analysis configured", []func(*Input){running(1, time.Minute, 1)}, false},
+		{"no canary", []func(*Input){analysisOn(v1alpha1.NoDataPause)}, false},
+		{"canary without ready pods", []func(*Input){running(0, time.Minute, 0), analysisOn(v1alpha1.NoDataPause)}, false},
+		{"first verdict", []func(*Input){running(1, time.Minute, 1), analysisOn(v1alpha1.NoDataPause)}, true},
+		{"verdict younger than the interval", []func(*Input){running(1, time.Minute, 1), analysisOn(v1alpha1.NoDataPause), recorded(v1alpha1.VerdictPass, 0, 10*time.Second)}, false},
+		{"verdict one interval old", []func(*Input){running(1, time.Minute, 1), analysisOn(v1alpha1.NoDataPause), recorded(v1alpha1.VerdictPass, 0, 30*time.Second)}, true},
+		{"verdict on another revision", []func(*Input){running(1, time.Minute, 1), analysisOn(v1alpha1.NoDataPause), recorded(v1alpha1.VerdictPass, 0, time.Second), func(in *Input) { in.Status.Analysis.Revision = "x" }}, true},
+		{"promoting", []func(*Input){promoting(false, time.Minute), analysisOn(v1alpha1.NoDataPause)}, false},
+		{"rolling update", []func(*Input){running(1, time.Minute, 1), analysisOn(v1alpha1.NoDataPause), func(in *Input) { in.Rollout.Strategy = v1alpha1.StrategyRollingUpdate }}, false},
+	}
+	for _, c := range cases {
+		in := base()
+		for _, f := range c.setup {
+			f(&in)
+		}
+		if got := AnalysisDue(in); got != c.want {
+			t.Errorf("%s: AnalysisDue = %v, want %v", c.name, got, c.want)
+		}
+	}
+}
