@@ -1,0 +1,261 @@
+// Package fakeupstream is an OpenAI-compatible embeddings server for tests and
+// benchmarks whose faults are chosen: latency distribution, error rate, 429 with
+// Retry-After, requests that hang, and counters of what it received. Its vectors
+// are the builtin hash model's, so a caller can check every vector came back at
+// its own index.
+package fakeupstream
+
+import (
+	"encoding/json"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ragops/rag-operator/internal/builtinmodel"
+	"github.com/ragops/rag-operator/internal/openaiapi"
+	"github.com/ragops/rag-operator/internal/provider"
+)
+
+// Latency is the time taken to answer: Base, plus a uniform extra in [0, Jitter),
+// plus Tail with probability TailProb (a slow minority, as real APIs have).
+type Latency struct {
+	Base     time.Duration
+	Jitter   time.Duration
+	TailProb float64
+	Tail     time.Duration
+}
+
+// Config is the upstream's behaviour. It can be changed while serving.
+type Config struct {
+	Latency       Latency
+	ErrorRate     float64       // fraction answered 500
+	RateLimitRate float64       // fraction answered 429 with Retry-After
+	RetryAfter    time.Duration // the 429's Retry-After; 0 means 1s
+	HangRate      float64       // fraction never answered (until the caller leaves or Close)
+	Script        []int         // statuses for the first calls, in order (200 = normal), before the rates apply
+	Dims          int           // vector size when the request has no dimensions; 0 means 8
+	MaxBatch      int           // more inputs per call is a 400; 0 means no limit
+	APIKey        string        // when set, calls need "Authorization: Bearer <key>"
+}
+
+// Stats counts what the upstream received.
+type Stats struct {
+	Calls       int64         `json:"calls"`
+	Inputs      int64         `json:"inputs"`
+	LargestCall int64         `json:"largest_call"`
+	Hung        int64         `json:"hung"`
+	InFlight    int64         `json:"in_flight"`
+	MaxInFlight int64         `json:"max_in_flight"`
+	ByStatus    map[int]int64 `json:"by_status"`
+	CallTimes   []time.Time   `json:"-"`
+}
+
+// Server is the fake upstream; it is an http.Handler.
+type Server struct {
+	cfg    atomic.Pointer[Config]
+	closed chan struct{}
+	once   sync.Once
+
+	mu       sync.Mutex
+	rng      *rand.Rand
+	stats    Stats
+	scriptAt int
+}
+
+// New returns a fake upstream with cfg.
+func New(cfg Config) *Server {
+	s := &Server{closed: make(chan struct{}), rng: rand.New(rand.NewPCG(1, 2))}
+	s.stats.ByStatus = map[int]int64{}
+	s.SetConfig(cfg)
+	return s
+}
+
+// SetConfig changes the behaviour for calls that arrive from now on.
+func (s *Server) SetConfig(cfg Config) {
+	s.mu.Lock()
+	s.scriptAt = 0
+	s.mu.Unlock()
+	s.cfg.Store(&cfg)
+}
+
+// Close releases every hanging request (so servers can shut down) and makes new
+// hangs return at once.
+func (s *Server) Close() { s.once.Do(func() { close(s.closed) }) }
+
+// Stats returns a copy of the counters.
+func (s *Server) Stats() Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.stats
+	st.ByStatus = make(map[int]int64, len(s.stats.ByStatus))
+	for k, v := range s.stats.ByStatus {
+		st.ByStatus[k] = v
+	}
+	st.CallTimes = append([]time.Time(nil), s.stats.CallTimes...)
+	return st
+}
+
+// ResetStats zeroes the counters.
+func (s *Server) ResetStats() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.stats = Stats{ByStatus: map[int]int64{}}
+}
+
+// outcome picks what this call gets and how long it waits, under one lock.
+func (s *Server) outcome(cfg *Config) (status int, wait time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	status = http.StatusOK
+	if s.scriptAt < len(cfg.Script) {
+		status = cfg.Script[s.scriptAt]
+		s.scriptAt++
+	} else {
+		r := s.rng.Float64()
+		switch {
+		case r < cfg.HangRate:
+			status = 0 // hang
+		case r < cfg.HangRate+cfg.ErrorRate:
+			status = http.StatusInternalServerError
+		case r < cfg.HangRate+cfg.ErrorRate+cfg.RateLimitRate:
+			status = http.StatusTooManyRequests
+		}
+	}
+	l := cfg.Latency
+	wait = l.Base
+	if l.Jitter > 0 {
+		wait += time.Duration(s.rng.Int64N(int64(l.Jitter)))
+	}
+	if l.TailProb > 0 && s.rng.Float64() < l.TailProb {
+		wait += l.Tail
+	}
+	return status, wait
+}
+
+func (s *Server) count(inputs int, status int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.stats.Inputs += int64(inputs)
+	s.stats.LargestCall = max(s.stats.LargestCall, int64(inputs))
+	s.stats.ByStatus[status]++
+}
+
+// ServeHTTP serves POST /v1/embeddings, GET /v1/models and GET /stats.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch {
+	case r.URL.Path == "/v1/models" && r.Method == http.MethodGet:
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(openaiapi.ModelList{Object: "list", Data: []openaiapi.Model{{ID: "fake-embedding", Object: "model", OwnedBy: "fakeupstream"}}})
+	case r.URL.Path == "/stats":
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(s.Stats())
+	case r.URL.Path == "/v1/embeddings" && r.Method == http.MethodPost:
+		s.embeddings(w, r)
+	default:
+		openaiapi.WriteError(w, &provider.Error{Status: http.StatusNotFound, Type: "invalid_request_error", Message: "not found"})
+	}
+}
+
+func (s *Server) embeddings(w http.ResponseWriter, r *http.Request) {
+	cfg := s.cfg.Load()
+	s.mu.Lock()
+	s.stats.Calls++
+	s.stats.InFlight++
+	s.stats.MaxInFlight = max(s.stats.MaxInFlight, s.stats.InFlight)
+	s.stats.CallTimes = append(s.stats.CallTimes, time.Now())
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.stats.InFlight--
+		s.mu.Unlock()
+	}()
+
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		return
+	}
+	if cfg.APIKey != "" && r.Header.Get("Authorization") != "Bearer "+cfg.APIKey {
+		s.count(0, http.StatusUnauthorized)
+		openaiapi.WriteError(w, &provider.Error{Status: http.StatusUnauthorized, Type: "invalid_request_error", Code: "invalid_api_key", Message: "bad api key"})
+		return
+	}
+	req, err := openaiapi.DecodeRequest(body, openaiapi.Limits{})
+	if err != nil {
+		pe, _ := provider.AsError(err)
+		s.count(0, pe.Status)
+		openaiapi.WriteError(w, pe)
+		return
+	}
+	if cfg.MaxBatch > 0 && len(req.Inputs) > cfg.MaxBatch {
+		s.count(len(req.Inputs), http.StatusBadRequest)
+		openaiapi.WriteError(w, provider.BadRequest("input", "at most %d inputs per call", cfg.MaxBatch))
+		return
+	}
+	status, wait := s.outcome(cfg)
+	if status == 0 {
+		s.mu.Lock()
+		s.stats.Hung++
+		s.mu.Unlock()
+		select {
+		case <-r.Context().Done():
+		case <-s.closed:
+		}
+		return
+	}
+	if wait > 0 {
+		t := time.NewTimer(wait)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+			s.count(len(req.Inputs), 499)
+			return
+		case <-s.closed:
+		}
+	}
+	s.count(len(req.Inputs), status)
+	switch status {
+	case http.StatusOK:
+	case http.StatusTooManyRequests:
+		ra := cfg.RetryAfter
+		if ra <= 0 {
+			ra = time.Second
+		}
+		// Seconds in Retry-After (fractions allowed, as some servers send) and the
+		// exact value in retry-after-ms.
+		w.Header().Set("Retry-After-Ms", strconv.FormatInt(ra.Milliseconds(), 10))
+		w.Header().Set("Retry-After", strconv.FormatFloat(ra.Seconds(), 'f', -1, 64))
+		openaiapi.WriteError(w, &provider.Error{Status: status, Type: "rate_limit_error", Code: "rate_limit_exceeded", Message: "rate limited (fake)"})
+		return
+	default:
+		openaiapi.WriteError(w, &provider.Error{Status: status, Type: "server_error", Message: "failure (fake)"})
+		return
+	}
+
+	dims := cfg.Dims
+	if dims == 0 {
+		dims = 8
+	}
+	if req.Dimensions > 0 {
+		dims = req.Dimensions
+	}
+	m, err := builtinmodel.Parse("hash-" + strconv.Itoa(dims))
+	if err != nil {
+		openaiapi.WriteError(w, provider.BadRequest("dimensions", "%v", err))
+		return
+	}
+	resp, err := builtinmodel.Provider{Model: m}.Embed(r.Context(), provider.Request{Inputs: req.Inputs})
+	if err != nil {
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	model := req.Model
+	if model == "" {
+		model = "fake-embedding"
+	}
+	_, _ = w.Write(openaiapi.AppendResponse(nil, model, resp.Embeddings, resp.PromptTokens, req.Base64))
+}

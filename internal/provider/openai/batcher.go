@@ -1,0 +1,142 @@
+package openai
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/ragops/rag-operator/internal/provider"
+)
+
+// batchKey separates inputs that cannot share an upstream call.
+type batchKey struct {
+	dims   int
+	user   string
+	tokens bool // token-id inputs and texts cannot mix in one call
+}
+
+type result struct {
+	vectors [][]float32
+	tokens  int
+	err     error
+}
+
+// member is one request's chunk inside a batch.
+type member struct {
+	off, n int
+	done   chan result // buffered: the batch never blocks on a member that left
+}
+
+type callFunc func(ctx context.Context, key batchKey, inputs []provider.Input) ([][]float32, int, error)
+
+// batcher coalesces chunks of concurrent requests into upstream calls of at most
+// max inputs. A chunk goes out at once when no upstream call is in flight (so a
+// lone client pays no linger); otherwise it waits up to linger for company, or
+// until the batch is full. Results go back to each member by offset.
+type batcher struct {
+	max    int
+	linger time.Duration
+	call   callFunc
+
+	mu       sync.Mutex
+	pending  map[batchKey]*batch
+	inFlight int
+}
+
+type batch struct {
+	key      batchKey
+	inputs   []provider.Input
+	members  []*member
+	ctxs     []context.Context
+	deadline time.Time
+	timer    *time.Timer
+}
+
+func newBatcher(max int, linger time.Duration, call callFunc) *batcher {
+	return &batcher{max: max, linger: linger, call: call, pending: map[batchKey]*batch{}}
+}
+
+// submit adds inputs (at most max) to a batch and returns the member whose done
+// channel receives their vectors.
+func (b *batcher) submit(ctx context.Context, key batchKey, inputs []provider.Input) *member {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	bt := b.pending[key]
+	if bt != nil && len(bt.inputs)+len(inputs) > b.max {
+		b.flushLocked(bt)
+		bt = nil
+	}
+	if bt == nil {
+		bt = &batch{key: key}
+		b.pending[key] = bt
+	}
+	m := &member{off: len(bt.inputs), n: len(inputs), done: make(chan result, 1)}
+	bt.inputs = append(bt.inputs, inputs...)
+	bt.members = append(bt.members, m)
+	bt.ctxs = append(bt.ctxs, ctx)
+	dl, ok := ctx.Deadline()
+	if !ok {
+		dl = time.Now().Add(time.Hour)
+	}
+	if dl.After(bt.deadline) {
+		bt.deadline = dl
+	}
+	switch {
+	case len(bt.inputs) >= b.max || b.linger < 0 || b.inFlight == 0:
+		b.flushLocked(bt)
+	case bt.timer == nil:
+		bt.timer = time.AfterFunc(b.linger, func() {
+			b.mu.Lock()
+			defer b.mu.Unlock()
+			if b.pending[key] == bt {
+				b.flushLocked(bt)
+			}
+		})
+	}
+	return m
+}
+
+func (b *batcher) flushLocked(bt *batch) {
+	delete(b.pending, bt.key)
+	if bt.timer != nil {
+		bt.timer.Stop()
+	}
+	b.inFlight++
+	go b.run(bt)
+}
+
+// run makes the upstream call. Its context lasts until the latest member's
+// deadline, and is cancelled early once every member has gone (client left or
+// its own deadline passed), so abandoned work stops.
+func (b *batcher) run(bt *batch) {
+	defer func() {
+		b.mu.Lock()
+		b.inFlight--
+		b.mu.Unlock()
+	}()
+	ctx, cancel := context.WithDeadline(context.Background(), bt.deadline)
+	defer cancel()
+	var mu sync.Mutex
+	left := len(bt.ctxs)
+	for _, mctx := range bt.ctxs {
+		stop := context.AfterFunc(mctx, func() {
+			mu.Lock()
+			left--
+			if left == 0 {
+				cancel()
+			}
+			mu.Unlock()
+		})
+		defer stop()
+	}
+	vecs, tokens, err := b.call(ctx, bt.key, bt.inputs)
+	total := len(bt.inputs)
+	for _, m := range bt.members {
+		if err != nil {
+			m.done <- result{err: err}
+			continue
+		}
+		// Usage is per call; each member gets its share by input count.
+		m.done <- result{vectors: vecs[m.off : m.off+m.n : m.off+m.n], tokens: tokens * m.n / total}
+	}
+}

@@ -1,0 +1,318 @@
+// Package openai is the embedding server's provider for any OpenAI-compatible
+// upstream. One shared http.Client pools connections sized to the server's
+// concurrency; each attempt has its own timeout; failures worth retrying (429,
+// 5xx, timeouts, broken connections) are retried with exponential backoff and
+// jitter, honouring the upstream's Retry-After, never past the request's deadline.
+// Large requests are split into calls of at most MaxBatchSize inputs, and small
+// concurrent requests are coalesced into one call (see batcher.go).
+package openai
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ragops/rag-operator/internal/openaiapi"
+	"github.com/ragops/rag-operator/internal/provider"
+)
+
+// Config configures the client. Zero values get the defaults noted.
+type Config struct {
+	BaseURL        string        // including /v1
+	APIKey         string        // sent as a bearer token when set
+	Model          string        // upstream model name
+	MaxInFlight    int           // sizes the connection pool; default 8
+	MaxBatchSize   int           // inputs per upstream call; default 64
+	AttemptTimeout time.Duration // per upstream attempt; default 10s
+	MaxAttempts    int           // including the first; default 3
+	InitialBackoff time.Duration // default 100ms; doubles per retry
+	MaxBackoff     time.Duration // default 5s
+	Linger         time.Duration // coalescing window while a call is in flight; default 1ms, <0 disables
+	Observer       Observer
+}
+
+// Observer receives what the client does, for metrics. Nil funcs are skipped.
+type Observer struct {
+	Upstream func(code string, d time.Duration) // one attempt: "200", "429", "timeout", "error", ...
+	Retry    func()                             // one retry scheduled
+	Batch    func(inputs int)                   // one upstream call's size
+}
+
+// Client is the provider. Create it with New; Close releases idle connections.
+type Client struct {
+	cfg     Config
+	http    *http.Client
+	url     string
+	batcher *batcher
+}
+
+// New returns a client for cfg.
+func New(cfg Config) (*Client, error) {
+	if cfg.BaseURL == "" {
+		return nil, errors.New("openai provider: upstream URL is required")
+	}
+	if !strings.HasPrefix(cfg.BaseURL, "http://") && !strings.HasPrefix(cfg.BaseURL, "https://") {
+		return nil, fmt.Errorf("openai provider: upstream URL %q must start with http:// or https://", cfg.BaseURL)
+	}
+	if cfg.MaxInFlight <= 0 {
+		cfg.MaxInFlight = 8
+	}
+	if cfg.MaxBatchSize <= 0 {
+		cfg.MaxBatchSize = 64
+	}
+	if cfg.AttemptTimeout <= 0 {
+		cfg.AttemptTimeout = 10 * time.Second
+	}
+	if cfg.MaxAttempts <= 0 {
+		cfg.MaxAttempts = 3
+	}
+	if cfg.InitialBackoff <= 0 {
+		cfg.InitialBackoff = 100 * time.Millisecond
+	}
+	if cfg.MaxBackoff <= 0 {
+		cfg.MaxBackoff = 5 * time.Second
+	}
+	if cfg.Linger == 0 {
+		cfg.Linger = time.Millisecond
+	}
+	// The pool holds as many connections as requests can run at once, so steady
+	// load reuses connections instead of dialling; MaxConnsPerHost bounds what a
+	// burst (split requests) can open against the upstream.
+	tr := &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:          cfg.MaxInFlight,
+		MaxIdleConnsPerHost:   cfg.MaxInFlight,
+		MaxConnsPerHost:       2 * cfg.MaxInFlight,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   5 * time.Second,
+		ExpectContinueTimeout: time.Second,
+		ForceAttemptHTTP2:     true,
+	}
+	c := &Client{cfg: cfg, http: &http.Client{Transport: tr}, url: strings.TrimSuffix(cfg.BaseURL, "/") + "/embeddings"}
+	c.batcher = newBatcher(cfg.MaxBatchSize, cfg.Linger, c.call)
+	return c, nil
+}
+
+// Close drops idle upstream connections.
+func (c *Client) Close() { c.http.CloseIdleConnections() }
+
+// Embed splits req into chunks of at most MaxBatchSize, hands them to the
+// batcher (which may share an upstream call with other requests) and puts the
+// vectors back in input order.
+func (c *Client) Embed(ctx context.Context, req provider.Request) (provider.Response, error) {
+	key := batchKey{dims: req.Dimensions, user: req.User, tokens: len(req.Inputs) > 0 && req.Inputs[0].IsTokens}
+	var members []*member
+	for off := 0; off < len(req.Inputs); off += c.cfg.MaxBatchSize {
+		end := min(off+c.cfg.MaxBatchSize, len(req.Inputs))
+		members = append(members, c.batcher.submit(ctx, key, req.Inputs[off:end]))
+	}
+	out := provider.Response{Embeddings: make([][]float32, 0, len(req.Inputs))}
+	for _, m := range members {
+		select {
+		case r := <-m.done:
+			if r.err != nil {
+				return provider.Response{}, r.err
+			}
+			out.Embeddings = append(out.Embeddings, r.vectors...)
+			out.PromptTokens += r.tokens
+		case <-ctx.Done():
+			return provider.Response{}, fmt.Errorf("waiting for upstream: %w", context.Cause(ctx))
+		}
+	}
+	return out, nil
+}
+
+// upstreamError is one failed attempt.
+type upstreamError struct {
+	status     int // 0: no HTTP answer
+	code       string
+	message    string
+	retryAfter time.Duration
+	retryable  bool
+}
+
+func (e *upstreamError) Error() string {
+	if e.status == 0 {
+		return "upstream: " + e.message
+	}
+	return fmt.Sprintf("upstream answered %d: %s", e.status, e.message)
+}
+
+// call runs one upstream call with retries; ctx carries the latest deadline of
+// the requests sharing it.
+func (c *Client) call(ctx context.Context, key batchKey, inputs []provider.Input) ([][]float32, int, error) {
+	if c.cfg.Observer.Batch != nil {
+		c.cfg.Observer.Batch(len(inputs))
+	}
+	body, err := c.body(key, inputs)
+	if err != nil {
+		return nil, 0, fmt.Errorf("encoding upstream request: %w", err)
+	}
+	for attempt := 1; ; attempt++ {
+		vecs, tokens, err := c.attempt(ctx, body, len(inputs))
+		if err == nil {
+			return vecs, tokens, nil
+		}
+		if ctx.Err() != nil {
+			return nil, 0, fmt.Errorf("upstream call: %w", context.Cause(ctx))
+		}
+		var ue *upstreamError
+		if !errors.As(err, &ue) {
+			return nil, 0, err
+		}
+		if !ue.retryable {
+			return nil, 0, finalError(ue, attempt, "")
+		}
+		if attempt >= c.cfg.MaxAttempts {
+			return nil, 0, finalError(ue, attempt, "")
+		}
+		wait := Backoff(c.cfg.InitialBackoff, c.cfg.MaxBackoff, attempt, rand.Float64())
+		if ue.retryAfter > 0 {
+			wait = ue.retryAfter
+		}
+		if dl, ok := ctx.Deadline(); ok && time.Until(dl) <= wait {
+			// Waiting would outlive the request: answer now instead of at the deadline.
+			return nil, 0, finalError(ue, attempt, fmt.Sprintf("; the next retry (in %v) would pass the request deadline", wait.Round(time.Millisecond)))
+		}
+		if c.cfg.Observer.Retry != nil {
+			c.cfg.Observer.Retry()
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return nil, 0, fmt.Errorf("upstream call: %w", context.Cause(ctx))
+		}
+	}
+}
+
+// Backoff is the wait before retry number attempt (1-based): initial*2^(attempt-1)
+// capped at maxWait, with jitter r in [0,1) spreading it over [d/2, d).
+func Backoff(initial, maxWait time.Duration, attempt int, r float64) time.Duration {
+	d := initial
+	for i := 1; i < attempt && d < maxWait; i++ {
+		d *= 2
+	}
+	d = min(d, maxWait)
+	return d/2 + time.Duration(r*float64(d/2))
+}
+
+// finalError turns the last failed attempt into the client's answer: an input the
+// upstream refused is the client's 400; anything else is a 502.
+func finalError(ue *upstreamError, attempts int, extra string) error {
+	if ue.status == http.StatusBadRequest || ue.status == http.StatusRequestEntityTooLarge || ue.status == http.StatusUnprocessableEntity {
+		return &provider.Error{Status: http.StatusBadRequest, Type: "invalid_request_error", Code: ue.code, Message: "upstream refused the input: " + ue.message, Err: ue}
+	}
+	return &provider.Error{Status: http.StatusBadGateway, Type: "server_error", Code: "upstream_error", RetryAfter: ue.retryAfter,
+		Message: fmt.Sprintf("upstream failed after %d attempt(s): %v%s", attempts, ue, extra), Err: ue}
+}
+
+type upstreamRequest struct {
+	Input          any    `json:"input"`
+	Model          string `json:"model"`
+	EncodingFormat string `json:"encoding_format"`
+	Dimensions     int    `json:"dimensions,omitempty"`
+	User           string `json:"user,omitempty"`
+}
+
+func (c *Client) body(key batchKey, inputs []provider.Input) ([]byte, error) {
+	r := upstreamRequest{Model: c.cfg.Model, EncodingFormat: "float", Dimensions: key.dims, User: key.user}
+	if key.tokens {
+		ids := make([][]int, len(inputs))
+		for i, in := range inputs {
+			ids[i] = in.Tokens
+		}
+		r.Input = ids
+	} else {
+		texts := make([]string, len(inputs))
+		for i, in := range inputs {
+			texts[i] = in.Text
+		}
+		r.Input = texts
+	}
+	return json.Marshal(r)
+}
+
+const maxResponseBytes = 256 << 20
+
+func (c *Client) attempt(ctx context.Context, body []byte, n int) ([][]float32, int, error) {
+	actx, cancel := context.WithTimeout(ctx, c.cfg.AttemptTimeout)
+	defer cancel()
+	start := time.Now()
+	code := "error"
+	defer func() {
+		if c.cfg.Observer.Upstream != nil {
+			c.cfg.Observer.Upstream(code, time.Since(start))
+		}
+	}()
+	req, err := http.NewRequestWithContext(actx, http.MethodPost, c.url, bytes.NewReader(body))
+	if err != nil {
+		return nil, 0, fmt.Errorf("building upstream request: %w", err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if c.cfg.APIKey != "" {
+		req.Header.Set("Authorization", "Bearer "+c.cfg.APIKey)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		if actx.Err() != nil && ctx.Err() == nil {
+			code = "timeout"
+			return nil, 0, &upstreamError{message: fmt.Sprintf("attempt timed out after %v", c.cfg.AttemptTimeout), retryable: true}
+		}
+		return nil, 0, &upstreamError{message: err.Error(), retryable: true}
+	}
+	defer resp.Body.Close()
+	code = strconv.Itoa(resp.StatusCode)
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
+	if err != nil {
+		if actx.Err() != nil && ctx.Err() == nil {
+			code = "timeout"
+			return nil, 0, &upstreamError{message: fmt.Sprintf("attempt timed out after %v reading the answer", c.cfg.AttemptTimeout), retryable: true}
+		}
+		return nil, 0, &upstreamError{status: resp.StatusCode, message: "reading answer: " + err.Error(), retryable: true}
+	}
+	if resp.StatusCode != http.StatusOK {
+		ue := &upstreamError{status: resp.StatusCode, message: errorMessage(data),
+			retryable: resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusRequestTimeout || resp.StatusCode >= 500}
+		var eb openaiapi.ErrorBody
+		if json.Unmarshal(data, &eb) == nil && eb.Error.Code != nil {
+			ue.code = *eb.Error.Code
+		}
+		if ra, ok := openaiapi.ParseRetryAfter(resp.Header, time.Now()); ok {
+			ue.retryAfter = ra
+		}
+		return nil, 0, ue
+	}
+	var er openaiapi.EmbeddingResponse
+	if err := json.Unmarshal(data, &er); err != nil {
+		return nil, 0, &upstreamError{status: resp.StatusCode, message: "answer is not an embeddings response: " + err.Error()}
+	}
+	vecs, err := er.Vectors(n)
+	if err != nil {
+		return nil, 0, &upstreamError{status: resp.StatusCode, message: "answer is not an embeddings response: " + err.Error()}
+	}
+	return vecs, er.Usage.PromptTokens, nil
+}
+
+func errorMessage(data []byte) string {
+	var eb openaiapi.ErrorBody
+	if json.Unmarshal(data, &eb) == nil && eb.Error.Message != "" {
+		return eb.Error.Message
+	}
+	s := strings.TrimSpace(string(data))
+	if len(s) > 200 {
+		s = s[:200] + "..."
+	}
+	return s
+}
