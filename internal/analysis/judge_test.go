@@ -18,7 +18,9 @@ func spec() v1alpha1.AnalysisSpec {
 }
 
 func TestJudge(t *testing.T) {
-	ok := func(req int64) Interval { return Interval{Requests: req, HasLatency: true, P99: 300 * time.Millisecond} }
+	ok := func(req int64) Interval {
+		return Interval{Requests: req, HasLatency: true, P99: 300 * time.Millisecond}
+	}
 	cases := []struct {
 		name string
 		iv   Interval
