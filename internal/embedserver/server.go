@@ -1,0 +1,362 @@
+// Package embedserver is the embedding server's HTTP side: the OpenAI-compatible
+// API behind admission control, the admin port (health, readiness, metrics) that
+// never waits behind it, and graceful drain.
+package embedserver
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/ragops/rag-operator/internal/limiter"
+	"github.com/ragops/rag-operator/internal/openaiapi"
+	"github.com/ragops/rag-operator/internal/provider"
+)
+
+// Config is the server's behaviour; cmd/embedserver fills it from flags.
+type Config struct {
+	Model          string        // the one model served
+	Dimensions     int           // vector size when a request names none; 0: the model's own
+	MaxInFlight    int           // requests running at once
+	MaxQueue       int           // requests waiting for a slot
+	MaxInputs      int           // inputs per request; more is 413
+	MaxBodyBytes   int64         // request body; more is 413
+	RequestTimeout time.Duration // whole request, queue wait included; 504 past it
+	QueueTimeout   time.Duration // longest wait for a slot; 503 past it
+	DrainTimeout   time.Duration // longest wait for work in flight at shutdown
+	RetryAfter     time.Duration // Retry-After on 429 and 503; default 1s
+	// ProviderReportsBatches is set when the provider calls ObserveBatch per
+	// upstream call; otherwise each request counts as one batch.
+	ProviderReportsBatches bool
+	Logger         *slog.Logger
+}
+
+// Causes that end a request's context, so answers can tell them apart.
+var (
+	errRequestTimeout = errors.New("request deadline exceeded")
+	errQueueTimeout   = errors.New("queue wait exceeded")
+)
+
+// Server serves one model through a provider.
+type Server struct {
+	cfg      Config
+	provider provider.Provider
+	limiter  *limiter.Limiter
+	metrics  *metrics
+	log      *slog.Logger
+	draining atomic.Bool
+	active   atomic.Int64 // embedding requests inside the handler
+}
+
+// New returns a server; Run serves it.
+func New(cfg Config, p provider.Provider) *Server {
+	if cfg.MaxInFlight < 1 {
+		cfg.MaxInFlight = 1
+	}
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = 4 << 20
+	}
+	if cfg.MaxInputs <= 0 {
+		cfg.MaxInputs = 2048
+	}
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = 30 * time.Second
+	}
+	if cfg.QueueTimeout <= 0 {
+		cfg.QueueTimeout = 5 * time.Second
+	}
+	if cfg.DrainTimeout <= 0 {
+		cfg.DrainTimeout = 30 * time.Second
+	}
+	if cfg.RetryAfter <= 0 {
+		cfg.RetryAfter = time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	lim := limiter.New(cfg.MaxInFlight, cfg.MaxQueue)
+	return &Server{cfg: cfg, provider: p, limiter: lim, metrics: newMetrics(lim), log: cfg.Logger}
+}
+
+// ObserveUpstream, ObserveRetry and ObserveBatch feed the upstream metrics; the
+// openai provider calls them.
+func (s *Server) ObserveUpstream(code string, d time.Duration) {
+	s.metrics.upstreamRequests.WithLabelValues(code).Inc()
+	s.metrics.upstreamDuration.Observe(d.Seconds())
+}
+
+// ObserveRetry counts one upstream retry.
+func (s *Server) ObserveRetry() { s.metrics.upstreamRetries.Inc() }
+
+// ObserveBatch records one model call's size.
+func (s *Server) ObserveBatch(n int) { s.metrics.batchSize.Observe(float64(n)) }
+
+// Handler is the API port's handler.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/v1/embeddings", s.embeddings)
+	mux.HandleFunc("/v1/models", s.models)
+	mux.HandleFunc("/v1/models/{id}", s.models)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		openaiapi.WriteError(w, &provider.Error{Status: http.StatusNotFound, Type: "invalid_request_error", Code: "not_found",
+			Message: fmt.Sprintf("no route for %s %s", r.Method, r.URL.Path)})
+	})
+	return mux
+}
+
+// AdminHandler is the admin port's handler: /healthz, /readyz, /metrics.
+func (s *Server) AdminHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if s.draining.Load() {
+			http.Error(w, "draining", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = io.WriteString(w, "ok\n")
+	})
+	mux.Handle("/metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
+	return mux
+}
+
+func methodNotAllowed(w http.ResponseWriter, allow string) {
+	w.Header().Set("Allow", allow)
+	openaiapi.WriteError(w, &provider.Error{Status: http.StatusMethodNotAllowed, Type: "invalid_request_error", Code: "method_not_allowed", Message: "use " + allow})
+}
+
+func (s *Server) models(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet {
+		methodNotAllowed(w, http.MethodGet)
+		return
+	}
+	m := openaiapi.Model{ID: s.cfg.Model, Object: "model", OwnedBy: "ragops"}
+	var body any = openaiapi.ModelList{Object: "list", Data: []openaiapi.Model{m}}
+	if id := r.PathValue("id"); id != "" {
+		if id != s.cfg.Model {
+			openaiapi.WriteError(w, &provider.Error{Status: http.StatusNotFound, Type: "invalid_request_error", Code: "model_not_found", Param: "model",
+				Message: fmt.Sprintf("model %q is not served here; this server serves %q", id, s.cfg.Model)})
+			return
+		}
+		body = m
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(body)
+}
+
+// statusClientClosed is recorded (never sent) when the client left first.
+const statusClientClosed = 499
+
+func (s *Server) embeddings(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	status := http.StatusOK
+	defer func() {
+		s.metrics.requests.WithLabelValues(strconv.Itoa(status)).Inc()
+		s.metrics.duration.Observe(time.Since(start).Seconds())
+	}()
+	fail := func(e *provider.Error) {
+		status = e.Status
+		openaiapi.WriteError(w, e)
+	}
+	if r.Method != http.MethodPost {
+		status = http.StatusMethodNotAllowed
+		methodNotAllowed(w, http.MethodPost)
+		return
+	}
+	if !s.enter() {
+		// Tell keep-alive clients to reconnect, which lands them on another pod.
+		w.Header().Set("Connection", "close")
+		s.metrics.shed.WithLabelValues(ShedDraining).Inc()
+		fail(&provider.Error{Status: http.StatusServiceUnavailable, Type: "server_error", Code: "draining",
+			Message: "the server is shutting down; retry on another replica", RetryAfter: s.cfg.RetryAfter})
+		return
+	}
+	defer s.active.Add(-1)
+
+	ctx, cancel := context.WithTimeoutCause(r.Context(), s.cfg.RequestTimeout, errRequestTimeout)
+	defer cancel()
+
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		switch {
+		case errors.As(err, &tooBig):
+			fail(&provider.Error{Status: http.StatusRequestEntityTooLarge, Type: "invalid_request_error", Code: "body_too_large",
+				Message: fmt.Sprintf("request body is over the limit of %d bytes", s.cfg.MaxBodyBytes)})
+		case r.Context().Err() != nil:
+			status = statusClientClosed
+		default:
+			fail(provider.BadRequest("", "could not read the request body: %v", err))
+		}
+		return
+	}
+	req, err := openaiapi.DecodeRequest(body, openaiapi.Limits{MaxInputs: s.cfg.MaxInputs})
+	if err != nil {
+		pe, _ := provider.AsError(err)
+		fail(pe)
+		return
+	}
+	if req.Model != "" && req.Model != s.cfg.Model {
+		fail(&provider.Error{Status: http.StatusBadRequest, Type: "invalid_request_error", Code: "model_not_found", Param: "model",
+			Message: fmt.Sprintf("model %q is not served here; this server serves %q", req.Model, s.cfg.Model)})
+		return
+	}
+
+	// Admission: wait for a slot no longer than the queue timeout (and never past
+	// the request deadline, which qctx inherits).
+	qctx, qcancel := context.WithTimeoutCause(ctx, s.cfg.QueueTimeout, errQueueTimeout)
+	release, err := s.limiter.Acquire(qctx)
+	qcancel()
+	if err != nil {
+		switch {
+		case errors.Is(err, limiter.ErrQueueFull):
+			s.metrics.shed.WithLabelValues(ShedQueueFull).Inc()
+			fail(&provider.Error{Status: http.StatusTooManyRequests, Type: "rate_limit_error", Code: "queue_full",
+				Message: fmt.Sprintf("server busy: %d requests running and %d waiting", s.limiter.MaxInFlight(), s.limiter.MaxQueue()), RetryAfter: s.cfg.RetryAfter})
+		case errors.Is(err, errQueueTimeout):
+			s.metrics.shed.WithLabelValues(ShedQueueTimeout).Inc()
+			fail(&provider.Error{Status: http.StatusServiceUnavailable, Type: "server_error", Code: "queue_timeout",
+				Message: fmt.Sprintf("no free slot within the queue timeout of %v", s.cfg.QueueTimeout), RetryAfter: s.cfg.RetryAfter})
+		default:
+			s.answerContextEnd(ctx, r, &status, fail)
+		}
+		return
+	}
+	defer release()
+
+	resp, err := s.provider.Embed(ctx, provider.Request{Model: s.cfg.Model, Inputs: req.Inputs, Dimensions: cmp.Or(req.Dimensions, s.cfg.Dimensions), User: req.User})
+	if err != nil {
+		if pe, ok := provider.AsError(err); ok {
+			if pe.Status >= 500 {
+				s.log.Warn("embedding failed", "status", pe.Status, "err", err)
+			}
+			fail(pe)
+			return
+		}
+		if ctx.Err() != nil {
+			s.answerContextEnd(ctx, r, &status, fail)
+			return
+		}
+		s.log.Error("embedding failed", "err", err)
+		fail(&provider.Error{Status: http.StatusInternalServerError, Type: "server_error", Message: "internal error"})
+		return
+	}
+	if len(resp.Embeddings) != len(req.Inputs) {
+		s.log.Error("provider returned the wrong number of vectors", "got", len(resp.Embeddings), "want", len(req.Inputs))
+		fail(&provider.Error{Status: http.StatusInternalServerError, Type: "server_error", Message: "internal error: wrong number of vectors"})
+		return
+	}
+	if !s.cfg.ProviderReportsBatches {
+		s.metrics.batchSize.Observe(float64(len(req.Inputs)))
+	}
+	out := openaiapi.AppendResponse(make([]byte, 0, 64+len(resp.Embeddings)*(len(resp.Embeddings[0])*12+48)), s.cfg.Model, resp.Embeddings, resp.PromptTokens, req.Base64)
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(out)))
+	_, _ = w.Write(out)
+}
+
+// enter counts a request in, unless draining. Counting before checking pairs with
+// drain's setting before counting: either the request sees draining, or drain
+// sees the request and waits for it.
+func (s *Server) enter() bool {
+	s.active.Add(1)
+	if s.draining.Load() {
+		s.active.Add(-1)
+		return false
+	}
+	return true
+}
+
+// answerContextEnd answers a request whose context ended: 504 at the deadline,
+// nothing (recorded as 499) when the client left.
+func (s *Server) answerContextEnd(ctx context.Context, r *http.Request, status *int, fail func(*provider.Error)) {
+	if r.Context().Err() != nil {
+		*status = statusClientClosed
+		return
+	}
+	if errors.Is(context.Cause(ctx), errRequestTimeout) {
+		fail(&provider.Error{Status: http.StatusGatewayTimeout, Type: "server_error", Code: "request_timeout",
+			Message: fmt.Sprintf("no answer within the request timeout of %v", s.cfg.RequestTimeout)})
+		return
+	}
+	fail(&provider.Error{Status: http.StatusInternalServerError, Type: "server_error", Message: "request ended: " + context.Cause(ctx).Error()})
+}
+
+// Draining reports whether shutdown has begun.
+func (s *Server) Draining() bool { return s.draining.Load() }
+
+// Run serves the API on apiLn and the admin handler on adminLn until ctx ends,
+// then drains: readiness goes false, new requests get 503, and requests already
+// inside finish within DrainTimeout. It returns nil after a clean drain, or an
+// error when work was cut off or a listener failed.
+func (s *Server) Run(ctx context.Context, apiLn, adminLn net.Listener) error {
+	api := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: s.cfg.RequestTimeout,
+		WriteTimeout: s.cfg.RequestTimeout + 5*time.Second, IdleTimeout: 2 * time.Minute}
+	admin := &http.Server{Handler: s.AdminHandler(), ReadHeaderTimeout: 5 * time.Second, WriteTimeout: 30 * time.Second}
+	errc := make(chan error, 2)
+	go func() { errc <- api.Serve(apiLn) }()
+	go func() { errc <- admin.Serve(adminLn) }()
+
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case serveErr = <-errc:
+	}
+	drainErr := s.drain(api)
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := admin.Shutdown(sctx); err != nil {
+		_ = admin.Close()
+	}
+	for range 2 - btoi(serveErr != nil) {
+		if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) && serveErr == nil {
+			serveErr = err
+		}
+	}
+	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
+		return fmt.Errorf("serving: %w", serveErr)
+	}
+	return drainErr
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// drain refuses new work while the requests inside finish, then shuts the API
+// server down. The listener stays open meanwhile so late clients get a clear 503
+// rather than a refused connection.
+func (s *Server) drain(api *http.Server) error {
+	s.draining.Store(true)
+	s.log.Info("draining", "in_flight", s.limiter.InFlight(), "queued", s.limiter.QueueDepth(), "timeout", s.cfg.DrainTimeout)
+	deadline := time.Now().Add(s.cfg.DrainTimeout)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for s.active.Load() > 0 && time.Now().Before(deadline) {
+		<-tick.C
+	}
+	left := s.active.Load()
+	ctx, cancel := context.WithDeadline(context.Background(), deadline.Add(time.Second))
+	defer cancel()
+	if err := api.Shutdown(ctx); err != nil {
+		_ = api.Close()
+	}
+	if left > 0 {
+		return fmt.Errorf("drain timeout %v passed with %d requests unfinished", s.cfg.DrainTimeout, left)
+	}
+	s.log.Info("drained")
+	return nil
+}
