@@ -43,8 +43,8 @@ func TestEmbeddingsInputForms(t *testing.T) {
 				}
 			}
 			var resp struct {
-				Object string `json:"object"`
-				Model  string `json:"model"`
+				Object string                                  `json:"object"`
+				Model  string                                  `json:"model"`
 				Usage  struct{ PromptTokens, TotalTokens int } `json:"usage"`
 			}
 			_ = json.Unmarshal(a.body, &resp)

@@ -39,7 +39,7 @@ type Config struct {
 	// ProviderReportsBatches is set when the provider calls ObserveBatch per
 	// upstream call; otherwise each request counts as one batch.
 	ProviderReportsBatches bool
-	Logger         *slog.Logger
+	Logger                 *slog.Logger
 }
 
 // Causes that end a request's context, so answers can tell them apart.
