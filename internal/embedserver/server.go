@@ -243,7 +243,9 @@ func (s *Server) embeddings(w http.ResponseWriter, r *http.Request) {
 			fail(pe)
 			return
 		}
-		if ctx.Err() != nil {
+		// A shared upstream call may hit the same deadline a moment before this
+		// request's own timer fires: both are this request running out of time.
+		if ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) {
 			s.answerContextEnd(ctx, r, &status, fail)
 			return
 		}
@@ -277,19 +279,15 @@ func (s *Server) enter() bool {
 	return true
 }
 
-// answerContextEnd answers a request whose context ended: 504 at the deadline,
-// nothing (recorded as 499) when the client left.
+// answerContextEnd answers a request that ran out of time: 504, or nothing
+// (recorded as 499) when the client left first.
 func (s *Server) answerContextEnd(ctx context.Context, r *http.Request, status *int, fail func(*provider.Error)) {
 	if r.Context().Err() != nil {
 		*status = statusClientClosed
 		return
 	}
-	if errors.Is(context.Cause(ctx), errRequestTimeout) {
-		fail(&provider.Error{Status: http.StatusGatewayTimeout, Type: "server_error", Code: "request_timeout",
-			Message: fmt.Sprintf("no answer within the request timeout of %v", s.cfg.RequestTimeout)})
-		return
-	}
-	fail(&provider.Error{Status: http.StatusInternalServerError, Type: "server_error", Message: "request ended: " + context.Cause(ctx).Error()})
+	fail(&provider.Error{Status: http.StatusGatewayTimeout, Type: "server_error", Code: "request_timeout",
+		Message: fmt.Sprintf("no answer within the request timeout of %v", s.cfg.RequestTimeout)})
 }
 
 // Draining reports whether shutdown has begun.
