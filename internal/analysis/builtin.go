@@ -51,20 +51,22 @@ func (b *Builtin) Analyze(ctx context.Context, q Query) (*Result, error) {
 		return nil, fmt.Errorf("scrape canary %s pods: %w", q.Revision, errors.Join(errs...))
 	}
 	canary, ok := b.advance(trackKey{q.Namespace, q.Name, "canary"}, q.Revision, q.Now, interval(q.Spec), cur)
+	// Stable is for comparison only: its baseline is taken with the canary's,
+	// and its scrape errors do not matter.
+	var stable *Interval
+	if len(q.Stable) > 0 {
+		if st, _ := b.scrapeAll(ctx, q.Stable); len(st) > 0 {
+			if iv, sok := b.advance(trackKey{q.Namespace, q.Name, "stable"}, q.StableRevision, q.Now, interval(q.Spec), st); sok {
+				stable = &iv
+			}
+		}
+	}
 	if !ok {
 		return nil, nil
 	}
-	res := &Result{Canary: canary, Status: Status(canary, q.Spec, q.Revision, q.Now)}
+	res := &Result{Canary: canary, Stable: stable, Status: Status(canary, q.Spec, q.Revision, q.Now)}
 	if len(errs) > 0 {
 		res.Status.Message += fmt.Sprintf("; %d of %d canary pods not scraped", len(errs), len(q.Canary))
-	}
-	if len(q.Stable) > 0 {
-		if st, errs := b.scrapeAll(ctx, q.Stable); len(st) > 0 {
-			_ = errs // stable is for comparison only
-			if iv, ok := b.advance(trackKey{q.Namespace, q.Name, "stable"}, q.StableRevision, q.Now, 0, st); ok {
-				res.Stable = &iv
-			}
-		}
 	}
 	return res, nil
 }

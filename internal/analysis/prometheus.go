@@ -87,15 +87,15 @@ func (p *Prometheus) track(ctx context.Context, papi promv1.API, q Query, revisi
 	defer cancel()
 	rq, sq, lq := p.Queries(q.Namespace, q.Name, revision, interval(q.Spec))
 	s := Sample{Codes: map[string]float64{}, Shed: map[string]float64{}}
-	if err := query(ctx, papi, rq, q.Now, func(m model.Metric, v float64) { s.Codes[string(m["code"])] += v }); err != nil {
+	if err := runQuery(ctx, papi, rq, q.Now, func(m model.Metric, v float64) { s.Codes[string(m["code"])] += v }); err != nil {
 		return Interval{}, err
 	}
-	if err := query(ctx, papi, sq, q.Now, func(m model.Metric, v float64) { s.Shed[string(m["reason"])] += v }); err != nil {
+	if err := runQuery(ctx, papi, sq, q.Now, func(m model.Metric, v float64) { s.Shed[string(m["reason"])] += v }); err != nil {
 		return Interval{}, err
 	}
 	byBound := map[float64]float64{}
 	var parseErr error
-	if err := query(ctx, papi, lq, q.Now, func(m model.Metric, v float64) {
+	if err := runQuery(ctx, papi, lq, q.Now, func(m model.Metric, v float64) {
 		ub, err := strconv.ParseFloat(string(m["le"]), 64)
 		if err != nil {
 			parseErr = fmt.Errorf("bucket le %q: %w", m["le"], err)
@@ -112,7 +112,7 @@ func (p *Prometheus) track(ctx context.Context, papi promv1.API, q Query, revisi
 	return FromIncrease(s), nil
 }
 
-func query(ctx context.Context, papi promv1.API, q string, at time.Time, each func(model.Metric, float64)) error {
+func runQuery(ctx context.Context, papi promv1.API, q string, at time.Time, each func(model.Metric, float64)) error {
 	v, _, _, err := papi.Query(ctx, q, at)
 	if err != nil {
 		return fmt.Errorf("query %s: %w", q, err)
