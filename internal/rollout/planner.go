@@ -256,6 +256,15 @@ func (p *planner) run() {
 			p.holdRolledBack()
 			return
 		}
+		if p.in.Rollout.Paused {
+			// Held where it is: the running canary keeps its step (and can
+			// still fail); the new revision starts when the rollout resumes.
+			p.canary()
+			if p.transition == TransitionHold {
+				p.msg += fmt.Sprintf("; revision %s waits for the rollout to resume", d)
+			}
+			return
+		}
 		p.start("CanaryRestarted", fmt.Sprintf("Spec changed during the canary of %s: restarting with revision %s", c, d))
 	case c != "":
 		p.canary()
@@ -289,7 +298,12 @@ func (p *planner) rollingUpdate() {
 		p.event(EventNormal, "CanaryRemoved", fmt.Sprintf("Strategy is RollingUpdate: removed canary %s", p.st.CanaryRevision))
 		p.dropCanary()
 	}
-	if d := p.in.DesiredRevision; d != p.st.StableRevision {
+	if d := p.in.DesiredRevision; d != p.st.StableRevision && p.in.Rollout.Paused {
+		p.set(TransitionHold, "Paused", fmt.Sprintf("Rolling update to %s not started: spec.rollout.paused holds the rollout", d))
+		p.steady()
+		p.phase = v1alpha1.PhasePaused
+		return
+	} else if d != p.st.StableRevision {
 		p.set(TransitionRollingUpdate, "RollingUpdate", fmt.Sprintf("Rolling stable from %s to %s", p.st.StableRevision, d))
 		p.event(EventNormal, "RollingUpdate", p.msg)
 		p.st.StableRevision = d
@@ -317,6 +331,13 @@ func (p *planner) noCanary() {
 		}
 		p.holdRolledBack()
 		p.ignore(p.in.Promote, "promote", fmt.Sprintf("revision %s was rolled back; retry it first", d))
+		p.ignore(p.in.Abort, "abort", "no canary runs")
+		return
+	}
+	if p.in.Rollout.Paused {
+		p.set(TransitionHold, "Paused", fmt.Sprintf("Canary of revision %s not started: spec.rollout.paused holds the rollout", d))
+		p.phase = v1alpha1.PhasePaused
+		p.ignore(p.in.Promote, "promote", "no canary runs")
 		p.ignore(p.in.Abort, "abort", "no canary runs")
 		return
 	}

@@ -166,6 +166,18 @@ func TestDecide(t *testing.T) {
 					t.Errorf("weight %d start %v, want 25 at now", p.Status.CanaryWeight, p.Status.StepStartTime)
 				}
 			}},
+		{name: "paused: a template change does not start a canary",
+			setup: []func(*Input){paused, func(in *Input) { in.DesiredRevision = "b" }},
+			want:  want{transition: TransitionHold, reason: "Paused", stable: "a", phase: v1alpha1.PhasePaused}},
+		{name: "paused: a spec edit mid-canary keeps the running canary where it is",
+			setup: []func(*Input){running(1, time.Hour, 1), paused, func(in *Input) { in.DesiredRevision = "c" }},
+			want:  want{transition: TransitionHold, reason: "Paused", stable: "a", canary: "b", canaryReplicas: 1, step: 1, phase: v1alpha1.PhasePaused}},
+		{name: "paused: a spec back to stable still removes the canary",
+			setup: []func(*Input){running(1, time.Hour, 1), paused, func(in *Input) { in.DesiredRevision = "a" }},
+			want:  want{transition: TransitionFastRollback, reason: "FastRollback", stable: "a", phase: v1alpha1.PhaseHealthy, events: []string{"FastRollback"}}},
+		{name: "paused: rolling update waits",
+			setup: []func(*Input){paused, func(in *Input) { in.DesiredRevision = "b"; in.Rollout.Strategy = v1alpha1.StrategyRollingUpdate }},
+			want:  want{transition: TransitionHold, reason: "Paused", stable: "a", phase: v1alpha1.PhasePaused}},
 		{name: "rolling update skips the canary",
 			setup: []func(*Input){func(in *Input) { in.DesiredRevision = "b"; in.Rollout.Strategy = v1alpha1.StrategyRollingUpdate }},
 			want:  want{transition: TransitionRollingUpdate, reason: "RollingUpdate", stable: "b", phase: v1alpha1.PhaseProgressing, events: []string{"RollingUpdate"}}},

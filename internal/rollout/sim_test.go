@@ -610,6 +610,14 @@ func scenarios() []scenario {
 			}),
 		},
 		{
+			name: "paused-before-change", seed: 16, ticks: 30, replicas: 3,
+			rollout: canarySpec(),
+			at: events(map[int]func(*sim){
+				4:  func(s *sim) { s.rollout.Paused = true; s.logf("spec: paused") },
+				12: func(s *sim) { s.rollout.Paused = false; s.logf("spec: unpaused") },
+			}),
+		},
+		{
 			name: "paused-analysis-failure", seed: 13, ticks: 25, replicas: 3,
 			rollout: withAnalysis(canarySpec(), v1alpha1.NoDataPause),
 			at: events(map[int]func(*sim){
