@@ -1,0 +1,178 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ragops/rag-operator/internal/fakeupstream"
+)
+
+func TestFlagErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"unknown provider", []string{"--provider", "x"}, "--provider must be builtin or openai"},
+		{"bad builtin model", []string{"--model", "gpt"}, "want hash-<dims>"},
+		{"openai without model", []string{"--provider", "openai", "--upstream-url", "http://127.0.0.1:1/v1"}, "--model is required"},
+		{"openai without url", []string{"--provider", "openai", "--model", "m"}, "upstream URL is required"},
+		{"fail rate", []string{"--fail-rate", "2"}, "--fail-rate must be in [0,1]"},
+		{"zero timeout", []string{"--queue-timeout", "0s"}, "--queue-timeout must be positive"},
+		{"dimensions over model", []string{"--model", "hash-8", "--dimensions", "9"}, "more than model"},
+		{"stray argument", []string{"serve"}, "unexpected arguments"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stderr bytes.Buffer
+			code := run(context.Background(), tt.args, func(string) string { return "" }, &stderr)
+			if code != 2 || !strings.Contains(stderr.String(), tt.want) {
+				t.Fatalf("exit %d, stderr %q; want 2 and %q", code, stderr.String(), tt.want)
+			}
+		})
+	}
+}
+
+func freeAddr(t *testing.T, ip string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", ip+":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func waitReady(t *testing.T, url string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := http.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s never ready", url)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// The real binary, as a pod runs it: requests in flight at SIGTERM complete, new
+// ones are refused with 503, readiness drops, and the process exits 0.
+func TestSIGTERMDrainsRealProcess(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "embedserver")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	up := fakeupstream.New(fakeupstream.Config{Latency: fakeupstream.Latency{Base: 700 * time.Millisecond}, APIKey: "sekret"})
+	ts := httptest.NewServer(up)
+	defer ts.Close()
+	defer up.Close()
+
+	// A pod-like address other than 127.0.0.1, as the local node agent uses.
+	ip := "127.0.3.7"
+	if ln, err := net.Listen("tcp", ip+":0"); err != nil {
+		ip = "127.0.0.1"
+	} else {
+		ln.Close()
+	}
+	addr, admin := freeAddr(t, ip), freeAddr(t, ip)
+	var stderr bytes.Buffer
+	cmd := exec.Command(bin, "--addr", addr, "--admin-addr", admin, "--provider", "openai", "--model", "fake-embedding",
+		"--upstream-url", ts.URL+"/v1", "--drain-timeout", "10s")
+	cmd.Env = append(os.Environ(), "EMBEDSERVER_API_KEY=sekret")
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill() }()
+	waitReady(t, "http://"+admin+"/readyz")
+
+	post := func() (int, string) {
+		c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 20 * time.Second}
+		resp, err := c.Post("http://"+addr+"/v1/embeddings", "application/json", strings.NewReader(`{"input":["a","b"]}`))
+		if err != nil {
+			return -1, err.Error()
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	type res struct {
+		code int
+		body string
+	}
+	inflight := make(chan res, 2)
+	for i := 0; i < 2; i++ {
+		go func() { c, b := post(); inflight <- res{c, b} }()
+	}
+	// Both requests hold a slot before the signal.
+	for !strings.Contains(scrape(t, "http://"+admin+"/metrics"), "\nembedserver_in_flight 2\n") {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	// Readiness drops and new work is refused while the old finishes.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		resp, err := http.Get("http://" + admin + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusServiceUnavailable {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("readyz never went false")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if code, body := post(); code != http.StatusServiceUnavailable || !strings.Contains(body, `"draining"`) {
+		t.Fatalf("new request during drain: %d %s", code, body)
+	}
+	for i := 0; i < 2; i++ {
+		if r := <-inflight; r.code != 200 {
+			t.Fatalf("in-flight request: %d %s", r.code, r.body)
+		}
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("exit: %v\n%s", err, stderr.String())
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("process did not exit")
+	}
+	if strings.Contains(stderr.String(), "sekret") {
+		t.Fatal("API key in logs")
+	}
+}
+
+func scrape(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
