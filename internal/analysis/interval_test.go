@@ -134,3 +134,17 @@ func TestDelta(t *testing.T) {
 		}
 	}
 }
+
+func BenchmarkDelta100Pods(b *testing.B) {
+	prev, cur := map[string]Sample{}, map[string]Sample{}
+	for i := range 100 {
+		pod := string(rune('a'+i%26)) + string(rune('a'+i/26))
+		prev[pod] = sample(map[string]float64{"200": 100, "500": 1, "429": 3}, map[string]float64{ShedQueueFull: 3},
+			Bucket{0.01, 10}, Bucket{0.1, 80}, Bucket{1, 100}, Bucket{inf, 104})
+		cur[pod] = sample(map[string]float64{"200": 200, "500": 2, "429": 6}, map[string]float64{ShedQueueFull: 6},
+			Bucket{0.01, 20}, Bucket{0.1, 160}, Bucket{1, 200}, Bucket{inf, 208})
+	}
+	for b.Loop() {
+		_ = Delta(prev, cur)
+	}
+}

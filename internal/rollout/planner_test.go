@@ -436,3 +436,13 @@ func TestAnalysisDue(t *testing.T) {
 		}
 	}
 }
+
+func BenchmarkDecide(b *testing.B) {
+	in := base()
+	running(2, time.Minute, 1)(&in)
+	analysisOn(v1alpha1.NoDataPause)(&in)
+	newVerdict("b", v1alpha1.VerdictPass, 0)(&in)
+	for b.Loop() {
+		_ = Decide(in)
+	}
+}
