@@ -231,6 +231,13 @@ func (p *planner) run() {
 		p.consumed = append(p.consumed, v1alpha1.AnnotationRetry)
 	}
 	p.transition = TransitionNone
+	if p.in.DesiredRevision == "" {
+		// The controller could not build the template: keep going where we are.
+		p.in.DesiredRevision = p.st.StableRevision
+		if p.st.CanaryRevision != "" {
+			p.in.DesiredRevision = p.st.CanaryRevision
+		}
+	}
 
 	if p.st.StableRevision == "" && !p.adopt() {
 		p.st.StableRevision = p.in.DesiredRevision
