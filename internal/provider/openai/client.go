@@ -227,7 +227,10 @@ type upstreamRequest struct {
 }
 
 func (c *Client) body(key batchKey, inputs []provider.Input) ([]byte, error) {
-	r := upstreamRequest{Model: c.cfg.Model, EncodingFormat: "float", Dimensions: key.dims, User: key.user}
+	// base64 is what the official clients ask for by default, so any upstream they
+	// work with supports it, and it decodes several times faster than JSON floats;
+	// an upstream that ignores it and sends floats is understood too.
+	r := upstreamRequest{Model: c.cfg.Model, EncodingFormat: "base64", Dimensions: key.dims, User: key.user}
 	if key.tokens {
 		ids := make([][]int, len(inputs))
 		for i, in := range inputs {
