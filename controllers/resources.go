@@ -1,0 +1,126 @@
+package controllers
+
+import (
+	"fmt"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
+	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
+	metav1ac "k8s.io/client-go/applyconfigurations/meta/v1"
+	policyv1ac "k8s.io/client-go/applyconfigurations/policy/v1"
+
+	ragv1 "github.com/ragops/rag-operator/api/v1alpha1"
+	"github.com/ragops/rag-operator/internal/podtemplate"
+)
+
+// Names of the objects the operator owns for a RAGService.
+func deploymentName(svc *ragv1.RAGService, track string) string { return svc.Name + "-" + track }
+func trackServiceName(svc *ragv1.RAGService, track string) string { return svc.Name + "-" + track }
+func revisionName(svc *ragv1.RAGService, revision string) string { return svc.Name + "-" + revision }
+
+func ownerRef(svc *ragv1.RAGService) *metav1ac.OwnerReferenceApplyConfiguration {
+	return metav1ac.OwnerReference().
+		WithAPIVersion(ragv1.GroupVersion.String()).
+		WithKind("RAGService").
+		WithName(svc.Name).
+		WithUID(svc.UID).
+		WithController(true).
+		WithBlockOwnerDeletion(true)
+}
+
+// objectLabels label every owned object, so that `kubectl get all -l
+// app.kubernetes.io/instance=docs` finds them.
+func objectLabels(svc *ragv1.RAGService) map[string]string {
+	l := podtemplate.SelectorLabels(svc.Name)
+	l[ragv1.LabelManaged] = "rag-operator"
+	return l
+}
+
+// deploymentFor is the Deployment of one track running template tpl at revision.
+// replicas nil leaves the field to whoever else owns it (an HPA on the Deployment).
+func deploymentFor(svc *ragv1.RAGService, track, revision string, tpl *corev1ac.PodTemplateSpecApplyConfiguration, replicas *int32) (*appsv1ac.DeploymentApplyConfiguration, error) {
+	tpl, err := podtemplate.WithTrack(tpl, track, revision)
+	if err != nil {
+		return nil, err
+	}
+	labels := objectLabels(svc)
+	labels[ragv1.LabelTrack] = track
+	labels[ragv1.LabelRevision] = revision
+
+	deadline := int32(svc.Spec.Rollout.ProgressDeadline.Seconds())
+	spec := appsv1ac.DeploymentSpec().
+		WithSelector(metav1ac.LabelSelector().WithMatchLabels(podtemplate.TrackSelectorLabels(svc.Name, track))).
+		WithTemplate(tpl).
+		// maxUnavailable 0: a template change of a track (promotion) surges new
+		// pods before old ones go, so ready capacity never drops.
+		WithStrategy(appsv1ac.DeploymentStrategy().
+			WithType(appsv1.RollingUpdateDeploymentStrategyType).
+			WithRollingUpdate(appsv1ac.RollingUpdateDeployment().
+				WithMaxUnavailable(intstr.FromInt32(0)).
+				WithMaxSurge(intstr.FromString("25%")))).
+		WithRevisionHistoryLimit(3)
+	if deadline > 0 {
+		spec.WithProgressDeadlineSeconds(deadline)
+	}
+	if replicas != nil {
+		spec.WithReplicas(*replicas)
+	}
+	return appsv1ac.Deployment(deploymentName(svc, track), svc.Namespace).
+		WithLabels(labels).
+		WithOwnerReferences(ownerRef(svc)).
+		WithSpec(spec), nil
+}
+
+// servicesFor are the Service over both tracks (traffic splits by ready pods)
+// and one Service per track.
+func servicesFor(svc *ragv1.RAGService) []*corev1ac.ServiceApplyConfiguration {
+	mk := func(name string, selector map[string]string) *corev1ac.ServiceApplyConfiguration {
+		return corev1ac.Service(name, svc.Namespace).
+			WithLabels(objectLabels(svc)).
+			WithOwnerReferences(ownerRef(svc)).
+			WithSpec(corev1ac.ServiceSpec().
+				WithType(corev1.ServiceTypeClusterIP).
+				WithSelector(selector).
+				WithPorts(corev1ac.ServicePort().
+					WithName(podtemplate.HTTPPortName).
+					WithPort(80).
+					WithProtocol(corev1.ProtocolTCP).
+					WithTargetPort(intstr.FromString(podtemplate.HTTPPortName))))
+	}
+	return []*corev1ac.ServiceApplyConfiguration{
+		mk(svc.Name, podtemplate.SelectorLabels(svc.Name)),
+		mk(trackServiceName(svc, ragv1.TrackStable), podtemplate.TrackSelectorLabels(svc.Name, ragv1.TrackStable)),
+		mk(trackServiceName(svc, ragv1.TrackCanary), podtemplate.TrackSelectorLabels(svc.Name, ragv1.TrackCanary)),
+	}
+}
+
+// pdbFor lets voluntary disruptions take one pod at a time across both tracks.
+// maxUnavailable (not minAvailable) keeps it right whatever scales the service.
+func pdbFor(svc *ragv1.RAGService) *policyv1ac.PodDisruptionBudgetApplyConfiguration {
+	return policyv1ac.PodDisruptionBudget(svc.Name, svc.Namespace).
+		WithLabels(objectLabels(svc)).
+		WithOwnerReferences(ownerRef(svc)).
+		WithSpec(policyv1ac.PodDisruptionBudgetSpec().
+			WithSelector(metav1ac.LabelSelector().WithMatchLabels(podtemplate.SelectorLabels(svc.Name))).
+			WithMaxUnavailable(intstr.FromInt32(1)))
+}
+
+// controllerRevisionFor stores a revision's pod template, so the stable track
+// can be rebuilt (after a hand deletion, or by a restarted manager) and so
+// `kubectl rag history` can list what ran.
+func controllerRevisionFor(svc *ragv1.RAGService, revision string, number int64, tpl *corev1ac.PodTemplateSpecApplyConfiguration) (*appsv1ac.ControllerRevisionApplyConfiguration, error) {
+	raw, err := podtemplate.Encode(tpl)
+	if err != nil {
+		return nil, fmt.Errorf("encoding revision %s: %w", revision, err)
+	}
+	labels := objectLabels(svc)
+	labels[ragv1.LabelRevision] = revision
+	return appsv1ac.ControllerRevision(revisionName(svc, revision), svc.Namespace).
+		WithLabels(labels).
+		WithOwnerReferences(ownerRef(svc)).
+		WithRevision(number).
+		WithData(runtime.RawExtension{Raw: raw}), nil
+}

@@ -1,0 +1,232 @@
+package controllers
+
+import (
+	"encoding/json"
+	"fmt"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+
+	ragv1 "github.com/ragops/rag-operator/api/v1alpha1"
+	"github.com/ragops/rag-operator/internal/podtemplate"
+)
+
+// Condition reasons, CamelCase.
+const (
+	ReasonSucceeded         = "Succeeded"
+	ReasonProgressing       = "Progressing"
+	ReasonScalingUp         = "ScalingUp"
+	ReasonRollingOut        = "RollingOut"
+	ReasonReconcileFailed   = "ReconcileFailed"
+	ReasonSecretNotFound    = "SecretNotFound"
+	ReasonMinimumAvailable  = "MinimumReplicasAvailable"
+	ReasonBelowMinimum      = "MinimumReplicasUnavailable"
+	ReasonDeploymentMissing = "DeploymentMissing"
+	ReasonDeadlineExceeded  = "ProgressDeadlineExceeded"
+)
+
+// summarize derives the counts, the conditions and the phase from what the
+// reconcile observed. Ready summarises; Reconciling and Stalled exist only
+// while true (kstatus).
+func summarize(s *scope, reconcileErr error) {
+	st := &s.obj.Status
+	gen := s.obj.Generation
+	st.Selector = labels.SelectorFromSet(podtemplate.SelectorLabels(s.obj.Name)).String()
+
+	st.Replicas, st.ReadyReplicas = 0, 0
+	for _, d := range []*appsv1.Deployment{s.stable, s.canary} {
+		if d != nil {
+			st.Replicas += d.Status.Replicas
+			st.ReadyReplicas += d.Status.ReadyReplicas
+		}
+	}
+
+	if s.desired == nil {
+		// The template could not be built: reconcileTemplate marked Stalled.
+		st.Conditions = removeCondition(st.Conditions, ragv1.ConditionReconciling)
+		cond := apimeta.FindStatusCondition(st.Conditions, ragv1.ConditionStalled)
+		st.Conditions = setCondition(st.Conditions, gen, ragv1.ConditionReady, metav1.ConditionFalse, cond.Reason, cond.Message)
+		st.Phase = phaseOf(st.Conditions)
+		return
+	}
+	st.Conditions = removeCondition(st.Conditions, ragv1.ConditionStalled)
+
+	st.Conditions = setAvailable(st.Conditions, gen, s.stable, replicasOf(s.obj))
+	rolledOut, rolloutMsg := stableRolledOut(s.stable, st.StableRevision)
+
+	switch {
+	case stableDeadlineExceeded(s.stable):
+		st.Conditions = setStalled(st.Conditions, gen, ReasonDeadlineExceeded,
+			fmt.Sprintf("stable Deployment exceeded its progress deadline: %s", rolloutMsg))
+	case !rolledOut:
+		st.Conditions = setCondition(st.Conditions, gen, ragv1.ConditionReconciling, metav1.ConditionTrue, ReasonRollingOut, rolloutMsg)
+	default:
+		st.Conditions = removeCondition(st.Conditions, ragv1.ConditionReconciling)
+	}
+	if reconcileErr != nil {
+		st.Conditions = setCondition(st.Conditions, gen, ragv1.ConditionReconciling, metav1.ConditionTrue, ReasonReconcileFailed, reconcileErr.Error())
+	}
+
+	st.Conditions = setReady(st.Conditions, gen, reconcileErr, s.secretProblem)
+	st.Phase = phaseOf(st.Conditions)
+}
+
+// setReady summarises the other conditions into Ready.
+func setReady(conds []metav1.Condition, gen int64, reconcileErr error, secretProblem string) []metav1.Condition {
+	set := func(status metav1.ConditionStatus, reason, msg string) []metav1.Condition {
+		return setCondition(conds, gen, ragv1.ConditionReady, status, reason, msg)
+	}
+	if reconcileErr != nil {
+		return set(metav1.ConditionFalse, ReasonReconcileFailed, reconcileErr.Error())
+	}
+	if secretProblem != "" {
+		return set(metav1.ConditionFalse, ReasonSecretNotFound, secretProblem)
+	}
+	for _, t := range []string{ragv1.ConditionStalled, ragv1.ConditionRolledBack, ragv1.ConditionReconciling} {
+		if c := apimeta.FindStatusCondition(conds, t); c != nil && c.Status == metav1.ConditionTrue {
+			return set(metav1.ConditionFalse, c.Reason, c.Message)
+		}
+	}
+	if c := apimeta.FindStatusCondition(conds, ragv1.ConditionAvailable); c == nil || c.Status != metav1.ConditionTrue {
+		reason, msg := ReasonBelowMinimum, "stable track is not available"
+		if c != nil {
+			reason, msg = c.Reason, c.Message
+		}
+		return set(metav1.ConditionFalse, reason, msg)
+	}
+	return set(metav1.ConditionTrue, ReasonSucceeded, "all replicas of the stable revision are ready")
+}
+
+// setAvailable is True when the stable track serves with at least spec.replicas
+// ready pods.
+func setAvailable(conds []metav1.Condition, gen int64, stable *appsv1.Deployment, replicas int32) []metav1.Condition {
+	if stable == nil {
+		return setCondition(conds, gen, ragv1.ConditionAvailable, metav1.ConditionFalse, ReasonDeploymentMissing, "stable Deployment does not exist yet")
+	}
+	ready := stable.Status.ReadyReplicas
+	if ready >= replicas {
+		return setCondition(conds, gen, ragv1.ConditionAvailable, metav1.ConditionTrue, ReasonMinimumAvailable,
+			fmt.Sprintf("%d of %d stable replicas ready", ready, replicas))
+	}
+	return setCondition(conds, gen, ragv1.ConditionAvailable, metav1.ConditionFalse, ReasonBelowMinimum,
+		fmt.Sprintf("%d of %d stable replicas ready", ready, replicas))
+}
+
+// setStalled marks a state that needs a person: a bad spec or a missed deadline.
+func setStalled(conds []metav1.Condition, gen int64, reason, msg string) []metav1.Condition {
+	return setCondition(conds, gen, ragv1.ConditionStalled, metav1.ConditionTrue, reason, msg)
+}
+
+func setCondition(conds []metav1.Condition, gen int64, t string, status metav1.ConditionStatus, reason, msg string) []metav1.Condition {
+	apimeta.SetStatusCondition(&conds, metav1.Condition{Type: t, Status: status, Reason: reason, Message: msg, ObservedGeneration: gen})
+	return conds
+}
+
+// stableRolledOut is true when every pod of the stable Deployment runs its
+// current template and is ready; otherwise the message says what is missing.
+func stableRolledOut(d *appsv1.Deployment, revision string) (bool, string) {
+	if d == nil {
+		return false, "stable Deployment does not exist yet"
+	}
+	want := int32(1)
+	if d.Spec.Replicas != nil {
+		want = *d.Spec.Replicas
+	}
+	st := d.Status
+	switch {
+	case st.ObservedGeneration < d.Generation:
+		return false, fmt.Sprintf("waiting for the stable Deployment to observe revision %s", revision)
+	case st.UpdatedReplicas < want:
+		return false, fmt.Sprintf("rolling out revision %s: %d of %d replicas updated", revision, st.UpdatedReplicas, want)
+	case st.Replicas > st.UpdatedReplicas:
+		return false, fmt.Sprintf("rolling out revision %s: %d old replicas pending termination", revision, st.Replicas-st.UpdatedReplicas)
+	case st.ReadyReplicas < want:
+		return false, fmt.Sprintf("rolling out revision %s: %d of %d replicas ready", revision, st.ReadyReplicas, want)
+	}
+	return true, fmt.Sprintf("revision %s rolled out", revision)
+}
+
+func stableDeadlineExceeded(d *appsv1.Deployment) bool {
+	if d == nil {
+		return false
+	}
+	for _, c := range d.Status.Conditions {
+		if c.Type == appsv1.DeploymentProgressing && c.Status == corev1.ConditionFalse && c.Reason == "ProgressDeadlineExceeded" {
+			return true
+		}
+	}
+	return false
+}
+
+// phaseOf derives the one-word phase shown by `kubectl get ragsvc`.
+func phaseOf(conds []metav1.Condition) ragv1.Phase {
+	isTrue := func(t string) bool { return apimeta.IsStatusConditionTrue(conds, t) }
+	ready := apimeta.FindStatusCondition(conds, ragv1.ConditionReady)
+	switch {
+	case isTrue(ragv1.ConditionStalled):
+		return ragv1.PhaseDegraded
+	case isTrue(ragv1.ConditionReconciling):
+		if c := apimeta.FindStatusCondition(conds, ragv1.ConditionReconciling); c.Reason == ReasonPaused {
+			return ragv1.PhasePaused
+		}
+		return ragv1.PhaseProgressing
+	case isTrue(ragv1.ConditionRolledBack):
+		return ragv1.PhaseRolledBack
+	case ready != nil && ready.Status == metav1.ConditionTrue:
+		return ragv1.PhaseHealthy
+	case ready != nil && ready.Reason == ReasonReconcileFailed:
+		return ragv1.PhaseDegraded
+	}
+	return ragv1.PhasePending
+}
+
+// ReasonPaused marks a rollout held by spec.rollout.paused or a pause step
+// waiting for promotion.
+const ReasonPaused = "Paused"
+
+// recordTransitions emits one event per change of the Ready condition, and
+// none when nothing changed.
+func (r *RAGServiceReconciler) recordTransitions(before, after *ragv1.RAGService) {
+	if r.Recorder == nil {
+		return
+	}
+	old := apimeta.FindStatusCondition(before.Status.Conditions, ragv1.ConditionReady)
+	cur := apimeta.FindStatusCondition(after.Status.Conditions, ragv1.ConditionReady)
+	if cur == nil || (old != nil && old.Status == cur.Status && old.Reason == cur.Reason) {
+		return
+	}
+	eventType := corev1.EventTypeNormal
+	if cur.Status != metav1.ConditionTrue {
+		eventType = corev1.EventTypeWarning
+	}
+	if cur.Status != metav1.ConditionTrue && cur.Reason == ReasonRollingOut {
+		eventType = corev1.EventTypeNormal
+	}
+	reason := cur.Reason
+	if cur.Status == metav1.ConditionTrue {
+		reason = "Ready"
+	}
+	r.Recorder.Eventf(after, nil, eventType, reason, "Reconcile", "%s", cur.Message)
+}
+
+// fromApplyResult reads the object the API server returned into an apply
+// configuration (client.Apply fills it from the response).
+func fromApplyResult[T any](applied any) (*T, error) {
+	b, err := json.Marshal(applied)
+	if err != nil {
+		return nil, fmt.Errorf("reading apply result: %w", err)
+	}
+	out := new(T)
+	if err := json.Unmarshal(b, out); err != nil {
+		return nil, fmt.Errorf("reading apply result: %w", err)
+	}
+	return out, nil
+}
+
+func removeCondition(conds []metav1.Condition, t string) []metav1.Condition {
+	apimeta.RemoveStatusCondition(&conds, t)
+	return conds
+}

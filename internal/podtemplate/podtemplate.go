@@ -1,0 +1,250 @@
+// Package podtemplate builds the embedding server's pod template from a
+// RAGService spec, and the revision hash that names it. It is pure: no client,
+// no clock. The controller applies what it returns.
+package podtemplate
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"math"
+	"strconv"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
+
+	ragv1 "github.com/ragops/rag-operator/api/v1alpha1"
+)
+
+// Ports of the embedding server. The admin port is never behind the limiter, so
+// probes and metrics answer under any load.
+const (
+	HTTPPort      = 8080
+	AdminPort     = 9090
+	HTTPPortName  = "http"
+	AdminPortName = "admin"
+
+	// ContainerName of the embedding server in every pod.
+	ContainerName = "embedserver"
+	// APIKeyEnv carries the upstream API key; never an argument.
+	APIKeyEnv = "EMBEDSERVER_API_KEY"
+
+	// drainMargin is added to timeouts.drain for terminationGracePeriodSeconds,
+	// so the kubelet's SIGKILL never lands before the server's own drain ends.
+	drainMargin = 5 * time.Second
+
+	// nonRootUID is the distroless "nonroot" user the images run as.
+	nonRootUID int64 = 65532
+)
+
+// Build returns the pod template of the embedding server for svc. image is used
+// when the spec names none. The template carries the instance and name labels;
+// the controller adds the track and revision labels per Deployment, after
+// hashing, so both tracks of one spec share one revision.
+func Build(svc *ragv1.RAGService, image string) (*corev1ac.PodTemplateSpecApplyConfiguration, error) {
+	spec := &svc.Spec
+	if spec.Image != "" {
+		image = spec.Image
+	}
+	if image == "" {
+		return nil, fmt.Errorf("no embedding server image: spec.image is empty and the manager has no --embedserver-image")
+	}
+
+	container := corev1ac.Container().
+		WithName(ContainerName).
+		WithImage(image).
+		WithArgs(Args(spec)...).
+		WithPorts(
+			corev1ac.ContainerPort().WithName(HTTPPortName).WithContainerPort(HTTPPort).WithProtocol(corev1.ProtocolTCP),
+			corev1ac.ContainerPort().WithName(AdminPortName).WithContainerPort(AdminPort).WithProtocol(corev1.ProtocolTCP),
+		).
+		WithReadinessProbe(corev1ac.Probe().
+			WithHTTPGet(corev1ac.HTTPGetAction().WithPath("/readyz").WithPort(intstrName(AdminPortName))).
+			WithPeriodSeconds(2).WithFailureThreshold(1).WithTimeoutSeconds(1)).
+		WithLivenessProbe(corev1ac.Probe().
+			WithHTTPGet(corev1ac.HTTPGetAction().WithPath("/healthz").WithPort(intstrName(AdminPortName))).
+			WithPeriodSeconds(10).WithFailureThreshold(3).WithTimeoutSeconds(2)).
+		WithSecurityContext(corev1ac.SecurityContext().
+			WithRunAsNonRoot(true).
+			WithAllowPrivilegeEscalation(false).
+			WithReadOnlyRootFilesystem(true).
+			WithCapabilities(corev1ac.Capabilities().WithDrop("ALL")).
+			WithSeccompProfile(corev1ac.SeccompProfile().WithType(corev1.SeccompProfileTypeRuntimeDefault)))
+
+	if ref := spec.Embedding.APIKeySecretRef; ref != nil {
+		container.WithEnv(corev1ac.EnvVar().WithName(APIKeyEnv).WithValueFrom(
+			corev1ac.EnvVarSource().WithSecretKeyRef(
+				corev1ac.SecretKeySelector().WithName(ref.Name).WithKey(ref.Key))))
+	}
+	if res, err := convert[corev1ac.ResourceRequirementsApplyConfiguration](spec.Pod.Resources); err != nil {
+		return nil, fmt.Errorf("spec.pod.resources: %w", err)
+	} else if len(spec.Pod.Resources.Limits)+len(spec.Pod.Resources.Requests)+len(spec.Pod.Resources.Claims) > 0 {
+		container.WithResources(res)
+	}
+
+	grace := int64(math.Ceil((spec.Timeouts.Drain.Duration + drainMargin).Seconds()))
+	podSpec := corev1ac.PodSpec().
+		WithContainers(container).
+		WithTerminationGracePeriodSeconds(grace).
+		WithEnableServiceLinks(false).
+		WithSecurityContext(corev1ac.PodSecurityContext().
+			WithRunAsNonRoot(true).
+			WithRunAsUser(nonRootUID).
+			WithRunAsGroup(nonRootUID).
+			WithSeccompProfile(corev1ac.SeccompProfile().WithType(corev1.SeccompProfileTypeRuntimeDefault)))
+
+	pod := &spec.Pod
+	if len(pod.NodeSelector) > 0 {
+		podSpec.WithNodeSelector(pod.NodeSelector)
+	}
+	for i := range pod.Tolerations {
+		t, err := convert[corev1ac.TolerationApplyConfiguration](pod.Tolerations[i])
+		if err != nil {
+			return nil, fmt.Errorf("spec.pod.tolerations[%d]: %w", i, err)
+		}
+		podSpec.WithTolerations(t)
+	}
+	if pod.Affinity != nil {
+		a, err := convert[corev1ac.AffinityApplyConfiguration](pod.Affinity)
+		if err != nil {
+			return nil, fmt.Errorf("spec.pod.affinity: %w", err)
+		}
+		podSpec.WithAffinity(a)
+	}
+	for i := range pod.TopologySpreadConstraints {
+		c, err := convert[corev1ac.TopologySpreadConstraintApplyConfiguration](pod.TopologySpreadConstraints[i])
+		if err != nil {
+			return nil, fmt.Errorf("spec.pod.topologySpreadConstraints[%d]: %w", i, err)
+		}
+		podSpec.WithTopologySpreadConstraints(c)
+	}
+	if pod.ServiceAccountName != "" {
+		podSpec.WithServiceAccountName(pod.ServiceAccountName)
+	}
+	if pod.PriorityClassName != "" {
+		podSpec.WithPriorityClassName(pod.PriorityClassName)
+	}
+
+	tpl := corev1ac.PodTemplateSpec().
+		WithLabels(Labels(svc.Name, pod.Labels)).
+		WithSpec(podSpec)
+	if len(pod.Annotations) > 0 {
+		tpl.WithAnnotations(pod.Annotations)
+	}
+	return tpl, nil
+}
+
+// Labels are the pod labels of a service: the user's, then the operator's own,
+// which win so that selectors can never be broken from the spec.
+func Labels(instance string, user map[string]string) map[string]string {
+	out := make(map[string]string, len(user)+3)
+	maps.Copy(out, user)
+	maps.Copy(out, SelectorLabels(instance))
+	out[ragv1.LabelManaged] = "rag-operator"
+	return out
+}
+
+// SelectorLabels select the pods of both tracks of a service.
+func SelectorLabels(instance string) map[string]string {
+	return map[string]string{
+		ragv1.LabelInstance: instance,
+		ragv1.LabelName:     ragv1.NameEmbedServer,
+	}
+}
+
+// TrackSelectorLabels select the pods of one track.
+func TrackSelectorLabels(instance, track string) map[string]string {
+	l := SelectorLabels(instance)
+	l[ragv1.LabelTrack] = track
+	return l
+}
+
+// Args are the server's command-line flags for spec: one for every setting the
+// spec carries. The API key is not among them: it is an environment variable.
+func Args(spec *ragv1.RAGServiceSpec) []string {
+	e := &spec.Embedding
+	args := []string{
+		"--addr=:" + strconv.Itoa(HTTPPort),
+		"--admin-addr=:" + strconv.Itoa(AdminPort),
+		"--provider=" + string(e.Provider),
+		"--model=" + e.Model,
+	}
+	if e.Dimensions != nil {
+		args = append(args, "--dimensions="+strconv.Itoa(int(*e.Dimensions)))
+	}
+	if e.Provider == ragv1.ProviderOpenAI {
+		args = append(args, "--upstream-url="+e.Endpoint)
+	}
+	maxQueue := int32(0)
+	if spec.Concurrency.MaxQueue != nil {
+		maxQueue = *spec.Concurrency.MaxQueue
+	}
+	args = append(args,
+		"--max-batch-size="+strconv.Itoa(int(e.MaxBatchSize)),
+		"--max-in-flight="+strconv.Itoa(int(spec.Concurrency.MaxInFlight)),
+		"--max-queue="+strconv.Itoa(int(maxQueue)),
+		"--request-timeout="+spec.Timeouts.Request.Duration.String(),
+		"--queue-timeout="+spec.Timeouts.Queue.Duration.String(),
+		"--upstream-timeout="+spec.Timeouts.Upstream.Duration.String(),
+		"--max-attempts="+strconv.Itoa(int(spec.Retry.MaxAttempts)),
+		"--initial-backoff="+spec.Retry.InitialBackoff.Duration.String(),
+		"--drain-timeout="+spec.Timeouts.Drain.Duration.String(),
+	)
+	return args
+}
+
+// Revision is the hash that names a pod template: equal templates, equal
+// revisions. It is computed before the track and revision labels are added.
+func Revision(tpl *corev1ac.PodTemplateSpecApplyConfiguration) (string, error) {
+	// encoding/json sorts map keys, so the encoding is deterministic.
+	b, err := json.Marshal(tpl)
+	if err != nil {
+		return "", fmt.Errorf("hashing pod template: %w", err)
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])[:10], nil
+}
+
+// WithTrack returns a copy of tpl labelled with its track and revision.
+func WithTrack(tpl *corev1ac.PodTemplateSpecApplyConfiguration, track, revision string) (*corev1ac.PodTemplateSpecApplyConfiguration, error) {
+	out, err := convert[corev1ac.PodTemplateSpecApplyConfiguration](tpl)
+	if err != nil {
+		return nil, err
+	}
+	out.WithLabels(map[string]string{ragv1.LabelTrack: track, ragv1.LabelRevision: revision})
+	return out, nil
+}
+
+// Encode and Decode store a template, for example in a ControllerRevision.
+func Encode(tpl *corev1ac.PodTemplateSpecApplyConfiguration) ([]byte, error) {
+	return json.Marshal(tpl)
+}
+
+// Decode is the inverse of Encode.
+func Decode(b []byte) (*corev1ac.PodTemplateSpecApplyConfiguration, error) {
+	out := &corev1ac.PodTemplateSpecApplyConfiguration{}
+	if err := json.Unmarshal(b, out); err != nil {
+		return nil, fmt.Errorf("decoding pod template: %w", err)
+	}
+	return out, nil
+}
+
+// convert moves a value between types of the same JSON shape: the API's typed
+// pass-through fields into apply configurations.
+func convert[T any](in any) (*T, error) {
+	b, err := json.Marshal(in)
+	if err != nil {
+		return nil, err
+	}
+	out := new(T)
+	if err := json.Unmarshal(b, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func intstrName(name string) intstr.IntOrString { return intstr.FromString(name) }
