@@ -1,0 +1,460 @@
+package kubectlrag_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	ragv1 "github.com/ragops/rag-operator/api/v1alpha1"
+	"github.com/ragops/rag-operator/internal/kubectlrag"
+)
+
+func TestStatusExitCodes(t *testing.T) {
+	cases := []struct {
+		name    string
+		mutate  func(*ragv1.RAGService)
+		code    int
+		out     []string
+		errText string
+	}{
+		{name: "healthy", mutate: healthy, code: kubectlrag.ExitOK,
+			out: []string{"Phase:", "Healthy", "stable  7c9f5d", "Ready", "4/4 pods ready on revision 7c9f5d"}},
+		{name: "healthy but generation not observed", mutate: func(s *ragv1.RAGService) {
+			healthy(s)
+			s.Status.ObservedGeneration = 0
+		}, code: kubectlrag.ExitProgressing, errText: "waiting for the operator to observe generation 1"},
+		{name: "progressing", mutate: progressing, code: kubectlrag.ExitProgressing,
+			out:     []string{"Progressing", "2/4: pause 1m0s", "20% desired, 20% effective", "canary  5d2a11", "Pass", "120 requests", "p99 120ms"},
+			errText: "in progress"},
+		{name: "rolled back", mutate: rolledBack, code: kubectlrag.ExitFailed,
+			out: []string{"RolledBack", "revision 5d2a11, AnalysisFailed"}, errText: "rolled back revision 5d2a11: AnalysisFailed"},
+		{name: "degraded", mutate: func(s *ragv1.RAGService) {
+			progressing(s)
+			s.Status.Phase = ragv1.PhaseDegraded
+			s.Status.Conditions[0] = condition(ragv1.ConditionReady, metav1.ConditionFalse, "AnalysisFailed", "holding canary: autoRollback is off")
+		}, code: kubectlrag.ExitFailed, errText: "degraded: holding canary"},
+		{name: "stalled", mutate: func(s *ragv1.RAGService) {
+			progressing(s)
+			s.Status.Conditions = append(s.Status.Conditions, condition(ragv1.ConditionStalled, metav1.ConditionTrue, "InvalidSpec", "secret openai not found"))
+		}, code: kubectlrag.ExitFailed, errText: "stalled: InvalidSpec: secret openai not found"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ns := newNamespace(t)
+			svc := setStatus(t, createService(t, ns, "docs"), tc.mutate)
+			if svc.Status.CanaryRevision != "" {
+				createTrack(t, svc, ragv1.TrackCanary, svc.Status.CanaryRevision, 1, 1)
+			}
+			createTrack(t, svc, ragv1.TrackStable, svc.Status.StableRevision, 4, 4)
+			r := run(t, ns, "status", "docs")
+			if r.code != tc.code {
+				t.Fatalf("exit code %d, want %d\nstdout:\n%s\nstderr:\n%s", r.code, tc.code, r.out, r.errOut)
+			}
+			for _, want := range tc.out {
+				if !strings.Contains(r.out, want) {
+					t.Errorf("output lacks %q:\n%s", want, r.out)
+				}
+			}
+			if !strings.Contains(r.errOut, tc.errText) {
+				t.Errorf("stderr lacks %q: %q", tc.errText, r.errOut)
+			}
+			if !strings.Contains(r.out, "4/4 ready") {
+				t.Errorf("stable track pods missing:\n%s", r.out)
+			}
+		})
+	}
+}
+
+// createTrack makes the Deployment of one track as the operator would, with ready pods in status.
+func createTrack(t *testing.T, svc *ragv1.RAGService, track, rev string, replicas, ready int32) {
+	t.Helper()
+	ctx := context.Background()
+	labels := map[string]string{ragv1.LabelInstance: svc.Name, ragv1.LabelName: ragv1.NameEmbedServer, ragv1.LabelTrack: track, ragv1.LabelRevision: rev}
+	d := &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Namespace: svc.Namespace, Name: svc.Name + "-" + track, Labels: labels,
+			OwnerReferences: []metav1.OwnerReference{ownerRef(svc)}},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: ptr.To(replicas),
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "embedserver", Image: "ragops/embedserver:test"}}},
+			},
+		},
+	}
+	if err := k8s.Create(ctx, d); err != nil {
+		t.Fatalf("create deployment: %v", err)
+	}
+	d.Status.Replicas, d.Status.ReadyReplicas = replicas, ready
+	if err := k8s.Status().Update(ctx, d); err != nil {
+		t.Fatalf("update deployment status: %v", err)
+	}
+}
+
+func ownerRef(svc *ragv1.RAGService) metav1.OwnerReference {
+	return metav1.OwnerReference{APIVersion: ragv1.GroupVersion.String(), Kind: "RAGService", Name: svc.Name, UID: svc.UID,
+		Controller: ptr.To(true), BlockOwnerDeletion: ptr.To(true)}
+}
+
+// startWatch runs `status NAME --watch` in the background.
+func startWatch(t *testing.T, ns string, args ...string) (out *syncBuffer, errOut *syncBuffer, done <-chan int) {
+	t.Helper()
+	out, errOut = &syncBuffer{}, &syncBuffer{}
+	ch := make(chan int, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	go func() { ch <- kubectlRag(ctx, ns, out, errOut, append([]string{"status", "--watch"}, args...)...) }()
+	return out, errOut, ch
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func waitExit(t *testing.T, done <-chan int) int {
+	t.Helper()
+	select {
+	case code := <-done:
+		return code
+	case <-time.After(30 * time.Second):
+		t.Fatal("status --watch did not return")
+		return -1
+	}
+}
+
+func TestStatusWatchUntilHealthy(t *testing.T) {
+	ns := newNamespace(t)
+	svc := setStatus(t, createService(t, ns, "docs"), progressing)
+	out, errOut, done := startWatch(t, ns, "docs", "--timeout", "45s")
+	waitFor(t, "the first view", func() bool { return strings.Contains(out.String(), "Progressing") })
+
+	// The operator advances the canary, then promotes it.
+	setStatus(t, svc, func(s *ragv1.RAGService) {
+		progressing(s)
+		s.Status.CurrentStep, s.Status.CanaryWeight, s.Status.EffectiveWeight = 2, 50, 50
+	})
+	waitFor(t, "the second view", func() bool { return strings.Contains(out.String(), "50% desired, 50% effective") })
+	setStatus(t, svc, func(s *ragv1.RAGService) {
+		healthy(s)
+		s.Status.StableRevision = "5d2a11"
+	})
+	if code := waitExit(t, done); code != kubectlrag.ExitOK {
+		t.Fatalf("exit code %d, want 0\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
+	got := out.String()
+	if n := strings.Count(got, "Name:"); n != 3 {
+		t.Errorf("printed %d views, want 3 (one per change):\n%s", n, got)
+	}
+	if !strings.Contains(got, "stable  5d2a11") || !strings.Contains(got, "Healthy") {
+		t.Errorf("last view does not show the promoted stable revision:\n%s", got)
+	}
+}
+
+func TestStatusWatchRolledBack(t *testing.T) {
+	ns := newNamespace(t)
+	svc := setStatus(t, createService(t, ns, "docs"), progressing)
+	out, errOut, done := startWatch(t, ns, "docs", "--timeout", "45s")
+	waitFor(t, "the first view", func() bool { return strings.Contains(out.String(), "Progressing") })
+	setStatus(t, svc, rolledBack)
+	if code := waitExit(t, done); code != kubectlrag.ExitFailed {
+		t.Fatalf("exit code %d, want 1\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
+	if !strings.Contains(errOut.String(), "error rate 0.20 above 0.01") {
+		t.Errorf("stderr does not say why: %q", errOut)
+	}
+}
+
+// A new spec makes an old Healthy status stale: the watch waits for the operator
+// to observe the new generation.
+func TestStatusWatchWaitsForNewGeneration(t *testing.T) {
+	ns := newNamespace(t)
+	svc := setStatus(t, createService(t, ns, "docs"), healthy)
+	patch := client.RawPatch("application/merge-patch+json", []byte(`{"spec":{"embedding":{"maxBatchSize":32}}}`))
+	if err := k8s.Patch(context.Background(), svc, patch); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, done := startWatch(t, ns, "docs", "--timeout", "45s")
+	waitFor(t, "the first view", func() bool { return strings.Contains(out.String(), "observe generation 2") })
+	select {
+	case code := <-done:
+		t.Fatalf("returned %d before the operator observed the new generation", code)
+	case <-time.After(300 * time.Millisecond):
+	}
+	setStatus(t, svc, healthy)
+	if code := waitExit(t, done); code != kubectlrag.ExitOK {
+		t.Fatalf("exit code %d, want 0\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
+}
+
+func TestStatusWatchTimeout(t *testing.T) {
+	ns := newNamespace(t)
+	setStatus(t, createService(t, ns, "docs"), progressing)
+	out, errOut, done := startWatch(t, ns, "docs", "--timeout", "1s")
+	if code := waitExit(t, done); code != kubectlrag.ExitTimeout {
+		t.Fatalf("exit code %d, want 2\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
+	if !strings.Contains(errOut.String(), "timed out after 1s") {
+		t.Errorf("stderr: %q", errOut)
+	}
+	if !strings.Contains(out.String(), "Progressing") {
+		t.Errorf("no view printed before the timeout:\n%s", out)
+	}
+}
+
+func TestStatusWatchDeleted(t *testing.T) {
+	ns := newNamespace(t)
+	svc := setStatus(t, createService(t, ns, "docs"), progressing)
+	out, errOut, done := startWatch(t, ns, "docs", "--timeout", "45s")
+	waitFor(t, "the first view", func() bool { return strings.Contains(out.String(), "Progressing") })
+	if err := k8s.Delete(context.Background(), svc); err != nil {
+		t.Fatal(err)
+	}
+	if code := waitExit(t, done); code != kubectlrag.ExitError {
+		t.Fatalf("exit code %d, want 4\nstderr:\n%s", code, errOut)
+	}
+	if !strings.Contains(errOut.String(), "deleted") {
+		t.Errorf("stderr: %q", errOut)
+	}
+}
+
+func TestUsageAndNotFound(t *testing.T) {
+	ns := newNamespace(t)
+	cases := []struct {
+		args    []string
+		errText string
+	}{
+		{[]string{"status", "missing"}, "not found"},
+		{[]string{"status"}, "expected exactly one RAGService name"},
+		{[]string{"status", "a", "b"}, "expected exactly one RAGService name"},
+		{[]string{"status", "docs", "--no-such-flag"}, "unknown flag"},
+		{[]string{"status", "docs", "--watch", "--timeout", "-1s"}, "--timeout must not be negative"},
+		{[]string{"promote", "missing"}, "not found"},
+		{[]string{"pause", "missing"}, "not found"},
+		{[]string{"history", "missing"}, "not found"},
+		{[]string{"no-such-command"}, "unknown command"},
+	}
+	for _, tc := range cases {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			r := run(t, ns, tc.args...)
+			if r.code != kubectlrag.ExitError {
+				t.Fatalf("exit code %d, want 4; stderr %q", r.code, r.errOut)
+			}
+			if !strings.Contains(r.errOut, tc.errText) {
+				t.Errorf("stderr lacks %q: %q", tc.errText, r.errOut)
+			}
+		})
+	}
+}
+
+func TestAnnotations(t *testing.T) {
+	for verb, key := range map[string]string{
+		"promote": ragv1.AnnotationPromote,
+		"abort":   ragv1.AnnotationAbort,
+		"retry":   ragv1.AnnotationRetry,
+	} {
+		t.Run(verb, func(t *testing.T) {
+			ns := newNamespace(t)
+			svc := setStatus(t, createService(t, ns, "docs"), progressing)
+			r := run(t, ns, verb, "docs")
+			if r.code != kubectlrag.ExitOK {
+				t.Fatalf("exit code %d; stderr %q", r.code, r.errOut)
+			}
+			if want := "ragservice " + ns + "/docs: " + verb + " requested"; !strings.Contains(r.out, want) {
+				t.Errorf("output %q lacks %q", r.out, want)
+			}
+			got := &ragv1.RAGService{}
+			if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(svc), got); err != nil {
+				t.Fatal(err)
+			}
+			v, ok := got.Annotations[key]
+			if !ok {
+				t.Fatalf("annotation %s not set: %v", key, got.Annotations)
+			}
+			if _, err := time.Parse(time.RFC3339, v); err != nil {
+				t.Errorf("annotation value %q is not a timestamp: %v", v, err)
+			}
+			if got.Generation != svc.Generation {
+				t.Errorf("an annotation changed the generation: %d -> %d", svc.Generation, got.Generation)
+			}
+			assertManagedBy(t, got, "kubectl-rag")
+		})
+	}
+}
+
+func assertManagedBy(t *testing.T, obj metav1.Object, manager string) {
+	t.Helper()
+	for _, mf := range obj.GetManagedFields() {
+		if mf.Manager == manager {
+			return
+		}
+	}
+	t.Errorf("no managedFields entry for %s", manager)
+}
+
+func TestPauseResume(t *testing.T) {
+	ns := newNamespace(t)
+	svc := setStatus(t, createService(t, ns, "docs"), progressing)
+	get := func() *ragv1.RAGService {
+		got := &ragv1.RAGService{}
+		if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(svc), got); err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	r := run(t, ns, "pause", "docs")
+	if r.code != 0 || !strings.Contains(r.out, "ragservice "+ns+"/docs: paused") {
+		t.Fatalf("pause: code %d out %q err %q", r.code, r.out, r.errOut)
+	}
+	paused := get()
+	if !paused.Spec.Rollout.Paused {
+		t.Fatal("spec.rollout.paused is not true after pause")
+	}
+	assertManagedBy(t, paused, "kubectl-rag")
+	if r := run(t, ns, "status", "docs"); !strings.Contains(r.out, "kubectl rag resume docs") {
+		t.Errorf("status does not show the pause:\n%s", r.out)
+	}
+	r = run(t, ns, "resume", "docs")
+	if r.code != 0 || !strings.Contains(r.out, "resumed") {
+		t.Fatalf("resume: code %d out %q err %q", r.code, r.out, r.errOut)
+	}
+	if get().Spec.Rollout.Paused {
+		t.Fatal("spec.rollout.paused is still true after resume")
+	}
+	// The rest of the spec is untouched.
+	if got := get(); len(got.Spec.Rollout.Steps) != 4 || *got.Spec.Replicas != 4 {
+		t.Errorf("resume changed other fields: %+v", got.Spec)
+	}
+}
+
+func TestHistory(t *testing.T) {
+	ns := newNamespace(t)
+	svc := setStatus(t, createService(t, ns, "docs"), func(s *ragv1.RAGService) {
+		progressing(s)
+		s.Status.StableRevision = "bbb222"
+		s.Status.CanaryRevision = "ddd444"
+		s.Status.Rollback = &ragv1.RollbackStatus{Revision: "ccc333", Reason: "AnalysisFailed", Message: "error rate 0.20 above 0.01", Time: metav1.Now()}
+	})
+	ctx := context.Background()
+	for i, hash := range []string{"aaa111", "bbb222", "ccc333", "ddd444"} {
+		cr := &appsv1.ControllerRevision{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "docs-" + hash,
+				Labels:          map[string]string{ragv1.LabelInstance: "docs", ragv1.LabelRevision: hash},
+				OwnerReferences: []metav1.OwnerReference{ownerRef(svc)}},
+			Data:     runtime.RawExtension{Raw: []byte(`{"spec":{"containers":[{"name":"embedserver","image":"ragops/embedserver:test"}]}}`)},
+			Revision: int64(i + 1),
+		}
+		if err := k8s.Create(ctx, cr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A revision of another service with the same instance label but another owner stays out.
+	stranger := &appsv1.ControllerRevision{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "docs-zzz999",
+			Labels: map[string]string{ragv1.LabelInstance: "docs", ragv1.LabelRevision: "zzz999"}},
+		Data:     runtime.RawExtension{Raw: []byte(`{}`)},
+		Revision: 9,
+	}
+	if err := k8s.Create(ctx, stranger); err != nil {
+		t.Fatal(err)
+	}
+	base := time.Now().Add(-10 * time.Minute)
+	for i, e := range []struct{ reason, msg string }{
+		{"CanaryStarted", "Started canary aaa111"},
+		{"Promoted", "Promoted canary aaa111 to stable"},
+		{"CanaryStarted", "Started canary bbb222"},
+		{"Promoted", "Promoted canary bbb222 to stable"},
+		{"CanaryStarted", "Started canary ccc333"},
+		{"RolledBack", "Rolled back canary ccc333: AnalysisFailed"},
+		{"CanaryStarted", "Started canary ddd444"},
+		{"StepAdvanced", "Advanced canary ddd444 to step 2"},
+	} {
+		ev := &corev1.Event{
+			ObjectMeta:     metav1.ObjectMeta{Namespace: ns, Name: "docs.ev" + string(rune('a'+i))},
+			InvolvedObject: corev1.ObjectReference{Kind: "RAGService", APIVersion: ragv1.GroupVersion.String(), Namespace: ns, Name: "docs", UID: svc.UID},
+			Reason:         e.reason, Message: e.msg, Type: corev1.EventTypeNormal,
+			FirstTimestamp: metav1.NewTime(base.Add(time.Duration(i) * time.Minute)),
+			LastTimestamp:  metav1.NewTime(base.Add(time.Duration(i) * time.Minute)),
+			Source:         corev1.EventSource{Component: "rag-operator"},
+		}
+		if err := k8s.Create(ctx, ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	r := run(t, ns, "history", "docs")
+	if r.code != 0 {
+		t.Fatalf("code %d: %s", r.code, r.errOut)
+	}
+	lines := strings.Split(r.out, "\n")
+	wantRows := [][]string{
+		{"REVISION", "HASH", "AGE", "STATE", "MESSAGE"},
+		{"1", "aaa111", "Promoted", "Promoted canary aaa111 to stable"},
+		{"2", "bbb222", "Stable"},
+		{"3", "ccc333", "RolledBack", "AnalysisFailed: error rate 0.20 above 0.01"},
+		{"4", "ddd444", "Canary", "step 2, weight 20%"},
+	}
+	for i, want := range wantRows {
+		for _, w := range want {
+			if !strings.Contains(lines[i], w) {
+				t.Errorf("line %d %q lacks %q\n%s", i, lines[i], w, r.out)
+			}
+		}
+	}
+	if strings.Contains(r.out, "zzz999") {
+		t.Errorf("history shows a revision owned by another object:\n%s", r.out)
+	}
+	// Events in time order.
+	started := strings.Index(r.out, "Started canary aaa111")
+	advanced := strings.Index(r.out, "Advanced canary ddd444 to step 2")
+	if !strings.Contains(r.out, "Events:") || started < 0 || advanced < started {
+		t.Errorf("events missing or out of order:\n%s", r.out)
+	}
+}
+
+func TestList(t *testing.T) {
+	ns := newNamespace(t)
+	setStatus(t, createService(t, ns, "docs"), progressing)
+	setStatus(t, createService(t, ns, "faq"), healthy)
+	r := run(t, ns, "list")
+	if r.code != 0 {
+		t.Fatalf("code %d: %s", r.code, r.errOut)
+	}
+	lines := strings.Split(strings.TrimSpace(r.out), "\n")
+	if len(lines) != 3 {
+		t.Fatalf("want a header and 2 rows:\n%s", r.out)
+	}
+	for i, want := range [][]string{
+		{"NAME", "READY", "PHASE", "STABLE", "CANARY", "STEP", "WEIGHT", "AGE"},
+		{"docs", "False", "Progressing", "7c9f5d", "5d2a11", "2/4", "20%"},
+		{"faq", "True", "Healthy", "7c9f5d", "<none>"},
+	} {
+		for _, w := range want {
+			if !strings.Contains(lines[i], w) {
+				t.Errorf("line %q lacks %q", lines[i], w)
+			}
+		}
+	}
+	r = run(t, ns, "list", "-A")
+	if !strings.Contains(r.out, "NAMESPACE") || !strings.Contains(r.out, ns) {
+		t.Errorf("list -A lacks the namespace column:\n%s", r.out)
+	}
+	empty := newNamespace(t)
+	if r := run(t, empty, "list"); r.code != 0 || !strings.Contains(r.errOut, "No RAGServices found") {
+		t.Errorf("empty namespace: code %d stderr %q", r.code, r.errOut)
+	}
+}

@@ -1,0 +1,157 @@
+package kubectlrag
+
+import (
+	"cmp"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	ragv1 "github.com/ragops/rag-operator/api/v1alpha1"
+)
+
+// HistoryRow is one revision of a RAGService and what became of it.
+type HistoryRow struct {
+	Revision int64
+	Hash     string
+	Created  time.Time
+	// State is Stable, Canary, RolledBack, or the reason of the last event that
+	// names the revision, or Superseded.
+	State   string
+	Message string
+}
+
+// BuildHistory joins the service's ControllerRevisions with its status and
+// events. Pure: the caller lists the objects.
+func BuildHistory(svc *ragv1.RAGService, revs []appsv1.ControllerRevision, events []corev1.Event) []HistoryRow {
+	events = sortedEvents(events)
+	rows := make([]HistoryRow, 0, len(revs))
+	for _, r := range revs {
+		hash := r.Labels[ragv1.LabelRevision]
+		if hash == "" {
+			hash = strings.TrimPrefix(r.Name, svc.Name+"-")
+		}
+		row := HistoryRow{Revision: r.Revision, Hash: hash, Created: r.CreationTimestamp.Time}
+		st := &svc.Status
+		switch {
+		case hash == st.CanaryRevision:
+			row.State = "Canary"
+			row.Message = fmt.Sprintf("step %d, weight %d%% (effective %d%%)", st.CurrentStep+1, st.CanaryWeight, st.EffectiveWeight)
+		case hash == st.StableRevision:
+			row.State = "Stable"
+		case st.Rollback != nil && hash == st.Rollback.Revision:
+			row.State = "RolledBack"
+			row.Message = st.Rollback.Reason
+			if st.Rollback.Message != "" {
+				row.Message += ": " + st.Rollback.Message
+			}
+		default:
+			row.State = "Superseded"
+			// The newest event that names this revision says how it ended.
+			for i := len(events) - 1; i >= 0; i-- {
+				if strings.Contains(events[i].Message, hash) {
+					row.State, row.Message = events[i].Reason, events[i].Message
+					break
+				}
+			}
+		}
+		rows = append(rows, row)
+	}
+	slices.SortStableFunc(rows, func(a, b HistoryRow) int {
+		return cmp.Or(cmp.Compare(a.Revision, b.Revision), a.Created.Compare(b.Created))
+	})
+	return rows
+}
+
+// RenderHistory writes the revisions and then the events, oldest first.
+func RenderHistory(w io.Writer, rows []HistoryRow, events []corev1.Event, now time.Time) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "REVISION\tHASH\tAGE\tSTATE\tMESSAGE")
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", r.Revision, r.Hash, age(metav1.NewTime(r.Created), now), r.State, oneLine(r.Message))
+	}
+	if err := tw.Flush(); err != nil {
+		return fmt.Errorf("write history: %w", err)
+	}
+	events = sortedEvents(events)
+	if len(events) == 0 {
+		return nil
+	}
+	fmt.Fprintln(w, "\nEvents:")
+	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "  AGE\tTYPE\tREASON\tMESSAGE")
+	for _, e := range events {
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", age(metav1.NewTime(eventTime(e)), now), e.Type, e.Reason, oneLine(e.Message))
+	}
+	if err := tw.Flush(); err != nil {
+		return fmt.Errorf("write events: %w", err)
+	}
+	return nil
+}
+
+// eventTime is when an event last happened, for core/v1 and events.k8s.io/v1 writers.
+func eventTime(e corev1.Event) time.Time {
+	for _, t := range []time.Time{e.LastTimestamp.Time, e.EventTime.Time, e.FirstTimestamp.Time, e.CreationTimestamp.Time} {
+		if !t.IsZero() {
+			return t
+		}
+	}
+	return time.Time{}
+}
+
+func sortedEvents(events []corev1.Event) []corev1.Event {
+	out := slices.Clone(events)
+	slices.SortStableFunc(out, func(a, b corev1.Event) int { return eventTime(a).Compare(eventTime(b)) })
+	return out
+}
+
+func newHistoryCommand(o *options) *cobra.Command {
+	return &cobra.Command{
+		Use:   "history NAME",
+		Short: "List a RAGService's revisions with their results and the rollout events",
+		Args:  exactlyOneName,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			c, ns, err := o.client()
+			if err != nil {
+				return err
+			}
+			svc, err := getService(ctx, c, ns, args[0])
+			if err != nil {
+				return err
+			}
+			var revList appsv1.ControllerRevisionList
+			if err := c.List(ctx, &revList, client.InNamespace(ns), client.MatchingLabels{ragv1.LabelInstance: svc.Name}); err != nil {
+				return fmt.Errorf("list revisions of %s/%s: %w", ns, svc.Name, err)
+			}
+			var revs []appsv1.ControllerRevision
+			for _, r := range revList.Items {
+				if ownedBy(&r, svc) {
+					revs = append(revs, r)
+				}
+			}
+			var evList corev1.EventList
+			if err := c.List(ctx, &evList, client.InNamespace(ns), client.MatchingFields{
+				"involvedObject.kind": "RAGService",
+				"involvedObject.name": svc.Name,
+			}); err != nil {
+				return fmt.Errorf("list events of %s/%s: %w", ns, svc.Name, err)
+			}
+			var events []corev1.Event
+			for _, e := range evList.Items {
+				if e.InvolvedObject.UID == "" || e.InvolvedObject.UID == svc.UID {
+					events = append(events, e)
+				}
+			}
+			return RenderHistory(o.streams.Out, BuildHistory(svc, revs, events), events, time.Now())
+		},
+	}
+}

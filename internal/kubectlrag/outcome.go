@@ -1,0 +1,70 @@
+package kubectlrag
+
+import (
+	"fmt"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	ragv1 "github.com/ragops/rag-operator/api/v1alpha1"
+)
+
+// Outcome is where a RAGService stands for someone waiting on it.
+type Outcome int
+
+const (
+	// InProgress: not yet terminal; keep waiting.
+	InProgress Outcome = iota
+	// Succeeded: Healthy at the current generation.
+	Succeeded
+	// Failed: RolledBack, Degraded or Stalled at the current generation.
+	Failed
+)
+
+func (o Outcome) String() string {
+	switch o {
+	case Succeeded:
+		return "Succeeded"
+	case Failed:
+		return "Failed"
+	default:
+		return "InProgress"
+	}
+}
+
+// Evaluate says whether a RAGService reached a terminal state, and why. A status
+// the operator wrote for an older generation says nothing about the current spec,
+// so it is always InProgress.
+func Evaluate(svc *ragv1.RAGService) (Outcome, string) {
+	st := &svc.Status
+	if st.ObservedGeneration < svc.Generation {
+		return InProgress, fmt.Sprintf("waiting for the operator to observe generation %d (observed %d)",
+			svc.Generation, st.ObservedGeneration)
+	}
+	if c := meta.FindStatusCondition(st.Conditions, ragv1.ConditionStalled); c != nil && c.Status == metav1.ConditionTrue {
+		return Failed, fmt.Sprintf("stalled: %s: %s", c.Reason, c.Message)
+	}
+	switch st.Phase {
+	case ragv1.PhaseHealthy:
+		return Succeeded, "healthy"
+	case ragv1.PhaseRolledBack:
+		msg := "rolled back"
+		if rb := st.Rollback; rb != nil {
+			msg = fmt.Sprintf("rolled back revision %s: %s", rb.Revision, rb.Reason)
+			if rb.Message != "" {
+				msg += ": " + rb.Message
+			}
+		}
+		return Failed, msg
+	case ragv1.PhaseDegraded:
+		msg := "degraded"
+		if c := meta.FindStatusCondition(st.Conditions, ragv1.ConditionReady); c != nil && c.Message != "" {
+			msg += ": " + c.Message
+		}
+		return Failed, msg
+	case "":
+		return InProgress, "no status yet"
+	default:
+		return InProgress, string(st.Phase)
+	}
+}

@@ -1,0 +1,135 @@
+// Package kubectlrag is the logic of the kubectl-rag plugin: a readable view of a
+// RAGService's rollout, a status a CI pipeline can wait on, and the manual
+// controls (promote, abort, retry, pause, resume) written as the operator expects
+// them: one-shot annotations and spec.rollout.paused.
+package kubectlrag
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/spf13/cobra"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	ragv1 "github.com/ragops/rag-operator/api/v1alpha1"
+	"github.com/ragops/rag-operator/internal/version"
+)
+
+// FieldManager names kubectl-rag's writes in managedFields.
+const FieldManager = "kubectl-rag"
+
+// Run executes kubectl-rag with args (without the program name) and returns the
+// process exit code. Errors go to streams.ErrOut.
+func Run(ctx context.Context, args []string, streams genericiooptions.IOStreams) int {
+	cmd := NewCommand(streams)
+	cmd.SetArgs(args)
+	err := cmd.ExecuteContext(ctx)
+	if err != nil {
+		fmt.Fprintf(streams.ErrOut, "error: %v\n", err)
+	}
+	return ExitCode(err)
+}
+
+// options are shared by every subcommand.
+type options struct {
+	streams genericiooptions.IOStreams
+	flags   *genericclioptions.ConfigFlags
+}
+
+// NewCommand builds the root command with the standard kubeconfig flags.
+func NewCommand(streams genericiooptions.IOStreams) *cobra.Command {
+	o := &options{streams: streams, flags: genericclioptions.NewConfigFlags(true)}
+	root := &cobra.Command{
+		Use:   "kubectl-rag",
+		Short: "Inspect and drive RAGService rollouts",
+		Long: `kubectl rag shows where a RAGService's rollout stands and drives it.
+
+  kubectl rag status NAME [--watch] [--timeout 10m]   exit 0 Healthy, 1 failed, 2 timeout
+  kubectl rag promote|abort|retry NAME                one-shot annotations the operator acts on
+  kubectl rag pause|resume NAME                       spec.rollout.paused
+  kubectl rag history NAME                            revisions, results and reasons
+  kubectl rag list [-A]`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Version:       version.Version,
+	}
+	root.SetIn(streams.In)
+	root.SetOut(streams.Out)
+	root.SetErr(streams.ErrOut)
+	// Wrong flags or arguments are usage errors, with their own exit code.
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
+		return withCode(ExitError, "%w", err)
+	})
+	o.flags.AddFlags(root.PersistentFlags())
+
+	root.AddCommand(
+		newStatusCommand(o),
+		newAnnotateCommand(o, "promote", ragv1.AnnotationPromote,
+			"Promote the canary past its current step (a pause without duration waits for this)"),
+		newAnnotateCommand(o, "abort", ragv1.AnnotationAbort,
+			"Abort the canary: remove its pods at once and mark the service RolledBack"),
+		newAnnotateCommand(o, "retry", ragv1.AnnotationRetry,
+			"Retry a rolled-back revision without changing the spec"),
+		newPauseCommand(o, "pause", true, "Hold the rollout where it is (spec.rollout.paused: true)"),
+		newPauseCommand(o, "resume", false, "Let a paused rollout continue (spec.rollout.paused: false)"),
+		newHistoryCommand(o),
+		newListCommand(o),
+	)
+	return root
+}
+
+func newScheme() (*runtime.Scheme, error) {
+	s := runtime.NewScheme()
+	for _, add := range []func(*runtime.Scheme) error{ragv1.AddToScheme, appsv1.AddToScheme, corev1.AddToScheme} {
+		if err := add(s); err != nil {
+			return nil, fmt.Errorf("build scheme: %w", err)
+		}
+	}
+	return s, nil
+}
+
+// client connects with the kubeconfig flags and returns the namespace to work in.
+func (o *options) client() (client.WithWatch, string, error) {
+	cfg, err := o.flags.ToRESTConfig()
+	if err != nil {
+		return nil, "", fmt.Errorf("load kubeconfig: %w", err)
+	}
+	ns, _, err := o.flags.ToRawKubeConfigLoader().Namespace()
+	if err != nil {
+		return nil, "", fmt.Errorf("resolve namespace: %w", err)
+	}
+	scheme, err := newScheme()
+	if err != nil {
+		return nil, "", err
+	}
+	c, err := client.NewWithWatch(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		return nil, "", fmt.Errorf("connect to the API server: %w", err)
+	}
+	return c, ns, nil
+}
+
+// exactlyOneName is the Args check of the commands that act on one RAGService.
+func exactlyOneName(_ *cobra.Command, args []string) error {
+	if len(args) != 1 {
+		return withCode(ExitError, "expected exactly one RAGService name, got %d arguments", len(args))
+	}
+	return nil
+}
+
+// getService reads a RAGService, with an error a user understands.
+func getService(ctx context.Context, c client.Client, ns, name string) (*ragv1.RAGService, error) {
+	svc := &ragv1.RAGService{}
+	if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, svc); err != nil {
+		return nil, fmt.Errorf("get ragservice %s/%s: %w", ns, name, err)
+	}
+	return svc, nil
+}
+
+var errDeleted = errors.New("ragservice was deleted")

@@ -1,0 +1,179 @@
+package kubectlrag
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/duration"
+
+	ragv1 "github.com/ragops/rag-operator/api/v1alpha1"
+)
+
+// Track is what the cluster runs for one track, read from its Deployment.
+type Track struct {
+	Name     string // stable or canary
+	Revision string
+	Replicas int32
+	Ready    int32
+}
+
+// RenderStatus writes the human view of a RAGService. It is pure: now makes the
+// ages, tracks come from the caller (nil when the Deployments cannot be read).
+func RenderStatus(w io.Writer, svc *ragv1.RAGService, tracks []Track, now time.Time) error {
+	st := &svc.Status
+	spec := &svc.Spec
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	field := func(name, format string, args ...any) {
+		fmt.Fprintf(tw, "%s:\t%s\n", name, fmt.Sprintf(format, args...))
+	}
+
+	field("Name", "%s", svc.Name)
+	field("Namespace", "%s", svc.Namespace)
+	phase := string(st.Phase)
+	if phase == "" {
+		phase = "<none>"
+	}
+	outcome, why := Evaluate(svc)
+	field("Phase", "%s", phase)
+	if outcome != Succeeded {
+		field("Message", "%s", why)
+	}
+	field("Generation", "%d (observed %d)", svc.Generation, st.ObservedGeneration)
+	strategy := spec.Rollout.Strategy
+	if strategy == "" {
+		strategy = ragv1.StrategyCanary
+	}
+	field("Strategy", "%s", strategy)
+	desired := int32(1)
+	if spec.Replicas != nil {
+		desired = *spec.Replicas
+	}
+	field("Replicas", "%d desired, %d current, %d ready", desired, st.Replicas, st.ReadyReplicas)
+	if spec.Rollout.Paused {
+		field("Paused", "yes (spec.rollout.paused; resume with: kubectl rag resume %s)", svc.Name)
+	}
+	if st.CanaryRevision != "" {
+		field("Step", "%s", describeStep(spec.Rollout.Steps, st.CurrentStep, st.StepStartTime, now))
+		field("Weight", "%d%% desired, %d%% effective", st.CanaryWeight, st.EffectiveWeight)
+	}
+	if err := tw.Flush(); err != nil {
+		return fmt.Errorf("write status: %w", err)
+	}
+
+	fmt.Fprintln(w, "Tracks:")
+	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "  TRACK\tREVISION\tPODS")
+	byName := map[string]Track{}
+	for _, t := range tracks {
+		byName[t.Name] = t
+	}
+	for _, name := range []string{ragv1.TrackStable, ragv1.TrackCanary} {
+		rev := st.StableRevision
+		if name == ragv1.TrackCanary {
+			rev = st.CanaryRevision
+		}
+		t, found := byName[name]
+		if rev == "" && !found {
+			continue
+		}
+		if rev == "" {
+			rev = t.Revision
+		}
+		pods := "-"
+		if found {
+			pods = fmt.Sprintf("%d/%d ready", t.Ready, t.Replicas)
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\n", name, orNone(rev), pods)
+	}
+	if err := tw.Flush(); err != nil {
+		return fmt.Errorf("write tracks: %w", err)
+	}
+
+	if a := st.Analysis; a != nil {
+		limit := int32(1)
+		if an := spec.Rollout.Analysis; an != nil && an.FailureLimit != nil {
+			limit = *an.FailureLimit
+		}
+		p99 := "-"
+		if a.LatencyP99 != nil {
+			p99 = a.LatencyP99.Duration.String()
+		}
+		fmt.Fprintf(w, "Analysis:    %s %s ago (revision %s): %d requests, error rate %s, shed rate %s, p99 %s, failures %d (tolerated %d)\n",
+			a.Verdict, age(a.Time, now), orNone(a.Revision), a.Requests, orDash(a.ErrorRate), orDash(a.ShedRate), p99, a.Failures, limit)
+		if a.Message != "" {
+			fmt.Fprintf(w, "             %s\n", a.Message)
+		}
+	}
+	if rb := st.Rollback; rb != nil {
+		fmt.Fprintf(w, "Rollback:    revision %s, %s, %s ago", rb.Revision, rb.Reason, age(rb.Time, now))
+		if rb.Message != "" {
+			fmt.Fprintf(w, ": %s", rb.Message)
+		}
+		fmt.Fprintln(w)
+	}
+
+	if len(st.Conditions) > 0 {
+		fmt.Fprintln(w, "Conditions:")
+		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "  TYPE\tSTATUS\tREASON\tAGE\tMESSAGE")
+		for _, c := range st.Conditions {
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", c.Type, c.Status, c.Reason, age(c.LastTransitionTime, now), oneLine(c.Message))
+		}
+		if err := tw.Flush(); err != nil {
+			return fmt.Errorf("write conditions: %w", err)
+		}
+	}
+	return nil
+}
+
+// describeStep says which canary step runs, as "2/4: pause 1m (30s elapsed)".
+func describeStep(steps []ragv1.RolloutStep, current int32, start *metav1.Time, now time.Time) string {
+	if len(steps) == 0 {
+		return "1/1: setWeight 100"
+	}
+	if current < 0 || int(current) >= len(steps) {
+		return fmt.Sprintf("%d/%d: done", len(steps), len(steps))
+	}
+	s := steps[current]
+	var what string
+	switch {
+	case s.SetWeight != nil:
+		what = fmt.Sprintf("setWeight %d", *s.SetWeight)
+	case s.Pause != nil && s.Pause.Duration != nil:
+		what = "pause " + s.Pause.Duration.Duration.String()
+	case s.Pause != nil:
+		what = "pause until promoted (kubectl rag promote)"
+	}
+	out := fmt.Sprintf("%d/%d: %s", current+1, len(steps), what)
+	if start != nil {
+		out += fmt.Sprintf(" (%s elapsed)", age(*start, now))
+	}
+	return out
+}
+
+func age(t metav1.Time, now time.Time) string {
+	if t.IsZero() {
+		return "<unknown>"
+	}
+	return duration.HumanDuration(now.Sub(t.Time))
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "<none>"
+	}
+	return s
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func oneLine(s string) string { return strings.ReplaceAll(s, "\n", " ") }

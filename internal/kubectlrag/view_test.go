@@ -1,0 +1,124 @@
+package kubectlrag
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+
+	ragv1 "github.com/ragops/rag-operator/api/v1alpha1"
+)
+
+func TestEvaluate(t *testing.T) {
+	stalled := []metav1.Condition{{Type: ragv1.ConditionStalled, Status: metav1.ConditionTrue, Reason: "InvalidSpec", Message: "bad"}}
+	cases := []struct {
+		name     string
+		gen, obs int64
+		phase    ragv1.Phase
+		conds    []metav1.Condition
+		want     Outcome
+		why      string
+	}{
+		{"healthy", 3, 3, ragv1.PhaseHealthy, nil, Succeeded, "healthy"},
+		{"healthy but stale", 4, 3, ragv1.PhaseHealthy, nil, InProgress, "observe generation 4"},
+		{"rolled back but stale", 4, 3, ragv1.PhaseRolledBack, nil, InProgress, "observe generation 4"},
+		{"rolled back", 2, 2, ragv1.PhaseRolledBack, nil, Failed, "rolled back"},
+		{"degraded", 2, 2, ragv1.PhaseDegraded, nil, Failed, "degraded"},
+		{"stalled wins over phase", 2, 2, ragv1.PhaseProgressing, stalled, Failed, "stalled: InvalidSpec: bad"},
+		{"progressing", 2, 2, ragv1.PhaseProgressing, nil, InProgress, "Progressing"},
+		{"paused", 2, 2, ragv1.PhasePaused, nil, InProgress, "Paused"},
+		{"pending", 1, 1, ragv1.PhasePending, nil, InProgress, "Pending"},
+		{"no status", 1, 0, "", nil, InProgress, "observe generation 1"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			svc := &ragv1.RAGService{}
+			svc.Generation = tc.gen
+			svc.Status.ObservedGeneration = tc.obs
+			svc.Status.Phase = tc.phase
+			svc.Status.Conditions = tc.conds
+			got, why := Evaluate(svc)
+			if got != tc.want || !strings.Contains(why, tc.why) {
+				t.Errorf("Evaluate = %v %q, want %v containing %q", got, why, tc.want, tc.why)
+			}
+		})
+	}
+}
+
+func TestDescribeStep(t *testing.T) {
+	now := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+	start := metav1.NewTime(now.Add(-90 * time.Second))
+	steps := []ragv1.RolloutStep{
+		{SetWeight: ptr.To[int32](20)},
+		{Pause: &ragv1.PauseStep{Duration: &metav1.Duration{Duration: time.Minute}}},
+		{Pause: &ragv1.PauseStep{}},
+	}
+	cases := []struct {
+		steps   []ragv1.RolloutStep
+		current int32
+		start   *metav1.Time
+		want    string
+	}{
+		{steps, 0, nil, "1/3: setWeight 20"},
+		{steps, 1, &start, "2/3: pause 1m0s (90s elapsed)"},
+		{steps, 2, nil, "3/3: pause until promoted (kubectl rag promote)"},
+		{steps, 3, nil, "3/3: done"},
+		{nil, 0, nil, "1/1: setWeight 100"},
+	}
+	for _, tc := range cases {
+		if got := describeStep(tc.steps, tc.current, tc.start, now); got != tc.want {
+			t.Errorf("describeStep(%d) = %q, want %q", tc.current, got, tc.want)
+		}
+	}
+}
+
+func TestRenderStatusGolden(t *testing.T) {
+	now := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+	ago := func(d time.Duration) metav1.Time { return metav1.NewTime(now.Add(-d)) }
+	svc := &ragv1.RAGService{
+		ObjectMeta: metav1.ObjectMeta{Name: "docs", Namespace: "search", Generation: 4},
+		Spec: ragv1.RAGServiceSpec{Replicas: ptr.To[int32](4), Rollout: ragv1.RolloutSpec{
+			Steps:    []ragv1.RolloutStep{{SetWeight: ptr.To[int32](25)}, {Pause: &ragv1.PauseStep{}}},
+			Analysis: &ragv1.AnalysisSpec{FailureLimit: ptr.To[int32](2)},
+		}},
+		Status: ragv1.RAGServiceStatus{
+			ObservedGeneration: 4, Phase: ragv1.PhaseProgressing, Replicas: 5, ReadyReplicas: 5,
+			StableRevision: "7c9f5d", CanaryRevision: "5d2a11", CurrentStep: 0, CanaryWeight: 25, EffectiveWeight: 20,
+			StepStartTime: ptr.To(ago(2 * time.Minute)),
+			Analysis: &ragv1.AnalysisStatus{Time: ago(10 * time.Second), Revision: "5d2a11", Requests: 120,
+				ErrorRate: "0.001", ShedRate: "0", LatencyP99: &metav1.Duration{Duration: 80 * time.Millisecond},
+				Verdict: ragv1.VerdictPass, Failures: 1},
+			Conditions: []metav1.Condition{
+				{Type: "Ready", Status: "False", Reason: "Progressing", Message: "canary at step 1/2", LastTransitionTime: ago(2 * time.Minute)},
+			},
+		},
+	}
+	var buf bytes.Buffer
+	if err := RenderStatus(&buf, svc, []Track{{Name: "stable", Revision: "7c9f5d", Replicas: 4, Ready: 4}, {Name: "canary", Revision: "5d2a11", Replicas: 1, Ready: 1}}, now); err != nil {
+		t.Fatal(err)
+	}
+	want := `Name:        docs
+Namespace:   search
+Phase:       Progressing
+Message:     Progressing
+Generation:  4 (observed 4)
+Strategy:    Canary
+Replicas:    4 desired, 5 current, 5 ready
+Step:        1/2: setWeight 25 (2m elapsed)
+Weight:      25% desired, 20% effective
+Tracks:
+  TRACK   REVISION  PODS
+  stable  7c9f5d    4/4 ready
+  canary  5d2a11    1/1 ready
+Analysis:    Pass 10s ago (revision 5d2a11): 120 requests, error rate 0.001, shed rate 0, p99 80ms, failures 1 (tolerated 2)
+Conditions:
+  TYPE   STATUS  REASON       AGE  MESSAGE
+  Ready  False   Progressing  2m   canary at step 1/2
+`
+	if got := buf.String(); got != want {
+		t.Errorf("view differs.\ngot:\n%s\nwant:\n%s", got, want)
+	}
+}

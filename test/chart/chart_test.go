@@ -1,0 +1,450 @@
+// Package chart_test checks the two install paths of the operator: the Helm chart
+// (lint, template, schema, sync with the generated CRD and RBAC) and the kustomize
+// overlay, both applied server-side (dry run) to a real kube-apiserver.
+package chart_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	"sigs.k8s.io/yaml"
+)
+
+const (
+	root      = "../.."
+	chartDir  = root + "/charts/rag-operator"
+	crdFile   = "rag.ragops.io_ragservices.yaml"
+	namespace = "rag-system"
+)
+
+var k8s client.Client
+
+func TestMain(m *testing.M) { os.Exit(runMain(m)) }
+
+func runMain(m *testing.M) int {
+	assets := os.Getenv("KUBEBUILDER_ASSETS")
+	if assets == "" {
+		fmt.Fprintln(os.Stderr, "KUBEBUILDER_ASSETS is not set: run `make test-chart` (it builds bin/k8s and exports it)")
+		return 1
+	}
+	// Helm keeps its caches out of the user's home.
+	tmp, err := os.MkdirTemp("", "chart-test")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(tmp)
+	for _, v := range []string{"HELM_CACHE_HOME", "HELM_CONFIG_HOME", "HELM_DATA_HOME"} {
+		os.Setenv(v, filepath.Join(tmp, v))
+	}
+	env := &envtest.Environment{
+		// The chart's own CRD, plus a stand-in for the Prometheus Operator's.
+		CRDDirectoryPaths:     []string{filepath.Join(chartDir, "crds"), "testdata/servicemonitor-crd.yaml"},
+		ErrorIfCRDPathMissing: true,
+		BinaryAssetsDirectory: assets,
+	}
+	cfg, err := env.Start()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "start envtest: %v\n", err)
+		return 1
+	}
+	defer func() { _ = env.Stop() }()
+	scheme := runtime.NewScheme()
+	_ = clientgoscheme.AddToScheme(scheme)
+	_ = apiextensionsv1.AddToScheme(scheme)
+	if k8s, err = client.New(cfg, client.Options{Scheme: scheme}); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return m.Run()
+}
+
+// helmBin is the helm built from its Go module by make ($(HELM)).
+func helmBin(t *testing.T) string {
+	t.Helper()
+	h := os.Getenv("HELM")
+	if h == "" {
+		if os.Getenv("CI") != "" {
+			t.Fatal("HELM is not set in CI: the chart tests run through `make test-chart`")
+		}
+		t.Fatal("HELM is not set: run `make test-chart`, which builds helm into ./bin and sets HELM")
+	}
+	return h
+}
+
+func helm(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	cmd := exec.Command(helmBin(t), args...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	if err != nil {
+		return stdout.String() + stderr.String(), fmt.Errorf("helm %s: %w\n%s", strings.Join(args, " "), err, stderr.String())
+	}
+	return stdout.String(), nil
+}
+
+func render(t *testing.T, extra ...string) []*unstructured.Unstructured {
+	t.Helper()
+	args := append([]string{"template", "rag", chartDir, "--namespace", namespace, "--include-crds"}, extra...)
+	out, err := helm(t, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return decode(t, out)
+}
+
+func decode(t *testing.T, manifests string) []*unstructured.Unstructured {
+	t.Helper()
+	var objs []*unstructured.Unstructured
+	dec := utilyaml.NewYAMLOrJSONDecoder(strings.NewReader(manifests), 4096)
+	for {
+		var m map[string]any
+		if err := dec.Decode(&m); err != nil {
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			t.Fatalf("decode manifests: %v", err)
+		}
+		if len(m) == 0 {
+			continue
+		}
+		objs = append(objs, &unstructured.Unstructured{Object: m})
+	}
+	return objs
+}
+
+func find(objs []*unstructured.Unstructured, kind, nameSuffix string) *unstructured.Unstructured {
+	for _, o := range objs {
+		if o.GetKind() == kind && strings.HasSuffix(o.GetName(), nameSuffix) {
+			return o
+		}
+	}
+	return nil
+}
+
+func kinds(objs []*unstructured.Unstructured) []string {
+	var out []string
+	for _, o := range objs {
+		out = append(out, o.GetKind()+"/"+o.GetName())
+	}
+	return out
+}
+
+func TestLint(t *testing.T) {
+	for _, extra := range [][]string{nil, {"-f", "testdata/values-custom.yaml"}} {
+		args := append([]string{"lint", "--strict", chartDir}, extra...)
+		if out, err := helm(t, args...); err != nil {
+			t.Errorf("%v\n%s", err, out)
+		}
+	}
+}
+
+// The chart's CRD and RBAC rules are copies of the generated files (make helm-sync).
+func TestGeneratedFilesInSync(t *testing.T) {
+	for _, pair := range [][2]string{
+		{root + "/config/crd/bases/" + crdFile, chartDir + "/crds/" + crdFile},
+		{root + "/config/rbac/role.yaml", chartDir + "/files/manager-role.yaml"},
+	} {
+		want, err := os.ReadFile(pair[0])
+		if err != nil {
+			t.Fatalf("read generated file: %v", err)
+		}
+		got, err := os.ReadFile(pair[1])
+		if err != nil {
+			t.Fatalf("read chart copy: %v (run make helm-sync)", err)
+		}
+		if !bytes.Equal(want, got) {
+			t.Errorf("%s differs from %s: run `make helm-sync` and commit", pair[1], pair[0])
+		}
+	}
+}
+
+func TestTemplateDefaults(t *testing.T) {
+	objs := render(t)
+	for _, want := range []struct{ kind, name string }{
+		{"CustomResourceDefinition", "ragservices.rag.ragops.io"},
+		{"ServiceAccount", "rag-rag-operator"},
+		{"ClusterRole", "rag-rag-operator-manager"},
+		{"ClusterRoleBinding", "rag-rag-operator-manager"},
+		{"Role", "rag-rag-operator-leader-election"},
+		{"RoleBinding", "rag-rag-operator-leader-election"},
+		{"Service", "rag-rag-operator-metrics"},
+		{"Deployment", "rag-rag-operator"},
+	} {
+		if o := find(objs, want.kind, want.name); o == nil || o.GetName() != want.name {
+			t.Errorf("no %s %s in %v", want.kind, want.name, kinds(objs))
+		}
+	}
+	if find(objs, "ServiceMonitor", "") != nil {
+		t.Error("ServiceMonitor rendered though disabled by default")
+	}
+
+	dep := find(objs, "Deployment", "rag-rag-operator")
+	var d struct {
+		Spec struct {
+			Replicas int `json:"replicas"`
+			Template struct {
+				Spec corev1.PodSpec `json:"spec"`
+			} `json:"template"`
+		} `json:"spec"`
+	}
+	fromUnstructured(t, dep, &d)
+	if d.Spec.Replicas != 1 {
+		t.Errorf("replicas %d, want 1", d.Spec.Replicas)
+	}
+	pod := d.Spec.Template.Spec
+	psc := pod.SecurityContext
+	if psc == nil || psc.RunAsNonRoot == nil || !*psc.RunAsNonRoot || psc.SeccompProfile == nil || psc.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault {
+		t.Errorf("pod security context is not restricted: %+v", psc)
+	}
+	c := pod.Containers[0]
+	sc := c.SecurityContext
+	if sc == nil || sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation || sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem ||
+		sc.Capabilities == nil || !reflect.DeepEqual(sc.Capabilities.Drop, []corev1.Capability{"ALL"}) {
+		t.Errorf("container security context is not restricted: %+v", sc)
+	}
+	if c.Image != "ragops/manager:0.1.0" {
+		t.Errorf("image %q, want ragops/manager:0.1.0 (appVersion)", c.Image)
+	}
+	for _, arg := range []string{"--leader-elect=true", "--metrics-bind-address=:8080", "--health-probe-bind-address=:8081", "--embedserver-image=ragops/embedserver:0.1.0"} {
+		if !contains(c.Args, arg) {
+			t.Errorf("args %v lack %s", c.Args, arg)
+		}
+	}
+	if c.Resources.Limits.Memory().String() != "256Mi" {
+		t.Errorf("memory limit %v", c.Resources.Limits.Memory())
+	}
+	if c.LivenessProbe == nil || c.LivenessProbe.HTTPGet.Path != "/healthz" || c.ReadinessProbe == nil || c.ReadinessProbe.HTTPGet.Path != "/readyz" {
+		t.Errorf("probes: %+v %+v", c.LivenessProbe, c.ReadinessProbe)
+	}
+
+	// The ClusterRole's rules are exactly the generated role's.
+	role := readYAML(t, root+"/config/rbac/role.yaml")
+	cr := find(objs, "ClusterRole", "-manager")
+	if !reflect.DeepEqual(cr.Object["rules"], role["rules"]) {
+		t.Errorf("chart ClusterRole rules differ from config/rbac/role.yaml:\n%v\n%v", cr.Object["rules"], role["rules"])
+	}
+}
+
+func TestTemplateCustomValues(t *testing.T) {
+	objs := render(t, "-f", "testdata/values-custom.yaml")
+	sm := find(objs, "ServiceMonitor", "ragops")
+	if sm == nil {
+		t.Fatalf("no ServiceMonitor in %v", kinds(objs))
+	}
+	if got, _, _ := unstructured.NestedString(sm.Object, "metadata", "labels", "release"); got != "prometheus" {
+		t.Errorf("ServiceMonitor label release=%q", got)
+	}
+	if find(objs, "ClusterRole", "-ragservice-editor") != nil {
+		t.Error("aggregated roles rendered though rbac.aggregateToDefaultRoles is false")
+	}
+	dep := find(objs, "Deployment", "ragops")
+	var d struct {
+		Spec struct {
+			Replicas int `json:"replicas"`
+			Template struct {
+				Spec corev1.PodSpec `json:"spec"`
+			} `json:"template"`
+		} `json:"spec"`
+	}
+	fromUnstructured(t, dep, &d)
+	pod := d.Spec.Template.Spec
+	c := pod.Containers[0]
+	if d.Spec.Replicas != 2 || c.Image != "registry.example.com/platform/rag-manager:0.2.0-rc.1" || c.ImagePullPolicy != corev1.PullAlways {
+		t.Errorf("replicas %d image %s policy %s", d.Spec.Replicas, c.Image, c.ImagePullPolicy)
+	}
+	for _, arg := range []string{"--metrics-bind-address=:9443", "--health-probe-bind-address=:9440", "--zap-log-level=debug",
+		"--embedserver-image=registry.example.com/platform/embedserver:0.2.0-rc.1"} {
+		if !contains(c.Args, arg) {
+			t.Errorf("args %v lack %s", c.Args, arg)
+		}
+	}
+	if pod.ServiceAccountName != "ragops-manager" || pod.PriorityClassName != "system-cluster-critical" ||
+		len(pod.Tolerations) != 1 || pod.NodeSelector["kubernetes.io/os"] != "linux" || pod.ImagePullSecrets[0].Name != "regcred" {
+		t.Errorf("pod settings not passed through: %+v", pod)
+	}
+}
+
+func TestSchemaRefusesBadValues(t *testing.T) {
+	cases := []struct {
+		set  []string
+		want string
+	}{
+		{[]string{"replicaCount=-1"}, "replicaCount"},
+		{[]string{"replicaCount=two"}, "replicaCount"},
+		{[]string{"replicaCount=2", "leaderElection.enabled=false"}, "leaderElection"},
+		{[]string{"image.pullPolicy=Sometimes"}, "pullPolicy"},
+		{[]string{"image.repository=Not A Repo"}, "repository"},
+		{[]string{"logLevel=verbose"}, "logLevel"},
+		{[]string{"metrics.port=70000"}, "port"},
+		{[]string{"metrics.serviceMonitor.interval=soon"}, "interval"},
+		{[]string{"resources.limits.memory=lots"}, "memory"},
+		{[]string{"replicas=3"}, "replicas"}, // a typo of replicaCount
+	}
+	for _, tc := range cases {
+		t.Run(strings.Join(tc.set, ","), func(t *testing.T) {
+			args := []string{"template", "rag", chartDir}
+			for _, s := range tc.set {
+				args = append(args, "--set", s)
+			}
+			out, err := helm(t, args...)
+			if err == nil {
+				t.Fatalf("helm template accepted %v", tc.set)
+			}
+			if !strings.Contains(out, "values don't meet the specifications of the schema") || !strings.Contains(out, tc.want) {
+				t.Errorf("error does not name %q:\n%s", tc.want, out)
+			}
+		})
+	}
+	// A ServiceMonitor needs the metrics Service it selects.
+	if out, err := helm(t, "template", "rag", chartDir, "--set", "metrics.service.enabled=false", "--set", "metrics.serviceMonitor.enabled=true"); err == nil {
+		t.Error("ServiceMonitor without a metrics Service accepted")
+	} else if !strings.Contains(out, "metrics.serviceMonitor.enabled needs metrics.service.enabled") {
+		t.Errorf("unexpected error:\n%s", out)
+	}
+}
+
+func TestChartDryRunApply(t *testing.T) {
+	ensureNamespace(t, namespace)
+	for name, extra := range map[string][]string{
+		"defaults": nil,
+		"custom":   {"-f", "testdata/values-custom.yaml"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			dryRunApply(t, render(t, extra...), "helm-test")
+		})
+	}
+}
+
+func TestKustomizeDryRunApply(t *testing.T) {
+	out, err := exec.Command("kubectl", "kustomize", root+"/config/default").CombinedOutput()
+	if err != nil {
+		t.Fatalf("kubectl kustomize config/default: %v\n%s", err, out)
+	}
+	objs := decode(t, string(out))
+	for _, want := range []struct{ kind, name string }{
+		{"Namespace", "rag-operator-system"},
+		{"CustomResourceDefinition", "ragservices.rag.ragops.io"},
+		{"ClusterRole", "rag-operator-manager-role"},
+		{"Deployment", "rag-operator-controller-manager"},
+		{"Service", "rag-operator-controller-manager-metrics"},
+	} {
+		if o := find(objs, want.kind, want.name); o == nil {
+			t.Errorf("no %s %s in %v", want.kind, want.name, kinds(objs))
+		}
+	}
+	// Same CRD and same rules as the chart installs.
+	crd := find(objs, "CustomResourceDefinition", "ragservices.rag.ragops.io")
+	gen := readYAML(t, root+"/config/crd/bases/"+crdFile)
+	if !reflect.DeepEqual(crd.Object["spec"], gen["spec"]) {
+		t.Error("kustomize CRD differs from config/crd/bases")
+	}
+	// The binding names the ClusterRole kustomize renamed.
+	crb := find(objs, "ClusterRoleBinding", "rag-operator-manager-rolebinding")
+	if ref, _, _ := unstructured.NestedString(crb.Object, "roleRef", "name"); ref != "rag-operator-manager-role" {
+		t.Errorf("ClusterRoleBinding refers to %q", ref)
+	}
+	// The namespace exists for real (a dry-run namespace holds nothing); the rest is a dry run.
+	ensureNamespace(t, "rag-operator-system")
+	dryRunApply(t, objs, "kustomize-test")
+}
+
+func TestSamplesDryRunApply(t *testing.T) {
+	out, err := exec.Command("kubectl", "kustomize", root+"/config/samples").CombinedOutput()
+	if err != nil {
+		t.Fatalf("kubectl kustomize config/samples: %v\n%s", err, out)
+	}
+	objs := decode(t, string(out))
+	if len(objs) != 2 {
+		t.Fatalf("want the builtin and openai samples, got %v", kinds(objs))
+	}
+	ensureNamespace(t, "samples")
+	for _, o := range objs {
+		o.SetNamespace("samples")
+	}
+	dryRunApply(t, objs, "samples-test")
+}
+
+// dryRunApply server-side applies every object but the CRDs (installed by envtest)
+// with dryRun=All: admission, the schema and CEL rules all run, nothing is stored.
+func dryRunApply(t *testing.T, objs []*unstructured.Unstructured, owner string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	n := 0
+	for _, o := range objs {
+		if o.GetKind() == "CustomResourceDefinition" || o.GetKind() == "Namespace" {
+			continue
+		}
+		err := k8s.Apply(ctx, client.ApplyConfigurationFromUnstructured(o), client.DryRunAll, client.FieldOwner(owner), client.ForceOwnership)
+		if err != nil {
+			t.Errorf("server-side dry-run apply %s %s/%s: %v", o.GetKind(), o.GetNamespace(), o.GetName(), err)
+		}
+		n++
+	}
+	if n == 0 {
+		t.Fatal("nothing applied")
+	}
+	t.Logf("dry-run applied %d objects", n)
+}
+
+func ensureNamespace(t *testing.T, name string) {
+	t.Helper()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}
+	if err := k8s.Create(context.Background(), ns); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatalf("create namespace %s: %v", name, err)
+	}
+}
+
+func readYAML(t *testing.T, path string) map[string]any {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := yaml.Unmarshal(data, &m); err != nil {
+		t.Fatalf("parse %s: %v", path, err)
+	}
+	return m
+}
+
+func fromUnstructured(t *testing.T, o *unstructured.Unstructured, into any) {
+	t.Helper()
+	if o == nil {
+		t.Fatal("object not rendered")
+	}
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(o.Object, into); err != nil {
+		t.Fatalf("convert %s: %v", o.GetKind(), err)
+	}
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
