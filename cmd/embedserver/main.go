@@ -37,6 +37,7 @@ type options struct {
 	initialBackoff, drainTimeout, linger, retryAfter            time.Duration
 	maxBodyBytes                                                int64
 	failRate                                                    float64
+	pprof                                                       bool
 }
 
 func parse(args []string, stderr io.Writer) (options, error) {
@@ -64,6 +65,7 @@ func parse(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.retryAfter, "retry-after", time.Second, "Retry-After sent with 429 and 503")
 	fs.Float64Var(&o.failRate, "fail-rate", 0, "DRILL ONLY: fraction of requests answered 500 on purpose (fault injection)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.BoolVar(&o.pprof, "pprof", false, "serve Go profiles at /debug/pprof/ on the admin port")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -103,7 +105,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 
 	cfg := embedserver.Config{Model: o.model, Dimensions: o.dimensions, MaxInFlight: o.maxInFlight, MaxQueue: o.maxQueue,
 		MaxInputs: o.maxInputs, MaxBodyBytes: o.maxBodyBytes, RequestTimeout: o.requestTimeout, QueueTimeout: o.queueTimeout,
-		DrainTimeout: o.drainTimeout, RetryAfter: o.retryAfter, Logger: log}
+		DrainTimeout: o.drainTimeout, RetryAfter: o.retryAfter, Logger: log, Pprof: o.pprof}
 	var srv *embedserver.Server
 	var p provider.Provider
 	switch o.providerName {

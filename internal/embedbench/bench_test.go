@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -97,96 +99,145 @@ func BenchmarkOverload(b *testing.B) {
 		ts := httptest.NewServer(up)
 		addr, admin := freeAddr(b), freeAddr(b)
 		cmd := exec.Command(bin, "--addr", addr, "--admin-addr", admin, "--provider", "openai", "--model", "fake-embedding",
-			"--upstream-url", ts.URL+"/v1", "--max-in-flight", "8", "--max-queue", "32", "--request-timeout", "10s", "--queue-timeout", "5s", "--log-level", "error")
+			"--upstream-url", ts.URL+"/v1", "--max-in-flight", "8", "--max-queue", "32", "--request-timeout", "10s", "--queue-timeout", "5s", "--log-level", "error", "--pprof")
 		cmd.Stderr = os.Stderr
 		if err := cmd.Start(); err != nil {
 			b.Fatal(err)
 		}
 		waitReady(b, "http://"+admin+"/readyz")
 
-		// Open every connection first, then send all requests at once.
-		cs := make([]net.Conn, 0, conns)
-		var mu sync.Mutex
-		var wg sync.WaitGroup
-		sem := make(chan struct{}, 256)
-		dialErrs := 0
-		for c := 0; c < conns; c++ {
-			wg.Add(1)
-			sem <- struct{}{}
+		pid := cmd.Process.Pid
+		// EMBEDBENCH_PROFILE=file saves a CPU profile of the server during both phases.
+		profDone := make(chan struct{})
+		if path := os.Getenv("EMBEDBENCH_PROFILE"); path != "" {
 			go func() {
-				defer wg.Done()
-				defer func() { <-sem }()
-				conn, err := net.DialTimeout("tcp", addr, 10*time.Second)
-				mu.Lock()
-				defer mu.Unlock()
+				defer close(profDone)
+				resp, err := http.Get("http://" + admin + "/debug/pprof/profile?seconds=8")
 				if err != nil {
-					dialErrs++
 					return
 				}
-				cs = append(cs, conn)
+				defer resp.Body.Close()
+				f, _ := os.Create(path)
+				defer f.Close()
+				_, _ = io.Copy(f, resp.Body)
 			}()
+		} else {
+			close(profDone)
 		}
-		wg.Wait()
-		req := "POST /v1/embeddings HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\nContent-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n" + body
-		type outcome struct {
-			status int
-			d      time.Duration
-		}
-		outs := make([]outcome, len(cs))
-		start := make(chan struct{})
-		for j, conn := range cs {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer conn.Close()
-				<-start
-				t0 := time.Now()
-				_ = conn.SetDeadline(t0.Add(15 * time.Second)) // request timeout + margin
-				if _, err := conn.Write([]byte(req)); err != nil {
-					outs[j] = outcome{status: -1}
-					return
-				}
-				resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
-				if err != nil {
-					if ne, ok := err.(net.Error); ok && ne.Timeout() {
-						outs[j] = outcome{status: 0} // hung
-					} else {
-						outs[j] = outcome{status: -1}
-					}
-					return
-				}
-				resp.Body.Close()
-				outs[j] = outcome{status: resp.StatusCode, d: time.Since(t0)}
-			}()
-		}
-		t0 := time.Now()
-		close(start)
-		wg.Wait()
-		elapsed := time.Since(t0)
-		rss := peakRSS(cmd.Process.Pid)
+		cpu0 := cpuTime(pid)
+		burst := overloadPhase(addr, conns, 0)
+		burst.serverCPU = cpuTime(pid) - cpu0
+		burstRSS := peakRSS(pid)
+		cpu0 = cpuTime(pid)
+		spread := overloadPhase(addr, conns, 2*time.Second)
+		spread.serverCPU = cpuTime(pid) - cpu0
+		rss := peakRSS(pid)
+		<-profDone
 		_ = cmd.Process.Signal(os.Interrupt)
 		_ = cmd.Wait()
 		up.Close()
 		ts.Close()
 
-		var to429 []time.Duration
-		counts := map[int]int{}
-		for _, o := range outs {
-			counts[o.status]++
-			if o.status == http.StatusTooManyRequests {
-				to429 = append(to429, o.d)
-			}
+		fmt.Printf("\n== overload: %d connections held open, --max-in-flight 8 --max-queue 32, upstream 100ms ==\n", conns)
+		for _, ph := range []struct {
+			name string
+			r    phaseResult
+		}{{"burst (all requests sent at one instant)", burst}, {"spread (each connection sends once within 2s)", spread}} {
+			r := ph.r
+			fmt.Printf("%s: dial failures %d, answers by status %v (0 = hung, -1 = connection error), all answered in %v\n",
+				ph.name, r.dialErrs, r.counts, r.elapsed.Round(time.Millisecond))
+			fmt.Printf("   time to a 429: median %s (target < 10ms), p99 %s; hung %d; server CPU %v = %.0f µs per request\n",
+				ms(loadgen.Percentile(r.to429, 0.5)), ms(loadgen.Percentile(r.to429, 0.99)), r.counts[0],
+				r.serverCPU, float64(r.serverCPU.Microseconds())/float64(conns))
 		}
-		slices.Sort(to429)
-		med := loadgen.Percentile(to429, 0.5)
-		fmt.Printf("\n== overload: %d connections (%d failed to dial), --max-in-flight 8 --max-queue 32, upstream 100ms ==\n", conns, dialErrs)
-		fmt.Printf("answers by status: %v (0 = hung, -1 = connection error); all answered in %v\n", counts, elapsed.Round(time.Millisecond))
-		fmt.Printf("median time to a 429: %s (target < 10ms); p99 %s; server peak RSS %.1f MiB (target < 256); hung %d\n",
-			ms(med), ms(loadgen.Percentile(to429, 0.99)), float64(rss)/(1<<20), counts[0])
-		b.ReportMetric(float64(med)/1e6, "median-429-ms")
+		fmt.Printf("server peak RSS: %.1f MiB after the burst, %.1f MiB overall (target < 256)\n", float64(burstRSS)/(1<<20), float64(rss)/(1<<20))
+		b.ReportMetric(float64(loadgen.Percentile(burst.to429, 0.5))/1e6, "burst-median-429-ms")
+		b.ReportMetric(float64(loadgen.Percentile(spread.to429, 0.5))/1e6, "spread-median-429-ms")
 		b.ReportMetric(float64(rss)/(1<<20), "peak-rss-MiB")
-		b.ReportMetric(float64(counts[0]), "hung")
+		b.ReportMetric(float64(burst.counts[0]+spread.counts[0]), "hung")
 	}
+}
+
+type phaseResult struct {
+	serverCPU time.Duration
+	counts    map[int]int
+	to429     []time.Duration
+	elapsed   time.Duration
+	dialErrs  int
+}
+
+// overloadPhase opens conns connections, then each sends one request at a
+// random moment within spread (0: all at once) and reads the answer.
+func overloadPhase(addr string, conns int, spread time.Duration) phaseResult {
+	cs := make([]net.Conn, 0, conns)
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 256)
+	dialErrs := 0
+	for c := 0; c < conns; c++ {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			conn, err := net.DialTimeout("tcp", addr, 10*time.Second)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				dialErrs++
+				return
+			}
+			cs = append(cs, conn)
+		}()
+	}
+	wg.Wait()
+	req := []byte("POST /v1/embeddings HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\nContent-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n" + body)
+	type outcome struct {
+		status int
+		d      time.Duration
+	}
+	outs := make([]outcome, len(cs))
+	start := make(chan struct{})
+	for j, conn := range cs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer conn.Close()
+			<-start
+			if spread > 0 {
+				time.Sleep(time.Duration(rand.Int64N(int64(spread))))
+			}
+			t0 := time.Now()
+			_ = conn.SetDeadline(t0.Add(15 * time.Second)) // request timeout + margin
+			if _, err := conn.Write(req); err != nil {
+				outs[j] = outcome{status: -1}
+				return
+			}
+			resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+			if err != nil {
+				if ne, ok := err.(net.Error); ok && ne.Timeout() {
+					outs[j] = outcome{status: 0} // hung
+				} else {
+					outs[j] = outcome{status: -1}
+				}
+				return
+			}
+			resp.Body.Close()
+			outs[j] = outcome{status: resp.StatusCode, d: time.Since(t0)}
+		}()
+	}
+	t0 := time.Now()
+	close(start)
+	wg.Wait()
+	r := phaseResult{counts: map[int]int{}, elapsed: time.Since(t0), dialErrs: dialErrs}
+	for _, o := range outs {
+		r.counts[o.status]++
+		if o.status == http.StatusTooManyRequests {
+			r.to429 = append(r.to429, o.d)
+		}
+	}
+	slices.Sort(r.to429)
+	return r
 }
 
 func freeAddr(b *testing.B) string {
@@ -210,6 +261,19 @@ func waitReady(b *testing.B, url string) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	b.Fatalf("%s never ready", url)
+}
+
+// cpuTime reads a process's user+system CPU time from /proc (clock ticks of 10ms).
+func cpuTime(pid int) time.Duration {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the command name, which is in parentheses and may hold spaces.
+	f := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+2:]))
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(utime+stime) * 10 * time.Millisecond
 }
 
 // peakRSS reads VmHWM (bytes) of a process.

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -40,6 +41,7 @@ type Config struct {
 	// upstream call; otherwise each request counts as one batch.
 	ProviderReportsBatches bool
 	Logger                 *slog.Logger
+	Pprof                  bool // serve /debug/pprof/ on the admin port
 }
 
 // Causes that end a request's context, so answers can tell them apart.
@@ -127,6 +129,11 @@ func (s *Server) AdminHandler() http.Handler {
 		_, _ = io.WriteString(w, "ok\n")
 	})
 	mux.Handle("/metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
+	if s.cfg.Pprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	return mux
 }
 
@@ -183,6 +190,13 @@ func (s *Server) embeddings(w http.ResponseWriter, r *http.Request) {
 	}
 	defer s.active.Add(-1)
 
+	// Under overload most requests are refused: refuse them before reading or
+	// decoding anything, so a flood costs little CPU and memory.
+	if s.limiter.Full() {
+		s.shedQueueFull(fail)
+		return
+	}
+
 	ctx, cancel := context.WithTimeoutCause(r.Context(), s.cfg.RequestTimeout, errRequestTimeout)
 	defer cancel()
 
@@ -220,9 +234,7 @@ func (s *Server) embeddings(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		switch {
 		case errors.Is(err, limiter.ErrQueueFull):
-			s.metrics.shed.WithLabelValues(ShedQueueFull).Inc()
-			fail(&provider.Error{Status: http.StatusTooManyRequests, Type: "rate_limit_error", Code: "queue_full",
-				Message: fmt.Sprintf("server busy: %d requests running and %d waiting", s.limiter.MaxInFlight(), s.limiter.MaxQueue()), RetryAfter: s.cfg.RetryAfter})
+			s.shedQueueFull(fail)
 		case errors.Is(err, errQueueTimeout):
 			s.metrics.shed.WithLabelValues(ShedQueueTimeout).Inc()
 			fail(&provider.Error{Status: http.StatusServiceUnavailable, Type: "server_error", Code: "queue_timeout",
@@ -265,6 +277,12 @@ func (s *Server) embeddings(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Content-Length", strconv.Itoa(len(out)))
 	_, _ = w.Write(out)
+}
+
+func (s *Server) shedQueueFull(fail func(*provider.Error)) {
+	s.metrics.shed.WithLabelValues(ShedQueueFull).Inc()
+	fail(&provider.Error{Status: http.StatusTooManyRequests, Type: "rate_limit_error", Code: "queue_full",
+		Message: fmt.Sprintf("server busy: %d requests running and %d waiting", s.limiter.MaxInFlight(), s.limiter.MaxQueue()), RetryAfter: s.cfg.RetryAfter})
 }
 
 // enter counts a request in, unless draining. Counting before checking pairs with

@@ -102,6 +102,15 @@ func (l *Limiter) release() {
 	l.inFlight--
 }
 
+// Full reports whether an Acquire now would be refused with ErrQueueFull: every
+// slot held and the queue full. Callers use it to shed before doing any work;
+// Acquire still decides.
+func (l *Limiter) Full() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.inFlight >= l.maxInFlight && l.waiters.Len() >= l.maxQueue
+}
+
 // InFlight is the number of slots held.
 func (l *Limiter) InFlight() int {
 	l.mu.Lock()

@@ -93,10 +93,16 @@ func TestFIFOOrderAndQueueBound(t *testing.T) {
 	}
 	a := acquireAsync(t, l, context.Background(), 1)
 	b := acquireAsync(t, l, context.Background(), 2)
+	if !l.Full() {
+		t.Fatal("Full() false with every slot and queue place taken")
+	}
 	if _, err := l.Acquire(context.Background()); !errors.Is(err, ErrQueueFull) {
 		t.Fatalf("third waiter: %v, want ErrQueueFull", err)
 	}
 	first()
+	if l.Full() {
+		t.Fatal("Full() true with a queue place free")
+	}
 	ra := <-a
 	if ra.err != nil {
 		t.Fatalf("a: %v", ra.err)

@@ -1,0 +1,24 @@
+# Embedding server targets (issue 3). Included by the top Makefile.
+
+OPENAI_COMPAT_DIR := test/openai-compat
+
+.PHONY: test-embedserver
+test-embedserver: test-embedserver-fuzz test-openai-compat ## Embedding server extras for `make test`: decoder fuzzing and the official OpenAI client.
+
+.PHONY: test-embedserver-fuzz
+test-embedserver-fuzz: ## Fuzz the embeddings request decoder briefly (FUZZTIME, default 10s).
+	go test -run '^$$' -fuzz '^FuzzDecodeRequest$$' -fuzztime $${FUZZTIME:-10s} ./internal/openaiapi/
+
+.PHONY: test-openai-compat
+test-openai-compat: ## The official openai npm client (pinned, installed with npm ci) against the server on loopback.
+	cd $(OPENAI_COMPAT_DIR) && npm ci --no-audit --no-fund
+	go test -race -count=1 ./$(OPENAI_COMPAT_DIR)/
+
+.PHONY: bench-embedserver
+bench-embedserver: ## Embedding server benchmarks: overhead vs direct, coalescing, 10k-connection overload, builtin throughput.
+	ulimit -n 65536 2>/dev/null || ulimit -n $$(ulimit -Hn); \
+	go test -run '^$$' -bench . -benchmem -count=1 -timeout 10m ./internal/embedbench/ ./internal/embedserver/
+
+.PHONY: run-embedserver
+run-embedserver: ## Run the embedding server locally with the builtin model (127.0.0.1:8080, admin :9090).
+	go run ./cmd/embedserver --addr 127.0.0.1:8080 --admin-addr 127.0.0.1:9090
