@@ -40,6 +40,17 @@ func serve(b *testing.B, srv *embedserver.Server) (string, func()) {
 	return "http://" + api.Addr().String(), func() { cancel(); <-done }
 }
 
+// loadavg is the machine's load average, printed beside each result: on a shared
+// 2-core machine it explains more of the variance than the code does.
+func loadavg() string {
+	data, _ := os.ReadFile("/proc/loadavg")
+	f := strings.Fields(string(data))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
+}
+
 func ms(d time.Duration) string { return fmt.Sprintf("%.2fms", float64(d)/1e6) }
 
 // BenchmarkOverheadAndCoalescing: the server (openai provider) in front of a fake
@@ -51,7 +62,7 @@ func BenchmarkOverheadAndCoalescing(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		up := fakeupstream.New(fakeupstream.Config{Latency: fakeupstream.Latency{Base: 20 * time.Millisecond}, Dims: 384})
 		ts := httptest.NewServer(up)
-		fmt.Printf("\n== overhead: server vs direct, upstream latency 20ms, %v per level ==\n", run)
+		fmt.Printf("\n== overhead: server vs direct, upstream latency 20ms, %v per level (load average %s) ==\n", run, loadavg())
 		fmt.Printf("%8s %12s %12s %12s %12s %12s %12s %10s\n", "clients", "direct p50", "server p50", "added p50", "added p99", "direct rps", "server rps", "tput ratio")
 		for _, clients := range []int{1, 10, 100} {
 			direct := loadgen.Run(context.Background(), loadgen.Config{URL: ts.URL + "/v1/embeddings", Concurrency: clients, Duration: run,
@@ -138,7 +149,7 @@ func BenchmarkOverload(b *testing.B) {
 		up.Close()
 		ts.Close()
 
-		fmt.Printf("\n== overload: %d connections held open, --max-in-flight 8 --max-queue 32, upstream 100ms ==\n", conns)
+		fmt.Printf("\n== overload: %d connections held open, --max-in-flight 8 --max-queue 32, upstream 100ms (load average %s) ==\n", conns, loadavg())
 		for _, ph := range []struct {
 			name string
 			r    phaseResult
