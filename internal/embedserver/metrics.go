@@ -25,6 +25,18 @@ type metrics struct {
 	upstreamDuration prometheus.Histogram
 	upstreamRetries  prometheus.Counter
 	batchSize        prometheus.Histogram
+
+	// Looked up once: under a flood every lookup of a labelled child costs.
+	byCode        map[int]prometheus.Counter
+	shedQueueFull prometheus.Counter
+}
+
+func (m *metrics) countRequest(code int) {
+	if c, ok := m.byCode[code]; ok {
+		c.Inc()
+		return
+	}
+	m.requests.WithLabelValues(strconv.Itoa(code)).Inc()
 }
 
 // newMetrics registers the contract's metric names on a private registry, so
@@ -62,9 +74,11 @@ func newMetrics(lim *limiter.Limiter) *metrics {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
 	// Series exist from the start at 0, so rate() over a fresh pod is 0, not absent.
+	m.byCode = map[int]prometheus.Counter{}
 	for _, c := range []int{200, 400, 413, 429, 500, 502, 503, 504} {
-		m.requests.WithLabelValues(strconv.Itoa(c))
+		m.byCode[c] = m.requests.WithLabelValues(strconv.Itoa(c))
 	}
+	m.shedQueueFull = m.shed.WithLabelValues(ShedQueueFull)
 	for _, r := range []string{ShedQueueFull, ShedQueueTimeout, ShedDraining} {
 		m.shed.WithLabelValues(r)
 	}

@@ -59,6 +59,8 @@ type Server struct {
 	log      *slog.Logger
 	draining atomic.Bool
 	active   atomic.Int64 // embedding requests inside the handler
+
+	queueFull *openaiapi.PreparedError // the flood answer, encoded once
 }
 
 // New returns a server; Run serves it.
@@ -88,7 +90,10 @@ func New(cfg Config, p provider.Provider) *Server {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	lim := limiter.New(cfg.MaxInFlight, cfg.MaxQueue)
-	return &Server{cfg: cfg, provider: p, limiter: lim, metrics: newMetrics(lim), log: cfg.Logger}
+	s := &Server{cfg: cfg, provider: p, limiter: lim, metrics: newMetrics(lim), log: cfg.Logger}
+	s.queueFull = openaiapi.NewPreparedError(&provider.Error{Status: http.StatusTooManyRequests, Type: "rate_limit_error", Code: "queue_full",
+		Message: fmt.Sprintf("server busy: %d requests running and %d waiting", lim.MaxInFlight(), lim.MaxQueue()), RetryAfter: cfg.RetryAfter})
+	return s
 }
 
 // ObserveUpstream, ObserveRetry and ObserveBatch feed the upstream metrics; the
@@ -168,7 +173,7 @@ func (s *Server) embeddings(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	status := http.StatusOK
 	defer func() {
-		s.metrics.requests.WithLabelValues(strconv.Itoa(status)).Inc()
+		s.metrics.countRequest(status)
 		s.metrics.duration.Observe(time.Since(start).Seconds())
 	}()
 	fail := func(e *provider.Error) {
@@ -193,7 +198,7 @@ func (s *Server) embeddings(w http.ResponseWriter, r *http.Request) {
 	// Under overload most requests are refused: refuse them before reading or
 	// decoding anything, so a flood costs little CPU and memory.
 	if s.limiter.Full() {
-		s.shedQueueFull(fail)
+		s.shedQueueFull(w, &status)
 		return
 	}
 
@@ -234,7 +239,7 @@ func (s *Server) embeddings(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		switch {
 		case errors.Is(err, limiter.ErrQueueFull):
-			s.shedQueueFull(fail)
+			s.shedQueueFull(w, &status)
 		case errors.Is(err, errQueueTimeout):
 			s.metrics.shed.WithLabelValues(ShedQueueTimeout).Inc()
 			fail(&provider.Error{Status: http.StatusServiceUnavailable, Type: "server_error", Code: "queue_timeout",
@@ -279,10 +284,10 @@ func (s *Server) embeddings(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(out)
 }
 
-func (s *Server) shedQueueFull(fail func(*provider.Error)) {
-	s.metrics.shed.WithLabelValues(ShedQueueFull).Inc()
-	fail(&provider.Error{Status: http.StatusTooManyRequests, Type: "rate_limit_error", Code: "queue_full",
-		Message: fmt.Sprintf("server busy: %d requests running and %d waiting", s.limiter.MaxInFlight(), s.limiter.MaxQueue()), RetryAfter: s.cfg.RetryAfter})
+func (s *Server) shedQueueFull(w http.ResponseWriter, status *int) {
+	s.metrics.shedQueueFull.Inc()
+	*status = http.StatusTooManyRequests
+	s.queueFull.Write(w)
 }
 
 // enter counts a request in, unless draining. Counting before checking pairs with

@@ -298,17 +298,42 @@ func strOrNil(s string) *string {
 // WriteError answers with e in the OpenAI error shape, and a Retry-After header
 // (whole seconds, at least 1) when e.RetryAfter is set.
 func WriteError(w http.ResponseWriter, e *provider.Error) {
-	if e.RetryAfter > 0 {
-		w.Header().Set("Retry-After", strconv.Itoa(RetryAfterSeconds(e.RetryAfter)))
-	}
+	NewPreparedError(e).Write(w)
+}
+
+// PreparedError is an error answer encoded once, for answers sent in floods
+// (429 under overload) where encoding each time would cost CPU when it is
+// scarcest.
+type PreparedError struct {
+	status     int
+	retryAfter string
+	body       []byte
+}
+
+// NewPreparedError encodes e.
+func NewPreparedError(e *provider.Error) *PreparedError {
 	typ := e.Type
 	if typ == "" {
 		typ = "server_error"
 	}
 	body, _ := json.Marshal(ErrorBody{Error: ErrorDetail{Message: e.Message, Type: typ, Param: strOrNil(e.Param), Code: strOrNil(e.Code)}})
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(e.Status)
-	_, _ = w.Write(append(body, '\n'))
+	p := &PreparedError{status: e.Status, body: append(body, '\n')}
+	if e.RetryAfter > 0 {
+		p.retryAfter = strconv.Itoa(RetryAfterSeconds(e.RetryAfter))
+	}
+	return p
+}
+
+// Write sends the answer.
+func (p *PreparedError) Write(w http.ResponseWriter) {
+	h := w.Header()
+	if p.retryAfter != "" {
+		h["Retry-After"] = []string{p.retryAfter}
+	}
+	h["Content-Type"] = []string{"application/json"}
+	h["Content-Length"] = []string{strconv.Itoa(len(p.body))}
+	w.WriteHeader(p.status)
+	_, _ = w.Write(p.body)
 }
 
 // RetryAfterSeconds rounds d up to whole seconds, at least 1: the header has no
