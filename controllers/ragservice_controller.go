@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"sync"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -29,7 +30,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	ragv1 "github.com/ragops/rag-operator/api/v1alpha1"
+	"github.com/ragops/rag-operator/internal/analysis"
 	"github.com/ragops/rag-operator/internal/podtemplate"
+	"github.com/ragops/rag-operator/internal/rollout"
 )
 
 // FieldOwner is the one server-side apply field manager of everything the
@@ -53,6 +56,12 @@ type RAGServiceReconciler struct {
 	EmbedServerImage string
 	// Now is the clock; tests may replace it.
 	Now func() time.Time
+	// Builtin scrapes pods for canary analysis; nil means a default one.
+	Builtin *analysis.Builtin
+	// MetricsPort is the pods' admin port that analysis scrapes; 0 means 9090.
+	MetricsPort int
+
+	builtinOnce sync.Once
 }
 
 // +kubebuilder:rbac:groups=rag.ragops.io,resources=ragservices,verbs=get;list;watch;update;patch
@@ -69,8 +78,9 @@ type RAGServiceReconciler struct {
 
 // scope is what one reconcile observed and decided about one RAGService.
 type scope struct {
-	obj *ragv1.RAGService
-	now time.Time
+	obj  *ragv1.RAGService
+	base *ragv1.RAGService // last status written, for merge patches
+	now  time.Time
 
 	// desired is the pod template built from the current spec, desiredRevision its hash.
 	desired         *corev1ac.PodTemplateSpecApplyConfiguration
@@ -79,6 +89,8 @@ type scope struct {
 	stable, canary *appsv1.Deployment // observed; nil when absent
 	hpaOnStable    bool               // an HPA scales the stable Deployment itself
 	secretProblem  string             // why the API key Secret is unusable; "" when fine
+
+	plan *rollout.Plan // the planner's decision; nil until reconcileTracks ran
 }
 
 // Reconcile moves the owned objects of one RAGService toward its spec.
@@ -94,17 +106,17 @@ func (r *RAGServiceReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		return ctrl.Result{}, nil
 	}
 
-	base := obj.DeepCopy()
-	s := &scope{obj: obj, now: r.now()}
+	s := &scope{obj: obj, base: obj.DeepCopy(), now: r.now()}
 
 	// One status patch per reconcile, whatever happened: the conditions must
 	// tell the truth even when a step failed.
 	defer func() {
 		summarize(s, retErr)
-		if err := r.Status().Patch(ctx, obj, client.MergeFrom(base)); err != nil && !apierrors.IsNotFound(err) {
+		before := s.base.DeepCopy()
+		if err := r.patchStatus(ctx, obj, s.base); err != nil && !apierrors.IsNotFound(err) {
 			retErr = kerrors.NewAggregate([]error{retErr, fmt.Errorf("patching status: %w", err)})
 		}
-		r.recordTransitions(base, obj)
+		r.recordTransitions(before, obj)
 	}()
 
 	steps := []func(context.Context, *scope) (ctrl.Result, error){
@@ -129,6 +141,16 @@ func (r *RAGServiceReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	}
 	obj.Status.ObservedGeneration = obj.Generation
 	return result, nil
+}
+
+// patchStatus writes the status. The first write is a full update: a merge
+// patch leaves out zero values equal to the (absent) old ones, and the printer
+// columns should show "0", not "<none>", from the start.
+func (r *RAGServiceReconciler) patchStatus(ctx context.Context, obj, base *ragv1.RAGService) error {
+	if base.Status.ObservedGeneration == 0 && len(base.Status.Conditions) == 0 && base.Status.StableRevision == "" {
+		return r.Status().Update(ctx, obj)
+	}
+	return r.Status().Patch(ctx, obj, client.MergeFrom(base))
 }
 
 // stalledError is a spec the operator cannot act on until someone edits it.
@@ -202,44 +224,6 @@ func (r *RAGServiceReconciler) getDeployment(ctx context.Context, svc *ragv1.RAG
 		return nil, fmt.Errorf("reading %s Deployment: %w", track, err)
 	}
 	return d, nil
-}
-
-// reconcileTracks applies the stable Deployment and removes any canary: until
-// canary rollouts land, every template change is a rolling update of the
-// stable track (maxUnavailable 0, so capacity never drops).
-func (r *RAGServiceReconciler) reconcileTracks(ctx context.Context, s *scope) (ctrl.Result, error) {
-	svc := s.obj
-	replicas := replicasOf(svc)
-	var want *int32
-	if !s.hpaOnStable {
-		want = &replicas
-	}
-	dep, err := deploymentFor(svc, ragv1.TrackStable, s.desiredRevision, s.desired, want)
-	if err != nil {
-		return ctrl.Result{}, err
-	}
-	if err := r.Apply(ctx, dep, client.FieldOwner(FieldOwner), client.ForceOwnership); err != nil {
-		return ctrl.Result{}, fmt.Errorf("applying stable Deployment: %w", err)
-	}
-	applied, err := fromApplyResult[appsv1.Deployment](dep)
-	if err != nil {
-		return ctrl.Result{}, err
-	}
-	s.stable = applied
-	svc.Status.StableRevision = s.desiredRevision
-
-	if s.canary != nil {
-		if err := r.Delete(ctx, s.canary, client.PropagationPolicy(metav1.DeletePropagationBackground)); client.IgnoreNotFound(err) != nil {
-			return ctrl.Result{}, fmt.Errorf("deleting canary Deployment: %w", err)
-		}
-		s.canary = nil
-	}
-	svc.Status.CanaryRevision = ""
-	svc.Status.CanaryWeight = 0
-	svc.Status.EffectiveWeight = 0
-	svc.Status.CurrentStep = 0
-	svc.Status.StepStartTime = nil
-	return ctrl.Result{}, nil
 }
 
 // reconcileServices applies the Services and the PodDisruptionBudget.

@@ -29,8 +29,9 @@ const (
 )
 
 // summarize derives the counts, the conditions and the phase from what the
-// reconcile observed. Ready summarises; Reconciling and Stalled exist only
-// while true (kstatus).
+// reconcile observed and the planner decided. Ready summarises; Reconciling and
+// Stalled exist only while true (kstatus), so `kubectl wait
+// --for=condition=Ready` and kstatus-based GitOps health checks both work.
 func summarize(s *scope, reconcileErr error) {
 	st := &s.obj.Status
 	gen := s.obj.Generation
@@ -47,31 +48,54 @@ func summarize(s *scope, reconcileErr error) {
 	if s.desired == nil {
 		// The template could not be built: reconcileTemplate marked Stalled.
 		st.Conditions = removeCondition(st.Conditions, ragv1.ConditionReconciling)
-		cond := apimeta.FindStatusCondition(st.Conditions, ragv1.ConditionStalled)
-		st.Conditions = setCondition(st.Conditions, gen, ragv1.ConditionReady, metav1.ConditionFalse, cond.Reason, cond.Message)
-		st.Phase = phaseOf(st.Conditions)
+		if cond := apimeta.FindStatusCondition(st.Conditions, ragv1.ConditionStalled); cond != nil {
+			st.Conditions = setCondition(st.Conditions, gen, ragv1.ConditionReady, metav1.ConditionFalse, cond.Reason, cond.Message)
+		}
+		st.Phase = ragv1.PhaseDegraded
 		return
 	}
-	st.Conditions = removeCondition(st.Conditions, ragv1.ConditionStalled)
-
 	st.Conditions = setAvailable(st.Conditions, gen, s.stable, replicasOf(s.obj))
-	rolledOut, rolloutMsg := stableRolledOut(s.stable, st.StableRevision)
 
-	switch {
-	case stableDeadlineExceeded(s.stable):
-		st.Conditions = setStalled(st.Conditions, gen, ReasonDeadlineExceeded,
-			fmt.Sprintf("stable Deployment exceeded its progress deadline: %s", rolloutMsg))
-	case !rolledOut:
-		st.Conditions = setCondition(st.Conditions, gen, ragv1.ConditionReconciling, metav1.ConditionTrue, ReasonRollingOut, rolloutMsg)
+	phase, reason, msg := ragv1.PhasePending, ReasonProgressing, "waiting for the first reconcile to finish"
+	if s.plan != nil {
+		phase, reason, msg = s.plan.Phase, s.plan.Reason, s.plan.Message
+	}
+	if rb := st.Rollback; rb != nil && phase == ragv1.PhaseRolledBack {
+		st.Conditions = setCondition(st.Conditions, gen, ragv1.ConditionRolledBack, metav1.ConditionTrue, rb.Reason,
+			fmt.Sprintf("revision %s was rolled back: %s", rb.Revision, rb.Message))
+	} else {
+		st.Conditions = removeCondition(st.Conditions, ragv1.ConditionRolledBack)
+	}
+	if (phase == ragv1.PhaseProgressing || phase == ragv1.PhaseHealthy) && stableDeadlineExceeded(s.stable) {
+		phase, reason, msg = ragv1.PhaseDegraded, ReasonDeadlineExceeded, "stable Deployment exceeded its progress deadline"
+	}
+	if s.secretProblem != "" && phase == ragv1.PhaseHealthy {
+		phase, reason, msg = ragv1.PhaseDegraded, ReasonSecretNotFound, s.secretProblem
+	}
+
+	switch phase {
+	case ragv1.PhaseProgressing, ragv1.PhasePaused, ragv1.PhasePending:
+		st.Conditions = setCondition(st.Conditions, gen, ragv1.ConditionReconciling, metav1.ConditionTrue, reason, msg)
+		st.Conditions = removeCondition(st.Conditions, ragv1.ConditionStalled)
+	case ragv1.PhaseDegraded, ragv1.PhaseRolledBack:
+		// A failed or rolled-back rollout needs a person (or a new spec):
+		// kstatus reports it as failed instead of waiting forever.
+		st.Conditions = removeCondition(st.Conditions, ragv1.ConditionReconciling)
+		st.Conditions = setStalled(st.Conditions, gen, reason, msg)
 	default:
 		st.Conditions = removeCondition(st.Conditions, ragv1.ConditionReconciling)
+		st.Conditions = removeCondition(st.Conditions, ragv1.ConditionStalled)
 	}
 	if reconcileErr != nil {
 		st.Conditions = setCondition(st.Conditions, gen, ragv1.ConditionReconciling, metav1.ConditionTrue, ReasonReconcileFailed, reconcileErr.Error())
 	}
-
 	st.Conditions = setReady(st.Conditions, gen, reconcileErr, s.secretProblem)
-	st.Phase = phaseOf(st.Conditions)
+	if apimeta.IsStatusConditionTrue(st.Conditions, ragv1.ConditionReady) {
+		phase = ragv1.PhaseHealthy
+	} else if phase == ragv1.PhaseHealthy {
+		phase = ragv1.PhaseProgressing
+	}
+	st.Phase = phase
 }
 
 // setReady summarises the other conditions into Ready.
@@ -159,28 +183,6 @@ func stableDeadlineExceeded(d *appsv1.Deployment) bool {
 		}
 	}
 	return false
-}
-
-// phaseOf derives the one-word phase shown by `kubectl get ragsvc`.
-func phaseOf(conds []metav1.Condition) ragv1.Phase {
-	isTrue := func(t string) bool { return apimeta.IsStatusConditionTrue(conds, t) }
-	ready := apimeta.FindStatusCondition(conds, ragv1.ConditionReady)
-	switch {
-	case isTrue(ragv1.ConditionStalled):
-		return ragv1.PhaseDegraded
-	case isTrue(ragv1.ConditionReconciling):
-		if c := apimeta.FindStatusCondition(conds, ragv1.ConditionReconciling); c.Reason == ReasonPaused {
-			return ragv1.PhasePaused
-		}
-		return ragv1.PhaseProgressing
-	case isTrue(ragv1.ConditionRolledBack):
-		return ragv1.PhaseRolledBack
-	case ready != nil && ready.Status == metav1.ConditionTrue:
-		return ragv1.PhaseHealthy
-	case ready != nil && ready.Reason == ReasonReconcileFailed:
-		return ragv1.PhaseDegraded
-	}
-	return ragv1.PhasePending
 }
 
 // ReasonPaused marks a rollout held by spec.rollout.paused or a pause step

@@ -37,26 +37,26 @@ type RAGServiceSpec struct {
 	// Concurrency bounds the work of each pod.
 	// +kubebuilder:default={}
 	// +optional
-	Concurrency ConcurrencySpec `json:"concurrency,omitempty"`
+	Concurrency ConcurrencySpec `json:"concurrency,omitempty,omitzero"`
 
 	// Timeouts bound every wait of each pod.
 	// +kubebuilder:default={}
 	// +optional
-	Timeouts TimeoutsSpec `json:"timeouts,omitempty"`
+	Timeouts TimeoutsSpec `json:"timeouts,omitempty,omitzero"`
 
 	// Retry governs retries of failed upstream calls.
 	// +kubebuilder:default={}
 	// +optional
-	Retry RetrySpec `json:"retry,omitempty"`
+	Retry RetrySpec `json:"retry,omitempty,omitzero"`
 
 	// Rollout says how a change of the pod template reaches the fleet.
 	// +kubebuilder:default={}
 	// +optional
-	Rollout RolloutSpec `json:"rollout,omitempty"`
+	Rollout RolloutSpec `json:"rollout,omitempty,omitzero"`
 
 	// Pod settings passed through to the pods of both tracks.
 	// +optional
-	Pod PodOverrides `json:"pod,omitempty"`
+	Pod PodOverrides `json:"pod,omitempty,omitzero"`
 }
 
 // EmbeddingSpec selects the embedding provider and model.
@@ -122,33 +122,33 @@ type ConcurrencySpec struct {
 }
 
 // TimeoutsSpec bounds every wait of a pod.
-// +kubebuilder:validation:XValidation:rule="duration(self.queue) <= duration(self.request)",message="spec.timeouts.queue must not be longer than spec.timeouts.request",fieldPath=".queue"
-// +kubebuilder:validation:XValidation:rule="duration(self.upstream) <= duration(self.request)",message="spec.timeouts.upstream must not be longer than spec.timeouts.request",fieldPath=".upstream"
+// +kubebuilder:validation:XValidation:rule="!has(self.queue) || !has(self.request) || duration(self.queue) <= duration(self.request)",message="spec.timeouts.queue must not be longer than spec.timeouts.request",fieldPath=".queue"
+// +kubebuilder:validation:XValidation:rule="!has(self.upstream) || !has(self.request) || duration(self.upstream) <= duration(self.request)",message="spec.timeouts.upstream must not be longer than spec.timeouts.request",fieldPath=".upstream"
 type TimeoutsSpec struct {
 	// Request is the deadline of a whole request; past it the answer is 504.
 	// +kubebuilder:default="30s"
 	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('10ms') && duration(self) <= duration('1h')",message="spec.timeouts.request must be between 10ms and 1h"
 	// +optional
-	Request metav1.Duration `json:"request,omitempty"`
+	Request metav1.Duration `json:"request,omitempty,omitzero"`
 
 	// Queue is the longest wait for a slot; past it the answer is 503 with Retry-After.
 	// +kubebuilder:default="5s"
 	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1ms') && duration(self) <= duration('1h')",message="spec.timeouts.queue must be between 1ms and 1h"
 	// +optional
-	Queue metav1.Duration `json:"queue,omitempty"`
+	Queue metav1.Duration `json:"queue,omitempty,omitzero"`
 
 	// Upstream is the deadline of each upstream attempt.
 	// +kubebuilder:default="10s"
 	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('10ms') && duration(self) <= duration('1h')",message="spec.timeouts.upstream must be between 10ms and 1h"
 	// +optional
-	Upstream metav1.Duration `json:"upstream,omitempty"`
+	Upstream metav1.Duration `json:"upstream,omitempty,omitzero"`
 
 	// Drain is how long a stopping pod finishes its work; it sets the pods'
 	// terminationGracePeriodSeconds.
 	// +kubebuilder:default="30s"
 	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('0s') && duration(self) <= duration('1h')",message="spec.timeouts.drain must be between 0s and 1h"
 	// +optional
-	Drain metav1.Duration `json:"drain,omitempty"`
+	Drain metav1.Duration `json:"drain,omitempty,omitzero"`
 }
 
 // RetrySpec governs retries of upstream calls (429, 5xx, timeouts).
@@ -164,7 +164,7 @@ type RetrySpec struct {
 	// +kubebuilder:default="100ms"
 	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1ms') && duration(self) <= duration('1m')",message="spec.retry.initialBackoff must be between 1ms and 1m"
 	// +optional
-	InitialBackoff metav1.Duration `json:"initialBackoff,omitempty"`
+	InitialBackoff metav1.Duration `json:"initialBackoff,omitempty,omitzero"`
 }
 
 // RolloutStrategy is how a template change reaches the fleet.
@@ -197,7 +197,7 @@ type RolloutSpec struct {
 	// +kubebuilder:default="10m"
 	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s') && duration(self) <= duration('24h')",message="spec.rollout.progressDeadline must be between 1s and 24h"
 	// +optional
-	ProgressDeadline metav1.Duration `json:"progressDeadline,omitempty"`
+	ProgressDeadline metav1.Duration `json:"progressDeadline,omitempty,omitzero"`
 
 	// AutoRollback rolls a failed canary back; without it the rollout holds as Degraded.
 	// +kubebuilder:default=true
@@ -276,7 +276,7 @@ type AnalysisSpec struct {
 	// +kubebuilder:default="30s"
 	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s') && duration(self) <= duration('1h')",message="spec.rollout.analysis.interval must be between 1s and 1h"
 	// +optional
-	Interval metav1.Duration `json:"interval,omitempty"`
+	Interval metav1.Duration `json:"interval,omitempty,omitzero"`
 
 	// MinRequests an interval needs to be conclusive.
 	// +kubebuilder:default=20
@@ -318,7 +318,7 @@ type AnalysisSpec struct {
 	// +kubebuilder:default="2s"
 	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s') && duration(self) <= duration('1h')",message="spec.rollout.analysis.maxLatencyP99 must be between 0s (exclusive) and 1h"
 	// +optional
-	MaxLatencyP99 metav1.Duration `json:"maxLatencyP99,omitempty"`
+	MaxLatencyP99 metav1.Duration `json:"maxLatencyP99,omitempty,omitzero"`
 }
 
 // PrometheusSpec addresses a Prometheus server.
@@ -417,13 +417,13 @@ type RAGServiceStatus struct {
 	CanaryRevision string `json:"canaryRevision,omitempty"`
 	// CurrentStep is the index of the canary step in progress.
 	// +optional
-	CurrentStep int32 `json:"currentStep,omitempty"`
+	CurrentStep int32 `json:"currentStep"`
 	// CanaryWeight is the desired share of the canary, in percent.
 	// +optional
-	CanaryWeight int32 `json:"canaryWeight,omitempty"`
+	CanaryWeight int32 `json:"canaryWeight"`
 	// EffectiveWeight is the share of ready pods that run the canary, in percent.
 	// +optional
-	EffectiveWeight int32 `json:"effectiveWeight,omitempty"`
+	EffectiveWeight int32 `json:"effectiveWeight"`
 	// StepStartTime is when the current step began; it times pauses and the
 	// progress deadline.
 	// +optional

@@ -1,0 +1,383 @@
+package controllers
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	ragv1 "github.com/ragops/rag-operator/api/v1alpha1"
+	"github.com/ragops/rag-operator/internal/builtinmodel"
+	"github.com/ragops/rag-operator/internal/embedserver"
+	"github.com/ragops/rag-operator/internal/provider"
+)
+
+// sim plays kube-controller-manager's Deployment controller and a kubelet for
+// one namespace: pods are created for each Deployment's template (surging, and
+// old pods removed only once new ones are ready, as maxUnavailable 0 asks),
+// each pod runs a real embedding server on its own loopback address, and the
+// Deployment's status is reported from the pods. Images select behaviour, as a
+// real image would:
+//
+//	ragops/embedserver:broken  answers half of its requests with 500
+//	ragops/embedserver:stuck   never becomes ready
+//
+// A load loop sends real embedding requests to every ready pod, so canary
+// analysis scrapes real /metrics with real traffic.
+type sim struct {
+	t  *testing.T
+	ns string
+
+	mu       sync.Mutex
+	pods     map[string]*simPod // by pod name
+	nextPod  int
+	minReady map[string]int32 // per RAGService: least ready pods seen once it was full
+	full     map[string]bool
+	sent     map[string]int // requests answered, by status code
+}
+
+type simPod struct {
+	name, revision, track, deployment string
+	ip                                string
+	ready                             bool
+	cancel                            context.CancelFunc
+	done                              chan struct{}
+}
+
+var (
+	addrMu   sync.Mutex
+	nextAddr = 1
+)
+
+// podAddr is the n-th simulated pod address, 127.0.9.1 upwards.
+func podAddr(n int) string { return fmt.Sprintf("127.0.%d.%d", 9+n/250, 1+n%250) }
+
+func allocAddr() string {
+	addrMu.Lock()
+	defer addrMu.Unlock()
+	a := podAddr(nextAddr)
+	nextAddr++
+	return a
+}
+
+func startSim(t *testing.T, ns string) *sim {
+	s := &sim{t: t, ns: ns, pods: map[string]*simPod{}, minReady: map[string]int32{}, full: map[string]bool{}, sent: map[string]int{}}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); s.loop(ctx, 100*time.Millisecond, s.tick) }()
+	go func() { defer wg.Done(); s.loop(ctx, 20*time.Millisecond, s.load) }()
+	t.Cleanup(func() {
+		cancel()
+		wg.Wait()
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		for _, p := range s.pods {
+			p.stop()
+		}
+	})
+	return s
+}
+
+func (s *sim) loop(ctx context.Context, every time.Duration, f func(context.Context)) {
+	tk := time.NewTicker(every)
+	defer tk.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tk.C:
+			f(ctx)
+		}
+	}
+}
+
+// tick moves every Deployment of the namespace one step toward its spec.
+func (s *sim) tick(ctx context.Context) {
+	deps := &appsv1.DeploymentList{}
+	if err := k8sClient.List(ctx, deps, client.InNamespace(s.ns)); err != nil {
+		return
+	}
+	live := map[string]bool{}
+	for i := range deps.Items {
+		d := &deps.Items[i]
+		live[d.Name] = true
+		if err := s.reconcileDeployment(ctx, d); err != nil && ctx.Err() == nil && !apierrors.IsConflict(err) && !apierrors.IsNotFound(err) {
+			s.t.Logf("sim: %s: %v", d.Name, err)
+		}
+	}
+	// Pods of deleted Deployments go, as the garbage collector would take them.
+	s.mu.Lock()
+	var orphans []*simPod
+	for _, p := range s.pods {
+		if !live[p.deployment] {
+			orphans = append(orphans, p)
+		}
+	}
+	s.mu.Unlock()
+	for _, p := range orphans {
+		s.deletePod(ctx, p)
+	}
+	s.recordCapacity(ctx)
+}
+
+func (s *sim) reconcileDeployment(ctx context.Context, d *appsv1.Deployment) error {
+	want := int32(1)
+	if d.Spec.Replicas != nil {
+		want = *d.Spec.Replicas
+	}
+	rev := d.Spec.Template.Labels[ragv1.LabelRevision]
+	var cur, old []*simPod
+	s.mu.Lock()
+	for _, p := range s.pods {
+		if p.deployment != d.Name {
+			continue
+		}
+		if p.revision == rev {
+			cur = append(cur, p)
+		} else {
+			old = append(old, p)
+		}
+	}
+	s.mu.Unlock()
+
+	readyAll := int32(0)
+	for _, p := range append(append([]*simPod{}, cur...), old...) {
+		if p.ready {
+			readyAll++
+		}
+	}
+	surge := (want + 3) / 4 // maxSurge 25%, rounded up
+	if surge < 1 {
+		surge = 1
+	}
+	switch {
+	case int32(len(cur)) < want && int32(len(cur)+len(old)) < want+surge:
+		if err := s.createPod(ctx, d, rev); err != nil {
+			return err
+		}
+	case int32(len(cur)) > want:
+		s.deletePod(ctx, cur[len(cur)-1])
+	case len(old) > 0 && (!old[0].ready || readyAll > want):
+		// maxUnavailable 0: a ready old pod goes only while the others still
+		// give spec.replicas ready pods.
+		s.deletePod(ctx, old[0])
+	}
+	return s.reportStatus(ctx, d, rev)
+}
+
+func (s *sim) reportStatus(ctx context.Context, d *appsv1.Deployment, rev string) error {
+	var total, updated, ready int32
+	s.mu.Lock()
+	for _, p := range s.pods {
+		if p.deployment != d.Name {
+			continue
+		}
+		total++
+		if p.revision == rev {
+			updated++
+		}
+		if p.ready {
+			ready++
+		}
+	}
+	s.mu.Unlock()
+	st := appsv1.DeploymentStatus{
+		ObservedGeneration: d.Generation,
+		Replicas:           total,
+		UpdatedReplicas:    updated,
+		ReadyReplicas:      ready,
+		AvailableReplicas:  ready,
+	}
+	if total > ready {
+		st.UnavailableReplicas = total - ready
+	}
+	if d.Status.ObservedGeneration == st.ObservedGeneration && d.Status.Replicas == total &&
+		d.Status.UpdatedReplicas == updated && d.Status.ReadyReplicas == ready {
+		return nil
+	}
+	d.Status = st
+	return k8sClient.Status().Update(ctx, d)
+}
+
+func (s *sim) createPod(ctx context.Context, d *appsv1.Deployment, rev string) error {
+	s.mu.Lock()
+	s.nextPod++
+	name := fmt.Sprintf("%s-%s-%d", d.Name, rev, s.nextPod)
+	s.mu.Unlock()
+
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: d.Namespace, Labels: d.Spec.Template.Labels},
+		Spec:       *d.Spec.Template.Spec.DeepCopy(),
+	}
+	if err := k8sClient.Create(ctx, pod); err != nil {
+		return fmt.Errorf("creating pod: %w", err)
+	}
+	p := &simPod{name: name, revision: rev, track: d.Spec.Template.Labels[ragv1.LabelTrack], deployment: d.Name, ip: allocAddr()}
+	image := pod.Spec.Containers[0].Image
+	if !strings.HasSuffix(image, ":stuck") {
+		failRate := 0.0
+		if strings.HasSuffix(image, ":broken") {
+			failRate = 0.5
+		}
+		if err := p.start(failRate); err != nil {
+			return err
+		}
+		p.ready = true
+	}
+	pod.Status = corev1.PodStatus{
+		Phase:  corev1.PodRunning,
+		PodIP:  p.ip,
+		PodIPs: []corev1.PodIP{{IP: p.ip}},
+		Conditions: []corev1.PodCondition{{
+			Type: corev1.PodReady, Status: boolStatus(p.ready), LastTransitionTime: metav1.Now(),
+		}},
+	}
+	if err := k8sClient.Status().Update(ctx, pod); err != nil {
+		p.stop()
+		return fmt.Errorf("reporting pod status: %w", err)
+	}
+	s.mu.Lock()
+	s.pods[name] = p
+	s.mu.Unlock()
+	return nil
+}
+
+func (s *sim) deletePod(ctx context.Context, p *simPod) {
+	s.mu.Lock()
+	delete(s.pods, p.name)
+	s.mu.Unlock()
+	p.stop()
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: p.name, Namespace: s.ns}}
+	_ = k8sClient.Delete(ctx, pod, client.GracePeriodSeconds(0))
+}
+
+// start runs a real embedding server for the pod on its own address.
+func (p *simPod) start(failRate float64) error {
+	apiLn, err := net.Listen("tcp", net.JoinHostPort(p.ip, strconv.Itoa(podAPIPort)))
+	if err != nil {
+		return err
+	}
+	adminLn, err := net.Listen("tcp", net.JoinHostPort(p.ip, strconv.Itoa(podAdminPort)))
+	if err != nil {
+		apiLn.Close()
+		return err
+	}
+	model, err := builtinmodel.Parse("hash-64")
+	if err != nil {
+		return err
+	}
+	srv := embedserver.New(embedserver.Config{
+		Model: "hash-64", MaxInFlight: 8, MaxQueue: 32,
+		RequestTimeout: 5 * time.Second, QueueTimeout: time.Second, DrainTimeout: time.Second,
+	}, provider.FailRate(builtinmodel.Provider{Model: model}, failRate, 1))
+	ctx, cancel := context.WithCancel(context.Background())
+	p.cancel, p.done = cancel, make(chan struct{})
+	go func() {
+		defer close(p.done)
+		_ = srv.Run(ctx, apiLn, adminLn)
+	}()
+	return nil
+}
+
+func (p *simPod) stop() {
+	if p.cancel != nil {
+		p.cancel()
+		<-p.done
+		p.cancel = nil
+	}
+}
+
+var loadClient = &http.Client{Timeout: 5 * time.Second}
+
+// load sends one embedding request to every ready pod.
+func (s *sim) load(ctx context.Context) {
+	s.mu.Lock()
+	var ips []string
+	for _, p := range s.pods {
+		if p.ready {
+			ips = append(ips, p.ip)
+		}
+	}
+	s.mu.Unlock()
+	body := []byte(`{"model":"hash-64","input":"how do canaries keep a fleet safe"}`)
+	for _, ip := range ips {
+		url := "http://" + net.JoinHostPort(ip, strconv.Itoa(podAPIPort)) + "/v1/embeddings"
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+		if err != nil {
+			continue
+		}
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := loadClient.Do(req)
+		if err != nil {
+			if !errors.Is(err, context.Canceled) {
+				s.count("error")
+			}
+			continue
+		}
+		resp.Body.Close()
+		s.count(strconv.Itoa(resp.StatusCode))
+	}
+}
+
+func (s *sim) count(code string) {
+	s.mu.Lock()
+	s.sent[code]++
+	s.mu.Unlock()
+}
+
+// recordCapacity keeps, per RAGService, the fewest ready pods seen across both
+// tracks once the service first had spec.replicas ready.
+func (s *sim) recordCapacity(ctx context.Context) {
+	list := &ragv1.RAGServiceList{}
+	if err := k8sClient.List(ctx, list, client.InNamespace(s.ns)); err != nil {
+		return
+	}
+	for _, svc := range list.Items {
+		var ready int32
+		s.mu.Lock()
+		for _, p := range s.pods {
+			if p.ready && strings.HasPrefix(p.deployment, svc.Name+"-") {
+				ready++
+			}
+		}
+		want := replicasOf(&svc)
+		if ready >= want {
+			s.full[svc.Name] = true
+		}
+		if s.full[svc.Name] {
+			if m, ok := s.minReady[svc.Name]; !ok || ready < m {
+				s.minReady[svc.Name] = ready
+			}
+		}
+		s.mu.Unlock()
+	}
+}
+
+// minReadySeen is the least ready capacity seen since the service was full.
+func (s *sim) minReadySeen(name string) (int32, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m, ok := s.minReady[name]
+	return m, ok
+}
+
+func boolStatus(b bool) corev1.ConditionStatus {
+	if b {
+		return corev1.ConditionTrue
+	}
+	return corev1.ConditionFalse
+}

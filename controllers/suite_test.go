@@ -1,0 +1,152 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/config"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"go.uber.org/zap/zapcore"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	ragv1 "github.com/ragops/rag-operator/api/v1alpha1"
+	"github.com/ragops/rag-operator/internal/analysis"
+)
+
+// The suite runs against a real kube-apiserver and etcd (envtest, with the
+// binaries `make k8s-bins` builds). Nothing runs kube-controller-manager here,
+// so sim (sim_test.go) plays the Deployment controller and the kubelet: it
+// creates pods, runs a real embedding server for each on a loopback address
+// and reports Deployment status as the real controller would.
+var (
+	testEnv    *envtest.Environment
+	cfg        *rest.Config
+	k8sClient  client.Client
+	testScheme = runtime.NewScheme()
+
+	// Every simulated pod serves its API and admin ports on these ports of its
+	// own 127.0.9.x address, like a pod on its own IP.
+	podAPIPort, podAdminPort int
+)
+
+const testImage = "ragops/embedserver:test"
+
+func TestMain(m *testing.M) {
+	os.Exit(runSuite(m))
+}
+
+func runSuite(m *testing.M) int {
+	utilruntime.Must(clientgoscheme.AddToScheme(testScheme))
+	utilruntime.Must(ragv1.AddToScheme(testScheme))
+	ctrl.SetLogger(zap.New(zap.WriteTo(os.Stderr), zap.UseDevMode(true), zap.Level(zapLevel())))
+
+	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
+		fmt.Fprintln(os.Stderr, "KUBEBUILDER_ASSETS is not set: run `make test-integration`, which builds etcd and kube-apiserver into bin/k8s")
+		return 1
+	}
+	testEnv = &envtest.Environment{
+		CRDDirectoryPaths:     []string{filepath.Join("..", "config", "crd", "bases")},
+		ErrorIfCRDPathMissing: true,
+	}
+	var err error
+	if cfg, err = testEnv.Start(); err != nil {
+		fmt.Fprintln(os.Stderr, "starting envtest:", err)
+		return 1
+	}
+	defer func() {
+		if err := testEnv.Stop(); err != nil {
+			fmt.Fprintln(os.Stderr, "stopping envtest:", err)
+		}
+	}()
+	if k8sClient, err = client.New(cfg, client.Options{Scheme: testScheme}); err != nil {
+		fmt.Fprintln(os.Stderr, "client:", err)
+		return 1
+	}
+	if podAPIPort, podAdminPort, err = freePorts(); err != nil {
+		fmt.Fprintln(os.Stderr, "choosing pod ports:", err)
+		return 1
+	}
+	return m.Run()
+}
+
+func zapLevel() zapcore.Level {
+	if os.Getenv("TEST_VERBOSE") != "" {
+		return -1
+	}
+	return 3 // quiet: shutdown errors are noise; TEST_VERBOSE=1 shows all
+}
+
+// freePorts picks two ports free on the first simulated pod address; the
+// same ports on the other 127.0.9.x addresses are as good as free.
+func freePorts() (int, int, error) {
+	var ports []int
+	for range 2 {
+		ln, err := net.Listen("tcp", podAddr(0)+":0")
+		if err != nil {
+			return 0, 0, err
+		}
+		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
+		defer ln.Close()
+	}
+	return ports[0], ports[1], nil
+}
+
+// manager is one running operator, as `cmd/manager` would run it.
+type manager struct {
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// startManager runs the reconciler in a manager until the test ends or stop
+// is called; a second manager in one test is a restarted operator.
+func startManager(t *testing.T) *manager {
+	t.Helper()
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                 testScheme,
+		Metrics:                metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "0",
+		Controller:             config.Controller{SkipNameValidation: ptrTo(true)},
+	})
+	if err != nil {
+		t.Fatalf("creating manager: %v", err)
+	}
+	r := &RAGServiceReconciler{
+		Client:           mgr.GetClient(),
+		APIReader:        mgr.GetAPIReader(),
+		Recorder:         mgr.GetEventRecorder("rag-operator"),
+		EmbedServerImage: testImage,
+		Builtin:          &analysis.Builtin{Timeout: 2 * time.Second},
+		MetricsPort:      podAdminPort,
+	}
+	if err := r.SetupWithManager(mgr); err != nil {
+		t.Fatalf("setting up reconciler: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	m := &manager{cancel: cancel, done: make(chan error, 1)}
+	go func() { m.done <- mgr.Start(ctx) }()
+	t.Cleanup(m.stop)
+	return m
+}
+
+func (m *manager) stop() {
+	if m.cancel == nil {
+		return
+	}
+	m.cancel()
+	m.cancel = nil
+	<-m.done
+}
+
+func ptrTo[T any](v T) *T { return &v }

@@ -1,0 +1,113 @@
+package controllers
+
+import (
+	"context"
+	"testing"
+
+	. "github.com/onsi/gomega"
+		"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	ragv1 "github.com/ragops/rag-operator/api/v1alpha1"
+)
+
+// Every validation rule of the CRD refuses a bad manifest at the API server,
+// with a message that names the field. No operator runs here: this is the CRD.
+func TestValidationRefusesBadManifests(t *testing.T) {
+	ns := newNamespace(t)
+	cases := []struct {
+		name string
+		spec map[string]any
+		want []string // substrings of the API server's error
+	}{
+		{"replicas negative", map[string]any{"replicas": -1}, []string{"spec.replicas"}},
+		{"replicas too many", map[string]any{"replicas": 5000}, []string{"spec.replicas"}},
+		{"unknown provider", map[string]any{"embedding": map[string]any{"provider": "cohere"}}, []string{"spec.embedding.provider", "Unsupported value"}},
+		{"openai without endpoint", map[string]any{"embedding": map[string]any{"provider": "openai", "model": "text-embedding-3-small"}},
+			[]string{"spec.embedding.endpoint", "required when provider is openai"}},
+		{"endpoint not a URL", map[string]any{"embedding": map[string]any{"provider": "openai", "model": "m", "endpoint": "ftp://x"}},
+			[]string{"spec.embedding.endpoint must be an http:// or https:// URL"}},
+		{"builtin model not hash", map[string]any{"embedding": map[string]any{"model": "bert"}}, []string{"spec.embedding.model", "hash-<dimensions>"}},
+		{"builtin model too wide", map[string]any{"embedding": map[string]any{"model": "hash-9000"}}, []string{"spec.embedding.model"}},
+		{"dimensions above model", map[string]any{"embedding": map[string]any{"model": "hash-64", "dimensions": 128}}, []string{"spec.embedding.dimensions"}},
+		{"api key on builtin", map[string]any{"embedding": map[string]any{"apiKeySecretRef": map[string]any{"name": "s", "key": "k"}}},
+			[]string{"spec.embedding.apiKeySecretRef"}},
+		{"batch size zero", map[string]any{"embedding": map[string]any{"maxBatchSize": 0}}, []string{"spec.embedding.maxBatchSize"}},
+		{"maxInFlight zero", map[string]any{"concurrency": map[string]any{"maxInFlight": 0}}, []string{"spec.concurrency.maxInFlight"}},
+		{"maxQueue negative", map[string]any{"concurrency": map[string]any{"maxQueue": -1}}, []string{"spec.concurrency.maxQueue"}},
+		{"request timeout too long", map[string]any{"timeouts": map[string]any{"request": "2h"}}, []string{"spec.timeouts.request"}},
+		{"request timeout not a duration", map[string]any{"timeouts": map[string]any{"request": "soon"}}, []string{"spec.timeouts.request"}},
+		{"queue longer than request", map[string]any{"timeouts": map[string]any{"request": "1s", "queue": "5s", "upstream": "1s"}},
+			[]string{"spec.timeouts.queue must not be longer than spec.timeouts.request"}},
+		{"upstream longer than request", map[string]any{"timeouts": map[string]any{"request": "5s", "queue": "1s", "upstream": "10s"}},
+			[]string{"spec.timeouts.upstream must not be longer than spec.timeouts.request"}},
+		{"drain too long", map[string]any{"timeouts": map[string]any{"drain": "3h"}}, []string{"spec.timeouts.drain"}},
+		{"attempts zero", map[string]any{"retry": map[string]any{"maxAttempts": 0}}, []string{"spec.retry.maxAttempts"}},
+		{"backoff too long", map[string]any{"retry": map[string]any{"initialBackoff": "5m"}}, []string{"spec.retry.initialBackoff"}},
+		{"unknown strategy", map[string]any{"rollout": map[string]any{"strategy": "BlueGreen"}}, []string{"spec.rollout.strategy"}},
+		{"step with both", map[string]any{"rollout": map[string]any{"steps": []any{map[string]any{"setWeight": 20, "pause": map[string]any{}}}}},
+			[]string{"spec.rollout.steps[0]", "exactly one of setWeight or pause"}},
+		{"empty step", map[string]any{"rollout": map[string]any{"steps": []any{map[string]any{}}}}, []string{"spec.rollout.steps[0]", "exactly one of setWeight or pause"}},
+		{"weight zero", map[string]any{"rollout": map[string]any{"steps": []any{map[string]any{"setWeight": 0}}}}, []string{"spec.rollout.steps[0].setWeight"}},
+		{"weight above 100", map[string]any{"rollout": map[string]any{"steps": []any{map[string]any{"setWeight": 101}}}}, []string{"spec.rollout.steps[0].setWeight"}},
+		{"pause too long", map[string]any{"rollout": map[string]any{"steps": []any{map[string]any{"pause": map[string]any{"duration": "200h"}}}}},
+			[]string{"spec.rollout.steps[0].pause.duration"}},
+		{"deadline too short", map[string]any{"rollout": map[string]any{"progressDeadline": "100ms"}}, []string{"spec.rollout.progressDeadline"}},
+		{"error rate not decimal", map[string]any{"rollout": map[string]any{"analysis": map[string]any{"maxErrorRate": "1%"}}},
+			[]string{"spec.rollout.analysis.maxErrorRate", "decimal between 0 and 1"}},
+		{"error rate above one", map[string]any{"rollout": map[string]any{"analysis": map[string]any{"maxErrorRate": "1.5"}}},
+			[]string{"spec.rollout.analysis.maxErrorRate"}},
+		{"shed rate negative", map[string]any{"rollout": map[string]any{"analysis": map[string]any{"maxShedRate": "-0.1"}}},
+			[]string{"spec.rollout.analysis.maxShedRate"}},
+		{"unknown onNoData", map[string]any{"rollout": map[string]any{"analysis": map[string]any{"onNoData": "Ignore"}}},
+			[]string{"spec.rollout.analysis.onNoData"}},
+		{"prometheus without address", map[string]any{"rollout": map[string]any{"analysis": map[string]any{"provider": "Prometheus"}}},
+			[]string{"spec.rollout.analysis.prometheus", "address is required"}},
+		{"interval too short", map[string]any{"rollout": map[string]any{"analysis": map[string]any{"interval": "10ms"}}},
+			[]string{"spec.rollout.analysis.interval"}},
+		{"failure limit negative", map[string]any{"rollout": map[string]any{"analysis": map[string]any{"failureLimit": -1}}},
+			[]string{"spec.rollout.analysis.failureLimit"}},
+		{"latency zero", map[string]any{"rollout": map[string]any{"analysis": map[string]any{"maxLatencyP99": "0s"}}},
+			[]string{"spec.rollout.analysis.maxLatencyP99"}},
+		{"unknown field", map[string]any{"replicaz": 3}, []string{"replicaz"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			g := NewWithT(t)
+			spec := map[string]any{"embedding": map[string]any{"provider": "builtin", "model": "hash-384"}}
+			for k, v := range tc.spec {
+				if m, ok := v.(map[string]any); ok {
+					if base, ok := spec[k].(map[string]any); ok {
+						for bk, bv := range base {
+							if _, set := m[bk]; !set {
+								m[bk] = bv
+							}
+						}
+					}
+				}
+				spec[k] = v
+			}
+			obj := &unstructured.Unstructured{Object: map[string]any{
+				"apiVersion": ragv1.GroupVersion.String(), "kind": "RAGService",
+				"metadata": map[string]any{"generateName": "bad-", "namespace": ns},
+				"spec":     spec,
+			}}
+			err := k8sClient.Create(context.Background(), obj, client.FieldValidation("Strict"))
+			g.Expect(err).To(HaveOccurred(), "the API server accepted %v", spec)
+			for _, w := range tc.want {
+				g.Expect(err.Error()).To(ContainSubstring(w))
+			}
+		})
+	}
+
+	// And the good one, with every default filled in by the CRD.
+	g := NewWithT(t)
+	ok := newService(ns, "good", 1)
+	g.Expect(k8sClient.Create(context.Background(), ok)).To(Succeed())
+	g.Expect(ok.Spec.Concurrency.MaxInFlight).To(Equal(int32(8)))
+	g.Expect(*ok.Spec.Concurrency.MaxQueue).To(Equal(int32(32)))
+	g.Expect(ok.Spec.Timeouts.Request.Duration.String()).To(Equal("30s"))
+	g.Expect(ok.Spec.Rollout.Strategy).To(Equal(ragv1.StrategyCanary))
+	g.Expect(*ok.Spec.Rollout.AutoRollback).To(BeTrue())
+	g.Expect(ok.Spec.Embedding.MaxBatchSize).To(Equal(int32(64)))
+}
