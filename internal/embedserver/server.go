@@ -287,6 +287,9 @@ func (s *Server) embeddings(w http.ResponseWriter, r *http.Request) {
 func (s *Server) shedQueueFull(w http.ResponseWriter, status *int) {
 	s.metrics.shedQueueFull.Inc()
 	*status = http.StatusTooManyRequests
+	// Under overload, free the connection (its goroutine and buffers) at once; a
+	// client that honours Retry-After reconnects a second later at little cost.
+	w.Header()["Connection"] = []string{"close"}
 	s.queueFull.Write(w)
 }
 
