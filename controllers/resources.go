@@ -17,9 +17,9 @@ import (
 )
 
 // Names of the objects the operator owns for a RAGService.
-func deploymentName(svc *ragv1.RAGService, track string) string { return svc.Name + "-" + track }
+func deploymentName(svc *ragv1.RAGService, track string) string   { return svc.Name + "-" + track }
 func trackServiceName(svc *ragv1.RAGService, track string) string { return svc.Name + "-" + track }
-func revisionName(svc *ragv1.RAGService, revision string) string { return svc.Name + "-" + revision }
+func revisionName(svc *ragv1.RAGService, revision string) string  { return svc.Name + "-" + revision }
 
 func ownerRef(svc *ragv1.RAGService) *metav1ac.OwnerReferenceApplyConfiguration {
 	return metav1ac.OwnerReference().

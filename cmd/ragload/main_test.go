@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"github.com/ragops/rag-operator/internal/builtinmodel"
 	"github.com/ragops/rag-operator/internal/embedserver"
 )
@@ -76,3 +78,5 @@ func TestBadFlags(t *testing.T) {
 		}
 	}
 }
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }

@@ -204,15 +204,22 @@ func (w *podWorker) writeStatus() error {
 func (w *podWorker) terminate(grace time.Duration, deleteObject bool) {
 	w.once.Do(func() {
 		w.log.Info("stopping pod", "grace", grace.String())
+		if !deleteObject {
+			// The agent is stopping (or the object is already gone): the pod
+			// did not end, so its status must not say it did. A restarted
+			// agent runs it again.
+			close(w.stopStatus)
+			<-w.statusDone
+		}
 		var wg sync.WaitGroup
 		for _, c := range w.containers {
 			wg.Add(1)
 			go func() { defer wg.Done(); c.stop(grace) }()
 		}
 		wg.Wait()
-		close(w.stopStatus)
-		<-w.statusDone
 		if deleteObject {
+			close(w.stopStatus)
+			<-w.statusDone
 			_ = w.writeStatus()
 			zero := int64(0)
 			err := w.a.client.CoreV1().Pods(w.ns).Delete(context.Background(), w.name, metav1.DeleteOptions{
