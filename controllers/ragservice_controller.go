@@ -116,7 +116,7 @@ func (r *RAGServiceReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		if err := r.patchStatus(ctx, obj, s.base); err != nil && !apierrors.IsNotFound(err) {
 			retErr = kerrors.NewAggregate([]error{retErr, fmt.Errorf("patching status: %w", err)})
 		}
-		r.recordTransitions(before, obj)
+		r.recordTransitions(before, obj, s.plan)
 	}()
 
 	steps := []func(context.Context, *scope) (ctrl.Result, error){

@@ -142,7 +142,9 @@ func TestReadyFollowsPods(t *testing.T) {
 	g.Expect(condition(svc, ragv1.ConditionStalled)).To(BeNil(), "Stalled is absent when false")
 	g.Expect(svc.Status.Replicas).To(Equal(int32(2)))
 	g.Expect(svc.Status.ReadyReplicas).To(Equal(int32(2)))
-	g.Expect(eventReasons(g, ns, "docs")).To(ContainElement("Ready"))
+	g.Eventually(func(g Gomega) {
+		g.Expect(eventReasons(g, ns, "docs")).To(ContainElement("Ready"))
+	}, waitLong, 100*time.Millisecond).Should(Succeed())
 
 	// The printer columns, as `kubectl get ragsvc` renders them (server-side table).
 	table := getTable(g, ns, "docs")

@@ -12,6 +12,7 @@ import (
 
 	ragv1 "github.com/ragops/rag-operator/api/v1alpha1"
 	"github.com/ragops/rag-operator/internal/podtemplate"
+	"github.com/ragops/rag-operator/internal/rollout"
 )
 
 // Condition reasons, CamelCase.
@@ -189,29 +190,34 @@ func stableDeadlineExceeded(d *appsv1.Deployment) bool {
 // waiting for promotion.
 const ReasonPaused = "Paused"
 
-// recordTransitions emits one event per change of the Ready condition, and
-// none when nothing changed.
-func (r *RAGServiceReconciler) recordTransitions(before, after *ragv1.RAGService) {
+// recordTransitions emits an event when Ready flips. A flip the planner
+// already explained with its own event (a canary started, a rollback) is not
+// told twice.
+func (r *RAGServiceReconciler) recordTransitions(before, after *ragv1.RAGService, plan *rollout.Plan) {
 	if r.Recorder == nil {
 		return
 	}
 	old := apimeta.FindStatusCondition(before.Status.Conditions, ragv1.ConditionReady)
 	cur := apimeta.FindStatusCondition(after.Status.Conditions, ragv1.ConditionReady)
-	if cur == nil || (old != nil && old.Status == cur.Status && old.Reason == cur.Reason) {
+	if cur == nil || (old != nil && old.Status == cur.Status) {
 		return
 	}
-	eventType := corev1.EventTypeNormal
-	if cur.Status != metav1.ConditionTrue {
-		eventType = corev1.EventTypeWarning
+	if cur.Status == metav1.ConditionTrue {
+		r.Recorder.Eventf(after, nil, corev1.EventTypeNormal, "Ready", "Reconcile", "%s", cur.Message)
+		return
 	}
-	if cur.Status != metav1.ConditionTrue && cur.Reason == ReasonRollingOut {
+	if plan != nil {
+		for _, e := range plan.Events {
+			if e.Reason == cur.Reason || plan.Reason == cur.Reason {
+				return
+			}
+		}
+	}
+	eventType := corev1.EventTypeWarning
+	if cur.Reason == ReasonProgressing || (plan != nil && cur.Reason == plan.Reason) {
 		eventType = corev1.EventTypeNormal
 	}
-	reason := cur.Reason
-	if cur.Status == metav1.ConditionTrue {
-		reason = "Ready"
-	}
-	r.Recorder.Eventf(after, nil, eventType, reason, "Reconcile", "%s", cur.Message)
+	r.Recorder.Eventf(after, nil, eventType, cur.Reason, "Reconcile", "%s", cur.Message)
 }
 
 // fromApplyResult reads the object the API server returned into an apply
