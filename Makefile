@@ -68,16 +68,25 @@ lint: $(GOLANGCI_LINT) ## golangci-lint.
 
 ##@ Test
 
+# Packages that need no API server, no helm and no npm.
+UNIT_PKGS = $(shell go list ./... | grep -v -e /controllers -e /test/ -e /internal/kubectlrag)
+# Packages that run against envtest's real kube-apiserver and etcd.
+INTEGRATION_PKGS = ./controllers/... ./internal/kubectlrag/...
+
 .PHONY: test
-test: verify-generated vet test-unit test-integration test-e2e ## Everything: generated-file check, vet, unit, envtest, end-to-end.
+test: verify-generated fmt-check vet test-unit test-embedserver test-integration test-chart test-e2e ## Everything: generated files, gofmt, vet, unit, server extras, envtest, chart, end-to-end.
+
+.PHONY: fmt-check
+fmt-check: ## Fail when gofmt would change a file.
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 
 .PHONY: test-unit
 test-unit: ## Unit tests with -race (no API server).
-	go test -race -count=1 $$(go list ./... | grep -v -e /controllers -e /test/e2e)
+	go test -race -count=1 $(UNIT_PKGS)
 
 .PHONY: test-integration
 test-integration: k8s-bins ## envtest integration tests against a real kube-apiserver and etcd.
-	go test -race -count=1 -timeout 20m ./controllers/...
+	go test -race -count=1 -timeout 20m $(INTEGRATION_PKGS)
 
 .PHONY: test-e2e
 test-e2e: ## End-to-end suite on the local control plane.
