@@ -142,4 +142,6 @@ func describeDeployment(ns, name string) string {
 	return fmt.Sprintf("generation %d replicas %d revision %s status %+v", d.Generation, *d.Spec.Replicas, d.Spec.Template.Labels[ragv1.LabelRevision], d.Status)
 }
 
-func keyOf(ns, name string) types.NamespacedName { return types.NamespacedName{Namespace: ns, Name: name} }
+func keyOf(ns, name string) types.NamespacedName {
+	return types.NamespacedName{Namespace: ns, Name: name}
+}
