@@ -458,3 +458,27 @@ func TestList(t *testing.T) {
 		t.Errorf("empty namespace: code %d stderr %q", r.code, r.errOut)
 	}
 }
+
+// The operator marks a bad new spec Stalled without a clean pass (observedGeneration
+// stays behind); the condition's generation makes the watch fail fast, not time out.
+func TestStatusWatchStalledNewSpec(t *testing.T) {
+	ns := newNamespace(t)
+	svc := setStatus(t, createService(t, ns, "docs"), healthy)
+	patch := client.RawPatch("application/merge-patch+json", []byte(`{"spec":{"image":"ragops/embedserver:broken"}}`))
+	if err := k8s.Patch(context.Background(), svc, patch); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, done := startWatch(t, ns, "docs", "--timeout", "45s")
+	waitFor(t, "the first view", func() bool { return strings.Contains(out.String(), "observe generation 2") })
+	setStatus(t, svc, func(s *ragv1.RAGService) {
+		c := condition(ragv1.ConditionStalled, metav1.ConditionTrue, "InvalidSpec", "image ragops/embedserver:broken cannot run")
+		c.ObservedGeneration = s.Generation
+		s.Status.Conditions = append(s.Status.Conditions, c)
+	})
+	if code := waitExit(t, done); code != kubectlrag.ExitFailed {
+		t.Fatalf("exit code %d, want 1\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
+	if !strings.Contains(errOut.String(), "stalled: InvalidSpec: image ragops/embedserver:broken cannot run") {
+		t.Errorf("stderr: %q", errOut)
+	}
+}

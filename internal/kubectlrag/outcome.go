@@ -37,12 +37,21 @@ func (o Outcome) String() string {
 // so it is always InProgress.
 func Evaluate(svc *ragv1.RAGService) (Outcome, string) {
 	st := &svc.Status
+	// A spec the operator cannot act on is Stalled without a clean pass, so
+	// status.observedGeneration stays behind; the condition's own generation says
+	// whether the stall is about the current spec.
+	if c := meta.FindStatusCondition(st.Conditions, ragv1.ConditionStalled); c != nil && c.Status == metav1.ConditionTrue {
+		gen := c.ObservedGeneration
+		if gen == 0 {
+			gen = st.ObservedGeneration
+		}
+		if gen >= svc.Generation {
+			return Failed, fmt.Sprintf("stalled: %s: %s", c.Reason, c.Message)
+		}
+	}
 	if st.ObservedGeneration < svc.Generation {
 		return InProgress, fmt.Sprintf("waiting for the operator to observe generation %d (observed %d)",
 			svc.Generation, st.ObservedGeneration)
-	}
-	if c := meta.FindStatusCondition(st.Conditions, ragv1.ConditionStalled); c != nil && c.Status == metav1.ConditionTrue {
-		return Failed, fmt.Sprintf("stalled: %s: %s", c.Reason, c.Message)
 	}
 	switch st.Phase {
 	case ragv1.PhaseHealthy:

@@ -14,6 +14,9 @@ import (
 
 func TestEvaluate(t *testing.T) {
 	stalled := []metav1.Condition{{Type: ragv1.ConditionStalled, Status: metav1.ConditionTrue, Reason: "InvalidSpec", Message: "bad"}}
+	stalledAt := func(gen int64) []metav1.Condition {
+		return []metav1.Condition{{Type: ragv1.ConditionStalled, Status: metav1.ConditionTrue, Reason: "InvalidSpec", Message: "bad", ObservedGeneration: gen}}
+	}
 	cases := []struct {
 		name     string
 		gen, obs int64
@@ -28,6 +31,8 @@ func TestEvaluate(t *testing.T) {
 		{"rolled back", 2, 2, ragv1.PhaseRolledBack, nil, Failed, "rolled back"},
 		{"degraded", 2, 2, ragv1.PhaseDegraded, nil, Failed, "degraded"},
 		{"stalled wins over phase", 2, 2, ragv1.PhaseProgressing, stalled, Failed, "stalled: InvalidSpec: bad"},
+		{"stalled on the current spec without a clean pass", 3, 2, ragv1.PhaseHealthy, stalledAt(3), Failed, "stalled: InvalidSpec"},
+		{"stalled on an older spec", 3, 2, ragv1.PhaseHealthy, stalledAt(2), InProgress, "observe generation 3"},
 		{"progressing", 2, 2, ragv1.PhaseProgressing, nil, InProgress, "Progressing"},
 		{"paused", 2, 2, ragv1.PhasePaused, nil, InProgress, "Paused"},
 		{"pending", 1, 1, ragv1.PhasePending, nil, InProgress, "Pending"},
