@@ -7,6 +7,7 @@ import (
 	"time"
 
 	. "github.com/onsi/gomega"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	ragv1 "github.com/ragops/rag-operator/api/v1alpha1"
@@ -132,6 +133,11 @@ func TestCanaryPromotion(t *testing.T) {
 	}
 	minReady, _ := sim.minReadySeen("docs")
 	g.Expect(minReady).To(BeNumerically(">=", 4), "ready capacity dropped below spec.replicas")
+
+	// The operator's metrics tell the same story.
+	g.Expect(testutil.ToFloat64(rolloutsTotal.WithLabelValues(ns, "docs", "promoted"))).To(Equal(1.0))
+	g.Expect(testutil.ToFloat64(analysisVerdicts.WithLabelValues(ns, "docs", "Pass"))).To(BeNumerically(">=", 1))
+	g.Expect(testutil.ToFloat64(rolloutStep.WithLabelValues(ns, "docs"))).To(Equal(-1.0))
 }
 
 // A change whose pods fail half their requests fails analysis and is rolled
@@ -166,6 +172,8 @@ func TestCanaryAnalysisFailureRollsBack(t *testing.T) {
 	g.Eventually(func(g Gomega) {
 		g.Expect(eventReasons(g, ns, "docs")).To(ContainElement("AnalysisFailed"))
 	}, waitLong, 100*time.Millisecond).Should(Succeed())
+	g.Expect(testutil.ToFloat64(rolloutsTotal.WithLabelValues(ns, "docs", "rolled_back"))).To(Equal(1.0))
+	g.Expect(testutil.ToFloat64(analysisVerdicts.WithLabelValues(ns, "docs", "Fail"))).To(BeNumerically(">=", 2))
 
 	// Not retried by itself.
 	g.Consistently(func(g Gomega) {

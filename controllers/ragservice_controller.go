@@ -99,10 +99,15 @@ func (r *RAGServiceReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 
 	obj := &ragv1.RAGService{}
 	if err := r.Get(ctx, req.NamespacedName, obj); err != nil {
+		if apierrors.IsNotFound(err) {
+			// Gone: owner references let the garbage collector remove what it
+			// owned; its metric series and analysis memory go here.
+			forgetMetrics(req.Namespace, req.Name)
+			r.builtin().Forget(req.Namespace, req.Name)
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if !obj.DeletionTimestamp.IsZero() {
-		// Owner references let the garbage collector remove everything owned.
 		return ctrl.Result{}, nil
 	}
 

@@ -65,6 +65,7 @@ func (r *RAGServiceReconciler) reconcileTracks(ctx context.Context, s *scope) (c
 	plan := rollout.Decide(in)
 	s.plan = &plan
 	setRolloutStatus(&svc.Status, plan.Status)
+	recordMetrics(svc, &plan, in.Verdict)
 	if err := r.patchStatus(ctx, svc, s.base); err != nil {
 		return ctrl.Result{}, fmt.Errorf("recording the rollout decision: %w", err)
 	}
