@@ -58,6 +58,8 @@ func NewCommand(streams genericiooptions.IOStreams) *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		Version:       version.Version,
+		// Help and usage read "kubectl rag", as users type it.
+		Annotations: map[string]string{cobra.CommandDisplayNameAnnotation: "kubectl rag"},
 	}
 	root.SetIn(streams.In)
 	root.SetOut(streams.Out)
