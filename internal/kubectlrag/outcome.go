@@ -74,6 +74,10 @@ func Evaluate(svc *ragv1.RAGService) (Outcome, string) {
 	case "":
 		return InProgress, "no status yet"
 	default:
+		// The Ready condition says what the rollout waits for.
+		if c := meta.FindStatusCondition(st.Conditions, ragv1.ConditionReady); c != nil && c.Message != "" {
+			return InProgress, fmt.Sprintf("%s: %s", st.Phase, c.Message)
+		}
 		return InProgress, string(st.Phase)
 	}
 }

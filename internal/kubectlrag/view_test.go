@@ -108,7 +108,7 @@ func TestRenderStatusGolden(t *testing.T) {
 	want := `Name:        docs
 Namespace:   search
 Phase:       Progressing
-Message:     Progressing
+Message:     Progressing: canary at step 1/2
 Generation:  4 (observed 4)
 Strategy:    Canary
 Replicas:    4 desired, 5 current, 5 ready
