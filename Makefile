@@ -48,11 +48,11 @@ generate: $(CONTROLLER_GEN) ## Generate deepcopy code.
 	$(CONTROLLER_GEN) object:headerFile="hack/boilerplate.go.txt" paths="./api/..."
 
 .PHONY: verify-generated
-verify-generated: manifests generate ## Fail when generated files are stale.
-	@if ! git diff --quiet -- config api; then \
-		echo "generated files are stale: run 'make manifests generate' and commit"; git --no-pager diff --stat -- config api; exit 1; fi
-	@if [ -n "$$(git ls-files --others --exclude-standard -- config api)" ]; then \
-		echo "generated files are not committed:"; git ls-files --others --exclude-standard -- config api; exit 1; fi
+verify-generated: manifests generate helm-sync ## Fail when generated files (CRD, RBAC, deepcopy, chart copies) are stale.
+	@if ! git diff --quiet -- config api charts; then \
+		echo "generated files are stale: run 'make manifests generate helm-sync' and commit"; git --no-pager diff --stat -- config api charts; exit 1; fi
+	@if [ -n "$$(git ls-files --others --exclude-standard -- config api charts)" ]; then \
+		echo "generated files are not committed:"; git ls-files --others --exclude-standard -- config api charts; exit 1; fi
 
 .PHONY: fmt
 fmt: ## gofmt the tree.

@@ -60,7 +60,7 @@ type RAGServiceSpec struct {
 }
 
 // EmbeddingSpec selects the embedding provider and model.
-// +kubebuilder:validation:XValidation:rule="self.provider != 'openai' || (has(self.endpoint) && self.endpoint != ”)",message="spec.embedding.endpoint is required when provider is openai",fieldPath=".endpoint"
+// +kubebuilder:validation:XValidation:rule="self.provider != 'openai' || (has(self.endpoint) && size(self.endpoint) > 0)",message="spec.embedding.endpoint is required when provider is openai",fieldPath=".endpoint"
 // +kubebuilder:validation:XValidation:rule="self.provider != 'builtin' || (self.model.matches('^hash-[0-9]{1,4}$') && int(self.model.substring(5)) >= 1 && int(self.model.substring(5)) <= 8192)",message="spec.embedding.model must be hash-<dimensions> with 1 to 8192 dimensions (for example hash-384) when provider is builtin",fieldPath=".model"
 // +kubebuilder:validation:XValidation:rule="self.provider != 'builtin' || !has(self.dimensions) || !self.model.matches('^hash-[0-9]{1,4}$') || self.dimensions <= int(self.model.substring(5))",message="spec.embedding.dimensions must not exceed the builtin model's dimensions",fieldPath=".dimensions"
 // +kubebuilder:validation:XValidation:rule="self.provider != 'builtin' || !has(self.apiKeySecretRef)",message="spec.embedding.apiKeySecretRef is only used by the openai provider",fieldPath=".apiKeySecretRef"
@@ -85,7 +85,7 @@ type EmbeddingSpec struct {
 
 	// Endpoint is the upstream base URL including /v1. Required for openai.
 	// +kubebuilder:validation:MaxLength=2048
-	// +kubebuilder:validation:XValidation:rule="self == '' || self.matches('^https?://[^ ]+$')",message="spec.embedding.endpoint must be an http:// or https:// URL"
+	// +kubebuilder:validation:XValidation:rule="size(self) == 0 || self.matches('^https?://[^ ]+$')",message="spec.embedding.endpoint must be an http:// or https:// URL"
 	// +optional
 	Endpoint string `json:"endpoint,omitempty"`
 
@@ -261,7 +261,7 @@ const (
 )
 
 // AnalysisSpec judges a canary on live metrics, interval by interval.
-// +kubebuilder:validation:XValidation:rule="self.provider != 'Prometheus' || (has(self.prometheus) && self.prometheus.address != ”)",message="spec.rollout.analysis.prometheus.address is required when provider is Prometheus",fieldPath=".prometheus"
+// +kubebuilder:validation:XValidation:rule="self.provider != 'Prometheus' || (has(self.prometheus) && size(self.prometheus.address) > 0)",message="spec.rollout.analysis.prometheus.address is required when provider is Prometheus",fieldPath=".prometheus"
 type AnalysisSpec struct {
 	// Provider is Builtin (scrape the pods) or Prometheus.
 	// +kubebuilder:default=Builtin
