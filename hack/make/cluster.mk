@@ -12,7 +12,8 @@ nodeagent: ## Build the local node agent into bin/nodeagent.
 
 .PHONY: cluster-up
 cluster-up: k8s-bins nodeagent ## Start the local cluster (idempotent); kubeconfig in .local/kubeconfig.
-	@if [ -d cmd/embedserver ]; then CGO_ENABLED=0 go build -ldflags '$(LDFLAGS)' -o $(BIN)/embedserver ./cmd/embedserver; \
+	@if [ -d cmd/embedserver ]; then CGO_ENABLED=0 go build -ldflags '$(LDFLAGS)' -o $(BIN)/embedserver ./cmd/embedserver \
+		|| echo "cluster-up: WARNING: cmd/embedserver does not build; pods keep the last bin/embedserver (or report it missing)"; \
 	else echo "cluster-up: cmd/embedserver not there yet; embedserver pods will report the missing binary"; fi
 	K8S_BINS=$(K8S_BINS) hack/cluster/up.sh
 
