@@ -9,14 +9,18 @@ source "$(dirname "$0")/config.sh"
 
 say() { echo "cluster-down: $*"; }
 
+# alive: the process exists and is not a zombie waiting for its reaper (what
+# up.sh starts is reparented to init, which may reap late).
+alive() { kill -0 "$1" 2>/dev/null && [[ $(cut -d' ' -f3 "/proc/$1/stat" 2>/dev/null) != Z ]]; }
+
 stop_pid() { # name, pid, expected word in its command line, grace seconds
 	local name=$1 pid=$2 word=$3 grace=$4
-	kill -0 "$pid" 2>/dev/null || return 0
+	alive "$pid" || return 0
 	tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "$word" || return 0 # pid reused by someone else
 	kill -TERM "$pid" 2>/dev/null || true
 	local deadline=$((SECONDS + grace))
-	while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.2; done
-	if kill -0 "$pid" 2>/dev/null; then
+	while alive "$pid" && ((SECONDS < deadline)); do sleep 0.1; done
+	if alive "$pid"; then
 		say "$name (pid $pid) ignored SIGTERM for ${grace}s; SIGKILL"
 		kill -KILL "$pid" 2>/dev/null || true
 	fi
