@@ -16,12 +16,25 @@ SCHEDULER_PORT=${SCHEDULER_PORT:-30259}
 KWOK_PORT=${KWOK_PORT:-30247}
 
 SERVICE_CIDR=${SERVICE_CIDR:-10.96.0.0/16}
-# Pod IPs of the node agent's pods. Not 127.0.0.0/8: the API server refuses
-# loopback addresses in EndpointSlices, so Services would have no endpoints.
-# 198.18.0.0/15 is reserved for benchmarking (RFC 2544), never routed on the
-# internet; up.sh makes this /16 local on lo (one route, root once).
-POD_CIDR=${POD_CIDR:-198.18.0.0/16}
-KWOK_POD_CIDR=${KWOK_POD_CIDR:-10.244.0.0/16}
+# The node agent's pods run in a network namespace of the project's own
+# (POD_NETNS), joined to the host by a veth pair: pod IPs are addresses of that
+# test host, reached only through the pair, never through a real network. Not
+# 127.0.0.0/8: the API server refuses loopback addresses in EndpointSlices, so
+# Services would have no endpoints. NET_PREFIX is a /16 of 198.18.0.0/15, the
+# range RFC 2544 reserves for benchmarking:
+#   NET_PREFIX.0.0/17     pod IPs, local inside the namespace
+#   NET_PREFIX.128.0/18   kwok pods' IPs (they only exist; nothing answers)
+#   NET_PREFIX.255.252/30 the veth pair (host .253, namespace .254)
+# The host routes the whole /16 into the namespace, so no address of it ever
+# leaves this machine.
+NET_PREFIX=${NET_PREFIX:-198.18}
+POD_NETNS=${POD_NETNS:-ragops-pods}
+VETH_HOST=${VETH_HOST:-ragops0}
+VETH_NS=${VETH_NS:-ragops1}
+POD_CIDR=$NET_PREFIX.0.0/17
+KWOK_POD_CIDR=$NET_PREFIX.128.0/18
+LINK_HOST_IP=$NET_PREFIX.255.253
+LINK_NS_IP=$NET_PREFIX.255.254
 
 NODE_NAME=${NODE_NAME:-local-1}
 KWOK_NODES=${KWOK_NODES:-2}

@@ -46,10 +46,8 @@ done
 ((stopped > 0)) || say "nothing was running"
 
 if [[ ${CLEAN:-0} == 1 ]]; then
-	if [[ -f $CLUSTER_DIR/pod-route-added ]]; then
-		if [[ $(id -u) == 0 ]]; then ip route del local "$POD_CIDR" dev lo 2>/dev/null || true
-		else sudo -n ip route del local "$POD_CIDR" dev lo 2>/dev/null || true; fi
-	fi
+	# Deleting the namespace removes the veth pair and the host's route with it.
+	ip netns del "$POD_NETNS" 2>/dev/null || true
 	rm -rf "$CLUSTER_DIR" "$KUBECONFIG_OUT"
 	say "removed $CLUSTER_DIR and $KUBECONFIG_OUT"
 fi

@@ -11,7 +11,7 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 work=$(mktemp -d /tmp/ragops-cluster-test.XXXXXX)
 export ROOT LOCAL_DIR=$work/.local
 export ETCD_PORT=42379 ETCD_PEER_PORT=42380 APISERVER_PORT=46443 KCM_PORT=40257 SCHEDULER_PORT=40259 KWOK_PORT=40247
-export POD_CIDR=198.19.0.0/16 KWOK_NODES=1
+export NET_PREFIX=198.19 POD_NETNS=ragops-test VETH_HOST=ragopst0 VETH_NS=ragopst1 KWOK_NODES=1
 export EMBEDSERVER_BINARY=$work/bin/embedserver
 source "$ROOT/hack/cluster/config.sh"
 export KUBECONFIG=$KUBECONFIG_OUT

@@ -45,22 +45,26 @@ wait_for() { # what, seconds, command...
 	done
 }
 
-# Pod IPs must be local addresses the API accepts in EndpointSlices (not
-# 127.0.0.0/8): one "local" route on lo makes the whole range bindable.
-pod_route() {
-	if ip route show table local 2>/dev/null | grep -q "^local $POD_CIDR dev lo"; then
+# Pod IPs must be addresses the API accepts in EndpointSlices (not
+# 127.0.0.0/8). They live in the project's own network namespace, reached from
+# the host through a veth pair (see config.sh). Needs root: the agent joins the
+# namespace to start each pod.
+pod_netns() {
+	[[ $(id -u) == 0 ]] || die "the local cluster's pod network needs root (a network namespace and a veth pair): run as root"
+	if [[ -e /run/netns/$POD_NETNS ]] && ip link show "$VETH_HOST" >/dev/null 2>&1; then
 		return
 	fi
-	local cmd=(ip route add local "$POD_CIDR" dev lo)
-	if [[ $(id -u) == 0 ]]; then
-		"${cmd[@]}"
-	elif sudo -n true 2>/dev/null; then
-		sudo "${cmd[@]}"
-	else
-		die "pod addresses $POD_CIDR are not local; run once: sudo ${cmd[*]}"
-	fi
-	touch "$CLUSTER_DIR/pod-route-added"
-	say "made $POD_CIDR local on lo (pod IPs)"
+	ip netns del "$POD_NETNS" 2>/dev/null || true
+	ip netns add "$POD_NETNS"
+	ip link add "$VETH_HOST" type veth peer name "$VETH_NS" netns "$POD_NETNS"
+	ip addr add "$LINK_HOST_IP/30" dev "$VETH_HOST"
+	ip link set "$VETH_HOST" up
+	ip -n "$POD_NETNS" link set lo up
+	ip -n "$POD_NETNS" addr add "$LINK_NS_IP/30" dev "$VETH_NS"
+	ip -n "$POD_NETNS" link set "$VETH_NS" up
+	ip -n "$POD_NETNS" route add local "$POD_CIDR" dev lo
+	ip route add "$NET_PREFIX.0.0/16" via "$LINK_NS_IP" dev "$VETH_HOST"
+	say "pod network: namespace $POD_NETNS, pods $POD_CIDR via $VETH_HOST"
 }
 
 kubeconfig() { # file, user, token
@@ -94,7 +98,7 @@ kubeconfig "$KCS/kube-scheduler" system:kube-scheduler "$(token system:kube-sche
 kubeconfig "$KCS/nodeagent" "system:node:$NODE_NAME" "$(token "system:node:$NODE_NAME")"
 kubeconfig "$KCS/kwok" kwok "$(token kwok)"
 export KUBECONFIG=$KUBECONFIG_OUT
-pod_route
+pod_netns
 
 start etcd "$K8S_BINS/etcd" \
 	--name=ragops-local --data-dir="$CLUSTER_DIR/etcd" \
@@ -140,7 +144,7 @@ subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: "system:node:
 YAML
 
 start nodeagent "$NODEAGENT_BINARY" --kubeconfig="$KCS/nodeagent" --node-name="$NODE_NAME" \
-	--embedserver-binary="$EMBEDSERVER_BINARY" --pod-cidr="$POD_CIDR" --state-dir="$CLUSTER_DIR/nodeagent"
+	--embedserver-binary="$EMBEDSERVER_BINARY" --pod-cidr="$POD_CIDR" --pod-netns="$POD_NETNS" --state-dir="$CLUSTER_DIR/nodeagent"
 
 # kwok nodes hold pods that only need to exist (scale tests). Their taint keeps
 # every other pod off them: the agent's node is the only untainted one, so the

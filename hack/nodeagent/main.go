@@ -38,7 +38,8 @@ func run() error {
 	)
 	flag.StringVar(&cfg.NodeName, "node-name", "local-1", "name of the Node to register")
 	flag.StringVar(&cfg.Binary, "embedserver-binary", "bin/embedserver", "binary run for every container whose image is named *embedserver")
-	flag.StringVar(&cfg.PodCIDR, "pod-cidr", "198.18.0.0/16", "local range pod IPs come from; every address in it must be bindable on this host (see docs/local-cluster.md)")
+	flag.StringVar(&cfg.PodCIDR, "pod-cidr", "198.18.0.0/17", "range pod IPs come from; every address in it must be local where the pods run (see docs/local-cluster.md)")
+	flag.StringVar(&cfg.PodNetNS, "pod-netns", "", "network namespace (from `ip netns add`) the pods run in, where --pod-cidr is local; empty: the agent's own")
 	flag.StringVar(&cfg.HostIP, "host-ip", "127.0.0.1", "address shown as the node's InternalIP and the pods' hostIP")
 	flag.StringVar(&cfg.StateDir, "state-dir", ".local/cluster/nodeagent", "directory for per-pod logs and pid files")
 	flag.StringVar(&labels, "node-labels", "", "extra node labels, k=v,k=v")
@@ -77,7 +78,11 @@ func run() error {
 	if err != nil {
 		return fmt.Errorf("client: %w", err)
 	}
-	if err := nodeagent.CheckBindable(cfg.PodCIDR); err != nil {
+	check := func() error { return nodeagent.CheckBindable(cfg.PodCIDR) }
+	if cfg.PodNetNS != "" {
+		check = func() error { return nodeagent.CheckNetNS(cfg.PodNetNS) }
+	}
+	if err := check(); err != nil {
 		return err
 	}
 	agent, err := nodeagent.New(cfg, client, log)

@@ -28,6 +28,9 @@ type Config struct {
 	NodeName string
 	Binary   string // the embedserver binary every runnable container runs
 	PodCIDR  string // local addresses handed to pods
+	// PodNetNS is the network namespace (in /run/netns) the pods run in, where
+	// PodCIDR is local; "" runs them in the agent's own.
+	PodNetNS string
 	HostIP   string // the node's address
 	StateDir string // per-pod logs and pid files
 	Labels   map[string]string

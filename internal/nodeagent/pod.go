@@ -105,6 +105,7 @@ func (a *Agent) startPod(pod *corev1.Pod, ip string) *podWorker {
 		}
 		c := newContainer(spec, prevRestarts[spec.Name])
 		c.binary = a.cfg.Binary
+		c.netns = a.cfg.PodNetNS
 		c.args = CommandLine(&spec, ip, vars)
 		c.env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir}, env...)
 		c.podIP = ip

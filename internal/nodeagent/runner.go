@@ -21,6 +21,7 @@ import (
 type container struct {
 	spec    corev1.Container
 	binary  string
+	netns   string // network namespace to run in; "" for the agent's own
 	args    []string
 	env     []string
 	podIP   string
@@ -126,6 +127,11 @@ func (c *container) runOnce() (*Termination, error) {
 	}
 	defer logf.Close()
 	cmd := exec.Command(c.binary, c.args...)
+	if c.netns != "" {
+		// The pod's address lives in the project's own network namespace:
+		// nsenter joins it and execs the server, so the PID is the server's.
+		cmd = exec.Command("nsenter", append([]string{"--net=" + NetNSPath(c.netns), "--", c.binary}, c.args...)...)
+	}
 	cmd.Env = c.env
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.Dir = os.TempDir()
