@@ -47,12 +47,15 @@ manifests: $(CONTROLLER_GEN) ## Generate the CRD and RBAC under config/.
 generate: $(CONTROLLER_GEN) ## Generate deepcopy code.
 	$(CONTROLLER_GEN) object:headerFile="hack/boilerplate.go.txt" paths="./api/..."
 
+# What controller-gen and helm-sync write.
+GENERATED := config/crd/bases config/rbac/role.yaml api charts/rag-operator/crds charts/rag-operator/files
+
 .PHONY: verify-generated
 verify-generated: manifests generate helm-sync ## Fail when generated files (CRD, RBAC, deepcopy, chart copies) are stale.
-	@if ! git diff --quiet -- config api charts; then \
-		echo "generated files are stale: run 'make manifests generate helm-sync' and commit"; git --no-pager diff --stat -- config api charts; exit 1; fi
-	@if [ -n "$$(git ls-files --others --exclude-standard -- config api charts)" ]; then \
-		echo "generated files are not committed:"; git ls-files --others --exclude-standard -- config api charts; exit 1; fi
+	@if ! git diff --quiet -- $(GENERATED); then \
+		echo "generated files are stale: run 'make manifests generate helm-sync' and commit"; git --no-pager diff --stat -- $(GENERATED); exit 1; fi
+	@if [ -n "$$(git ls-files --others --exclude-standard -- $(GENERATED))" ]; then \
+		echo "generated files are not committed:"; git ls-files --others --exclude-standard -- $(GENERATED); exit 1; fi
 
 .PHONY: fmt
 fmt: ## gofmt the tree.

@@ -267,8 +267,14 @@ func (r *RAGServiceReconciler) ensureRevision(ctx context.Context, svc *ragv1.RA
 	if err != nil {
 		return err
 	}
-	if err := r.Apply(ctx, cr, client.FieldOwner(FieldOwner), client.ForceOwnership); err != nil {
-		return fmt.Errorf("applying ControllerRevision: %w", err)
+	// Created once and never changed (its data is immutable): a revision the
+	// cache has not seen yet must not be re-applied with another number.
+	obj, err := fromApplyResult[appsv1.ControllerRevision](cr)
+	if err != nil {
+		return err
+	}
+	if err := r.Create(ctx, obj, client.FieldOwner(FieldOwner)); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("creating ControllerRevision: %w", err)
 	}
 	return nil
 }

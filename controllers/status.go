@@ -58,6 +58,10 @@ func summarize(s *scope, reconcileErr error) {
 	st.Conditions = setAvailable(st.Conditions, gen, s.stable, replicasOf(s.obj))
 
 	phase, reason, msg := ragv1.PhasePending, ReasonProgressing, "waiting for the first reconcile to finish"
+	if st.Phase != "" {
+		// No decision this pass (an error came first): the last one stands.
+		phase, reason, msg = st.Phase, ReasonReconcileFailed, "reconcile failed before the rollout was planned"
+	}
 	if s.plan != nil {
 		phase, reason, msg = s.plan.Phase, s.plan.Reason, s.plan.Message
 	}
