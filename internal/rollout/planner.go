@@ -740,10 +740,16 @@ func (p *planner) stepStart() time.Time {
 }
 
 // now is the decision time as the status stores it: whole seconds, so a status
-// read back after a restart compares exactly as the one in memory did.
+// read back after a restart compares exactly as the one in memory did. It is
+// rounded up, never down: a stamp earlier than the event would end pauses and
+// progress deadlines early; a later one ends them at most a second late.
 func (p *planner) now() *metav1.Time {
-	t := metav1.NewTime(p.in.Now.Truncate(time.Second))
-	return &t
+	t := p.in.Now.Truncate(time.Second)
+	if t.Before(p.in.Now) {
+		t = t.Add(time.Second)
+	}
+	mt := metav1.NewTime(t)
+	return &mt
 }
 
 func (p *planner) steps() []v1alpha1.RolloutStep {

@@ -449,3 +449,41 @@ func BenchmarkDecide(b *testing.B) {
 		_ = Decide(in)
 	}
 }
+
+// Status keeps whole seconds. A step started at 10.4 s is stamped 11 s, never
+// 10 s, so its progress deadline (and any pause) cannot end early once the
+// stamp is read back: it ends at most a second late.
+func TestStepStampsNeverEndWaitsEarly(t *testing.T) {
+	start := now.Add(400 * time.Millisecond)
+	in := base()
+	in.Now = start
+	in.DesiredRevision = "b"
+	in.Rollout.ProgressDeadline = metav1.Duration{Duration: 3 * time.Second}
+	plan := Decide(in)
+	if plan.Transition != TransitionStart && plan.Transition != TransitionWait {
+		t.Fatalf("transition %s, want a started canary", plan.Transition)
+	}
+	stamp := plan.Status.StepStartTime
+	if stamp == nil || stamp.Time.Before(start) || stamp.Time.Sub(start) >= time.Second {
+		t.Fatalf("stepStartTime %v for a start at %v: want the next whole second", stamp, start)
+	}
+
+	// The canary's pods never become ready; the status went through a write.
+	next := in
+	next.Status = plan.Status
+	next.Canary = Track{Revision: "b", Exists: true, Replicas: plan.CanaryReplicas}
+	for _, c := range []struct {
+		after        time.Duration
+		wantRollback bool
+	}{
+		{2900 * time.Millisecond, false}, // before the deadline by the real clock
+		{3100 * time.Millisecond, false}, // past it by the real clock, within the stamp's second
+		{3700 * time.Millisecond, true},
+	} {
+		next.Now = start.Add(c.after)
+		got := Decide(next).Transition == TransitionRollback
+		if got != c.wantRollback {
+			t.Errorf("%v after the start: rollback %v, want %v", c.after, got, c.wantRollback)
+		}
+	}
+}
