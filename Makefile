@@ -92,8 +92,11 @@ test-integration: k8s-bins ## envtest integration tests against a real kube-apis
 	go test -race -count=1 -timeout 20m $(INTEGRATION_PKGS)
 
 .PHONY: test-e2e
-test-e2e: ## End-to-end suite on the local control plane.
-	@echo "test-e2e: no end-to-end suite yet"
+test-e2e: cluster-test test-install ## End-to-end on real local clusters: the cluster itself, both install paths.
+
+.PHONY: test-install
+test-install: k8s-bins nodeagent $(HELM) ## Install with Helm, then kustomize, on a throw-away cluster; run the manager as the installed ServiceAccount.
+	HELM=$(HELM) hack/install-test.sh
 
 .PHONY: bench
 bench: ## Benchmarks; prints numbers.
