@@ -77,7 +77,7 @@ UNIT_PKGS = $(shell go list ./... | grep -v -e /controllers -e /test/ -e /intern
 INTEGRATION_PKGS = ./controllers/... ./internal/kubectlrag/...
 
 .PHONY: test
-test: verify-generated fmt-check vet test-unit test-embedserver test-integration test-chart test-e2e ## Everything: generated files, gofmt, vet, unit, server extras, envtest, chart, end-to-end.
+test: verify-generated fmt-check vet lint test-unit test-embedserver test-integration test-chart test-e2e ## Everything: generated files, gofmt, vet, golangci-lint, unit, server extras, envtest, chart, end-to-end.
 
 .PHONY: fmt-check
 fmt-check: ## Fail when gofmt would change a file.

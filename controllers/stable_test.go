@@ -321,7 +321,7 @@ func fieldOwnedBy(d *appsv1.Deployment, manager, field string) bool {
 			continue
 		}
 		var fields map[string]any
-		if json.Unmarshal(mf.FieldsV1.Raw, &fields) != nil {
+		if json.Unmarshal(mf.FieldsV1.GetRawBytes(), &fields) != nil {
 			continue
 		}
 		if spec, ok := fields["f:spec"].(map[string]any); ok {

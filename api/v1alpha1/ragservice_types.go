@@ -532,7 +532,3 @@ type RAGServiceList struct {
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []RAGService `json:"items"`
 }
-
-func init() {
-	SchemeBuilder.Register(&RAGService{}, &RAGServiceList{})
-}

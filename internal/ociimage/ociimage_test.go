@@ -84,7 +84,7 @@ func TestBuildWriteReadBack(t *testing.T) {
 			t.Errorf("label %s = %q, want %q", k, got, want)
 		}
 	}
-	if !cfg.Created.Time.IsZero() {
+	if !cfg.Created.IsZero() {
 		t.Errorf("created %v, want the zero time for a reproducible build", cfg.Created)
 	}
 	// The built image is OCI; the tarball (docker save format) keeps its layers and config.

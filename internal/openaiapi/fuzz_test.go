@@ -28,7 +28,7 @@ func FuzzDecodeRequest(f *testing.F) {
 			}
 			return
 		}
-		if len(r.Inputs) == 0 || len(r.Inputs) > lim.MaxInputs && !(len(r.Inputs) == 1) {
+		if len(r.Inputs) == 0 || len(r.Inputs) > lim.MaxInputs && len(r.Inputs) != 1 {
 			t.Fatalf("accepted %d inputs", len(r.Inputs))
 		}
 		for i, in := range r.Inputs {

@@ -464,7 +464,7 @@ func TestStepStampsNeverEndWaitsEarly(t *testing.T) {
 		t.Fatalf("transition %s, want a started canary", plan.Transition)
 	}
 	stamp := plan.Status.StepStartTime
-	if stamp == nil || stamp.Time.Before(start) || stamp.Time.Sub(start) >= time.Second {
+	if stamp == nil || stamp.Before(&metav1.Time{Time: start}) || stamp.Sub(start) >= time.Second {
 		t.Fatalf("stepStartTime %v for a start at %v: want the next whole second", stamp, start)
 	}
 

@@ -71,7 +71,7 @@ func (d *simDeploy) removeOne(now int, match func(*simPod) bool) bool {
 		if !match(p) {
 			continue
 		}
-		if best < 0 || !(p.readyAt >= 0 && now >= p.readyAt) {
+		if best < 0 || p.readyAt < 0 || now < p.readyAt {
 			best = i
 		}
 	}

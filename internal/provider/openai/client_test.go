@@ -24,7 +24,6 @@ type env struct {
 	up      *fakeupstream.Server
 	client  *Client
 	retries atomic.Int64
-	batches sync.Map
 }
 
 func newEnv(t *testing.T, upCfg fakeupstream.Config, cfg Config) *env {
