@@ -102,8 +102,8 @@ func (r *RAGServiceReconciler) reconcileTracks(ctx context.Context, s *scope) (c
 	return ctrl.Result{RequeueAfter: plan.RequeueAfter}, nil
 }
 
-// setRolloutStatus copies the planner's rollout fields; counts and conditions
-// are the controller's.
+// setRolloutStatus copies the planner's rollout fields; counts, conditions and
+// the phase are the controller's (summarize).
 func setRolloutStatus(dst *ragv1.RAGServiceStatus, src ragv1.RAGServiceStatus) {
 	dst.StableRevision = src.StableRevision
 	dst.CanaryRevision = src.CanaryRevision
@@ -113,7 +113,7 @@ func setRolloutStatus(dst *ragv1.RAGServiceStatus, src ragv1.RAGServiceStatus) {
 	dst.StepStartTime = src.StepStartTime
 	dst.Analysis = src.Analysis
 	dst.Rollback = src.Rollback
-	dst.Phase = src.Phase
+	// Not the phase: it changes with the conditions, at the end of the pass.
 }
 
 // applyTrack applies one track's Deployment running the template of revision.
@@ -282,6 +282,7 @@ func trackOf(d *appsv1.Deployment, readyOfRevision int32) rollout.Track {
 		Exists:            true,
 		Replicas:          replicas,
 		ReadyReplicas:     readyOfRevision,
+		ServingReplicas:   d.Status.ReadyReplicas,
 		UpdatedReplicas:   d.Status.UpdatedReplicas,
 		AvailableReplicas: d.Status.AvailableReplicas,
 		RolledOut:         rolledOut && readyOfRevision >= replicas,

@@ -43,6 +43,10 @@ type Track struct {
 	// ReadyReplicas counts the ready pods carrying Revision. Pods of another
 	// revision (a template switch in flight) must not be counted here.
 	ReadyReplicas int32
+	// ServingReplicas counts every ready pod of the Deployment, whatever its
+	// revision: what the Service sends traffic to. It weighs the tracks for
+	// effectiveWeight (0 means: the same as ReadyReplicas).
+	ServingReplicas int32
 	// UpdatedReplicas and AvailableReplicas are the Deployment's status fields,
 	// for display.
 	UpdatedReplicas, AvailableReplicas int32
@@ -770,13 +774,15 @@ func (p *planner) finish() Plan {
 	if cr == "" {
 		canaryReplicas = 0
 	}
+	// The canary track's share of the pods that serve: during promotion the
+	// stable track's old-revision pods still serve and count.
 	canaryReady := int32(0)
-	if p.in.Canary.Exists {
-		canaryReady = p.in.Canary.ReadyReplicas
+	if p.in.Canary.Exists && cr != "" {
+		canaryReady = max(p.in.Canary.ServingReplicas, p.in.Canary.ReadyReplicas)
 	}
 	stableReady := int32(0)
 	if p.in.Stable.Exists {
-		stableReady = p.in.Stable.ReadyReplicas
+		stableReady = max(p.in.Stable.ServingReplicas, p.in.Stable.ReadyReplicas)
 	}
 	p.st.EffectiveWeight = EffectiveWeight(stableReady, canaryReady)
 	if p.phase == "" {

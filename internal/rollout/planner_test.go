@@ -487,3 +487,27 @@ func TestStepStampsNeverEndWaitsEarly(t *testing.T) {
 		}
 	}
 }
+
+// During promotion the stable track's old-revision pods still serve: the
+// canary's effective weight is its share of every serving pod, not 100%.
+func TestEffectiveWeightDuringPromotion(t *testing.T) {
+	in := base()
+	in.DesiredRevision = "b"
+	in.Status.StableRevision, in.Status.CanaryRevision, in.Status.CanaryWeight = "b", "b", 50
+	in.Status.StepStartTime = ago(time.Second)
+	// Stable switched to b: no b pod ready yet, its 4 a pods still serve.
+	in.Stable = Track{Revision: "b", Exists: true, Replicas: 4, ReadyReplicas: 0, ServingReplicas: 4}
+	in.Canary = Track{Revision: "b", Exists: true, Replicas: 2, ReadyReplicas: 2, ServingReplicas: 2}
+	plan := Decide(in)
+	if plan.Transition != TransitionWait {
+		t.Fatalf("transition %s, want Wait (promotion under way)", plan.Transition)
+	}
+	if got := plan.Status.EffectiveWeight; got != 33 {
+		t.Errorf("effectiveWeight %d, want 33 (2 canary of 6 serving pods)", got)
+	}
+	// Once the canary is gone its pods do not count, even while they terminate.
+	in.Stable = Track{Revision: "b", Exists: true, Replicas: 4, ReadyReplicas: 4, ServingReplicas: 4, RolledOut: true}
+	if got := Decide(in).Status.EffectiveWeight; got != 0 {
+		t.Errorf("effectiveWeight %d after promotion, want 0", got)
+	}
+}
