@@ -63,7 +63,7 @@ type Failure struct {
 type Stats struct {
 	Counts   map[string]map[string]int // track -> outcome -> count
 	Codes    map[string]map[int]int    // track -> HTTP status -> count
-	Failures []Failure                 // the first 50 that were not OK/Shed
+	Failures []Failure                 // the first 20 per track that were not OK/Shed
 	NoTarget int                       // times a worker found no ready endpoint
 }
 
@@ -129,6 +129,7 @@ type Load struct {
 
 	targets atomic.Pointer[[]target]
 	next    atomic.Uint64
+	tracks  map[string]string // pod -> track; kept, so a pod that is gone still has its track
 
 	mu    sync.Mutex
 	stats Stats
@@ -154,7 +155,8 @@ func Start(ctx context.Context, cfg Config) (*Load, error) {
 		client: &http.Client{Timeout: cfg.Timeout, Transport: &http.Transport{
 			MaxIdleConnsPerHost: cfg.Concurrency, IdleConnTimeout: 30 * time.Second,
 			DialContext: (&net.Dialer{Timeout: 2 * time.Second}).DialContext}},
-		stats: Stats{Counts: map[string]map[string]int{}, Codes: map[string]map[int]int{}}}
+		tracks: map[string]string{},
+		stats:  Stats{Counts: map[string]map[string]int{}, Codes: map[string]map[int]int{}}}
 	if err := l.resolve(ctx); err != nil {
 		cancel()
 		return nil, err
@@ -231,9 +233,11 @@ func (l *Load) resolve(ctx context.Context) error {
 	if err := l.cfg.Client.List(ctx, &pods, client.InNamespace(l.cfg.Namespace)); err != nil {
 		return fmt.Errorf("listing pods in %s: %w", l.cfg.Namespace, err)
 	}
-	track := map[string]string{}
+	track := l.tracks // only the refresher (and Start before it) touches it
 	for _, p := range pods.Items {
-		track[p.Name] = p.Labels[ragv1.LabelTrack]
+		if t := p.Labels[ragv1.LabelTrack]; t != "" {
+			track[p.Name] = t
+		}
 	}
 	var ts []target
 	for _, s := range slices.Items {
@@ -332,7 +336,13 @@ func (l *Load) one(t target) {
 	if code != 0 {
 		l.stats.Codes[t.track][code]++
 	}
-	if outcome != OK && outcome != Shed && len(l.stats.Failures) < 50 {
+	kept := 0
+	for _, f := range l.stats.Failures {
+		if f.Track == t.track {
+			kept++
+		}
+	}
+	if outcome != OK && outcome != Shed && kept < 20 {
 		l.stats.Failures = append(l.stats.Failures, Failure{Time: time.Now(), Pod: t.pod, Track: t.track, Outcome: outcome, Detail: detail})
 	}
 }
@@ -352,3 +362,4 @@ func (l *Load) deleting(pod string) bool {
 	}
 	return err == nil && p.DeletionTimestamp != nil
 }
+
