@@ -362,4 +362,3 @@ func (l *Load) deleting(pod string) bool {
 	}
 	return err == nil && p.DeletionTimestamp != nil
 }
-
