@@ -92,7 +92,7 @@ test-integration: k8s-bins ## envtest integration tests against a real kube-apis
 	go test -race -count=1 -timeout 20m $(INTEGRATION_PKGS)
 
 .PHONY: test-e2e
-test-e2e: cluster-test test-install ## End-to-end on real local clusters: the cluster itself, both install paths.
+test-e2e: cluster-test test-install test-e2e-run ## End-to-end on real local clusters (one after another): the cluster itself, both install paths, the operator suite.
 
 .PHONY: test-install
 test-install: k8s-bins nodeagent $(HELM) ## Install with Helm, then kustomize, on a throw-away cluster; run the manager as the installed ServiceAccount.
