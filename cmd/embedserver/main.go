@@ -34,7 +34,7 @@ type options struct {
 	dimensions, maxInFlight, maxQueue, maxBatchSize             int
 	maxAttempts, maxInputs                                      int
 	requestTimeout, queueTimeout, upstreamTimeout               time.Duration
-	initialBackoff, drainTimeout, linger, retryAfter            time.Duration
+	initialBackoff, drainTimeout, drainDelay, linger, retryAfter time.Duration
 	maxBodyBytes                                                int64
 	failRate                                                    float64
 	pprof                                                       bool
@@ -59,6 +59,7 @@ func parse(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.maxAttempts, "max-attempts", 3, "openai: upstream attempts per call, first included")
 	fs.DurationVar(&o.initialBackoff, "initial-backoff", 100*time.Millisecond, "openai: backoff before the first retry; doubles, with jitter")
 	fs.DurationVar(&o.drainTimeout, "drain-timeout", 30*time.Second, "on SIGTERM, longest wait for requests in flight")
+	fs.DurationVar(&o.drainDelay, "drain-delay", 3*time.Second, "on SIGTERM, keep answering (503 draining, with Retry-After) at least this long, so clients still routed here by a stale endpoint list get an answer; capped by --drain-timeout")
 	fs.Int64Var(&o.maxBodyBytes, "max-body-bytes", 4<<20, "request body limit; 413 beyond")
 	fs.IntVar(&o.maxInputs, "max-inputs", 2048, "inputs per request; 413 beyond")
 	fs.DurationVar(&o.linger, "coalesce-linger", time.Millisecond, "openai: how long a small request waits for others to share an upstream call while one is in flight (negative: never)")
@@ -84,6 +85,9 @@ func parse(args []string, stderr io.Writer) (options, error) {
 			return o, fmt.Errorf("--%s must be positive", name)
 		}
 	}
+	if o.drainDelay < 0 {
+		return o, errors.New("--drain-delay must not be negative")
+	}
 	return o, nil
 }
 
@@ -105,7 +109,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 
 	cfg := embedserver.Config{Model: o.model, Dimensions: o.dimensions, MaxInFlight: o.maxInFlight, MaxQueue: o.maxQueue,
 		MaxInputs: o.maxInputs, MaxBodyBytes: o.maxBodyBytes, RequestTimeout: o.requestTimeout, QueueTimeout: o.queueTimeout,
-		DrainTimeout: o.drainTimeout, RetryAfter: o.retryAfter, Logger: log, Pprof: o.pprof}
+		DrainTimeout: o.drainTimeout, DrainDelay: o.drainDelay, RetryAfter: o.retryAfter, Logger: log, Pprof: o.pprof}
 	var srv *embedserver.Server
 	var p provider.Provider
 	switch o.providerName {

@@ -210,3 +210,33 @@ func TestDrainTimeout(t *testing.T) {
 	}
 	<-result
 }
+
+// An idle server that is told to stop keeps its listener open for DrainDelay:
+// a client still routed to it (its endpoint list is not updated yet) gets an
+// honest 503 draining with Retry-After, never a refused connection.
+func TestDrainDelayAnswersLateClients(t *testing.T) {
+	const delay = 700 * time.Millisecond
+	h := startUpstream(t, Config{MaxInFlight: 2, DrainTimeout: 10 * time.Second, DrainDelay: delay, RetryAfter: 2 * time.Second},
+		fakeupstream.Config{}, openai.Config{Linger: -1})
+	began := time.Now()
+	stopped := make(chan error, 1)
+	go func() { stopped <- h.shutdown(t) }()
+	waitFor(t, "draining", h.srv.Draining)
+
+	fresh := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := fresh.Post(h.url+"/v1/embeddings", "application/json", strings.NewReader(`{"input":"late"}`))
+	if err != nil {
+		t.Fatalf("a client during the drain delay got no answer: %v", err)
+	}
+	late := answer{status: resp.StatusCode, header: resp.Header, body: readAll(resp)}
+	resp.Body.Close()
+	if late.status != http.StatusServiceUnavailable || errorOf(t, late)["code"] != "draining" || late.header.Get("Retry-After") != "2" {
+		t.Fatalf("late request: %d %v %s", late.status, late.header, late.body)
+	}
+	if err := <-stopped; err != nil {
+		t.Fatalf("drain: %v", err)
+	}
+	if took := time.Since(began); took < delay {
+		t.Fatalf("an idle server stopped after %v, before its drain delay of %v", took, delay)
+	}
+}

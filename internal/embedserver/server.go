@@ -36,6 +36,11 @@ type Config struct {
 	RequestTimeout time.Duration // whole request, queue wait included; 504 past it
 	QueueTimeout   time.Duration // longest wait for a slot; 503 past it
 	DrainTimeout   time.Duration // longest wait for work in flight at shutdown
+	// DrainDelay keeps the listener open at least this long after shutdown
+	// begins, even when idle, answering 503 draining with Retry-After: clients
+	// that have not yet seen the pod leave the Service's endpoints get an
+	// answer, not a refused connection. Capped by DrainTimeout; 0: none.
+	DrainDelay time.Duration
 	RetryAfter     time.Duration // Retry-After on 429 and 503; default 1s
 	// ProviderReportsBatches is set when the provider calls ObserveBatch per
 	// upstream call; otherwise each request counts as one batch.
@@ -366,10 +371,12 @@ func btoi(b bool) int {
 func (s *Server) drain(api *http.Server) error {
 	s.draining.Store(true)
 	s.log.Info("draining", "in_flight", s.limiter.InFlight(), "queued", s.limiter.QueueDepth(), "timeout", s.cfg.DrainTimeout)
-	deadline := time.Now().Add(s.cfg.DrainTimeout)
+	start := time.Now()
+	deadline := start.Add(s.cfg.DrainTimeout)
+	open := start.Add(min(s.cfg.DrainDelay, s.cfg.DrainTimeout))
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
-	for s.active.Load() > 0 && time.Now().Before(deadline) {
+	for (s.active.Load() > 0 || time.Now().Before(open)) && time.Now().Before(deadline) {
 		<-tick.C
 	}
 	left := s.active.Load()
