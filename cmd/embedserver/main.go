@@ -30,14 +30,14 @@ func main() {
 }
 
 type options struct {
-	addr, adminAddr, providerName, model, upstreamURL, logLevel string
-	dimensions, maxInFlight, maxQueue, maxBatchSize             int
-	maxAttempts, maxInputs                                      int
-	requestTimeout, queueTimeout, upstreamTimeout               time.Duration
+	addr, adminAddr, providerName, model, upstreamURL, logLevel  string
+	dimensions, maxInFlight, maxQueue, maxBatchSize              int
+	maxAttempts, maxInputs                                       int
+	requestTimeout, queueTimeout, upstreamTimeout                time.Duration
 	initialBackoff, drainTimeout, drainDelay, linger, retryAfter time.Duration
-	maxBodyBytes                                                int64
-	failRate                                                    float64
-	pprof                                                       bool
+	maxBodyBytes                                                 int64
+	failRate                                                     float64
+	pprof                                                        bool
 }
 
 func parse(args []string, stderr io.Writer) (options, error) {

@@ -41,7 +41,7 @@ type Config struct {
 	// that have not yet seen the pod leave the Service's endpoints get an
 	// answer, not a refused connection. Capped by DrainTimeout; 0: none.
 	DrainDelay time.Duration
-	RetryAfter     time.Duration // Retry-After on 429 and 503; default 1s
+	RetryAfter time.Duration // Retry-After on 429 and 503; default 1s
 	// ProviderReportsBatches is set when the provider calls ObserveBatch per
 	// upstream call; otherwise each request counts as one batch.
 	ProviderReportsBatches bool
