@@ -21,22 +21,13 @@ func newAnnotateCommand(o *options, verb, annotation, short string) *cobra.Comma
 		Short: short,
 		Args:  exactlyOneName,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, ns, err := o.client()
-			if err != nil {
-				return err
-			}
-			patch, err := json.Marshal(map[string]any{
+			svc, ns, err := o.mergePatch(cmd, verb, args[0], map[string]any{
 				"metadata": map[string]any{"annotations": map[string]string{
 					annotation: time.Now().UTC().Format(time.RFC3339),
 				}},
 			})
 			if err != nil {
-				return fmt.Errorf("build patch: %w", err)
-			}
-			svc := &ragv1.RAGService{}
-			svc.Namespace, svc.Name = ns, args[0]
-			if err := c.Patch(cmd.Context(), svc, client.RawPatch(types.MergePatchType, patch), client.FieldOwner(FieldManager)); err != nil {
-				return fmt.Errorf("%s ragservice %s/%s: %w", verb, ns, args[0], err)
+				return err
 			}
 			fmt.Fprintf(o.streams.Out, "ragservice %s/%s: %s requested\n", ns, args[0], verb)
 			if svc.Status.CanaryRevision == "" && verb != "retry" {
@@ -55,20 +46,11 @@ func newPauseCommand(o *options, verb string, paused bool, short string) *cobra.
 		Short: short,
 		Args:  exactlyOneName,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, ns, err := o.client()
-			if err != nil {
-				return err
-			}
-			patch, err := json.Marshal(map[string]any{
+			_, ns, err := o.mergePatch(cmd, verb, args[0], map[string]any{
 				"spec": map[string]any{"rollout": map[string]any{"paused": paused}},
 			})
 			if err != nil {
-				return fmt.Errorf("build patch: %w", err)
-			}
-			svc := &ragv1.RAGService{}
-			svc.Namespace, svc.Name = ns, args[0]
-			if err := c.Patch(cmd.Context(), svc, client.RawPatch(types.MergePatchType, patch), client.FieldOwner(FieldManager)); err != nil {
-				return fmt.Errorf("%s ragservice %s/%s: %w", verb, ns, args[0], err)
+				return err
 			}
 			state := "paused"
 			if !paused {
@@ -78,4 +60,23 @@ func newPauseCommand(o *options, verb string, paused bool, short string) *cobra.
 			return nil
 		},
 	}
+}
+
+// mergePatch sends a JSON merge patch to one RAGService and returns it as the
+// API server answered.
+func (o *options) mergePatch(cmd *cobra.Command, verb, name string, body map[string]any) (*ragv1.RAGService, string, error) {
+	c, ns, err := o.client()
+	if err != nil {
+		return nil, "", err
+	}
+	patch, err := json.Marshal(body)
+	if err != nil {
+		return nil, "", fmt.Errorf("build patch: %w", err)
+	}
+	svc := &ragv1.RAGService{}
+	svc.Namespace, svc.Name = ns, name
+	if err := c.Patch(cmd.Context(), svc, client.RawPatch(types.MergePatchType, patch), client.FieldOwner(FieldManager)); err != nil {
+		return nil, "", fmt.Errorf("%s ragservice %s/%s: %w", verb, ns, name, err)
+	}
+	return svc, ns, nil
 }
