@@ -19,8 +19,6 @@ import (
 const (
 	ReasonSucceeded         = "Succeeded"
 	ReasonProgressing       = "Progressing"
-	ReasonScalingUp         = "ScalingUp"
-	ReasonRollingOut        = "RollingOut"
 	ReasonReconcileFailed   = "ReconcileFailed"
 	ReasonSecretNotFound    = "SecretNotFound"
 	ReasonMinimumAvailable  = "MinimumReplicasAvailable"
@@ -189,10 +187,6 @@ func stableDeadlineExceeded(d *appsv1.Deployment) bool {
 	}
 	return false
 }
-
-// ReasonPaused marks a rollout held by spec.rollout.paused or a pause step
-// waiting for promotion.
-const ReasonPaused = "Paused"
 
 // recordTransitions emits an event when Ready flips. A flip the planner
 // already explained with its own event (a canary started, a rollback) is not
