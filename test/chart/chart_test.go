@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -201,17 +202,10 @@ func TestTemplateDefaults(t *testing.T) {
 	}
 
 	dep := find(objs, "Deployment", "rag-rag-operator")
-	var d struct {
-		Spec struct {
-			Replicas int `json:"replicas"`
-			Template struct {
-				Spec corev1.PodSpec `json:"spec"`
-			} `json:"template"`
-		} `json:"spec"`
-	}
+	var d appsv1.Deployment
 	fromUnstructured(t, dep, &d)
-	if d.Spec.Replicas != 1 {
-		t.Errorf("replicas %d, want 1", d.Spec.Replicas)
+	if d.Spec.Replicas == nil || *d.Spec.Replicas != 1 {
+		t.Errorf("replicas %v, want 1", d.Spec.Replicas)
 	}
 	pod := d.Spec.Template.Spec
 	psc := pod.SecurityContext
@@ -260,19 +254,12 @@ func TestTemplateCustomValues(t *testing.T) {
 		t.Error("aggregated roles rendered though rbac.aggregateToDefaultRoles is false")
 	}
 	dep := find(objs, "Deployment", "ragops")
-	var d struct {
-		Spec struct {
-			Replicas int `json:"replicas"`
-			Template struct {
-				Spec corev1.PodSpec `json:"spec"`
-			} `json:"template"`
-		} `json:"spec"`
-	}
+	var d appsv1.Deployment
 	fromUnstructured(t, dep, &d)
 	pod := d.Spec.Template.Spec
 	c := pod.Containers[0]
-	if d.Spec.Replicas != 2 || c.Image != "registry.example.com/platform/rag-manager:0.2.0-rc.1" || c.ImagePullPolicy != corev1.PullAlways {
-		t.Errorf("replicas %d image %s policy %s", d.Spec.Replicas, c.Image, c.ImagePullPolicy)
+	if d.Spec.Replicas == nil || *d.Spec.Replicas != 2 || c.Image != "registry.example.com/platform/rag-manager:0.2.0-rc.1" || c.ImagePullPolicy != corev1.PullAlways {
+		t.Errorf("replicas %v image %s policy %s", d.Spec.Replicas, c.Image, c.ImagePullPolicy)
 	}
 	for _, arg := range []string{"--metrics-bind-address=:9443", "--health-probe-bind-address=:9440", "--zap-log-level=debug",
 		"--embedserver-image=registry.example.com/platform/embedserver:0.2.0-rc.1"} {
