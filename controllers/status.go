@@ -152,9 +152,9 @@ func setCondition(conds []metav1.Condition, gen int64, t string, status metav1.C
 	return conds
 }
 
-// stableRolledOut is true when every pod of the stable Deployment runs its
+// rolledOut is true when every pod of a Deployment runs its
 // current template and is ready; otherwise the message says what is missing.
-func stableRolledOut(d *appsv1.Deployment, revision string) (bool, string) {
+func rolledOut(d *appsv1.Deployment, revision string) (bool, string) {
 	if d == nil {
 		return false, "stable Deployment does not exist yet"
 	}

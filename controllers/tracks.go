@@ -276,7 +276,7 @@ func trackOf(d *appsv1.Deployment, readyOfRevision int32) rollout.Track {
 	if d.Spec.Replicas != nil {
 		replicas = *d.Spec.Replicas
 	}
-	rolledOut, _ := stableRolledOut(d, revisionOf(d))
+	done, _ := rolledOut(d, revisionOf(d))
 	return rollout.Track{
 		Revision:          revisionOf(d),
 		Exists:            true,
@@ -285,6 +285,6 @@ func trackOf(d *appsv1.Deployment, readyOfRevision int32) rollout.Track {
 		ServingReplicas:   d.Status.ReadyReplicas,
 		UpdatedReplicas:   d.Status.UpdatedReplicas,
 		AvailableReplicas: d.Status.AvailableReplicas,
-		RolledOut:         rolledOut && readyOfRevision >= replicas,
+		RolledOut:         done && readyOfRevision >= replicas,
 	}
 }
