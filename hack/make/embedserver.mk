@@ -6,8 +6,9 @@ OPENAI_COMPAT_DIR := test/openai-compat
 test-embedserver: test-embedserver-fuzz test-openai-compat ## Embedding server extras for `make test`: decoder fuzzing and the official OpenAI client.
 
 .PHONY: test-embedserver-fuzz
-test-embedserver-fuzz: ## Fuzz the embeddings request decoder briefly (FUZZTIME, default 10s).
+test-embedserver-fuzz: ## Fuzz the request decoder and the upstream answer decoder briefly (FUZZTIME each, default 10s).
 	go test -run '^$$' -fuzz '^FuzzDecodeRequest$$' -fuzztime $${FUZZTIME:-10s} ./internal/openaiapi/
+	go test -run '^$$' -fuzz '^FuzzDecodeResponse$$' -fuzztime $${FUZZTIME:-10s} ./internal/openaiapi/
 
 .PHONY: test-openai-compat
 test-openai-compat: ## The official openai npm client (pinned, installed with npm ci) against the server on loopback.

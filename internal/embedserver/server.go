@@ -283,7 +283,7 @@ func (s *Server) embeddings(w http.ResponseWriter, r *http.Request) {
 	if !s.cfg.ProviderReportsBatches {
 		s.metrics.batchSize.Observe(float64(len(req.Inputs)))
 	}
-	out := openaiapi.AppendResponse(make([]byte, 0, 64+len(resp.Embeddings)*(len(resp.Embeddings[0])*12+48)), s.cfg.Model, resp.Embeddings, resp.PromptTokens, req.Base64)
+	out := openaiapi.AppendResponse(nil, s.cfg.Model, resp.Embeddings, resp.PromptTokens, req.Base64)
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Content-Length", strconv.Itoa(len(out)))
 	_, _ = w.Write(out)

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
@@ -168,6 +169,15 @@ func tokenIDs(raw json.RawMessage, where string) ([]int, error) {
 // AppendResponse appends the JSON response for vectors to dst. Encoding by hand
 // keeps a 64x1536 response from allocating a float64 per value.
 func AppendResponse(dst []byte, model string, vectors [][]float32, promptTokens int, b64 bool) []byte {
+	if len(vectors) > 0 {
+		// One allocation for the whole answer: base64 size exactly, floats at
+		// most 15 bytes each ("-1.1754944e-38,").
+		per := 48 + base64.StdEncoding.EncodedLen(4*len(vectors[0]))
+		if !b64 {
+			per = 48 + 15*len(vectors[0])
+		}
+		dst = slices.Grow(dst, 160+len(model)+len(vectors)*per)
+	}
 	dst = append(dst, `{"object":"list","data":[`...)
 	var raw []byte
 	for i, v := range vectors {

@@ -277,7 +277,7 @@ func (c *Client) attempt(ctx context.Context, body []byte, n int) ([][]float32, 
 	}
 	defer resp.Body.Close()
 	code = strconv.Itoa(resp.StatusCode)
-	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
+	data, err := readBody(resp)
 	if err != nil {
 		if actx.Err() != nil && ctx.Err() == nil {
 			code = "timeout"
@@ -297,15 +297,23 @@ func (c *Client) attempt(ctx context.Context, body []byte, n int) ([][]float32, 
 		}
 		return nil, 0, ue
 	}
-	var er openaiapi.EmbeddingResponse
-	if err := json.Unmarshal(data, &er); err != nil {
-		return nil, 0, &upstreamError{status: resp.StatusCode, message: "answer is not an embeddings response: " + err.Error()}
-	}
-	vecs, err := er.Vectors(n)
+	vecs, tokens, err := openaiapi.DecodeResponse(data, n)
 	if err != nil {
 		return nil, 0, &upstreamError{status: resp.StatusCode, message: "answer is not an embeddings response: " + err.Error()}
 	}
-	return vecs, er.Usage.PromptTokens, nil
+	return vecs, tokens, nil
+}
+
+// readBody reads at most maxResponseBytes of the answer into a buffer sized by
+// Content-Length when the upstream sends one, so a batched answer is not copied
+// through a dozen doublings.
+func readBody(resp *http.Response) ([]byte, error) {
+	var buf bytes.Buffer
+	if resp.ContentLength > 0 && resp.ContentLength <= maxResponseBytes {
+		buf.Grow(int(resp.ContentLength) + bytes.MinRead)
+	}
+	_, err := buf.ReadFrom(io.LimitReader(resp.Body, maxResponseBytes))
+	return buf.Bytes(), err
 }
 
 func errorMessage(data []byte) string {
