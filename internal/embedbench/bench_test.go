@@ -3,14 +3,18 @@ package embedbench
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	neturl "net/url"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -57,47 +61,92 @@ func ms(d time.Duration) string { return fmt.Sprintf("%.2fms", float64(d)/1e6) }
 // upstream with 20 ms latency and no limit, against calling that upstream
 // directly, at 1, 10 and 100 clients; at 100 single-input clients also the
 // upstream calls per client request (coalescing).
+//
+// Two baselines run in the same level, because everything here (clients,
+// server, upstream) shares the machine's cores: a bare httputil.ReverseProxy to
+// the same upstream (the least any Go proxy pays for the extra hop), and the
+// server with a provider that sleeps 20 ms in process (its own HTTP front
+// without the upstream hop).
 func BenchmarkOverheadAndCoalescing(b *testing.B) {
 	const run = 2 * time.Second
+	measure := func(url string, clients int) loadgen.Result {
+		return loadgen.Run(context.Background(), loadgen.Config{URL: url + "/v1/embeddings", Concurrency: clients, Duration: run,
+			Deadline: 30 * time.Second, Margin: 5 * time.Second, Body: []byte(body)})
+	}
 	for i := 0; i < b.N; i++ {
 		up := fakeupstream.New(fakeupstream.Config{Latency: fakeupstream.Latency{Base: 20 * time.Millisecond}, Dims: 384})
 		ts := httptest.NewServer(up)
 		fmt.Printf("\n== overhead: server vs direct, upstream latency 20ms, %v per level (load average %s) ==\n", run, loadavg())
-		fmt.Printf("%8s %12s %12s %12s %12s %12s %12s %10s\n", "clients", "direct p50", "server p50", "added p50", "added p99", "direct rps", "server rps", "tput ratio")
+		fmt.Printf("%8s %11s %11s %10s %10s %11s %11s %10s %10s %10s\n", "clients", "direct p50", "server p50", "added p50", "added p99",
+			"direct rps", "server rps", "tput ratio", "proxy", "no hop")
 		for _, clients := range []int{1, 10, 100} {
-			direct := loadgen.Run(context.Background(), loadgen.Config{URL: ts.URL + "/v1/embeddings", Concurrency: clients, Duration: run,
-				Deadline: 30 * time.Second, Margin: 5 * time.Second, Body: []byte(body)})
+			direct := measure(ts.URL, clients)
+
 			client, _ := openai.New(openai.Config{BaseURL: ts.URL + "/v1", Model: "fake-embedding", MaxInFlight: clients})
 			srv := embedserver.New(embedserver.Config{Model: "fake-embedding", MaxInFlight: clients, MaxQueue: clients}, client)
 			url, stop := serve(b, srv)
 			up.ResetStats()
-			via := loadgen.Run(context.Background(), loadgen.Config{URL: url + "/v1/embeddings", Concurrency: clients, Duration: run,
-				Deadline: 30 * time.Second, Margin: 5 * time.Second, Body: []byte(body)})
+			via := measure(url, clients)
 			calls := up.Stats().Calls
 			stop()
 			client.Close()
+
+			target, _ := neturl.Parse(ts.URL)
+			tr := &http.Transport{MaxIdleConns: clients, MaxIdleConnsPerHost: clients}
+			proxy := httptest.NewServer(&httputil.ReverseProxy{Rewrite: func(r *httputil.ProxyRequest) { r.SetURL(target) }, Transport: tr})
+			bare := measure(proxy.URL, clients)
+			proxy.Close()
+			tr.CloseIdleConnections()
+
+			url, stop = serve(b, embedserver.New(embedserver.Config{Model: "fake-embedding", MaxInFlight: clients, MaxQueue: clients}, sleepingProvider{20 * time.Millisecond}))
+			noHop := measure(url, clients)
+			stop()
+
 			ratio := via.Throughput() / direct.Throughput()
-			fmt.Printf("%8d %12s %12s %12s %12s %12.0f %12.0f %10.3f\n", clients, ms(direct.P50), ms(via.P50), ms(via.P50-direct.P50), ms(via.P99-direct.P99),
-				direct.Throughput(), via.Throughput(), ratio)
-			if via.OK != via.Requests || direct.OK != direct.Requests {
-				fmt.Printf("   !! not all ok: direct %v, server %v\n", direct.ByStatus, via.ByStatus)
+			fmt.Printf("%8d %11s %11s %10s %10s %11.0f %11.0f %10.3f %10.3f %10.3f\n", clients, ms(direct.P50), ms(via.P50), ms(via.P50-direct.P50), ms(via.P99-direct.P99),
+				direct.Throughput(), via.Throughput(), ratio, bare.Throughput()/direct.Throughput(), noHop.Throughput()/direct.Throughput())
+			for name, r := range map[string]loadgen.Result{"direct": direct, "server": via, "proxy": bare, "no hop": noHop} {
+				if r.OK != r.Requests {
+					fmt.Printf("   !! not all ok (%s): %v\n", name, r.ByStatus)
+				}
 			}
 			b.ReportMetric(float64(via.P50-direct.P50)/1e6, fmt.Sprintf("added-p50-ms/%dc", clients))
 			b.ReportMetric(ratio, fmt.Sprintf("tput-ratio/%dc", clients))
+			b.ReportMetric(bare.Throughput()/direct.Throughput(), fmt.Sprintf("proxy-tput-ratio/%dc", clients))
 			if clients == 100 {
 				perReq := float64(calls) / float64(via.Requests)
 				fmt.Printf("== coalescing: 100 single-input clients: %d upstream calls for %d requests = %.3f calls per request (target <= 0.2)\n", calls, via.Requests, perReq)
 				b.ReportMetric(perReq, "upstream-calls/req")
 			}
 		}
+		fmt.Println("   tput ratio: server / direct (target >= 0.9 at 100 clients); proxy: a bare httputil.ReverseProxy / direct;")
+		fmt.Println("   no hop: the server with an in-process provider sleeping 20ms / direct. All in this run, on these cores.")
 		up.Close()
 		ts.Close()
 	}
 }
 
+// sleepingProvider answers after a fixed delay without any network: the server's
+// own cost, with the upstream hop taken away.
+type sleepingProvider struct{ delay time.Duration }
+
+func (p sleepingProvider) Embed(ctx context.Context, req provider.Request) (provider.Response, error) {
+	t := time.NewTimer(p.delay)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+		return provider.Response{}, ctx.Err()
+	}
+	return builtinmodel.Provider{Model: builtinmodel.Model{Dims: 384}}.Embed(ctx, req)
+}
+
 // BenchmarkOverload: 10,000 concurrent connections against a real embedserver
 // process with --max-in-flight 8 --max-queue 32 in front of a 100 ms upstream:
-// median time to a 429, the server's peak RSS, and requests that hung.
+// median time to a 429, the server's peak RSS, and requests that hung. The same
+// phases then run against a bare net/http process that answers every request
+// with the same 429 and does nothing else: the floor for any Go HTTP server on
+// this machine, measured in the same run.
 func BenchmarkOverload(b *testing.B) {
 	const conns = 10000
 	dir := b.TempDir()
@@ -117,7 +166,6 @@ func BenchmarkOverload(b *testing.B) {
 		}
 		waitReady(b, "http://"+admin+"/readyz")
 
-		pid := cmd.Process.Pid
 		// EMBEDBENCH_PROFILE=file saves a CPU profile of the server during both phases.
 		profDone := make(chan struct{})
 		if path := os.Getenv("EMBEDBENCH_PROFILE"); path != "" {
@@ -135,38 +183,98 @@ func BenchmarkOverload(b *testing.B) {
 		} else {
 			close(profDone)
 		}
-		cpu0 := cpuTime(pid)
-		burst := overloadPhase(addr, conns, 0)
-		burst.serverCPU = cpuTime(pid) - cpu0
-		burstRSS := peakRSS(pid)
-		cpu0 = cpuTime(pid)
-		spread := overloadPhase(addr, conns, 2*time.Second)
-		spread.serverCPU = cpuTime(pid) - cpu0
-		rss := peakRSS(pid)
+		burst, spread := overloadPhases(addr, cmd.Process.Pid, conns)
+		rss := peakRSS(cmd.Process.Pid)
 		<-profDone
 		_ = cmd.Process.Signal(os.Interrupt)
 		_ = cmd.Wait()
 		up.Close()
 		ts.Close()
 
+		// The floor: this test binary again, as a bare 429 server (see TestMain).
+		bareAddr := freeAddr(b)
+		bare := exec.Command(os.Args[0], "-test.run=^$")
+		bare.Env = append(os.Environ(), bare429Env+"="+bareAddr)
+		bare.Stderr = os.Stderr
+		if err := bare.Start(); err != nil {
+			b.Fatal(err)
+		}
+		waitReady(b, "http://"+bareAddr+"/ready")
+		bareBurst, bareSpread := overloadPhases(bareAddr, bare.Process.Pid, conns)
+		_ = bare.Process.Signal(os.Interrupt)
+		_ = bare.Wait()
+
 		fmt.Printf("\n== overload: %d connections held open, --max-in-flight 8 --max-queue 32, upstream 100ms (load average %s) ==\n", conns, loadavg())
 		for _, ph := range []struct {
-			name string
-			r    phaseResult
-		}{{"burst (all requests sent at one instant)", burst}, {"spread (each connection sends once within 2s)", spread}} {
+			name     string
+			r, floor phaseResult
+		}{{"burst (all requests sent at one instant)", burst, bareBurst}, {"spread (each connection sends once within 2s)", spread, bareSpread}} {
 			r := ph.r
 			fmt.Printf("%s: dial failures %d, answers by status %v (0 = hung, -1 = connection error), all answered in %v\n",
 				ph.name, r.dialErrs, r.counts, r.elapsed.Round(time.Millisecond))
 			fmt.Printf("   time to a 429: median %s (target < 10ms), p99 %s; hung %d; server CPU %v = %.0f µs per request\n",
 				ms(loadgen.Percentile(r.to429, 0.5)), ms(loadgen.Percentile(r.to429, 0.99)), r.counts[0],
 				r.serverCPU, float64(r.serverCPU.Microseconds())/float64(conns))
+			f := ph.floor
+			fmt.Printf("   bare net/http 429 server, same phase: median %s, p99 %s, %.0f µs CPU per request; embedserver median / floor = %.2f\n",
+				ms(loadgen.Percentile(f.to429, 0.5)), ms(loadgen.Percentile(f.to429, 0.99)), float64(f.serverCPU.Microseconds())/float64(conns),
+				float64(loadgen.Percentile(r.to429, 0.5))/float64(max(loadgen.Percentile(f.to429, 0.5), time.Microsecond)))
 		}
-		fmt.Printf("server peak RSS: %.1f MiB after the burst, %.1f MiB overall (target < 256)\n", float64(burstRSS)/(1<<20), float64(rss)/(1<<20))
+		fmt.Printf("server peak RSS: %.1f MiB (target < 256)\n", float64(rss)/(1<<20))
 		b.ReportMetric(float64(loadgen.Percentile(burst.to429, 0.5))/1e6, "burst-median-429-ms")
+		b.ReportMetric(float64(loadgen.Percentile(bareBurst.to429, 0.5))/1e6, "floor-burst-median-429-ms")
 		b.ReportMetric(float64(loadgen.Percentile(spread.to429, 0.5))/1e6, "spread-median-429-ms")
 		b.ReportMetric(float64(rss)/(1<<20), "peak-rss-MiB")
 		b.ReportMetric(float64(burst.counts[0]+spread.counts[0]), "hung")
 	}
+}
+
+// overloadPhases runs the burst and then the spread phase against addr, counting
+// the CPU time of process pid during each.
+func overloadPhases(addr string, pid, conns int) (burst, spread phaseResult) {
+	cpu0 := cpuTime(pid)
+	burst = overloadPhase(addr, conns, 0)
+	cpu1 := cpuTime(pid)
+	spread = overloadPhase(addr, conns, 2*time.Second)
+	burst.serverCPU, spread.serverCPU = cpu1-cpu0, cpuTime(pid)-cpu1
+	return burst, spread
+}
+
+// bare429Env makes this test binary a bare 429 server on the address it names.
+const bare429Env = "EMBEDBENCH_BARE429_ADDR"
+
+func TestMain(m *testing.M) {
+	if addr := os.Getenv(bare429Env); addr != "" {
+		os.Exit(serveBare429(addr))
+	}
+	os.Exit(m.Run())
+}
+
+// serveBare429 answers every request with the embedding server's queue-full 429
+// (same bytes, same Connection: close) until interrupted.
+func serveBare429(addr string) int {
+	full := openaiapi.NewPreparedError(&provider.Error{Status: http.StatusTooManyRequests, Type: "rate_limit_error", Code: "queue_full",
+		Message: "server busy: 8 requests running and 32 waiting", RetryAfter: time.Second})
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	srv := &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/ready" {
+			return
+		}
+		w.Header()["Connection"] = []string{"close"}
+		full.Write(w)
+	})}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	go func() { <-ctx.Done(); _ = srv.Close() }()
+	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return 0
 }
 
 type phaseResult struct {
