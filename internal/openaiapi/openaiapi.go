@@ -170,8 +170,8 @@ func tokenIDs(raw json.RawMessage, where string) ([]int, error) {
 // keeps a 64x1536 response from allocating a float64 per value.
 func AppendResponse(dst []byte, model string, vectors [][]float32, promptTokens int, b64 bool) []byte {
 	if len(vectors) > 0 {
-		// One allocation for the whole answer: base64 size exactly, floats at
-		// most 15 bytes each ("-1.1754944e-38,").
+		// One allocation for the whole answer in the common case: base64 size
+		// exactly, floats about 15 bytes each ("-0.012345678,").
 		per := 48 + base64.StdEncoding.EncodedLen(4*len(vectors[0]))
 		if !b64 {
 			per = 48 + 15*len(vectors[0])

@@ -304,13 +304,17 @@ func (c *Client) attempt(ctx context.Context, body []byte, n int) ([][]float32, 
 	return vecs, tokens, nil
 }
 
+// maxPresize bounds how much an upstream's Content-Length alone can make us
+// allocate before any byte arrives; a 64 x 3072 float answer is about 3 MiB.
+const maxPresize = 4 << 20
+
 // readBody reads at most maxResponseBytes of the answer into a buffer sized by
 // Content-Length when the upstream sends one, so a batched answer is not copied
 // through a dozen doublings.
 func readBody(resp *http.Response) ([]byte, error) {
 	var buf bytes.Buffer
-	if resp.ContentLength > 0 && resp.ContentLength <= maxResponseBytes {
-		buf.Grow(int(resp.ContentLength) + bytes.MinRead)
+	if resp.ContentLength > 0 {
+		buf.Grow(int(min(resp.ContentLength, maxPresize)) + bytes.MinRead)
 	}
 	_, err := buf.ReadFrom(io.LimitReader(resp.Body, maxResponseBytes))
 	return buf.Bytes(), err

@@ -1,10 +1,14 @@
 package openai
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -258,5 +262,50 @@ func TestNewValidates(t *testing.T) {
 		if _, err := New(Config{BaseURL: u}); err == nil {
 			t.Errorf("%q accepted", u)
 		}
+	}
+}
+
+// An upstream whose Content-Length promises far more than it sends gets a clear
+// 502 after its retries, and the promise alone does not make the client allocate
+// what it claims (three attempts of a claimed 200 MB).
+func TestLyingContentLengthIsNotPreallocated(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer conn.Close()
+				_, _ = bufio.NewReader(conn).ReadString('{') // request line and headers, then the body starts
+				_, _ = io.WriteString(conn, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 200000000\r\n\r\n{\"data\":[")
+			}()
+		}
+	}()
+	t.Cleanup(func() { ln.Close(); <-done })
+	c, err := New(Config{BaseURL: "http://" + ln.Addr().String() + "/v1", Model: "m", InitialBackoff: time.Millisecond, MaxBackoff: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err = c.Embed(ctx, provider.Request{Inputs: texts("short answer", 1)})
+	runtime.ReadMemStats(&after)
+	pe, ok := provider.AsError(err)
+	if !ok || pe.Status != 502 || !strings.Contains(pe.Message, "after 3 attempt(s)") {
+		t.Fatalf("want a 502 after 3 attempts, got %v", err)
+	}
+	if grew := after.TotalAlloc - before.TotalAlloc; grew > 64<<20 {
+		t.Fatalf("allocated %d MiB for answers that sent a few bytes", grew>>20)
 	}
 }
