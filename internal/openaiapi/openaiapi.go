@@ -179,7 +179,10 @@ func AppendResponse(dst []byte, model string, vectors [][]float32, promptTokens 
 		dst = slices.Grow(dst, 160+len(model)+len(vectors)*per)
 	}
 	dst = append(dst, `{"object":"list","data":[`...)
-	var raw []byte
+	var raw []byte // one vector's little-endian bytes, reused
+	if b64 && len(vectors) > 0 {
+		raw = make([]byte, 0, 4*len(vectors[0]))
+	}
 	for i, v := range vectors {
 		if i > 0 {
 			dst = append(dst, ',')
