@@ -19,6 +19,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ragops/rag-operator/internal/openaiapi"
@@ -277,7 +278,9 @@ func (c *Client) attempt(ctx context.Context, body []byte, n int) ([][]float32, 
 	}
 	defer resp.Body.Close()
 	code = strconv.Itoa(resp.StatusCode)
-	data, err := readBody(resp)
+	buf := bodyBuffers.Get().(*bytes.Buffer)
+	defer putBodyBuffer(buf)
+	data, err := readBody(resp, buf)
 	if err != nil {
 		if actx.Err() != nil && ctx.Err() == nil {
 			code = "timeout"
@@ -308,11 +311,22 @@ func (c *Client) attempt(ctx context.Context, body []byte, n int) ([][]float32, 
 // allocate before any byte arrives; a 64 x 3072 float answer is about 3 MiB.
 const maxPresize = 4 << 20
 
-// readBody reads at most maxResponseBytes of the answer into a buffer sized by
-// Content-Length when the upstream sends one, so a batched answer is not copied
-// through a dozen doublings.
-func readBody(resp *http.Response) ([]byte, error) {
-	var buf bytes.Buffer
+// bodyBuffers recycles answer buffers: a batched answer is tens of kilobytes,
+// read once per upstream call and never kept (the vectors and error messages
+// taken from it are copies), so reusing them spares the collector most of the
+// client's garbage. Buffers grown past maxPresize are dropped, not kept.
+var bodyBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+func putBodyBuffer(buf *bytes.Buffer) {
+	if buf.Cap() <= maxPresize {
+		buf.Reset()
+		bodyBuffers.Put(buf)
+	}
+}
+
+// readBody reads at most maxResponseBytes of the answer into buf, grown once to
+// the Content-Length when the upstream sends one. The result aliases buf.
+func readBody(resp *http.Response, buf *bytes.Buffer) ([]byte, error) {
 	if resp.ContentLength > 0 {
 		buf.Grow(int(min(resp.ContentLength, maxPresize)) + bytes.MinRead)
 	}
