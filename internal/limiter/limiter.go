@@ -54,8 +54,7 @@ func (l *Limiter) Acquire(ctx context.Context) (release func(), err error) {
 		return nil, err
 	}
 	l.mu.Lock()
-	if l.inFlight < l.maxInFlight && l.waiters.Len() == 0 {
-		l.inFlight++
+	if l.takeLocked() {
 		l.mu.Unlock()
 		return l.releaser(), nil
 	}
@@ -82,6 +81,28 @@ func (l *Limiter) Acquire(ctx context.Context) (release func(), err error) {
 		}
 		return nil, context.Cause(ctx)
 	}
+}
+
+// TryAcquire takes a slot only if one is free and nobody is waiting (so it never
+// overtakes the queue), and never waits. A caller that would otherwise build a
+// deadline just for the wait can skip it when this succeeds.
+func (l *Limiter) TryAcquire() (release func(), ok bool) {
+	l.mu.Lock()
+	ok = l.takeLocked()
+	l.mu.Unlock()
+	if !ok {
+		return nil, false
+	}
+	return l.releaser(), true
+}
+
+// takeLocked takes a free slot when nobody is waiting for one.
+func (l *Limiter) takeLocked() bool {
+	if l.inFlight < l.maxInFlight && l.waiters.Len() == 0 {
+		l.inFlight++
+		return true
+	}
+	return false
 }
 
 func (l *Limiter) releaser() func() {

@@ -215,3 +215,38 @@ func TestNoSlotLeakUnderRace(t *testing.T) {
 		}
 	}
 }
+
+// TryAcquire takes only a free slot, never a queued caller's turn, and never
+// waits; its release is idempotent like Acquire's.
+func TestTryAcquire(t *testing.T) {
+	l := New(1, 1)
+	rel, ok := l.TryAcquire()
+	if !ok || l.InFlight() != 1 {
+		t.Fatalf("free slot not taken: ok=%v in flight %d", ok, l.InFlight())
+	}
+	if _, ok := l.TryAcquire(); ok {
+		t.Fatal("took a slot while every slot is held")
+	}
+	waiter := acquireAsync(t, l, context.Background(), 1)
+	if _, ok := l.TryAcquire(); ok {
+		t.Fatal("took a slot while a caller is queued")
+	}
+	rel()
+	rel() // idempotent: must not free the slot the waiter now holds
+	w := <-waiter
+	if w.err != nil {
+		t.Fatalf("queued caller: %v", w.err)
+	}
+	if _, ok := l.TryAcquire(); ok || l.InFlight() != 1 {
+		t.Fatalf("slot handed to the waiter was taken again (in flight %d)", l.InFlight())
+	}
+	w.release()
+	if rel, ok := l.TryAcquire(); !ok {
+		t.Fatal("free slot not taken after every release")
+	} else {
+		rel()
+	}
+	if l.InFlight() != 0 || l.QueueDepth() != 0 {
+		t.Fatalf("in flight %d, queued %d after all releases", l.InFlight(), l.QueueDepth())
+	}
+}
