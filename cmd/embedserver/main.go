@@ -62,7 +62,7 @@ func parse(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.drainDelay, "drain-delay", 3*time.Second, "on SIGTERM, keep answering (503 draining, with Retry-After) at least this long, so clients still routed here by a stale endpoint list get an answer; capped by --drain-timeout")
 	fs.Int64Var(&o.maxBodyBytes, "max-body-bytes", 4<<20, "request body limit; 413 beyond")
 	fs.IntVar(&o.maxInputs, "max-inputs", 2048, "inputs per request; 413 beyond")
-	fs.DurationVar(&o.linger, "coalesce-linger", time.Millisecond, "openai: how long a small request waits for others to share an upstream call while one is in flight (negative: never)")
+	fs.DurationVar(&o.linger, "coalesce-linger", openai.DefaultLinger, "openai: the most a small request waits for others to share an upstream call while one is in flight; the wait is 1/80 of the recent upstream latency, at least 100µs, at most this (negative: never wait)")
 	fs.DurationVar(&o.retryAfter, "retry-after", time.Second, "Retry-After sent with 429 and 503")
 	fs.Float64Var(&o.failRate, "fail-rate", 0, "DRILL ONLY: fraction of requests answered 500 on purpose (fault injection)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")

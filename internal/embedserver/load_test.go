@@ -107,8 +107,11 @@ func checkHash8(t *testing.T, inputs []string, got [][]float32) error {
 }
 
 func TestSplitAndCoalesceThroughServer(t *testing.T) {
+	// A 200 ms upstream keeps the coalescing wait at its 2 ms ceiling (it is
+	// 1/80 of the call latency), so 100 clients started together under -race
+	// still share calls.
 	h := startUpstream(t, Config{MaxInFlight: 100, MaxQueue: 10},
-		fakeupstream.Config{Latency: fakeupstream.Latency{Base: 20 * time.Millisecond}, MaxBatch: 64},
+		fakeupstream.Config{Latency: fakeupstream.Latency{Base: 200 * time.Millisecond}, MaxBatch: 64},
 		openai.Config{MaxBatchSize: 64, Linger: 2 * time.Millisecond})
 
 	t.Run("split", func(t *testing.T) {

@@ -31,16 +31,18 @@ type callFunc func(ctx context.Context, key batchKey, inputs []provider.Input) (
 
 // batcher coalesces chunks of concurrent requests into upstream calls of at most
 // max inputs. A chunk goes out at once when no upstream call is in flight (so a
-// lone client pays no linger); otherwise it waits up to linger for company, or
-// until the batch is full. Results go back to each member by offset.
+// lone client pays no linger); otherwise it waits for company, or until the
+// batch is full. The wait is a share of the recent call latency, at most
+// ceiling (see linger.go). Results go back to each member by offset.
 type batcher struct {
-	max    int
-	linger time.Duration
-	call   callFunc
+	max     int
+	ceiling time.Duration // <0: never wait
+	call    callFunc
 
 	mu       sync.Mutex
 	pending  map[batchKey]*batch
 	inFlight int
+	latency  time.Duration // smoothed latency of successful calls; 0 until one ends
 }
 
 type batch struct {
@@ -52,8 +54,15 @@ type batch struct {
 	timer    *time.Timer
 }
 
-func newBatcher(max int, linger time.Duration, call callFunc) *batcher {
-	return &batcher{max: max, linger: linger, call: call, pending: map[batchKey]*batch{}}
+func newBatcher(max int, ceiling time.Duration, call callFunc) *batcher {
+	return &batcher{max: max, ceiling: ceiling, call: call, pending: map[batchKey]*batch{}}
+}
+
+// linger is the wait a batch opened now gets.
+func (b *batcher) linger() time.Duration {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return lingerFor(b.latency, b.ceiling)
 }
 
 // submit adds inputs (at most max) to a batch and returns the member whose done
@@ -82,10 +91,10 @@ func (b *batcher) submit(ctx context.Context, key batchKey, inputs []provider.In
 		bt.deadline = dl
 	}
 	switch {
-	case len(bt.inputs) >= b.max || b.linger < 0 || b.inFlight == 0:
+	case len(bt.inputs) >= b.max || b.ceiling < 0 || b.inFlight == 0:
 		b.flushLocked(bt)
 	case bt.timer == nil:
-		bt.timer = time.AfterFunc(b.linger, func() {
+		bt.timer = time.AfterFunc(lingerFor(b.latency, b.ceiling), func() {
 			b.mu.Lock()
 			defer b.mu.Unlock()
 			if b.pending[key] == bt {
@@ -109,9 +118,14 @@ func (b *batcher) flushLocked(bt *batch) {
 // deadline, and is cancelled early once every member has gone (client left or
 // its own deadline passed), so abandoned work stops.
 func (b *batcher) run(bt *batch) {
+	start := time.Now()
+	var failed bool
 	defer func() {
 		b.mu.Lock()
 		b.inFlight--
+		if !failed {
+			b.latency = smoothLatency(b.latency, time.Since(start))
+		}
 		b.mu.Unlock()
 	}()
 	ctx, cancel := context.WithDeadline(context.Background(), bt.deadline)
@@ -130,6 +144,7 @@ func (b *batcher) run(bt *batch) {
 		defer stop()
 	}
 	vecs, tokens, err := b.call(ctx, bt.key, bt.inputs)
+	failed = err != nil // a timeout or an error says nothing of the usual latency
 	total := len(bt.inputs)
 	for _, m := range bt.members {
 		if err != nil {

@@ -26,6 +26,10 @@ import (
 	"github.com/ragops/rag-operator/internal/provider"
 )
 
+// DefaultLinger is the default ceiling of the coalescing wait, which is
+// otherwise 1/80 of the recent upstream latency (see linger.go).
+const DefaultLinger = 2 * time.Millisecond
+
 // Config configures the client. Zero values get the defaults noted.
 type Config struct {
 	BaseURL        string        // including /v1
@@ -37,7 +41,7 @@ type Config struct {
 	MaxAttempts    int           // including the first; default 3
 	InitialBackoff time.Duration // default 100ms; doubles per retry
 	MaxBackoff     time.Duration // default 5s
-	Linger         time.Duration // coalescing window while a call is in flight; default 1ms, <0 disables
+	Linger         time.Duration // ceiling of the coalescing wait while a call is in flight (see linger.go); default 2ms, <0 disables
 	Observer       Observer
 }
 
@@ -83,7 +87,7 @@ func New(cfg Config) (*Client, error) {
 		cfg.MaxBackoff = 5 * time.Second
 	}
 	if cfg.Linger == 0 {
-		cfg.Linger = time.Millisecond
+		cfg.Linger = DefaultLinger
 	}
 	// The pool holds as many connections as requests can run at once, so steady
 	// load reuses connections instead of dialling; MaxConnsPerHost bounds what a
