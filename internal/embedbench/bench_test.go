@@ -68,7 +68,7 @@ func ms(d time.Duration) string { return fmt.Sprintf("%.2fms", float64(d)/1e6) }
 // server with a provider that sleeps 20 ms in process (its own HTTP front
 // without the upstream hop).
 func BenchmarkOverheadAndCoalescing(b *testing.B) {
-	const run = 2 * time.Second
+	const run = 4 * time.Second
 	measure := func(url string, clients int) loadgen.Result {
 		return loadgen.Run(context.Background(), loadgen.Config{URL: url + "/v1/embeddings", Concurrency: clients, Duration: run,
 			Deadline: 30 * time.Second, Margin: 5 * time.Second, Body: []byte(body)})
