@@ -276,7 +276,8 @@ func TestManualControl(t *testing.T) {
 		g.Expect(svc.Status.CanaryRevision).To(BeEmpty())
 		g.Expect(svc.Status.StableRevision).To(Equal(second))
 	}, 2*time.Second, 200*time.Millisecond).Should(Succeed())
-	g.Expect(get(g, ns, "docs").Status.Phase).To(Equal(ragv1.PhasePaused))
+	svc = get(g, ns, "docs")
+	g.Expect(svc.Status.Phase).To(Equal(ragv1.PhasePaused), "generation %d, status %+v", svc.Generation, svc.Status)
 	update(t, ns, "docs", func(s *ragv1.RAGService) { s.Spec.Rollout.Paused = false })
 	g.Eventually(func(g Gomega) {
 		g.Expect(get(g, ns, "docs").Status.CanaryRevision).NotTo(BeEmpty())

@@ -94,6 +94,14 @@ type scope struct {
 	plan *rollout.Plan // the planner's decision; nil until reconcileTracks ran
 }
 
+// conflictRequeue is how soon a pass that read a stale object runs again; the
+// cache is usually a few milliseconds behind.
+const conflictRequeue = 100 * time.Millisecond
+
+// errStaleRead marks a status write the server refused because the object
+// changed since this pass read it (see patchStatus).
+var errStaleRead = errors.New("the RAGService changed since it was read")
+
 // Reconcile moves the owned objects of one RAGService toward its spec.
 func (r *RAGServiceReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
 	log := ctrl.LoggerFrom(ctx)
@@ -117,12 +125,25 @@ func (r *RAGServiceReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	// One status patch per reconcile, whatever happened: the conditions must
 	// tell the truth even when a step failed.
 	defer func() {
+		if errors.Is(retErr, errStaleRead) {
+			// The rollout decision was made from a stale read and refused:
+			// nothing of this pass stands, so read again soon, without an error.
+			log.V(1).Info("RAGService changed since it was read; reconciling again")
+			result, retErr = ctrl.Result{RequeueAfter: conflictRequeue}, nil
+			return
+		}
 		summarize(s, retErr)
 		before := s.base.DeepCopy()
-		if err := r.patchStatus(ctx, obj, s.base); err != nil && !apierrors.IsNotFound(err) {
+		switch err := r.patchStatus(ctx, obj, s.base); {
+		case err == nil:
+			r.recordTransitions(before, obj, s.plan)
+		case apierrors.IsNotFound(err):
+		case apierrors.IsConflict(err) && retErr == nil:
+			log.V(1).Info("RAGService changed since it was read; reconciling again")
+			result = ctrl.Result{RequeueAfter: conflictRequeue}
+		default:
 			retErr = kerrors.NewAggregate([]error{retErr, fmt.Errorf("patching status: %w", err)})
 		}
-		r.recordTransitions(before, obj, s.plan)
 	}()
 
 	steps := []func(context.Context, *scope) (ctrl.Result, error){
@@ -152,6 +173,14 @@ func (r *RAGServiceReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 // patchStatus writes the status. The first write is a full update: a merge
 // patch leaves out zero values equal to the (absent) old ones, and the printer
 // columns should show "0", not "<none>", from the start.
+//
+// The patch carries base's resourceVersion, so the server refuses it (conflict,
+// and the reconcile runs again) when base is not the latest object. Without
+// that, a patch computed from a stale cached base leaves out every field the
+// base already shows, whatever the server holds: a phase written by the
+// previous pass after the cache was read stayed next to this pass's conditions.
+// The planner's decision, written the same way, is thus always made from the
+// status it read.
 func (r *RAGServiceReconciler) patchStatus(ctx context.Context, obj, base *ragv1.RAGService) error {
 	if apiequality.Semantic.DeepEqual(obj.Status, base.Status) {
 		return nil // an empty patch is still a request
@@ -159,7 +188,7 @@ func (r *RAGServiceReconciler) patchStatus(ctx context.Context, obj, base *ragv1
 	if base.Status.ObservedGeneration == 0 && len(base.Status.Conditions) == 0 && base.Status.StableRevision == "" {
 		return r.Status().Update(ctx, obj)
 	}
-	return r.Status().Patch(ctx, obj, client.MergeFrom(base))
+	return r.Status().Patch(ctx, obj, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{}))
 }
 
 // stalledError is a spec the operator cannot act on until someone edits it.

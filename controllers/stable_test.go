@@ -12,6 +12,7 @@ import (
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -331,4 +332,42 @@ func fieldOwnedBy(d *appsv1.Deployment, manager, field string) bool {
 		}
 	}
 	return false
+}
+
+// A status patch computed from a stale copy of the object is refused, not
+// merged: a merge patch leaves out every field the stale copy already shows, so
+// it would put this pass's conditions next to a phase another pass wrote (this
+// flaked TestManualControl before patches carried the resourceVersion).
+func TestStatusPatchFromStaleBaseConflicts(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t)
+	ctx := context.Background()
+	r := &RAGServiceReconciler{Client: k8sClient}
+	g.Expect(k8sClient.Create(ctx, newService(ns, "docs", 1))).To(Succeed())
+	first := &ragv1.RAGService{}
+	g.Expect(k8sClient.Get(ctx, types.NamespacedName{Namespace: ns, Name: "docs"}, first)).To(Succeed())
+
+	// Pass A writes Paused (the first write is a full update).
+	a := first.DeepCopy()
+	a.Status.Phase = ragv1.PhasePaused
+	a.Status.StableRevision = "rev-a"
+	g.Expect(r.patchStatus(ctx, a, first)).To(Succeed())
+	stale := a.DeepCopy() // what a lagging cache would still show
+
+	// Pass B, from the latest object, writes RolledBack.
+	b := a.DeepCopy()
+	b.Status.Phase = ragv1.PhaseRolledBack
+	g.Expect(r.patchStatus(ctx, b, a)).To(Succeed())
+
+	// Pass C reads the stale copy, decides Paused again and new conditions.
+	c := stale.DeepCopy()
+	c.Status.Conditions = []metav1.Condition{{Type: ragv1.ConditionReady, Status: metav1.ConditionFalse, Reason: "Paused", Message: "m",
+		LastTransitionTime: metav1.Now(), ObservedGeneration: c.Generation}}
+	err := r.patchStatus(ctx, c, stale)
+	g.Expect(apierrors.IsConflict(err)).To(BeTrue(), "a patch from a stale base must conflict, got %v", err)
+
+	got := &ragv1.RAGService{}
+	g.Expect(k8sClient.Get(ctx, types.NamespacedName{Namespace: ns, Name: "docs"}, got)).To(Succeed())
+	g.Expect(got.Status.Phase).To(Equal(ragv1.PhaseRolledBack))
+	g.Expect(got.Status.Conditions).To(BeEmpty(), "nothing of the refused patch was applied")
 }

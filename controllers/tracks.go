@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	"net"
 	"strconv"
 
@@ -65,11 +66,16 @@ func (r *RAGServiceReconciler) reconcileTracks(ctx context.Context, s *scope) (c
 	plan := rollout.Decide(in)
 	s.plan = &plan
 	setRolloutStatus(&svc.Status, plan.Status)
-	recordMetrics(svc, &plan, in.Verdict)
 	if err := r.patchStatus(ctx, svc, s.base); err != nil {
+		if apierrors.IsConflict(err) {
+			err = fmt.Errorf("%w: %w", errStaleRead, err)
+		}
 		return ctrl.Result{}, fmt.Errorf("recording the rollout decision: %w", err)
 	}
 	s.base = svc.DeepCopy()
+	// Counted once the decision is recorded: a pass whose write conflicts is
+	// decided again from the newer status, and must not count twice.
+	recordMetrics(svc, &plan, in.Verdict)
 
 	if err := r.applyTrack(ctx, s, ragv1.TrackStable, plan.StableRevision, plan.StableReplicas); err != nil {
 		return ctrl.Result{}, err
@@ -92,7 +98,7 @@ func (r *RAGServiceReconciler) reconcileTracks(ctx context.Context, s *scope) (c
 		}
 	}
 	if len(plan.Consumed) > 0 {
-		if err := r.removeAnnotations(ctx, svc, plan.Consumed); err != nil {
+		if err := r.removeAnnotations(ctx, s, plan.Consumed); err != nil {
 			return ctrl.Result{}, err
 		}
 	}
@@ -240,7 +246,7 @@ func (r *RAGServiceReconciler) builtin() *analysis.Builtin {
 }
 
 // removeAnnotations deletes the one-shot annotations the planner acted on.
-func (r *RAGServiceReconciler) removeAnnotations(ctx context.Context, svc *ragv1.RAGService, keys []string) error {
+func (r *RAGServiceReconciler) removeAnnotations(ctx context.Context, s *scope, keys []string) error {
 	ann := map[string]any{}
 	for _, k := range keys {
 		ann[k] = nil
@@ -249,8 +255,16 @@ func (r *RAGServiceReconciler) removeAnnotations(ctx context.Context, svc *ragv1
 	if err != nil {
 		return err
 	}
-	if err := r.Patch(ctx, svc.DeepCopy(), client.RawPatch(types.MergePatchType, patch)); err != nil {
+	after := s.obj.DeepCopy()
+	if err := r.Patch(ctx, after, client.RawPatch(types.MergePatchType, patch)); err != nil {
 		return fmt.Errorf("removing annotations %v: %w", keys, err)
+	}
+	// Our own metadata change must not make this pass's status write conflict:
+	// when the status is still the one we last wrote, the new resourceVersion
+	// is as good a base as the old one.
+	if apiequality.Semantic.DeepEqual(after.Status, s.base.Status) {
+		s.base.ResourceVersion = after.ResourceVersion
+		s.obj.ResourceVersion = after.ResourceVersion
 	}
 	return nil
 }
