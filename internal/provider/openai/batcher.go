@@ -58,13 +58,6 @@ func newBatcher(max int, ceiling time.Duration, call callFunc) *batcher {
 	return &batcher{max: max, ceiling: ceiling, call: call, pending: map[batchKey]*batch{}}
 }
 
-// linger is the wait a batch opened now gets.
-func (b *batcher) linger() time.Duration {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return lingerFor(b.latency, b.ceiling)
-}
-
 // submit adds inputs (at most max) to a batch and returns the member whose done
 // channel receives their vectors.
 func (b *batcher) submit(ctx context.Context, key batchKey, inputs []provider.Input) *member {

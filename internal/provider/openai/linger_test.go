@@ -61,7 +61,12 @@ func TestBatcherLingerFollowsCallLatency(t *testing.T) {
 		}
 		return make([][]float32, len(inputs)), 0, nil
 	})
-	if got := b.linger(); got != 2*time.Millisecond {
+	linger := func() time.Duration { // what a batch opened now would wait
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		return lingerFor(b.latency, b.ceiling)
+	}
+	if got := linger(); got != 2*time.Millisecond {
 		t.Fatalf("before any call: linger %v, want the ceiling", got)
 	}
 	one := func() {
@@ -79,7 +84,7 @@ func TestBatcherLingerFollowsCallLatency(t *testing.T) {
 		}
 	}
 	one()
-	after := b.linger()
+	after := linger()
 	if after < 500*time.Microsecond || after > 2*time.Millisecond {
 		t.Fatalf("after a 40 ms call: linger %v, want between 500µs and the 2ms ceiling", after)
 	}
