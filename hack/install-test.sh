@@ -11,7 +11,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d /tmp/ragops-install-test.XXXXXX)
 export ROOT LOCAL_DIR=$work/.local
-export ETCD_PORT=52379 ETCD_PEER_PORT=52380 APISERVER_PORT=56443 KCM_PORT=50257 SCHEDULER_PORT=50259 KWOK_PORT=50247
+export ETCD_PORT=64379 ETCD_PEER_PORT=64380 APISERVER_PORT=64443 KCM_PORT=64257 SCHEDULER_PORT=64259 KWOK_PORT=64247
 export NET_PREFIX=198.19 POD_NETNS=ragops-install VETH_HOST=ragopsi0 VETH_NS=ragopsi1 KWOK_NODES=0
 export EMBEDSERVER_BINARY=$work/bin/embedserver
 source "$ROOT/hack/cluster/config.sh"

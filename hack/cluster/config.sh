@@ -1,19 +1,22 @@
 # Settings of the local control plane; sourced by up.sh, down.sh and test.sh.
 # Every value can be overridden from the environment. Ports are fixed (not
-# random, unlike envtest) so the kubeconfig stays valid across restarts; they sit
-# in a range unlikely to collide with other services on a laptop.
+# random, unlike envtest) so the kubeconfig stays valid across restarts. They sit
+# above Linux's ephemeral range (32768-60999): a port in it can be held by any
+# outgoing connection at the moment a component starts, and the component then
+# cannot listen. The throw-away clusters of the tests use 62xxx (e2e), 63xxx
+# (cluster-test) and 64xxx (install-test).
 ROOT=${ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 K8S_BINS=${K8S_BINS:-$ROOT/bin/k8s}
 LOCAL_DIR=${LOCAL_DIR:-$ROOT/.local}
 CLUSTER_DIR=${CLUSTER_DIR:-$LOCAL_DIR/cluster}
 KUBECONFIG_OUT=${KUBECONFIG_OUT:-$LOCAL_DIR/kubeconfig}
 
-ETCD_PORT=${ETCD_PORT:-32379}
-ETCD_PEER_PORT=${ETCD_PEER_PORT:-32380}
-APISERVER_PORT=${APISERVER_PORT:-36443}
-KCM_PORT=${KCM_PORT:-30257}
-SCHEDULER_PORT=${SCHEDULER_PORT:-30259}
-KWOK_PORT=${KWOK_PORT:-30247}
+ETCD_PORT=${ETCD_PORT:-61379}
+ETCD_PEER_PORT=${ETCD_PEER_PORT:-61380}
+APISERVER_PORT=${APISERVER_PORT:-61443}
+KCM_PORT=${KCM_PORT:-61257}
+SCHEDULER_PORT=${SCHEDULER_PORT:-61259}
+KWOK_PORT=${KWOK_PORT:-61247}
 
 SERVICE_CIDR=${SERVICE_CIDR:-10.96.0.0/16}
 # The node agent's pods run in a network namespace of the project's own

@@ -10,7 +10,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 work=$(mktemp -d /tmp/ragops-cluster-test.XXXXXX)
 export ROOT LOCAL_DIR=$work/.local
-export ETCD_PORT=42379 ETCD_PEER_PORT=42380 APISERVER_PORT=46443 KCM_PORT=40257 SCHEDULER_PORT=40259 KWOK_PORT=40247
+export ETCD_PORT=63379 ETCD_PEER_PORT=63380 APISERVER_PORT=63443 KCM_PORT=63257 SCHEDULER_PORT=63259 KWOK_PORT=63247
 export NET_PREFIX=198.19 POD_NETNS=ragops-test VETH_HOST=ragopst0 VETH_NS=ragopst1 KWOK_NODES=1
 export EMBEDSERVER_BINARY=$work/bin/embedserver
 source "$ROOT/hack/cluster/config.sh"

@@ -40,7 +40,16 @@ wait_for() { # what, seconds, command...
 	local what=$1 secs=$2; shift 2
 	local deadline=$((SECONDS + secs))
 	until "$@" >/dev/null 2>&1; do
-		((SECONDS < deadline)) || die "$what not ready after ${secs}s; see $LOGS"
+		# A component that exited will not become ready: say so now, with its
+		# log, which a test's cleanup may delete right after.
+		if [[ -f $PIDS/$what.pid ]] && ! running "$what"; then
+			tail -n 20 "$LOGS/$what.log" >&2 2>/dev/null || true
+			die "$what exited before it was ready; log above and in $LOGS/$what.log"
+		fi
+		if ((SECONDS >= deadline)); then
+			tail -n 20 "$LOGS/$what.log" >&2 2>/dev/null || true
+			die "$what not ready after ${secs}s; see $LOGS"
+		fi
 		sleep 0.3
 	done
 }
