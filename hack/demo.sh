@@ -100,7 +100,12 @@ watch_pid="" load_pid=""
 cleanup() {
 	[[ -n $load_pid ]] && kill -INT "$load_pid" 2>/dev/null || true
 	[[ -n $watch_pid ]] && kill "$watch_pid" 2>/dev/null || true
-	wait 2>/dev/null || true
+	# Only the helpers: the manager this run started is a child too (setsid
+	# execs it in place), and a bare wait would wait for it forever.
+	local p
+	for p in $load_pid $watch_pid; do
+		wait "$p" 2>/dev/null || true
+	done
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
