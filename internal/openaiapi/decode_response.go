@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 
 	jsoniter "github.com/json-iterator/go"
 )
@@ -24,9 +25,10 @@ var responseJSON = jsoniter.Config{}.Froze()
 // either encoding, and returns them ordered by index with the prompt tokens.
 // Where json.Unmarshal into EmbeddingResponse followed by Vectors(n) also
 // succeeds, both return the same vectors (TestDecodeResponseMatchesReference,
-// FuzzDecodeResponse). It is stricter about what it reads (keys in lower case as
-// the API writes them, a vector in every embedding) and, as a streaming reader,
-// does not validate the values it skips.
+// FuzzDecodeResponse); keys match as encoding/json matches them, exactly or else
+// case-insensitively. It is stricter about what it reads ("data" at most once, a
+// vector in every embedding) and, as a streaming reader, does not validate the
+// values it skips.
 func DecodeResponse(body []byte, n int) ([][]float32, int, error) {
 	it := responseJSON.BorrowIterator(body)
 	defer responseJSON.ReturnIterator(it)
@@ -62,9 +64,17 @@ func (d *responseDecoder) fail(err error) bool {
 	return false
 }
 
+// key reports whether a JSON object key names a field, by encoding/json's rule:
+// the same bytes, or the same under Unicode simple case folding ("Usage", and
+// even "uſage" with a long s, name "usage"). Upstreams write lower case; the
+// rule keeps the two decoders in agreement on the answers that do not.
+func key(name, field string) bool {
+	return name == field || strings.EqualFold(name, field)
+}
+
 func (d *responseDecoder) field(it *jsoniter.Iterator, name string) bool {
-	switch name {
-	case "data":
+	switch {
+	case key(name, "data"):
 		if it.WhatIsNext() == jsoniter.NilValue {
 			it.Skip()
 			break
@@ -73,13 +83,13 @@ func (d *responseDecoder) field(it *jsoniter.Iterator, name string) bool {
 			return d.fail(errors.New(`"data" appears twice`))
 		}
 		it.ReadArrayCB(d.embedding)
-	case "usage":
+	case key(name, "usage"):
 		if it.WhatIsNext() == jsoniter.NilValue {
 			it.Skip()
 			break
 		}
 		it.ReadObjectCB(func(it *jsoniter.Iterator, name string) bool {
-			if name == "prompt_tokens" {
+			if key(name, "prompt_tokens") {
 				d.tokens = it.ReadInt()
 			} else {
 				it.Skip()
@@ -97,10 +107,10 @@ func (d *responseDecoder) embedding(it *jsoniter.Iterator) bool {
 	index, haveIndex := 0, false
 	var vec []float32
 	it.ReadObjectCB(func(it *jsoniter.Iterator, name string) bool {
-		switch name {
-		case "index":
+		switch {
+		case key(name, "index"):
 			index, haveIndex = it.ReadInt(), true
-		case "embedding":
+		case key(name, "embedding"):
 			vec = d.vector(it, index)
 		default:
 			it.Skip()

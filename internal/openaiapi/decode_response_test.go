@@ -104,6 +104,37 @@ func TestDecodeResponseMatchesReference(t *testing.T) {
 	}
 }
 
+// TestDecodeResponseFoldsKeys: keys that are not in lower case, or are escaped,
+// name the same fields for both decoders, as encoding/json's rule says.
+func TestDecodeResponseFoldsKeys(t *testing.T) {
+	tests := []struct {
+		name, body string
+		tokens     int
+	}{
+		{"lower", `{"data":[{"index":0,"embedding":[1]}],"usage":{"prompt_tokens":3}}`, 3},
+		{"title case", `{"Data":[{"Index":0,"Embedding":[1]}],"Usage":{"Prompt_Tokens":3}}`, 3},
+		{"mixed case", `{"dAtA":[{"INDEX":0,"embeddinG":[1]}],"usAge":{"prompT_tokens":3}}`, 3},
+		{"long s folds to s", `{"data":[{"index":0,"embedding":[1]}],"uſage":{"prompt_tokenſ":3}}`, 3},
+		{"escaped key", `{"\u0064ata":[{"index":0,"embedding":[1]}],"usage":{"prompt\u005ftokens":3}}`, 3},
+		{"not a fold", `{"data":[{"index":0,"embedding":[1]}],"usage_":{"prompt_tokens":3}}`, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, tokens, err := DecodeResponse([]byte(tt.body), 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ref, refTokens, err := referenceDecode([]byte(tt.body), 1)
+			if err != nil {
+				t.Fatalf("reference: %v", err)
+			}
+			if !sameBits(got, [][]float32{{1}}) || !sameBits(ref, got) || tokens != tt.tokens || refTokens != tt.tokens {
+				t.Fatalf("got %v/%d tokens, reference %v/%d, want [[1]]/%d", got, tokens, ref, refTokens, tt.tokens)
+			}
+		})
+	}
+}
+
 func TestDecodeResponseRefuses(t *testing.T) {
 	b64 := string(AppendResponse(nil, "m", [][]float32{{1, 2}}, 0, true))
 	val := b64[strings.Index(b64, `"embedding":`)+len(`"embedding":`) : strings.Index(b64, `}],"model"`)]
