@@ -77,7 +77,12 @@ UNIT_PKGS = $(shell go list ./... | grep -v -e /controllers -e /test/ -e /intern
 INTEGRATION_PKGS = ./controllers/... ./internal/kubectlrag/...
 
 .PHONY: test
-test: verify-generated fmt-check vet lint test-unit test-embedserver test-integration test-chart test-e2e ## Everything: generated files, gofmt, vet, golangci-lint, unit, server extras, envtest, chart, end-to-end.
+test: verify-generated mod-check fmt-check vet lint test-unit test-embedserver test-integration test-chart test-e2e ## Everything: generated files, tidy go.mod, gofmt, vet, golangci-lint, unit, server extras, envtest, chart, end-to-end.
+
+.PHONY: mod-check
+mod-check: ## Fail when go.mod or go.sum (root or hack/k8s) is not what `go mod tidy` writes.
+	@go mod tidy -diff || { echo "go.mod is not tidy: run 'go mod tidy' and commit"; exit 1; }
+	@cd hack/k8s && go mod tidy -diff || { echo "hack/k8s/go.mod is not tidy: run 'go mod tidy' there and commit"; exit 1; }
 
 .PHONY: fmt-check
 fmt-check: ## Fail when gofmt would change a file.
