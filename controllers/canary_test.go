@@ -9,6 +9,7 @@ import (
 	. "github.com/onsi/gomega"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
 
 	ragv1 "github.com/ragops/rag-operator/api/v1alpha1"
 )
@@ -99,6 +100,7 @@ func TestCanaryPromotion(t *testing.T) {
 		g.Expect(args(d)).To(ContainElement("--max-in-flight=16"))
 		g.Expect(*getDeployment(g, ns, "docs-stable").Spec.Replicas).To(Equal(int32(4)))
 		conditionIs(g, svc, ragv1.ConditionReconciling, metav1.ConditionTrue, "")
+		g.Expect(kstatusOf(g, ns, "docs").Status).To(Equal(status.InProgressStatus))
 	}, waitLong, 50*time.Millisecond).Should(Succeed())
 	canaryRev := get(g, ns, "docs").Status.CanaryRevision
 
@@ -116,6 +118,7 @@ func TestCanaryPromotion(t *testing.T) {
 	g.Expect(svc.Status.StableRevision).To(Equal(canaryRev))
 	g.Expect(svc.Status.StableRevision).NotTo(Equal(before))
 	g.Expect(svc.Status.CanaryRevision).To(BeEmpty())
+	g.Expect(kstatusOf(g, ns, "docs").Status).To(Equal(status.CurrentStatus))
 	g.Expect(args(getDeployment(g, ns, "docs-stable"))).To(ContainElement("--max-in-flight=16"))
 	g.Eventually(func() bool { return deploymentGone(ns, "docs-canary") }, waitLong).Should(BeTrue())
 	g.Eventually(func(g Gomega) {
@@ -165,6 +168,7 @@ func TestCanaryAnalysisFailureRollsBack(t *testing.T) {
 		conditionIs(g, svc, ragv1.ConditionRolledBack, metav1.ConditionTrue, "AnalysisFailed")
 		conditionIs(g, svc, ragv1.ConditionReady, metav1.ConditionFalse, "")
 		conditionIs(g, svc, ragv1.ConditionStalled, metav1.ConditionTrue, "")
+		g.Expect(kstatusOf(g, ns, "docs").Status).To(Equal(status.FailedStatus))
 		g.Expect(svc.Status.Analysis.Verdict).To(Equal(ragv1.VerdictFail))
 	}, 60*time.Second, 50*time.Millisecond).Should(Succeed())
 	g.Eventually(func() bool { return deploymentGone(ns, "docs-canary") }, waitLong).Should(BeTrue())

@@ -110,8 +110,9 @@ type manager struct {
 }
 
 // startManager runs the reconciler in a manager until the test ends or stop
-// is called; a second manager in one test is a restarted operator.
-func startManager(t *testing.T) *manager {
+// is called; a second manager in one test is a restarted operator. configure,
+// if given, changes the reconciler as cmd/manager's flags would.
+func startManager(t *testing.T, configure ...func(*RAGServiceReconciler)) *manager {
 	t.Helper()
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                 testScheme,
@@ -129,6 +130,9 @@ func startManager(t *testing.T) *manager {
 		EmbedServerImage: testImage,
 		Builtin:          &analysis.Builtin{Timeout: 2 * time.Second},
 		MetricsPort:      podAdminPort,
+	}
+	for _, c := range configure {
+		c(r)
 	}
 	if err := r.SetupWithManager(mgr); err != nil {
 		t.Fatalf("setting up reconciler: %v", err)

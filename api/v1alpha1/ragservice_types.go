@@ -393,7 +393,9 @@ const (
 // RAGServiceStatus is what the operator observed and decided. Everything the
 // rollout needs to continue after a restart lives here.
 type RAGServiceStatus struct {
-	// ObservedGeneration is the generation of the last clean reconcile.
+	// ObservedGeneration is the last generation the operator acted on: reconciled
+	// cleanly, or found Stalled (a spec it cannot act on until it is edited).
+	// +kubebuilder:default=0
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 	// Phase summarises the conditions for display.
@@ -521,7 +523,8 @@ type RAGService struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`
 
-	Spec   RAGServiceSpec   `json:"spec,omitempty"`
+	Spec RAGServiceSpec `json:"spec,omitempty"`
+	// +kubebuilder:default={observedGeneration: 0}
 	Status RAGServiceStatus `json:"status,omitempty"`
 }
 

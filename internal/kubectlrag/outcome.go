@@ -37,9 +37,9 @@ func (o Outcome) String() string {
 // so it is always InProgress.
 func Evaluate(svc *ragv1.RAGService) (Outcome, string) {
 	st := &svc.Status
-	// A spec the operator cannot act on is Stalled without a clean pass, so
-	// status.observedGeneration stays behind; the condition's own generation says
-	// whether the stall is about the current spec.
+	// The Stalled condition's own generation says whether the stall is about the
+	// current spec. It is read first because earlier operator builds left
+	// status.observedGeneration behind on a spec they could not act on.
 	if c := meta.FindStatusCondition(st.Conditions, ragv1.ConditionStalled); c != nil && c.Status == metav1.ConditionTrue {
 		gen := c.ObservedGeneration
 		if gen == 0 {
