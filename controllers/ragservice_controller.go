@@ -160,8 +160,8 @@ func (r *RAGServiceReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 			if errors.As(err, &stalled) {
 				log.Info("Spec cannot be reconciled", "reason", stalled.reason, "message", stalled.message)
 				// The spec was observed and judged: kstatus readers (Flux health
-				// checks, kubectl rag) see Stalled only once observedGeneration is
-				// current, and would otherwise wait on a bad spec forever.
+				// checks) see Stalled only once observedGeneration is current,
+				// and would otherwise wait on a bad spec forever.
 				obj.Status.ObservedGeneration = obj.Generation
 				// A bad spec does not heal by retrying: wait for the next edit.
 				return ctrl.Result{}, nil
