@@ -9,9 +9,24 @@ test-embedserver: test-embedserver-fuzz test-openai-compat ## Embedding server e
 # The budget is a count of executions (FUZZCOUNT each, about 10 s here), not a duration:
 # with a duration go1.26's fuzz coordinator can report its own deadline as a failure
 # ("context deadline exceeded", no crasher written; golang/go#75804, fixed in go1.27).
-test-embedserver-fuzz: ## Fuzz the request decoder and the upstream answer decoder briefly (FUZZCOUNT executions each, default 200000x).
-	go test -run '^$$' -fuzz '^FuzzDecodeRequest$$' -fuzztime $${FUZZCOUNT:-200000x} ./internal/openaiapi/
-	go test -run '^$$' -fuzz '^FuzzDecodeResponse$$' -fuzztime $${FUZZCOUNT:-200000x} ./internal/openaiapi/
+# Each target runs twice: guided by coverage (go test -fuzz), then from a test binary
+# built without coverage instrumentation, whose mutations reach other inputs; that
+# second pass found a case-folding disagreement that 2 M guided executions missed.
+# A failing input is written to internal/openaiapi/testdata/fuzz/ either way. The
+# second pass warns that it runs without coverage guidance: that is its purpose.
+FUZZ_PKG := ./internal/openaiapi
+FUZZ_TARGETS := FuzzDecodeRequest FuzzDecodeResponse
+test-embedserver-fuzz: ## Fuzz the request and upstream-answer decoders, guided and unguided (FUZZCOUNT executions each, default 200000x).
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		echo "go test -fuzz $$t (coverage-guided)"; \
+		go test -run '^$$' -fuzz "^$$t\$$" -fuzztime $${FUZZCOUNT:-200000x} $(FUZZ_PKG)/; \
+	done
+	go test -c -o $(BIN)/openaiapi-fuzz.test $(FUZZ_PKG)/
+	@set -e; cd $(FUZZ_PKG) && for t in $(FUZZ_TARGETS); do \
+		echo "$$t (without coverage instrumentation)"; \
+		$(BIN)/openaiapi-fuzz.test -test.run '^$$' -test.fuzz "^$$t\$$" -test.fuzztime $${FUZZCOUNT:-200000x} \
+			-test.fuzzcachedir $(ROOT)/.local/fuzzcache; \
+	done
 
 .PHONY: test-openai-compat
 test-openai-compat: ## The official openai npm client (pinned, installed with npm ci) against the server on loopback.
