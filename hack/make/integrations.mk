@@ -30,3 +30,7 @@ $(PROMTOOL):
 argocd-statuses: ## Record, on envtest, the RAGService statuses the Argo CD health check is tested on (config/argocd/.../testdata).
 	K8S_BINS_DIR=$(K8S_BINS) hack/k8s-bins.sh etcd kube-apiserver
 	go test -count=1 -run '^TestArgoCDHealthStatuses$$' ./controllers/ -args -update
+
+.PHONY: prometheus-rules
+prometheus-rules: $(HELM) ## Render the chart's alert rules with default values into config/prometheus/ragops-alerts.rules.yaml.
+	HELM=$(HELM) go test -count=1 -run '^TestAlertRulesFileIsTheChartsRules$$' ./test/integrations/ -args -update

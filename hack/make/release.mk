@@ -10,9 +10,11 @@ IMAGE_SOURCE ?= https://github.com/ragops/rag-operator
 ##@ Release
 
 .PHONY: helm-sync
-helm-sync: manifests ## Copy the generated CRD and manager role into the Helm chart.
+helm-sync: manifests ## Copy the generated CRD, the manager role and the Grafana dashboard into the Helm chart.
 	cp config/crd/bases/rag.ragops.io_ragservices.yaml $(CHART_DIR)/crds/rag.ragops.io_ragservices.yaml
 	cp config/rbac/role.yaml $(CHART_DIR)/files/manager-role.yaml
+	mkdir -p $(CHART_DIR)/files/dashboards
+	cp config/grafana/ragops-dashboard.json $(CHART_DIR)/files/dashboards/ragops-dashboard.json
 
 .PHONY: helm-lint
 helm-lint: $(HELM) ## helm lint the chart (default and strict).

@@ -17,7 +17,6 @@ import (
 )
 
 const (
-	root       = "../.."
 	argoDir    = root + "/config/argocd/rag.ragops.io/RAGService"
 	argoScript = argoDir + "/health.lua"
 	argoCMFile = root + "/config/argocd/argocd-cm.yaml"
@@ -113,15 +112,6 @@ type healthTests struct {
 		HealthStatus healthStatus `json:"healthStatus"`
 		InputPath    string       `json:"inputPath"`
 	} `json:"tests"`
-}
-
-func readFile(t *testing.T, path string) []byte {
-	t.Helper()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return data
 }
 
 func readObject(t *testing.T, path string) map[string]any {
@@ -251,10 +241,39 @@ func TestArgoCDRunnerRefusesWhatArgoCDRefuses(t *testing.T) {
 	}
 }
 
+// argocdCMHeader is the top of config/argocd/argocd-cm.yaml, before the script.
+const argocdCMHeader = `# Argo CD health check for RAGServices: merge into the argocd-cm ConfigMap of
+# your Argo CD install, then Argo CD shows each RAGService as Healthy,
+# Progressing, Suspended (a rollout waiting for a promote or paused by the spec)
+# or Degraded (rolled back, or a spec the operator cannot act on).
+#   kubectl -n argocd patch configmap argocd-cm --type merge --patch-file config/argocd/argocd-cm.yaml
+# The script is config/argocd/rag.ragops.io/RAGService/health.lua.
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: argocd-cm
+  namespace: argocd
+data:
+  ` + argoCMKey + `: |
+`
+
 // The argocd-cm patch and the docs carry the script itself, not a copy that
-// drifted.
+// drifted. -update rewrites the patch from the script.
 func TestArgoCDSnippetsCarryTheScript(t *testing.T) {
 	script := string(readFile(t, argoScript))
+	if *update {
+		var b strings.Builder
+		b.WriteString(argocdCMHeader)
+		for _, line := range strings.SplitAfter(script, "\n") {
+			if strings.TrimSpace(line) != "" {
+				b.WriteString("    ")
+			}
+			b.WriteString(line)
+		}
+		if err := os.WriteFile(argoCMFile, []byte(b.String()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 	var cm struct {
 		APIVersion string            `json:"apiVersion"`
 		Kind       string            `json:"kind"`
@@ -269,7 +288,7 @@ func TestArgoCDSnippetsCarryTheScript(t *testing.T) {
 		t.Errorf("%s is not a patch of ConfigMap argocd-cm: %s %v", argoCMFile, cm.Kind, cm.Metadata)
 	}
 	if got := cm.Data[argoCMKey]; got != script {
-		t.Errorf("%s: data[%s] differs from %s: copy the script into it", argoCMFile, argoCMKey, argoScript)
+		t.Errorf("%s: data[%s] differs from %s: rewrite it with `go test ./test/integrations -run TestArgoCDSnippetsCarryTheScript -args -update`", argoCMFile, argoCMKey, argoScript)
 	}
 	if docs := string(readFile(t, root+"/docs/install.md")); !strings.Contains(docs, string(patch)) {
 		t.Errorf("docs/install.md does not show %s verbatim", argoCMFile)

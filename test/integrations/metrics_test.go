@@ -150,6 +150,7 @@ func buildBinary(pkg string) (string, error) {
 			b.err = err
 			return
 		}
+		atExit(func() { _ = os.RemoveAll(dir) })
 		b.path = filepath.Join(dir, filepath.Base(pkg))
 		cmd := exec.Command("go", "build", "-o", b.path, pkg)
 		cmd.Dir = root
