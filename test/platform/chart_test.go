@@ -1,4 +1,4 @@
-package integrations
+package platform
 
 import (
 	"encoding/json"

@@ -1,15 +1,15 @@
-##@ Integrations
+##@ Platform tools
 
 # What ragops ships for the tools platform teams run: the Argo CD health check,
 # the Grafana dashboard, the Prometheus alert rules, the krew manifest and
-# `ragload --service` (test/integrations). See docs/install.md#integrations.
+# `ragload --service` (test/platform). See docs/install.md#integrations.
 
 PROMTOOL := $(BIN)/promtool
 
-.PHONY: test-integrations
-test-integrations: $(HELM) $(PROMTOOL) ## Argo CD health script, dashboard and alert queries, promtool rule tests, krew manifest, ragload --service on envtest.
+.PHONY: test-platform
+test-platform: $(HELM) $(PROMTOOL) ## Argo CD health script, dashboard and alert queries, promtool rule tests, krew manifest, ragload --service on envtest.
 	K8S_BINS_DIR=$(K8S_BINS) hack/k8s-bins.sh etcd kube-apiserver  # envtest needs only these two
-	HELM=$(HELM) PROMTOOL=$(PROMTOOL) go test -race -count=1 -timeout 10m ./test/integrations/...
+	HELM=$(HELM) PROMTOOL=$(PROMTOOL) go test -race -count=1 -timeout 10m ./test/platform/...
 
 # promtool from Debian's prometheus package (2.42), unpacked into bin/ rather
 # than installed: installing the package would also start a Prometheus server
@@ -33,4 +33,4 @@ argocd-statuses: ## Record, on envtest, the RAGService statuses the Argo CD heal
 
 .PHONY: prometheus-rules
 prometheus-rules: $(HELM) ## Render the chart's alert rules with default values into config/prometheus/ragops-alerts.rules.yaml.
-	HELM=$(HELM) go test -count=1 -run '^TestAlertRulesFileIsTheChartsRules$$' ./test/integrations/ -args -update
+	HELM=$(HELM) go test -count=1 -run '^TestAlertRulesFileIsTheChartsRules$$' ./test/platform/ -args -update

@@ -1,4 +1,4 @@
-package integrations
+package platform
 
 import (
 	"context"
@@ -288,7 +288,7 @@ func TestArgoCDSnippetsCarryTheScript(t *testing.T) {
 		t.Errorf("%s is not a patch of ConfigMap argocd-cm: %s %v", argoCMFile, cm.Kind, cm.Metadata)
 	}
 	if got := cm.Data[argoCMKey]; got != script {
-		t.Errorf("%s: data[%s] differs from %s: rewrite it with `go test ./test/integrations -run TestArgoCDSnippetsCarryTheScript -args -update`", argoCMFile, argoCMKey, argoScript)
+		t.Errorf("%s: data[%s] differs from %s: rewrite it with `go test ./test/platform -run TestArgoCDSnippetsCarryTheScript -args -update`", argoCMFile, argoCMKey, argoScript)
 	}
 	if docs := string(readFile(t, root+"/docs/install.md")); !strings.Contains(docs, string(patch)) {
 		t.Errorf("docs/install.md does not show %s verbatim", argoCMFile)

@@ -1,4 +1,4 @@
-package integrations
+package platform
 
 import (
 	"bytes"
@@ -9,6 +9,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/go-logr/logr"
+	crlog "sigs.k8s.io/controller-runtime/pkg/log"
 )
 
 // root is the repository, from this package.
@@ -17,8 +20,9 @@ const root = "../.."
 func TestMain(m *testing.M) { os.Exit(runMain(m)) }
 
 func runMain(m *testing.M) int {
+	crlog.SetLogger(logr.Discard()) // envtest's client logs nothing the tests need
 	// Helm keeps its caches out of the user's home.
-	tmp, err := os.MkdirTemp("", "integrations")
+	tmp, err := os.MkdirTemp("", "platform-test")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -66,7 +70,7 @@ func tool(t *testing.T, env, why string) string {
 	t.Helper()
 	bin := os.Getenv(env)
 	if bin == "" {
-		t.Fatalf("%s is not set: run `make test-integrations`, which %s", env, why)
+		t.Fatalf("%s is not set: run `make test-platform`, which %s", env, why)
 	}
 	return bin
 }

@@ -1,4 +1,4 @@
-package integrations
+package platform
 
 import (
 	"bytes"
@@ -145,7 +145,7 @@ func buildBinary(pkg string) (string, error) {
 	v, _ := buildOnce.LoadOrStore(pkg, &buildResult{})
 	b := v.(*buildResult)
 	b.once.Do(func() {
-		dir, err := os.MkdirTemp("", "integrations-bin")
+		dir, err := os.MkdirTemp("", "platform-bin")
 		if err != nil {
 			b.err = err
 			return

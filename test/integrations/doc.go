@@ -1,6 +1,0 @@
-// Package integrations checks what ragops ships for the tools platform teams
-// already run: the Argo CD health check, the Grafana dashboard, the Prometheus
-// alert rules, the krew plugin manifest and `ragload --service`. `make
-// test-integrations` runs it (it provides promtool, helm and the envtest
-// binaries).
-package integrations
