@@ -58,6 +58,18 @@ deploy: manifests ## Install the operator with kustomize into the cluster in $$K
 undeploy: ## Remove the operator installed by deploy (RAGServices go with the CRD).
 	$(KUBECTL) delete --ignore-not-found -k config/default
 
+# The platforms of the kubectl-rag release, each a tarball listed in the krew
+# manifest (plugins/rag.yaml).
+RELEASE_PLATFORMS := linux/amd64 linux/arm64 darwin/amd64 darwin/arm64
+
+.PHONY: release
+release: helm images release-kubectl-rag ## The release into dist/: chart, images, kubectl-rag tarballs with sha256 and the krew manifest.
+
+.PHONY: release-kubectl-rag
+release-kubectl-rag: ## kubectl-rag tarballs for RELEASE_PLATFORMS, sha256 sums and the krew manifest (dist/release/rag.yaml).
+	go run ./hack/release --version v$(VERSION) --platforms "$(RELEASE_PLATFORMS)" --template plugins/rag.yaml \
+		--out $(DIST)/release --ldflags '$(LDFLAGS)'
+
 .PHONY: kubectl-rag
 kubectl-rag: ## Build the kubectl plugin into bin/kubectl-rag.
 	CGO_ENABLED=0 go build -ldflags '$(LDFLAGS)' -o $(BIN)/kubectl-rag ./cmd/kubectl-rag
