@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"encoding/json"
 	"fmt"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -123,4 +124,18 @@ func controllerRevisionFor(svc *ragv1.RAGService, revision string, number int64,
 		WithOwnerReferences(ownerRef(svc)).
 		WithRevision(number).
 		WithData(runtime.RawExtension{Raw: raw}), nil
+}
+
+// fromApplyResult reads the object the API server returned into an apply
+// configuration (client.Apply fills it from the response).
+func fromApplyResult[T any](applied any) (*T, error) {
+	b, err := json.Marshal(applied)
+	if err != nil {
+		return nil, fmt.Errorf("reading apply result: %w", err)
+	}
+	out := new(T)
+	if err := json.Unmarshal(b, out); err != nil {
+		return nil, fmt.Errorf("reading apply result: %w", err)
+	}
+	return out, nil
 }

@@ -391,14 +391,14 @@ const (
 )
 
 // RAGServiceStatus is what the operator observed and decided. Everything the
-// rollout needs to continue after a restart lives here.
+// rollout needs to continue after a restart lives here, in RolloutStatus.
 type RAGServiceStatus struct {
 	// ObservedGeneration is the last generation the operator acted on: reconciled
 	// cleanly, or found Stalled (a spec it cannot act on until it is edited).
 	// +kubebuilder:default=0
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
-	// Phase summarises the conditions for display.
+	// Phase summarises the conditions for display; nothing decides on it.
 	// +optional
 	Phase Phase `json:"phase,omitempty"`
 	// Replicas counts the pods of both tracks.
@@ -410,6 +410,22 @@ type RAGServiceStatus struct {
 	// Selector selects the pods of both tracks, for the scale subresource.
 	// +optional
 	Selector string `json:"selector,omitempty"`
+
+	// RolloutStatus is the rollout planner's memory, written whole from its
+	// decision; its fields sit at the top level of status.
+	RolloutStatus `json:",inline"`
+
+	// Conditions: Ready, Reconciling, Stalled, Available, RolledBack.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+}
+
+// RolloutStatus is what the rollout planner remembers between passes. The
+// planner returns it whole and the controller stores it as it is, so a field
+// added here persists without anyone copying it.
+type RolloutStatus struct {
 	// StableRevision is the hash of the stable pod template.
 	// +optional
 	StableRevision string `json:"stableRevision,omitempty"`
@@ -436,11 +452,6 @@ type RAGServiceStatus struct {
 	// Rollback is the last rollback.
 	// +optional
 	Rollback *RollbackStatus `json:"rollback,omitempty"`
-	// Conditions: Ready, Reconciling, Stalled, Available, RolledBack.
-	// +optional
-	// +listType=map
-	// +listMapKey=type
-	Conditions []metav1.Condition `json:"conditions,omitempty"`
 }
 
 // AnalysisStatus is the result of one analysis interval.

@@ -94,13 +94,14 @@ type sim struct {
 	replicas int32
 	desired  string
 	rollout  v1alpha1.RolloutSpec
-	status   v1alpha1.RAGServiceStatus
-	promote  bool
-	abort    bool
-	retry    bool
+	// What the controller stores: the rollout memory, the conditions and the
+	// phase, and the one-shot annotations present.
+	memory      v1alpha1.RolloutStatus
+	conditions  []metav1.Condition
+	phase       v1alpha1.Phase
+	annotations map[string]string
 
 	lastReady  string
-	lastPhase  v1alpha1.Phase
 	lastReason string
 	reached    bool
 	reachedFor int32
@@ -199,8 +200,8 @@ func (s *sim) observe() {
 	// Capacity: ready stable pods plus ready pods of the promoted revision never
 	// fall below the size once it was reached.
 	capacity := s.stable.ready(s.now, "")
-	if s.canary.exists && s.status.StableRevision != "" {
-		capacity += s.canary.ready(s.now, s.status.StableRevision)
+	if s.canary.exists && s.memory.StableRevision != "" {
+		capacity += s.canary.ready(s.now, s.memory.StableRevision)
 	}
 	if s.replicas > s.reachedFor {
 		s.reached = false // a scale-up is not reached until its pods are ready
@@ -247,15 +248,15 @@ func (s *sim) step() {
 	s.observe()
 
 	nowT := epoch.Add(time.Duration(s.now) * tick)
+	cmd, outranked := ResolveCommand(s.annotations)
 	in := Input{
 		Now: nowT, Replicas: s.replicas, Rollout: s.rollout, DesiredRevision: s.desired,
-		Status: s.status, Stable: s.track(s.stable), Canary: s.track(s.canary),
-		Promote: s.promote, Abort: s.abort, Retry: s.retry,
+		Memory: s.memory, Stable: s.track(s.stable), Canary: s.track(s.canary), Command: cmd,
 	}
 	if AnalysisDue(in) && s.sc.verdict != nil {
-		if v := s.sc.verdict(s, in.Status.CanaryRevision); v != nil {
+		if v := s.sc.verdict(s, in.Memory.CanaryRevision); v != nil {
 			v.Time = metav1.NewTime(nowT)
-			v.Revision = in.Status.CanaryRevision
+			v.Revision = in.Memory.CanaryRevision
 			in.Verdict = v
 			s.logf("analysis of %s: %s (%s)", v.Revision, v.Verdict, v.Message)
 		}
@@ -267,54 +268,68 @@ func (s *sim) step() {
 		s.logf("manager killed before writing status: pass lost")
 		return
 	}
-	// The controller persists status first, then applies the Deployments; a
-	// restart reads the status back from JSON as the API server stores it.
-	s.status = roundTrip(s.t, plan.Status)
-	for _, a := range plan.Consumed {
-		switch a {
-		case v1alpha1.AnnotationPromote:
-			s.promote = false
-		case v1alpha1.AnnotationAbort:
-			s.abort = false
-		case v1alpha1.AnnotationRetry:
-			s.retry = false
-		}
+	// The controller persists the decision first, then removes the one-shot
+	// annotations, applies the Deployments and writes the summary; a restart
+	// reads the memory back from JSON as the API server stores it.
+	s.memory = roundTrip(s.t, plan.Memory)
+	for _, a := range PresentCommands(s.annotations) {
+		delete(s.annotations, a)
 		s.logf("annotation %s removed", a)
 	}
-	for _, e := range plan.Events {
+	if s.sc.killAt[s.now] {
+		s.logf("manager killed after writing the decision, before applying Deployments")
+		return
+	}
+	var applied strings.Builder
+	s.apply(&applied, s.stable, "stable", plan.StableRevision, plan.StableReplicas, plan.StableRevision != "")
+	s.apply(&applied, s.canary, "canary", plan.CanaryRevision, plan.CanaryReplicas, plan.CanaryRevision != "")
+
+	sum := Summarize(Observation{
+		Generation: 1, Replicas: s.replicas, Stable: s.track(s.stable), Canary: s.track(s.canary),
+		Plan: &plan, Memory: s.memory, Outranked: outranked, Conditions: s.conditions,
+	})
+	s.conditions = sum.Conditions
+	for _, e := range sum.Events {
 		s.logf("event %s %s: %s", e.Type, e.Reason, e.Message)
 	}
-	if why := fmt.Sprintf("%s %s: %s", plan.Transition, plan.Reason, plan.Message); why != s.lastReason && len(plan.Events) == 0 {
+	if why := fmt.Sprintf("%s %s: %s", plan.Transition, plan.Reason, plan.Message); why != s.lastReason && len(sum.Events) == 0 {
 		s.logf("decision: %s", why)
 	}
 	s.lastReason = fmt.Sprintf("%s %s: %s", plan.Transition, plan.Reason, plan.Message)
-	if plan.Phase != s.lastPhase {
-		s.logf("phase %s -> %s (%s)", orNone(string(s.lastPhase)), plan.Phase, plan.Reason)
-		s.lastPhase = plan.Phase
+	if sum.Phase != s.phase {
+		s.logf("phase %s -> %s (%s)", orNone(string(s.phase)), sum.Phase, plan.Reason)
+		s.phase = sum.Phase
 	}
-	if s.sc.killAt[s.now] {
-		s.logf("manager killed after writing status, before applying Deployments")
-		return
-	}
-	s.apply(s.stable, "stable", plan.StableRevision, plan.StableReplicas, plan.StableRevision != "")
-	s.apply(s.canary, "canary", plan.CanaryRevision, plan.CanaryReplicas, plan.CanaryRevision != "")
+	s.out.WriteString(applied.String())
 }
 
-func (s *sim) apply(d *simDeploy, name, rev string, replicas int32, setRev bool) {
+// addAnnotation sets a one-shot annotation, as kubectl rag would.
+func (s *sim) addAnnotation(c Command, note string) {
+	if s.annotations == nil {
+		s.annotations = map[string]string{}
+	}
+	s.annotations[c.Annotation()] = "true"
+	s.logf("annotation %s added%s", c, note)
+}
+
+func (s *sim) apply(log *strings.Builder, d *simDeploy, name, rev string, replicas int32, setRev bool) {
+	logf := func(format string, args ...any) {
+		fmt.Fprintf(log, "t=%-5s "+format+"\n", append([]any{(time.Duration(s.now) * tick).String()}, args...)...)
+	}
 	if !d.exists && replicas == 0 {
 		return
 	}
 	if !d.exists {
 		d.exists = true
 		d.revision = rev
-		s.logf("created %s Deployment (revision %s)", name, rev)
+		logf("created %s Deployment (revision %s)", name, rev)
 	}
 	if setRev && d.revision != rev {
-		s.logf("%s template %s -> %s", name, d.revision, rev)
+		logf("%s template %s -> %s", name, d.revision, rev)
 		d.revision = rev
 	}
 	if d.replicas != replicas {
-		s.logf("scaled %s %d -> %d (weight %d)", name, d.replicas, replicas, s.status.CanaryWeight)
+		logf("scaled %s %d -> %d (weight %d)", name, d.replicas, replicas, s.memory.CanaryWeight)
 		d.replicas = replicas
 	}
 }
@@ -326,12 +341,12 @@ func orNone(s string) string {
 	return s
 }
 
-func roundTrip(t *testing.T, st v1alpha1.RAGServiceStatus) v1alpha1.RAGServiceStatus {
+func roundTrip(t *testing.T, st v1alpha1.RolloutStatus) v1alpha1.RolloutStatus {
 	b, err := json.Marshal(st)
 	if err != nil {
 		t.Fatalf("marshal status: %v", err)
 	}
-	var out v1alpha1.RAGServiceStatus
+	var out v1alpha1.RolloutStatus
 	if err := json.Unmarshal(b, &out); err != nil {
 		t.Fatalf("unmarshal status: %v", err)
 	}
@@ -372,8 +387,8 @@ func run(t *testing.T, sc scenario) string {
 		s.step()
 	}
 	fmt.Fprintf(&s.out, "final: stable %s x%d, canary %q x%d, phase %s, step %d, rollback %s\n",
-		s.status.StableRevision, s.stable.replicas, s.status.CanaryRevision, s.canary.replicas,
-		s.status.Phase, s.status.CurrentStep, rollbackString(s.status.Rollback))
+		s.memory.StableRevision, s.stable.replicas, s.memory.CanaryRevision, s.canary.replicas,
+		s.phase, s.memory.CurrentStep, rollbackString(s.memory.Rollback))
 	return s.out.String()
 }
 
@@ -480,7 +495,7 @@ func deploy(rev string) func(*sim) {
 	}
 }
 
-func events(m map[int]func(*sim)) map[int]func(*sim) {
+func shipsRevB(m map[int]func(*sim)) map[int]func(*sim) {
 	// Every scenario starts from a healthy stable rev-a and ships rev-b at t=60s.
 	if _, ok := m[6]; !ok {
 		m[6] = deploy("rev-b")
@@ -493,7 +508,7 @@ func scenarios() []scenario {
 		return scenario{
 			name: "no-data-" + strings.ToLower(string(p)), seed: 11, ticks: 40, replicas: 4,
 			rollout: withAnalysis(canarySpec(), p),
-			at:      events(map[int]func(*sim){}),
+			at:      shipsRevB(map[int]func(*sim){}),
 			verdict: func(s *sim, rev string) *v1alpha1.AnalysisStatus {
 				return &v1alpha1.AnalysisStatus{Verdict: v1alpha1.VerdictInconclusive, Requests: 3, Message: "3 requests < minRequests 20"}
 			},
@@ -503,18 +518,18 @@ func scenarios() []scenario {
 		{
 			name: "happy-path", seed: 1, ticks: 40, replicas: 5,
 			rollout: withAnalysis(canarySpec(), v1alpha1.NoDataPause),
-			at:      events(map[int]func(*sim){}),
+			at:      shipsRevB(map[int]func(*sim){}),
 			verdict: passing,
 		},
 		{
 			name: "no-steps-no-analysis", seed: 2, ticks: 20, replicas: 3,
 			rollout: v1alpha1.RolloutSpec{Strategy: v1alpha1.StrategyCanary},
-			at:      events(map[int]func(*sim){}),
+			at:      shipsRevB(map[int]func(*sim){}),
 		},
 		{
 			name: "analysis-failure", seed: 3, ticks: 30, replicas: 4,
 			rollout: withAnalysis(canarySpec(), v1alpha1.NoDataPause),
-			at:      events(map[int]func(*sim){}),
+			at:      shipsRevB(map[int]func(*sim){}),
 			verdict: failing("error rate 0.0800 > 0.01"),
 		},
 		{
@@ -524,8 +539,8 @@ func scenarios() []scenario {
 				r.AutoRollback = new(bool)
 				return r
 			}(),
-			at: events(map[int]func(*sim){
-				25: func(s *sim) { s.abort = true; s.logf("annotation abort added") },
+			at: shipsRevB(map[int]func(*sim){
+				25: func(s *sim) { s.addAnnotation(CommandAbort, "") },
 			}),
 			verdict: failing("p99 3.2s > 2s"),
 		},
@@ -533,13 +548,13 @@ func scenarios() []scenario {
 			name: "progress-deadline", seed: 4, ticks: 25, replicas: 3,
 			rollout: canarySpec(),
 			broken:  map[string]bool{"rev-b": true},
-			at:      events(map[int]func(*sim){}),
+			at:      shipsRevB(map[int]func(*sim){}),
 		},
 		{
 			name: "abort", seed: 5, ticks: 20, replicas: 3,
 			rollout: canarySpec(),
-			at: events(map[int]func(*sim){
-				10: func(s *sim) { s.abort = true; s.logf("annotation abort added") },
+			at: shipsRevB(map[int]func(*sim){
+				10: func(s *sim) { s.addAnnotation(CommandAbort, "") },
 			}),
 		},
 		{
@@ -549,16 +564,16 @@ func scenarios() []scenario {
 				r.Steps = []v1alpha1.RolloutStep{weightStep(34), {Pause: &v1alpha1.PauseStep{}}, weightStep(67)}
 				return r
 			}(),
-			at: events(map[int]func(*sim){
-				14: func(s *sim) { s.promote = true; s.logf("annotation promote added") },
+			at: shipsRevB(map[int]func(*sim){
+				14: func(s *sim) { s.addAnnotation(CommandPromote, "") },
 			}),
 		},
 		{
 			name: "retry-after-rollback", seed: 7, ticks: 50, replicas: 3,
 			rollout: withAnalysis(canarySpec(), v1alpha1.NoDataPause),
-			at: events(map[int]func(*sim){
-				20: func(s *sim) { s.promote = true; s.logf("annotation promote added (ignored: rolled back)") },
-				22: func(s *sim) { s.retry = true; s.logf("annotation retry added") },
+			at: shipsRevB(map[int]func(*sim){
+				20: func(s *sim) { s.addAnnotation(CommandPromote, " (ignored: rolled back)") },
+				22: func(s *sim) { s.addAnnotation(CommandRetry, "") },
 			}),
 			verdict: func(s *sim, rev string) *v1alpha1.AnalysisStatus {
 				if s.now < 20 {
@@ -570,21 +585,21 @@ func scenarios() []scenario {
 		{
 			name: "spec-edit-mid-rollout", seed: 8, ticks: 40, replicas: 4,
 			rollout: canarySpec(),
-			at: events(map[int]func(*sim){
+			at: shipsRevB(map[int]func(*sim){
 				12: deploy("rev-c"),
 			}),
 		},
 		{
 			name: "fast-rollback", seed: 9, ticks: 20, replicas: 4,
 			rollout: canarySpec(),
-			at: events(map[int]func(*sim){
+			at: shipsRevB(map[int]func(*sim){
 				11: deploy("rev-a"),
 			}),
 		},
 		{
 			name: "manager-restart", seed: 1, ticks: 40, replicas: 5,
 			rollout: withAnalysis(canarySpec(), v1alpha1.NoDataPause),
-			at:      events(map[int]func(*sim){}),
+			at:      shipsRevB(map[int]func(*sim){}),
 			verdict: passing,
 			killAt:  map[int]bool{6: true, 9: true, 13: true, 22: true, 27: true},
 			lostAt:  map[int]bool{7: true, 16: true, 24: true},
@@ -596,7 +611,7 @@ func scenarios() []scenario {
 				r.Steps = []v1alpha1.RolloutStep{weightStep(25), pauseStep(90 * time.Second), weightStep(50), pauseStep(30 * time.Second)}
 				return r
 			}(),
-			at: events(map[int]func(*sim){
+			at: shipsRevB(map[int]func(*sim){
 				10: func(s *sim) { s.replicas = 8; s.logf("HPA: replicas 4 -> 8") },
 				17: func(s *sim) { s.replicas = 6; s.logf("HPA: replicas 8 -> 6") },
 			}),
@@ -604,7 +619,7 @@ func scenarios() []scenario {
 		{
 			name: "paused", seed: 12, ticks: 35, replicas: 3,
 			rollout: canarySpec(),
-			at: events(map[int]func(*sim){
+			at: shipsRevB(map[int]func(*sim){
 				9:  func(s *sim) { s.rollout.Paused = true; s.logf("spec: paused") },
 				20: func(s *sim) { s.rollout.Paused = false; s.logf("spec: unpaused") },
 			}),
@@ -612,7 +627,7 @@ func scenarios() []scenario {
 		{
 			name: "paused-before-change", seed: 16, ticks: 30, replicas: 3,
 			rollout: canarySpec(),
-			at: events(map[int]func(*sim){
+			at: shipsRevB(map[int]func(*sim){
 				4:  func(s *sim) { s.rollout.Paused = true; s.logf("spec: paused") },
 				12: func(s *sim) { s.rollout.Paused = false; s.logf("spec: unpaused") },
 			}),
@@ -620,7 +635,7 @@ func scenarios() []scenario {
 		{
 			name: "paused-analysis-failure", seed: 13, ticks: 25, replicas: 3,
 			rollout: withAnalysis(canarySpec(), v1alpha1.NoDataPause),
-			at: events(map[int]func(*sim){
+			at: shipsRevB(map[int]func(*sim){
 				8: func(s *sim) { s.rollout.Paused = true; s.logf("spec: paused") },
 			}),
 			verdict: failing("shed rate 0.3000 > 0.10"),
@@ -631,7 +646,7 @@ func scenarios() []scenario {
 		{
 			name: "rolling-update", seed: 14, ticks: 15, replicas: 3,
 			rollout: v1alpha1.RolloutSpec{Strategy: v1alpha1.StrategyRollingUpdate},
-			at:      events(map[int]func(*sim){}),
+			at:      shipsRevB(map[int]func(*sim){}),
 		},
 		{
 			name: "replicas-only-change", seed: 15, ticks: 15, replicas: 3,
