@@ -15,6 +15,7 @@ import (
 
 	ragv1 "github.com/ragops/rag-operator/api/v1alpha1"
 	"github.com/ragops/rag-operator/internal/podtemplate"
+	"github.com/ragops/rag-operator/internal/rollout"
 )
 
 // Names of the objects the operator owns for a RAGService.
@@ -60,8 +61,8 @@ func deploymentFor(svc *ragv1.RAGService, track, revision string, tpl *corev1ac.
 		WithStrategy(appsv1ac.DeploymentStrategy().
 			WithType(appsv1.RollingUpdateDeploymentStrategyType).
 			WithRollingUpdate(appsv1ac.RollingUpdateDeployment().
-				WithMaxUnavailable(intstr.FromInt32(0)).
-				WithMaxSurge(intstr.FromString("25%")))).
+				WithMaxUnavailable(intstr.FromInt32(rollout.MaxUnavailable)).
+				WithMaxSurge(intstr.FromString(fmt.Sprintf("%d%%", rollout.MaxSurgePercent))))).
 		WithRevisionHistoryLimit(3)
 	if deadline > 0 {
 		spec.WithProgressDeadlineSeconds(deadline)

@@ -15,14 +15,16 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/ragops/rag-operator/api/v1alpha1"
+	"github.com/ragops/rag-operator/internal/testsupport/deploysim"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden")
 
-// The simulator drives Decide tick by tick against a fake Deployment controller
-// (pods become ready after a seeded number of ticks; the stable Deployment rolls
-// with maxSurge 1 and maxUnavailable 0, as the controller configures it) and
-// prints what a reviewer needs to follow a rollout. Its output is compared with
+// The simulator drives Decide and Summarize tick by tick against a fake
+// Deployment controller (pods become ready after a seeded number of ticks; both
+// tracks roll as deploysim.Next decides, with the maxSurge and maxUnavailable
+// the controller configures) and prints what a reviewer needs to follow a
+// rollout. Its output is compared with
 // testdata/<scenario>.golden; `go test ./internal/rollout -run Golden -update`
 // rewrites them.
 
@@ -41,7 +43,6 @@ type simDeploy struct {
 	replicas int32
 	revision string
 	pods     []*simPod
-	surge    bool // RollingUpdate maxSurge 1 / maxUnavailable 0 (stable); else replace at once (canary)
 }
 
 func (d *simDeploy) ready(now int, rev string) int32 {
@@ -62,24 +63,6 @@ func (d *simDeploy) count(rev string) int32 {
 		}
 	}
 	return n
-}
-
-// removeOne deletes one pod of rev, not-ready ones first.
-func (d *simDeploy) removeOne(now int, match func(*simPod) bool) bool {
-	best := -1
-	for i, p := range d.pods {
-		if !match(p) {
-			continue
-		}
-		if best < 0 || p.readyAt < 0 || now < p.readyAt {
-			best = i
-		}
-	}
-	if best < 0 {
-		return false
-	}
-	d.pods = append(d.pods[:best], d.pods[best+1:]...)
-	return true
 }
 
 type sim struct {
@@ -138,40 +121,26 @@ func (s *sim) readyDelay(rev string) int {
 	return s.now + 1 + s.rng.Intn(3)
 }
 
-// reconcileDeploy is the fake Deployment controller: one step per tick.
+// reconcileDeploy is the fake Deployment controller: every move deploysim.Next
+// allows now; pods created now become ready in later ticks.
 func (s *sim) reconcileDeploy(d *simDeploy) {
 	if !d.exists {
 		return
 	}
-	// Canary-style: a template switch replaces the pods at once.
-	if !d.surge {
-		for d.removeOne(s.now, func(p *simPod) bool { return p.rev != d.revision }) {
+	for {
+		view := make([]deploysim.Pod, len(d.pods))
+		for i, p := range d.pods {
+			view[i] = deploysim.Pod{Revision: p.rev, Ready: p.readyAt >= 0 && s.now >= p.readyAt}
 		}
-	}
-	cur := d.count(d.revision)
-	old := int32(len(d.pods)) - cur
-	if old == 0 {
-		for cur < d.replicas {
+		a := deploysim.Next(deploysim.Strategy{MaxSurge: MaxSurge(d.replicas), MaxUnavailable: MaxUnavailable}, d.replicas, d.revision, view)
+		switch {
+		case a.Create:
 			d.pods = append(d.pods, &simPod{rev: d.revision, readyAt: s.readyDelay(d.revision)})
-			cur++
+		case a.Delete >= 0:
+			d.pods = append(d.pods[:a.Delete], d.pods[a.Delete+1:]...)
+		default:
+			return
 		}
-		for cur > d.replicas && d.removeOne(s.now, func(p *simPod) bool { return true }) {
-			cur--
-		}
-		return
-	}
-	// Rolling update, maxSurge 1, maxUnavailable 0: remove an old pod only
-	// when the ready pods exceed the size; add a new one within the surge.
-	readyAll := d.ready(s.now, "")
-	for old > 0 && readyAll > d.replicas {
-		if !d.removeOne(s.now, func(p *simPod) bool { return p.rev != d.revision }) {
-			break
-		}
-		old--
-		readyAll = d.ready(s.now, "")
-	}
-	if cur < d.replicas && int32(len(d.pods)) < d.replicas+1 {
-		d.pods = append(d.pods, &simPod{rev: d.revision, readyAt: s.readyDelay(d.revision)})
 	}
 }
 
@@ -379,7 +348,7 @@ func checkPlan(t *testing.T, name string, in Input, p Plan) {
 func run(t *testing.T, sc scenario) string {
 	s := &sim{
 		t: t, sc: sc, rng: rand.New(rand.NewSource(sc.seed)),
-		stable:   &simDeploy{name: "stable", surge: true},
+		stable:   &simDeploy{name: "stable"},
 		canary:   &simDeploy{name: "canary"},
 		replicas: sc.replicas, desired: "rev-a", rollout: sc.rollout,
 	}
