@@ -225,3 +225,21 @@ func readAll(resp *http.Response) []byte {
 	b, _ := io.ReadAll(resp.Body)
 	return b
 }
+
+// The metrics are handed to the provider, which reports every model call's
+// size: per request for builtin, per upstream call for openai.
+func TestBatchSizeIsReportedByTheProvider(t *testing.T) {
+	b := startBuiltin(t, Config{})
+	vectorsOf(t, b.post(t, context.Background(), `{"input":["a","b","c"]}`), 3)
+	if n, sum := b.metric(t, "embedserver_batch_size_count"), b.metric(t, "embedserver_batch_size_sum"); n != 1 || sum != 3 {
+		t.Errorf("builtin: %v calls of %v inputs, want 1 of 3", n, sum)
+	}
+	o := startUpstream(t, Config{MaxInFlight: 2}, fakeupstream.Config{}, openai.Config{MaxBatchSize: 2})
+	vectorsOf(t, o.post(t, context.Background(), `{"input":["a","b","c"]}`), 3)
+	if n, sum := o.metric(t, "embedserver_batch_size_count"), o.metric(t, "embedserver_batch_size_sum"); n != 2 || sum != 3 {
+		t.Errorf("openai: %v calls of %v inputs, want 2 (split at 2) of 3", n, sum)
+	}
+	if got := o.metric(t, `embedserver_upstream_requests_total{code="200"}`); got != 2 {
+		t.Errorf("upstream 200s %v, want 2", got)
+	}
+}

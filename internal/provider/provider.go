@@ -38,6 +38,15 @@ type Provider interface {
 	Embed(ctx context.Context, req Request) (Response, error)
 }
 
+// Observer receives what a provider does, for the server's metrics. The
+// embedding server's Metrics implements it; providers take it as nil when
+// nobody watches.
+type Observer interface {
+	Batch(inputs int)                      // one model call's size
+	Upstream(code string, d time.Duration) // one upstream attempt: "200", "429", "timeout", "error", ...
+	Retry()                                // one upstream retry scheduled
+}
+
 // Error is a failure with the HTTP answer it deserves. Providers return it (or
 // wrap it) so the server does not guess.
 type Error struct {
