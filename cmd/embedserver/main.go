@@ -64,7 +64,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		defer client.Close()
 		p = client
 	}
-	srv := embedserver.New(embedserver.Config{Model: o.Model, Dimensions: o.Dimensions, MaxInFlight: o.MaxInFlight, MaxQueue: o.MaxQueue,
+	srv := embedserver.New(embedserver.Config{Model: o.Model, Dimensions: o.Dimensions, Space: o.Space, MaxInFlight: o.MaxInFlight, MaxQueue: o.MaxQueue,
 		MaxInputs: o.MaxInputs, MaxBodyBytes: o.MaxBodyBytes, RequestTimeout: o.RequestTimeout, QueueTimeout: o.QueueTimeout,
 		DrainTimeout: o.DrainTimeout, DrainDelay: o.DrainDelay, RetryAfter: o.RetryAfter, Metrics: metrics, Logger: log, Pprof: o.Pprof},
 		provider.FailRate(p, o.FailRate, uint64(time.Now().UnixNano())))
@@ -81,7 +81,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return 1
 	}
 	log.Info("serving", "version", version.Version, "addr", apiLn.Addr().String(), "admin_addr", adminLn.Addr().String(),
-		"provider", o.Provider, "model", o.Model, "upstream", redact(o.UpstreamURL), "max_in_flight", o.MaxInFlight, "max_queue", o.MaxQueue,
+		"provider", o.Provider, "model", o.Model, "space", o.Space, "upstream", redact(o.UpstreamURL), "max_in_flight", o.MaxInFlight, "max_queue", o.MaxQueue,
 		"request_timeout", o.RequestTimeout, "queue_timeout", o.QueueTimeout, "fail_rate", o.FailRate)
 	if err := srv.Run(ctx, apiLn, adminLn); err != nil {
 		log.Error("stopped", "err", err)

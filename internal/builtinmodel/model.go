@@ -215,6 +215,9 @@ type Provider struct {
 	Observer provider.Observer
 }
 
+// Dimensions is the model's own vector size (provider.Dimensioner).
+func (p Provider) Dimensions() int { return p.Model.Dims }
+
 // Embed computes every input. A smaller `dimensions` hashes into that many
 // buckets (hash-<dimensions>), so short vectors keep all features instead of
 // losing those that a truncation would drop. It checks ctx between inputs so a

@@ -31,6 +31,7 @@ const (
 	FlagProvider        = "provider"
 	FlagModel           = "model"
 	FlagDimensions      = "dimensions"
+	FlagSpace           = "space"
 	FlagUpstreamURL     = "upstream-url"
 	FlagMaxInFlight     = "max-in-flight"
 	FlagMaxQueue        = "max-queue"

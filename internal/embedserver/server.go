@@ -33,6 +33,7 @@ import (
 type Config struct {
 	Model          string        // the one model served
 	Dimensions     int           // vector size when a request names none; 0: the model's own
+	Space          string        // the vector space served, named in GET /v1/models
 	MaxInFlight    int           // requests running at once
 	MaxQueue       int           // requests waiting for a slot
 	MaxInputs      int           // inputs per request; more is 413
@@ -149,7 +150,8 @@ func (s *Server) models(w http.ResponseWriter, r *http.Request) {
 		methodNotAllowed(w, http.MethodGet)
 		return
 	}
-	m := openaiapi.Model{ID: s.cfg.Model, Object: "model", OwnedBy: "ragops"}
+	m := openaiapi.Model{ID: s.cfg.Model, Object: "model", OwnedBy: "ragops",
+		Ragops: &openaiapi.ModelSpace{Space: s.cfg.Space, Dimensions: s.defaultDimensions()}}
 	var body any = openaiapi.ModelList{Object: "list", Data: []openaiapi.Model{m}}
 	if id := r.PathValue("id"); id != "" {
 		if id != s.cfg.Model {
@@ -161,6 +163,18 @@ func (s *Server) models(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(body)
+}
+
+// defaultDimensions is the vector size of an answer to a request that names
+// none: --dimensions, or else the provider's own when it knows it.
+func (s *Server) defaultDimensions() int {
+	if s.cfg.Dimensions > 0 {
+		return s.cfg.Dimensions
+	}
+	if d, ok := s.provider.(provider.Dimensioner); ok {
+		return d.Dimensions()
+	}
+	return 0
 }
 
 // statusClientClosed is recorded (never sent) when the client left first.

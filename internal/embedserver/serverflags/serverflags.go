@@ -23,6 +23,7 @@ type Options struct {
 	Provider        string // contract.ProviderBuiltin or contract.ProviderOpenAI
 	Model           string // never empty: the builtin default is filled in
 	Dimensions      int
+	Space           string // the vector space served: a DNS label, or empty
 	UpstreamURL     string
 
 	MaxInFlight, MaxQueue, MaxBatchSize, MaxAttempts, MaxInputs int
@@ -49,6 +50,7 @@ func Parse(args []string, stderr io.Writer) (Options, error) {
 	fs.StringVar(&o.Provider, contract.FlagProvider, contract.DefaultProvider, "builtin (hash-<dims>, no network) or openai (any OpenAI-compatible upstream)")
 	fs.StringVar(&o.Model, contract.FlagModel, "", "model served: hash-<dims> for builtin (default "+contract.DefaultBuiltinModel+"), the upstream's model name for openai")
 	fs.IntVar(&o.Dimensions, contract.FlagDimensions, 0, "vector size when a request names none (0: the model's own)")
+	fs.StringVar(&o.Space, contract.FlagSpace, "", "name of the vector space served (a DNS label), shown in GET /v1/models; the operator sets it from spec.embedding.space")
 	fs.StringVar(&o.UpstreamURL, contract.FlagUpstreamURL, "", "openai: upstream base URL including /v1")
 	fs.IntVar(&o.MaxInFlight, contract.FlagMaxInFlight, contract.DefaultMaxInFlight, "requests running at once")
 	fs.IntVar(&o.MaxQueue, contract.FlagMaxQueue, contract.DefaultMaxQueue, "requests waiting for a slot; beyond it 429")
@@ -99,6 +101,9 @@ func (o *Options) validate() error {
 	if o.Dimensions < 0 {
 		return errors.New("--dimensions must not be negative")
 	}
+	if o.Space != "" && !isDNSLabel(o.Space) {
+		return fmt.Errorf("--space %q must be a DNS label: at most 63 lower-case letters, digits and '-', starting and ending with a letter or digit", o.Space)
+	}
 	switch o.Provider {
 	case contract.ProviderBuiltin:
 		if o.Model == "" {
@@ -125,4 +130,17 @@ func (o *Options) validate() error {
 		return fmt.Errorf("--provider must be builtin or openai, not %q", o.Provider)
 	}
 	return nil
+}
+
+// isDNSLabel reports whether s is an RFC 1123 label, as spec.embedding.space is.
+func isDNSLabel(s string) bool {
+	if len(s) == 0 || len(s) > 63 || s[0] == '-' || s[len(s)-1] == '-' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '-' {
+			return false
+		}
+	}
+	return true
 }

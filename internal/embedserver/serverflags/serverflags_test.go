@@ -35,11 +35,11 @@ func TestDefaultsAreTheContract(t *testing.T) {
 
 func TestParse(t *testing.T) {
 	got, err := Parse([]string{"--provider=openai", "--model", "m", "--upstream-url=http://127.0.0.1:1/v1", "--max-queue=0",
-		"--drain-timeout=0s", "--dimensions=12", "--log-level=debug", "--pprof"}, io.Discard)
+		"--drain-timeout=0s", "--dimensions=12", "--log-level=debug", "--pprof", "--space=docs-v2"}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Provider != "openai" || got.Model != "m" || got.MaxQueue != 0 || got.DrainTimeout != 0 || got.Dimensions != 12 ||
+	if got.Provider != "openai" || got.Model != "m" || got.MaxQueue != 0 || got.DrainTimeout != 0 || got.Dimensions != 12 || got.Space != "docs-v2" ||
 		got.LogLevel != slog.LevelDebug || !got.Pprof {
 		t.Fatalf("%+v", got)
 	}
@@ -56,6 +56,9 @@ func TestParseErrors(t *testing.T) {
 		{"bad builtin model", []string{"--model", "gpt"}, "want hash-<dims>"},
 		{"dimensions over model", []string{"--model", "hash-8", "--dimensions", "9"}, "more than model"},
 		{"negative dimensions", []string{"--dimensions=-1"}, "--dimensions must not be negative"},
+		{"space with capitals", []string{"--space=V2"}, "--space \"V2\" must be a DNS label"},
+		{"space ending in a dash", []string{"--space=v2-"}, "must be a DNS label"},
+		{"space too long", []string{"--space=" + strings.Repeat("a", 64)}, "must be a DNS label"},
 		{"openai without model", []string{"--provider", "openai", "--upstream-url", "http://127.0.0.1:1/v1"}, "--model is required"},
 		{"openai without url", []string{"--provider", "openai", "--model", "m"}, "upstream URL is required"},
 		{"openai url without scheme", []string{"--provider", "openai", "--model", "m", "--upstream-url", "127.0.0.1/v1"}, "must start with http://"},

@@ -20,6 +20,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ragops/rag-operator/internal/contract"
@@ -54,6 +55,7 @@ type Client struct {
 	http    *http.Client
 	url     string
 	batcher *batcher
+	dims    atomic.Int64 // size of the last vector answered for a request naming no dimensions
 }
 
 // New returns a client for cfg.
@@ -130,8 +132,15 @@ func (c *Client) Embed(ctx context.Context, req provider.Request) (provider.Resp
 			return provider.Response{}, fmt.Errorf("waiting for upstream: %w", context.Cause(ctx))
 		}
 	}
+	if req.Dimensions == 0 && len(out.Embeddings) > 0 {
+		c.dims.Store(int64(len(out.Embeddings[0])))
+	}
 	return out, nil
 }
+
+// Dimensions is the upstream's own vector size, as its last answer to a
+// request naming no dimensions showed; 0 before one (provider.Dimensioner).
+func (c *Client) Dimensions() int { return int(c.dims.Load()) }
 
 // upstreamError is one failed attempt.
 type upstreamError struct {
