@@ -25,30 +25,53 @@ func (p *planner) canary() {
 		p.st.StepStartTime = p.now()
 	}
 
-	// The progress deadline comes first and depends on nothing that can fail.
+	// The progress deadline comes first and depends on nothing that can fail:
+	// pods that never become ready, and a space that is not proven by then.
+	p.recordSpaceCheck()
+	es := p.spaceOf(c)
+	pending := p.spacePending()
 	deadlineHit := false
-	if end, ok := p.deadline(); ok && ready < desired {
+	if end, ok := p.deadline(); ok && (ready < desired || pending) {
 		deadlineHit = p.in.Now.After(end)
 	}
+	unverified := deadlineHit && pending && ready >= desired
+	if unverified {
+		// Fail closed: a space not proven by the deadline counts as changed.
+		es.Verdict = v1alpha1.SpaceChanged
+		es.Message = fmt.Sprintf("the probes were not answered within the progress deadline of %s: %s", p.progressDeadline(),
+			cmpOr(es.Message, "no ready pod of each track to probe"))
+	}
+	spaceChanged := es.Verdict == v1alpha1.SpaceChanged
 	p.recordVerdict()
 	failed := p.analysisFailed()
 	auto := p.in.Rollout.AutoRollback == nil || *p.in.Rollout.AutoRollback
+	spaceMsg := fmt.Sprintf("revision %s embeds in another vector space than stable: %s", c, es.Message)
+	if unverified {
+		spaceMsg = fmt.Sprintf("revision %s did not prove that it embeds in stable's vector space: %s", c, es.Message)
+	}
 
 	switch {
-	case deadlineHit && auto:
+	case deadlineHit && auto && !unverified:
 		p.rollback(ReasonProgressDeadlineExceeded, fmt.Sprintf("%d/%d canary pods ready after the progress deadline of %s", ready, desired, p.progressDeadline()))
 		return
 	case p.cmd == CommandAbort:
 		p.use()
 		p.rollback(ReasonAborted, "Aborted by the abort annotation")
 		return
+	case spaceChanged && auto:
+		p.rollback(ReasonEmbeddingSpaceChanged, spaceMsg)
+		return
 	case failed && auto:
 		p.rollback(ReasonAnalysisFailed, p.failMessage())
 		return
-	case p.cmd == CommandRetry && (deadlineHit || failed):
+	case p.cmd == CommandRetry && (deadlineHit || failed || spaceChanged):
 		p.use()
 		p.start("RetryStarted", fmt.Sprintf("Retrying revision %s from step 0", c))
 		return
+	case p.cmd == CommandPromote && spaceChanged:
+		p.decline(spaceMsg + "; declare the change in spec.embedding.space to cut over instead")
+	case p.cmd == CommandPromote && pending:
+		p.decline(fmt.Sprintf("the embedding-space check of revision %s has not passed yet; clients reach only stable until it does", c))
 	case p.cmd == CommandPromote:
 		p.use()
 		p.promote("PromotedManually", fmt.Sprintf("Promoting revision %s at step %d/%d by the promote annotation", c, p.st.CurrentStep, len(steps)))
@@ -62,6 +85,9 @@ func (p *planner) canary() {
 	p.requeueIn(canaryRequeue)
 	p.requeueAnalysis()
 	switch {
+	case spaceChanged:
+		p.hold(ReasonEmbeddingSpaceChanged, spaceMsg+"; autoRollback is off, and clients reach only stable")
+		return
 	case deadlineHit:
 		p.hold(ReasonProgressDeadlineExceeded, fmt.Sprintf("%d/%d canary pods ready after the progress deadline of %s; autoRollback is off", ready, desired, p.progressDeadline()))
 		return
@@ -122,7 +148,89 @@ func (p *planner) stepDone(step v1alpha1.RolloutStep, desired, ready int32) bool
 			return false
 		}
 	}
+	if p.spacePending() {
+		es := p.st.EmbeddingSpace
+		msg := fmt.Sprintf("Step %d/%d: checking that %s embeds in stable's space before clients reach it", n, total, c)
+		if es.Attempts > 0 {
+			msg += fmt.Sprintf(" (%d failed probe attempts; last: %s)", es.Attempts, es.Message)
+		}
+		p.wait("WaitingForSpaceCheck", msg)
+		p.requeueSpaceCheck()
+		if end, ok := p.deadline(); ok {
+			p.requeueAt(end.Add(time.Second))
+		}
+		return false
+	}
 	return p.analysisPassed(n, total)
+}
+
+// cutover runs a canary that declares another space than stable serves: it
+// grows to full size as a preview on the canary Service, clients stay on
+// stable, and a promote switches them over at once (see selection).
+func (p *planner) cutover() {
+	c := p.st.CanaryRevision
+	p.recordSpaceCheck()
+	es := p.spaceOf(c)
+	p.st.CurrentStep = 0
+	p.st.CanaryWeight = 100
+	desired := max(p.in.Replicas, 0)
+	ready := p.canaryReady()
+	if cn := p.in.Canary; cn.Exists && cn.Revision == c && desired > cn.Replicas && p.transition != TransitionStart {
+		p.st.StepStartTime = p.now() // a scale-up waits for new pods afresh
+	}
+	deadlineHit := false
+	if end, ok := p.deadline(); ok && ready < desired {
+		deadlineHit = p.in.Now.After(end)
+	}
+	auto := p.in.Rollout.AutoRollback == nil || *p.in.Rollout.AutoRollback
+	to := orEmpty(es.CanarySpace)
+
+	switch {
+	case deadlineHit && auto:
+		p.rollback(ReasonProgressDeadlineExceeded, fmt.Sprintf("%d/%d preview pods of space %s ready after the progress deadline of %s", ready, desired, to, p.progressDeadline()))
+		return
+	case p.cmd == CommandAbort:
+		p.use()
+		p.rollback(ReasonAborted, fmt.Sprintf("Cutover to space %s aborted by the abort annotation", to))
+		return
+	case p.cmd == CommandRetry && deadlineHit:
+		p.use()
+		p.start("RetryStarted", fmt.Sprintf("Retrying the cutover to space %s with revision %s", to, c))
+		return
+	case p.cmd == CommandPromote && ready >= desired:
+		p.use()
+		p.promote("CutoverPromoted", fmt.Sprintf("Cutting over to space %s: clients now reach revision %s only, while stable takes its template", to, c))
+		return
+	case p.cmd == CommandPromote:
+		p.decline(fmt.Sprintf("the preview of space %s has %d/%d ready pods; promote once all are ready, so capacity never drops", to, ready, desired))
+	case p.cmd == CommandRetry:
+		p.decline("the cutover has not failed")
+	}
+
+	p.canaryReplicas = desired
+	p.requeueIn(canaryRequeue)
+	p.requeueSpaceCheck()
+	switch {
+	case deadlineHit:
+		p.hold(ReasonProgressDeadlineExceeded, fmt.Sprintf("%d/%d preview pods of space %s ready after the progress deadline of %s; autoRollback is off", ready, desired, to, p.progressDeadline()))
+	case ready < desired:
+		p.wait("WaitingForCanaryPods", fmt.Sprintf("Cutover to space %s: %d/%d preview pods of %s ready", to, ready, desired, c))
+		p.state = StateProgressing
+		if end, ok := p.deadline(); ok {
+			p.requeueAt(end.Add(time.Second))
+		}
+	default:
+		p.set(TransitionWait, ReasonAwaitingCutover, fmt.Sprintf("Revision %s serves space %s on the canary Service (%d/%d pods ready) while clients stay on stable (space %s): re-index against it, then promote",
+			c, to, ready, desired, orEmpty(es.Name)))
+		p.state = StatePaused
+	}
+}
+
+func cmpOr(s, def string) string {
+	if s != "" {
+		return s
+	}
+	return def
 }
 
 // hold stops a failed canary where it is: a person must act (no autoRollback).

@@ -57,6 +57,7 @@ func (p *planner) run() {
 			return
 		}
 		p.st.StableRevision = p.in.DesiredRevision
+		p.st.EmbeddingSpace = &v1alpha1.EmbeddingSpaceStatus{Name: p.in.Space.Declared}
 		p.set(TransitionInitialize, "Initialized", fmt.Sprintf("Deploying revision %s as stable", p.in.DesiredRevision))
 		p.event(EventNormal, "Initialized", p.msg)
 		p.steady()
@@ -90,7 +91,7 @@ func (p *planner) run() {
 		if p.in.Rollout.Paused {
 			// Held where it is: the running canary keeps its step (and can
 			// still fail); the new revision starts when the rollout resumes.
-			p.canary()
+			p.runCanary()
 			if p.transition == TransitionHold {
 				p.msg += fmt.Sprintf("; revision %s waits for the rollout to resume", d)
 			}
@@ -98,7 +99,7 @@ func (p *planner) run() {
 		}
 		p.start("CanaryRestarted", fmt.Sprintf("Spec changed during the canary of %s: restarting with revision %s", c, d))
 	case c != "":
-		p.canary()
+		p.runCanary()
 	default:
 		p.noCanary()
 	}
@@ -187,7 +188,22 @@ func (p *planner) noCanary() {
 		}
 		return
 	}
+	if name := p.space().Name; p.in.Space.Declared != name {
+		p.start("CutoverStarted", fmt.Sprintf("Started cutover to space %s with revision %s (stable %s serves space %s): the canary Service previews it",
+			orEmpty(p.in.Space.Declared), d, p.st.StableRevision, orEmpty(name)))
+		return
+	}
 	p.start("CanaryStarted", fmt.Sprintf("Started canary of revision %s (stable %s)", d, p.st.StableRevision))
+}
+
+// runCanary runs the canary of Memory.CanaryRevision: a cutover when it
+// declares another space than stable's, a canary by steps otherwise.
+func (p *planner) runCanary() {
+	if p.isCutover() {
+		p.cutover()
+		return
+	}
+	p.canary()
 }
 
 func (p *planner) steady() {
@@ -204,9 +220,10 @@ func (p *planner) start(reason, msg string) {
 	p.st.CanaryWeight = 0
 	p.st.StepStartTime = p.now()
 	p.st.Analysis = nil
+	p.newSpaceCheck(p.in.DesiredRevision)
 	p.set(TransitionStart, reason, msg)
 	p.event(EventNormal, reason, msg)
-	p.canary()
+	p.runCanary()
 }
 
 func (p *planner) set(t Transition, reason, msg string) {
@@ -245,13 +262,21 @@ func (p *planner) finish() Plan {
 	if cr == "" {
 		canaryReplicas = 0
 	}
-	// The canary track's share of the pods that serve: during promotion the
-	// stable track's old-revision pods still serve and count.
-	canaryReady := int32(0)
+	// The canary track's share of the pods the shared Service sends clients
+	// to: during promotion the stable track's old-revision pods still serve
+	// and count; a track the Service does not select serves nobody.
+	sel := p.selection()
+	canaryReady, stableReady := int32(0), p.in.Stable.serving()
 	if cr != "" {
 		canaryReady = p.in.Canary.serving()
 	}
-	p.st.EffectiveWeight = EffectiveWeight(p.in.Stable.serving(), canaryReady)
+	switch sel {
+	case SelectStable:
+		canaryReady = 0
+	case SelectCanary:
+		stableReady = 0
+	}
+	p.st.EffectiveWeight = EffectiveWeight(stableReady, canaryReady)
 	if p.state == "" {
 		p.state = StateProgressing
 	}
@@ -265,6 +290,7 @@ func (p *planner) finish() Plan {
 		Reason:         p.reason,
 		Message:        p.msg,
 		State:          p.state,
+		Selects:        sel,
 		Events:         p.events,
 		Command:        p.in.Command,
 		CommandUsed:    p.used,

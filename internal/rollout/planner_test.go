@@ -2,6 +2,7 @@ package rollout
 
 import (
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -126,15 +127,18 @@ type want struct {
 	rollback       string   // reason of status.rollback, "" for none
 	ignored        bool     // the command was not acted on (and says why)
 	events         []string // reasons, in order
+	selects        Selection
+}
+
+type decideCase struct {
+	name  string
+	setup []func(*Input)
+	want  want
+	check func(*testing.T, Plan)
 }
 
 func TestDecide(t *testing.T) {
-	cases := []struct {
-		name  string
-		setup []func(*Input)
-		want  want
-		check func(*testing.T, Plan)
-	}{
+	cases := []decideCase{
 		{name: "steady", want: want{transition: TransitionNone, reason: "Steady", stable: "a", state: StateSteady}},
 		{name: "replicas change only: no canary",
 			setup: []func(*Input){func(in *Input) { in.Replicas = 7; in.Stable.RolledOut = false }},
@@ -374,6 +378,7 @@ func TestDecide(t *testing.T) {
 			setup: []func(*Input){running(1, time.Second, 1), func(in *Input) { in.DesiredRevision = "" }, abortAn},
 			want:  want{transition: TransitionRollback, reason: ReasonAborted, stable: "a", state: StateRolledBack, rollback: ReasonAborted, events: []string{ReasonAborted}}},
 	}
+	cases = append(cases, spaceCases()...)
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			in := base()
@@ -386,7 +391,10 @@ func TestDecide(t *testing.T) {
 			got := want{
 				transition: p.Transition, reason: p.Reason, stable: p.StableRevision, canary: p.CanaryRevision,
 				canaryReplicas: p.CanaryReplicas, step: p.Memory.CurrentStep, state: p.State,
-				ignored: in.Command != CommandNone && !p.CommandUsed,
+				ignored: in.Command != CommandNone && !p.CommandUsed, selects: p.Selects,
+			}
+			if c.want.selects == "" {
+				c.want.selects = SelectBoth // the spaceCheck is off in these cases unless a case says
 			}
 			if p.Memory.Rollback != nil {
 				got.rollback = p.Memory.Rollback.Reason
@@ -433,7 +441,7 @@ func failures(n int32) func(*testing.T, Plan) {
 func equalWant(a, b want) bool {
 	return a.transition == b.transition && a.reason == b.reason && a.stable == b.stable && a.canary == b.canary &&
 		a.canaryReplicas == b.canaryReplicas && a.step == b.step && a.state == b.state && a.rollback == b.rollback &&
-		a.ignored == b.ignored && slices.Equal(a.events, b.events)
+		a.ignored == b.ignored && slices.Equal(a.events, b.events) && a.selects == b.selects
 }
 
 func TestAnalysisDue(t *testing.T) {
@@ -532,5 +540,208 @@ func TestEffectiveWeightDuringPromotion(t *testing.T) {
 	in.Stable = Track{Revision: "b", Exists: true, Replicas: 4, ReadyReplicas: 4, ServingReplicas: 4, RolledOut: true}
 	if got := Decide(in).Memory.EffectiveWeight; got != 0 {
 		t.Errorf("effectiveWeight %d after promotion, want 0", got)
+	}
+}
+
+// checked: the spaceCheck is on, as by default.
+func checked(in *Input) { in.Space.Check = true }
+
+// spaceRecord sets the running canary's embedding-space record.
+func spaceRecord(v v1alpha1.SpaceVerdict, attempts int32, at time.Duration) func(*Input) {
+	return func(in *Input) {
+		in.Memory.EmbeddingSpace = &v1alpha1.EmbeddingSpaceStatus{Revision: in.Memory.CanaryRevision, Verdict: v, Attempts: attempts, Time: ago(at), Message: "earlier"}
+	}
+}
+
+func spaceVerdict(v v1alpha1.SpaceVerdict, msg string) func(*Input) {
+	return func(in *Input) {
+		in.SpaceVerdict = &v1alpha1.EmbeddingSpaceStatus{Revision: in.Memory.CanaryRevision, Verdict: v, Time: ago(0), Message: msg}
+	}
+}
+
+// cutoverTo: the spec declares space to, stable serves "".
+func cutoverTo(to string) func(*Input) {
+	return func(in *Input) {
+		in.Space.Declared = to
+		if in.Memory.EmbeddingSpace == nil {
+			in.Memory.EmbeddingSpace = &v1alpha1.EmbeddingSpaceStatus{}
+		}
+		if c := in.Memory.CanaryRevision; c != "" {
+			in.Memory.EmbeddingSpace.Revision, in.Memory.EmbeddingSpace.CanarySpace = c, to
+			in.Memory.CanaryWeight = 100
+			in.Canary.Replicas = in.Replicas
+		}
+	}
+}
+
+func spaceIs(name string, v v1alpha1.SpaceVerdict) func(*testing.T, Plan) {
+	return func(t *testing.T, p Plan) {
+		t.Helper()
+		es := p.Memory.EmbeddingSpace
+		if es == nil || es.Name != name || es.Verdict != v {
+			t.Errorf("embedding space %+v, want name %q verdict %q", es, name, v)
+		}
+	}
+}
+
+func spaceCases() []decideCase {
+	return []decideCase{
+		{name: "space: a new canary is checked first, clients stay on stable",
+			setup: []func(*Input){checked, func(in *Input) { in.DesiredRevision = "b" }},
+			want:  want{transition: TransitionStart, reason: "CanaryStarted", stable: "a", canary: "b", canaryReplicas: 1, state: StateProgressing, events: []string{"CanaryStarted"}, selects: SelectStable},
+			check: spaceIs("", v1alpha1.SpacePending)},
+		{name: "space: pods ready, check pending: the step waits for it",
+			setup: []func(*Input){checked, running(0, time.Minute, 1), spaceRecord(v1alpha1.SpacePending, 0, time.Minute)},
+			want:  want{transition: TransitionWait, reason: "WaitingForSpaceCheck", stable: "a", canary: "b", canaryReplicas: 1, state: StateProgressing, selects: SelectStable}},
+		{name: "space: compatible, clients reach both tracks and the step advances",
+			setup: []func(*Input){checked, running(0, time.Minute, 1), spaceRecord(v1alpha1.SpacePending, 0, time.Minute), spaceVerdict(v1alpha1.SpaceCompatible, "min cosine 1.0000")},
+			want:  want{transition: TransitionAdvance, reason: "StepAdvanced", stable: "a", canary: "b", canaryReplicas: 1, step: 1, state: StateProgressing, events: []string{"EmbeddingSpaceCompatible", "StepAdvanced"}, selects: SelectBoth},
+			check: spaceIs("", v1alpha1.SpaceCompatible)},
+		{name: "space: changed, rolled back at once",
+			setup: []func(*Input){checked, running(0, time.Minute, 1), spaceRecord(v1alpha1.SpacePending, 0, time.Minute), spaceVerdict(v1alpha1.SpaceChanged, "dimensions 384 -> 256")},
+			want:  want{transition: TransitionRollback, reason: ReasonEmbeddingSpaceChanged, stable: "a", state: StateRolledBack, rollback: ReasonEmbeddingSpaceChanged, events: []string{ReasonEmbeddingSpaceChanged}},
+			check: func(t *testing.T, p Plan) {
+				spaceIs("", v1alpha1.SpaceChanged)(t, p)
+				if !strings.Contains(p.Memory.Rollback.Message, "dimensions 384 -> 256") {
+					t.Errorf("rollback message %q does not carry the numbers", p.Memory.Rollback.Message)
+				}
+			}},
+		{name: "space: changed without autoRollback, held, clients stay on stable",
+			setup: []func(*Input){checked, noAuto, running(0, time.Minute, 1), spaceRecord(v1alpha1.SpaceChanged, 0, time.Minute)},
+			want:  want{transition: TransitionHold, reason: ReasonEmbeddingSpaceChanged, stable: "a", canary: "b", canaryReplicas: 1, state: StateHeld, selects: SelectStable}},
+		{name: "space: a promote while pending is declined",
+			setup: []func(*Input){checked, running(0, time.Minute, 1), spaceRecord(v1alpha1.SpacePending, 0, time.Minute), promoteAn},
+			want:  want{ignored: true, transition: TransitionWait, reason: "WaitingForSpaceCheck", stable: "a", canary: "b", canaryReplicas: 1, state: StateProgressing, selects: SelectStable}},
+		{name: "space: a failed probe counts, and is retried after its backoff",
+			setup: []func(*Input){checked, running(0, time.Minute, 1), spaceRecord(v1alpha1.SpacePending, 2, 10*time.Second), spaceVerdict(v1alpha1.SpacePending, "probe: timeout")},
+			want:  want{transition: TransitionWait, reason: "WaitingForSpaceCheck", stable: "a", canary: "b", canaryReplicas: 1, state: StateProgressing, selects: SelectStable},
+			check: func(t *testing.T, p Plan) {
+				es := p.Memory.EmbeddingSpace
+				if es.Attempts != 3 || es.Message != "probe: timeout" || p.RequeueAfter != 4*time.Second {
+					t.Errorf("attempts %d message %q requeue %s, want 3, the error, 4s", es.Attempts, es.Message, p.RequeueAfter)
+				}
+			}},
+		{name: "space: not proven by the deadline fails closed",
+			setup: []func(*Input){checked, running(0, 3*time.Minute, 1), spaceRecord(v1alpha1.SpacePending, 7, 10*time.Second)},
+			want:  want{transition: TransitionRollback, reason: ReasonEmbeddingSpaceChanged, stable: "a", state: StateRolledBack, rollback: ReasonEmbeddingSpaceChanged, events: []string{ReasonEmbeddingSpaceChanged}},
+			check: func(t *testing.T, p Plan) {
+				spaceIs("", v1alpha1.SpaceChanged)(t, p)
+				if m := p.Memory.Rollback.Message; !strings.Contains(m, "not answered within the progress deadline") || !strings.Contains(m, "earlier") {
+					t.Errorf("rollback message %q: want the deadline and the last probe error", m)
+				}
+			}},
+		{name: "space: a verdict is never taken twice",
+			setup: []func(*Input){checked, running(1, time.Minute, 1), spaceRecord(v1alpha1.SpaceCompatible, 0, time.Minute), spaceVerdict(v1alpha1.SpaceChanged, "late")},
+			want:  want{transition: TransitionAdvance, reason: "StepAdvanced", stable: "a", canary: "b", canaryReplicas: 2, step: 2, state: StateProgressing, events: []string{"StepAdvanced"}, selects: SelectBoth},
+			check: spaceIs("", v1alpha1.SpaceCompatible)},
+		{name: "space: a canary from before the guard gets a record and is checked",
+			setup: []func(*Input){checked, running(1, time.Minute, 1)},
+			want:  want{transition: TransitionWait, reason: "WaitingForSpaceCheck", stable: "a", canary: "b", canaryReplicas: 1, step: 1, state: StateProgressing, selects: SelectStable},
+			check: spaceIs("", v1alpha1.SpacePending)},
+		{name: "space: check off, no gate",
+			setup: []func(*Input){func(in *Input) { in.DesiredRevision = "b" }},
+			want:  want{transition: TransitionStart, reason: "CanaryStarted", stable: "a", canary: "b", canaryReplicas: 1, state: StateProgressing, events: []string{"CanaryStarted"}, selects: SelectBoth},
+			check: spaceIs("", "")},
+		{name: "cutover: a declared space starts a full-size preview, clients on stable",
+			setup: []func(*Input){checked, cutoverTo("v2"), func(in *Input) { in.DesiredRevision = "b" }},
+			want:  want{transition: TransitionStart, reason: "CutoverStarted", stable: "a", canary: "b", canaryReplicas: 4, state: StateProgressing, events: []string{"CutoverStarted"}, selects: SelectStable}},
+		{name: "cutover: preview ready, paused for a person",
+			setup: []func(*Input){checked, running(0, time.Minute, 4), cutoverTo("v2")},
+			want:  want{transition: TransitionWait, reason: ReasonAwaitingCutover, stable: "a", canary: "b", canaryReplicas: 4, state: StatePaused, selects: SelectStable}},
+		{name: "cutover: a probe verdict is recorded, not acted on",
+			setup: []func(*Input){checked, running(0, time.Minute, 4), cutoverTo("v2"), func(in *Input) { in.Memory.EmbeddingSpace.Verdict = v1alpha1.SpacePending }, spaceVerdict(v1alpha1.SpaceChanged, "dimensions 384 -> 256")},
+			want:  want{transition: TransitionWait, reason: ReasonAwaitingCutover, stable: "a", canary: "b", canaryReplicas: 4, state: StatePaused, events: []string{"EmbeddingSpaceChecked"}, selects: SelectStable},
+			check: spaceIs("", v1alpha1.SpaceChanged)},
+		{name: "cutover: a promote before the preview is ready is declined",
+			setup: []func(*Input){checked, running(0, time.Minute, 3), cutoverTo("v2"), promoteAn},
+			want:  want{ignored: true, transition: TransitionWait, reason: "WaitingForCanaryPods", stable: "a", canary: "b", canaryReplicas: 4, state: StateProgressing, selects: SelectStable}},
+		{name: "cutover: promote switches clients to the canary, stable takes the template",
+			setup: []func(*Input){checked, running(0, time.Minute, 4), cutoverTo("v2"), promoteAn},
+			want:  want{transition: TransitionPromote, reason: "CutoverPromoted", stable: "b", canary: "b", canaryReplicas: 4, step: 4, state: StateProgressing, events: []string{"CutoverPromoted"}, selects: SelectCanary},
+			check: func(t *testing.T, p Plan) {
+				if p.Memory.EffectiveWeight != 100 {
+					t.Errorf("effective weight %d, want 100: the canary serves every client", p.Memory.EffectiveWeight)
+				}
+			}},
+		{name: "cutover: promoting keeps clients on the canary until stable is rolled out",
+			setup: []func(*Input){checked, promoting(false, time.Minute), cutoverTo("v2")},
+			want:  want{transition: TransitionWait, reason: "WaitingForStableRollout", stable: "b", canary: "b", canaryReplicas: 4, step: 4, state: StateProgressing, selects: SelectCanary}},
+		{name: "cutover: finished, stable serves the new space, both tracks again",
+			setup: []func(*Input){checked, promoting(true, time.Minute), cutoverTo("v2")},
+			want:  want{transition: TransitionFinish, reason: "Promoted", stable: "b", state: StateSteady, events: []string{"CutoverFinished", "Promoted"}, selects: SelectBoth},
+			check: func(t *testing.T, p Plan) {
+				if es := p.Memory.EmbeddingSpace; es == nil || es.Name != "v2" {
+					t.Errorf("embedding space %+v, want stable serving v2", es)
+				}
+			}},
+		{name: "cutover: abort in the preview rolls back",
+			setup: []func(*Input){checked, running(0, time.Minute, 4), cutoverTo("v2"), abortAn},
+			want:  want{transition: TransitionRollback, reason: ReasonAborted, stable: "a", state: StateRolledBack, rollback: ReasonAborted, events: []string{ReasonAborted}, selects: SelectBoth}},
+		{name: "cutover: a preview that never becomes ready rolls back at the deadline",
+			setup: []func(*Input){checked, running(0, 3*time.Minute, 2), cutoverTo("v2")},
+			want:  want{transition: TransitionRollback, reason: ReasonProgressDeadlineExceeded, stable: "a", state: StateRolledBack, rollback: ReasonProgressDeadlineExceeded, events: []string{ReasonProgressDeadlineExceeded}, selects: SelectBoth}},
+		{name: "cutover: the first deploy records the declared space",
+			setup: []func(*Input){func(in *Input) { in.Memory = v1alpha1.RolloutStatus{}; in.Stable = Track{}; in.Space.Declared = "v1" }},
+			want:  want{transition: TransitionInitialize, reason: "Initialized", stable: "a", state: StateSteady, events: []string{"Initialized"}},
+			check: spaceIs("v1", "")},
+	}
+}
+
+func TestSpaceCheckDue(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		setup []func(*Input)
+		want  bool
+	}{
+		{"check off", []func(*Input){running(0, time.Minute, 1), spaceRecord(v1alpha1.SpacePending, 0, time.Minute)}, false},
+		{"pending with a ready pod on each track", []func(*Input){checked, running(0, time.Minute, 1), spaceRecord(v1alpha1.SpacePending, 0, time.Minute)}, true},
+		{"no ready canary pod", []func(*Input){checked, running(0, time.Minute, 0), spaceRecord(v1alpha1.SpacePending, 0, time.Minute)}, false},
+		{"no ready stable pod", []func(*Input){checked, running(0, time.Minute, 1), spaceRecord(v1alpha1.SpacePending, 0, time.Minute), func(in *Input) { in.Stable.ReadyReplicas = 0 }}, false},
+		{"already compatible", []func(*Input){checked, running(0, time.Minute, 1), spaceRecord(v1alpha1.SpaceCompatible, 0, time.Minute)}, false},
+		{"record of another revision", []func(*Input){checked, running(0, time.Minute, 1), spaceRecord(v1alpha1.SpacePending, 0, time.Minute), func(in *Input) { in.Memory.EmbeddingSpace.Revision = "x" }}, false},
+		{"backoff after 3 failures not over (4s)", []func(*Input){checked, running(0, time.Minute, 1), spaceRecord(v1alpha1.SpacePending, 3, 3*time.Second)}, false},
+		{"backoff after 3 failures over", []func(*Input){checked, running(0, time.Minute, 1), spaceRecord(v1alpha1.SpacePending, 3, 4*time.Second)}, true},
+		{"promoting", []func(*Input){checked, promoting(false, time.Minute), spaceRecord(v1alpha1.SpacePending, 0, time.Minute)}, false},
+		{"rolling update", []func(*Input){checked, running(0, time.Minute, 1), spaceRecord(v1alpha1.SpacePending, 0, time.Minute), func(in *Input) { in.Rollout.Strategy = v1alpha1.StrategyRollingUpdate }}, false},
+	} {
+		in := base()
+		for _, f := range c.setup {
+			f(&in)
+		}
+		if got := SpaceCheckDue(in); got != c.want {
+			t.Errorf("%s: SpaceCheckDue = %v, want %v", c.name, got, c.want)
+		}
+	}
+}
+
+func TestSpaceBackoff(t *testing.T) {
+	for n, want := range map[int32]time.Duration{0: 0, 1: time.Second, 2: 2 * time.Second, 3: 4 * time.Second, 5: 16 * time.Second, 6: 30 * time.Second, 40: 30 * time.Second} {
+		if got := spaceBackoff(n); got != want {
+			t.Errorf("spaceBackoff(%d) = %s, want %s", n, got, want)
+		}
+	}
+}
+
+func TestSpaceChangeProblem(t *testing.T) {
+	mem := v1alpha1.RolloutStatus{StableRevision: "a", EmbeddingSpace: &v1alpha1.EmbeddingSpaceStatus{Name: "v1"}}
+	for _, c := range []struct {
+		name     string
+		strategy v1alpha1.RolloutStrategy
+		declared string
+		mem      v1alpha1.RolloutStatus
+		want     bool
+	}{
+		{"canary cuts over", v1alpha1.StrategyCanary, "v2", mem, false},
+		{"rolling update, same space", v1alpha1.StrategyRollingUpdate, "v1", mem, false},
+		{"rolling update, another space", v1alpha1.StrategyRollingUpdate, "v2", mem, true},
+		{"rolling update, nothing deployed yet", v1alpha1.StrategyRollingUpdate, "v2", v1alpha1.RolloutStatus{}, false},
+	} {
+		p := SpaceChangeProblem(c.strategy, c.declared, c.mem)
+		if (p != nil) != c.want {
+			t.Errorf("%s: problem %+v, want one: %v", c.name, p, c.want)
+		}
+		if p != nil && (p.Reason != ReasonSpaceChangeNeedsCanary || !strings.Contains(p.Message, "spec.embedding.space")) {
+			t.Errorf("%s: %+v does not name the field", c.name, p)
+		}
 	}
 }

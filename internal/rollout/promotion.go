@@ -33,6 +33,11 @@ func (p *planner) promoting() {
 		p.decline("promotion is already under way")
 	}
 	if st := p.in.Stable; st.Exists && st.Revision == s && st.RolledOut {
+		// Stable runs the canary's template now, and so its space.
+		if es := p.spaceOf(s); es.CanarySpace != es.Name {
+			p.event(EventNormal, "CutoverFinished", fmt.Sprintf("Stable serves space %s (revision %s); the Service selects both tracks again", orEmpty(es.CanarySpace), s))
+			es.Name = es.CanarySpace
+		}
 		p.dropCanary()
 		p.set(TransitionFinish, "Promoted", fmt.Sprintf("Promoted revision %s: stable is rolled out, canary removed", s))
 		p.event(EventNormal, "Promoted", p.msg)

@@ -76,7 +76,9 @@ type sim struct {
 
 	replicas int32
 	desired  string
+	declared string // spec.embedding.space
 	rollout  v1alpha1.RolloutSpec
+	selects  Selection // what the shared Service selects, as last applied
 	// What the controller stores: the rollout memory, the conditions and the
 	// phase, and the one-shot annotations present.
 	memory      v1alpha1.RolloutStatus
@@ -108,6 +110,36 @@ type scenario struct {
 	killAt map[int]bool
 	// lostAt: the manager dies at these ticks before writing anything.
 	lostAt map[int]bool
+	// spaceOf is the vector space a revision really embeds in (default "s0"):
+	// the space check compares it, and no tick may serve two through the
+	// shared Service.
+	spaceOf map[string]string
+	// noSpaceCheck turns spec.rollout.spaceCheck off.
+	noSpaceCheck bool
+	// probeFails: the space check's probes fail (timeouts) at these ticks.
+	probeFails func(tick int) bool
+}
+
+// space is the vector space rev really embeds in.
+func (s *sim) space(rev string) string {
+	if sp, ok := s.sc.spaceOf[rev]; ok {
+		return sp
+	}
+	return "s0"
+}
+
+// spaceCheck is what the controller's probes find: the numbers of identical
+// vectors when the two revisions share a space, of unrelated ones otherwise.
+func (s *sim) spaceCheck(canary string) *v1alpha1.EmbeddingSpaceStatus {
+	if s.sc.probeFails != nil && s.sc.probeFails(s.now) {
+		return &v1alpha1.EmbeddingSpaceStatus{Verdict: v1alpha1.SpacePending, Message: "probe http://pod:8080: context deadline exceeded"}
+	}
+	if s.space(canary) == s.space(s.memory.StableRevision) {
+		return &v1alpha1.EmbeddingSpaceStatus{Verdict: v1alpha1.SpaceCompatible, MinCosine: "1.0000", MeanCosine: "1.0000", NeighborOverlap: "1.0000",
+			StableDimensions: 384, CanaryDimensions: 384, Probes: 64, Message: "min cosine 1.0000 >= 0.999, neighbour overlap 1.0000 >= 0.9 over 64 probes"}
+	}
+	return &v1alpha1.EmbeddingSpaceStatus{Verdict: v1alpha1.SpaceChanged, StableDimensions: 384, CanaryDimensions: 256, Probes: 64,
+		Message: "dimensions 384 -> 256"}
 }
 
 func (s *sim) logf(format string, args ...any) {
@@ -166,11 +198,33 @@ func (s *sim) observe() {
 		s.logf("pods: %s", st)
 		s.lastReady = st
 	}
-	// Capacity: ready stable pods plus ready pods of the promoted revision never
-	// fall below the size once it was reached.
-	capacity := s.stable.ready(s.now, "")
-	if s.canary.exists && s.memory.StableRevision != "" {
+	// Capacity: the ready pods behind the shared Service never fall below
+	// the size once it was reached. During a canary those are stable's (the
+	// canary is extra); during a promotion, stable's plus the promoted
+	// revision's canary pods; during a cutover's switch, the canary's.
+	capacity := int32(0)
+	if s.selects != SelectCanary {
+		capacity = s.stable.ready(s.now, "")
+	}
+	if s.canary.exists && s.memory.StableRevision != "" && s.selects != SelectStable {
 		capacity += s.canary.ready(s.now, s.memory.StableRevision)
+	}
+	// No client ever gets vectors of two spaces: the ready pods behind the
+	// shared Service all embed in one.
+	served := map[string]bool{}
+	for _, d := range []*simDeploy{s.stable, s.canary} {
+		if (d == s.stable && s.selects == SelectCanary) || (d == s.canary && s.selects == SelectStable) {
+			continue
+		}
+		for _, p := range d.pods {
+			if p.readyAt >= 0 && s.now >= p.readyAt {
+				served[s.space(p.rev)] = true
+			}
+		}
+	}
+	if len(served) > 1 {
+		s.t.Errorf("%s t=%s: the shared Service serves %d vector spaces (selects %s)", s.sc.name, time.Duration(s.now)*tick, len(served), s.selects)
+		s.logf("SPACE VIOLATION: %d spaces behind the Service", len(served))
 	}
 	if s.replicas > s.reachedFor {
 		s.reached = false // a scale-up is not reached until its pods are ready
@@ -218,9 +272,24 @@ func (s *sim) step() {
 
 	nowT := epoch.Add(time.Duration(s.now) * tick)
 	cmd, outranked := ResolveCommand(s.annotations)
+	// As the controller does: a space change the strategy cannot ship is a
+	// problem for a person, and the rollout goes on with what runs.
+	desired := s.desired
+	problem := SpaceChangeProblem(s.rollout.Strategy, s.declared, s.memory)
+	if problem != nil {
+		desired = ""
+	}
 	in := Input{
-		Now: nowT, Replicas: s.replicas, Rollout: s.rollout, DesiredRevision: s.desired,
+		Now: nowT, Replicas: s.replicas, Rollout: s.rollout, DesiredRevision: desired,
 		Memory: s.memory, Stable: s.track(s.stable), Canary: s.track(s.canary), Command: cmd,
+		Space: SpaceInput{Declared: s.declared, Check: !s.sc.noSpaceCheck},
+	}
+	if SpaceCheckDue(in) {
+		v := s.spaceCheck(in.Memory.CanaryRevision)
+		v.Time = ptrTime(nowT)
+		v.Revision = in.Memory.CanaryRevision
+		in.SpaceVerdict = v
+		s.logf("space check of %s: %s (%s)", v.Revision, v.Verdict, v.Message)
 	}
 	if AnalysisDue(in) && s.sc.verdict != nil {
 		if v := s.sc.verdict(s, in.Memory.CanaryRevision); v != nil {
@@ -250,12 +319,17 @@ func (s *sim) step() {
 		return
 	}
 	var applied strings.Builder
+	if plan.Selects != s.selects {
+		// Applied before the Deployments, as the controller does.
+		fmt.Fprintf(&applied, "t=%-5s service selects %s\n", (time.Duration(s.now) * tick).String(), plan.Selects)
+		s.selects = plan.Selects
+	}
 	s.apply(&applied, s.stable, "stable", plan.StableRevision, plan.StableReplicas, plan.StableRevision != "")
 	s.apply(&applied, s.canary, "canary", plan.CanaryRevision, plan.CanaryReplicas, plan.CanaryRevision != "")
 
 	sum := Summarize(Observation{
 		Generation: 1, Replicas: s.replicas, Stable: s.track(s.stable), Canary: s.track(s.canary),
-		Plan: &plan, Memory: s.memory, Outranked: outranked, Conditions: s.conditions,
+		Plan: &plan, Memory: s.memory, Outranked: outranked, Conditions: s.conditions, SpecProblem: problem,
 	})
 	s.conditions = sum.Conditions
 	for _, e := range sum.Events {
@@ -350,16 +424,27 @@ func run(t *testing.T, sc scenario) string {
 		t: t, sc: sc, rng: rand.New(rand.NewSource(sc.seed)),
 		stable:   &simDeploy{name: "stable"},
 		canary:   &simDeploy{name: "canary"},
-		replicas: sc.replicas, desired: "rev-a", rollout: sc.rollout,
+		replicas: sc.replicas, desired: "rev-a", rollout: sc.rollout, selects: SelectBoth,
 	}
 	for s.now = 0; s.now < sc.ticks; s.now++ {
 		s.step()
 	}
-	fmt.Fprintf(&s.out, "final: stable %s x%d, canary %q x%d, phase %s, step %d, rollback %s\n",
+	fmt.Fprintf(&s.out, "final: stable %s x%d, canary %q x%d, phase %s, step %d, rollback %s, space %s\n",
 		s.memory.StableRevision, s.stable.replicas, s.memory.CanaryRevision, s.canary.replicas,
-		s.phase, s.memory.CurrentStep, rollbackString(s.memory.Rollback))
+		s.phase, s.memory.CurrentStep, rollbackString(s.memory.Rollback), spaceString(s.memory.EmbeddingSpace))
 	return s.out.String()
 }
+
+// spaceString is the space stable serves: what a rollout ends with, whatever
+// the timing of its checks.
+func spaceString(es *v1alpha1.EmbeddingSpaceStatus) string {
+	if es == nil {
+		return "none"
+	}
+	return orEmpty(es.Name)
+}
+
+func ptrTime(t time.Time) *metav1.Time { mt := metav1.NewTime(t); return &mt }
 
 func rollbackString(r *v1alpha1.RollbackStatus) string {
 	if r == nil {
@@ -461,6 +546,14 @@ func deploy(rev string) func(*sim) {
 	return func(s *sim) {
 		s.desired = rev
 		s.logf("spec: template changed to %s", rev)
+	}
+}
+
+// declare changes spec.embedding.space (and with it the template, to rev).
+func declare(space, rev string) func(*sim) {
+	return func(s *sim) {
+		s.declared, s.desired = space, rev
+		s.logf("spec: embedding.space %s, template changed to %s", orEmpty(space), rev)
 	}
 }
 
@@ -612,6 +705,90 @@ func scenarios() []scenario {
 		onNoData(v1alpha1.NoDataPause),
 		onNoData(v1alpha1.NoDataFail),
 		onNoData(v1alpha1.NoDataContinue),
+		{
+			// A model change nobody declared: the probes see another space and
+			// the canary goes before any client reaches it.
+			name: "space-changed", seed: 21, ticks: 25, replicas: 4,
+			rollout: withAnalysis(canarySpec(), v1alpha1.NoDataPause),
+			at:      shipsRevB(map[int]func(*sim){}),
+			verdict: passing,
+			spaceOf: map[string]string{"rev-b": "s1"},
+		},
+		{
+			name: "space-changed-no-autorollback", seed: 22, ticks: 25, replicas: 4,
+			rollout: func() v1alpha1.RolloutSpec {
+				r := canarySpec()
+				r.AutoRollback = new(bool)
+				return r
+			}(),
+			at: shipsRevB(map[int]func(*sim){
+				12: func(s *sim) { s.addAnnotation(CommandPromote, " (refused: another space)") },
+				16: func(s *sim) { s.addAnnotation(CommandAbort, "") },
+			}),
+			spaceOf: map[string]string{"rev-b": "s1"},
+		},
+		{
+			// The canary's pods are ready but never answer the probes: the
+			// check fails closed at the progress deadline.
+			name: "space-probes-unanswered", seed: 23, ticks: 25, replicas: 3,
+			rollout:    canarySpec(),
+			at:         shipsRevB(map[int]func(*sim){}),
+			probeFails: func(int) bool { return true },
+		},
+		{
+			name: "space-probes-flaky", seed: 24, ticks: 30, replicas: 3,
+			rollout:    canarySpec(),
+			at:         shipsRevB(map[int]func(*sim){}),
+			probeFails: func(tick int) bool { return tick < 11 },
+		},
+		{
+			name: "space-check-disabled", seed: 25, ticks: 25, replicas: 3,
+			rollout:      canarySpec(),
+			at:           shipsRevB(map[int]func(*sim){}),
+			noSpaceCheck: true,
+		},
+		{
+			// A declared change of space: a preview on the canary Service,
+			// clients on stable, then all of them at once on promote.
+			name: "cutover", seed: 26, ticks: 40, replicas: 4,
+			rollout: withAnalysis(canarySpec(), v1alpha1.NoDataPause),
+			at: map[int]func(*sim){
+				6:  declare("v2", "rev-b"),
+				8:  func(s *sim) { s.addAnnotation(CommandPromote, " (too early: preview not ready)") },
+				16: func(s *sim) { s.addAnnotation(CommandPromote, "") },
+			},
+			verdict: passing,
+			spaceOf: map[string]string{"rev-b": "s1"},
+		},
+		{
+			name: "cutover-abort", seed: 27, ticks: 25, replicas: 3,
+			rollout: canarySpec(),
+			at: map[int]func(*sim){
+				6:  declare("v2", "rev-b"),
+				14: func(s *sim) { s.addAnnotation(CommandAbort, "") },
+			},
+			spaceOf: map[string]string{"rev-b": "s1"},
+		},
+		{
+			name: "cutover-manager-restart", seed: 26, ticks: 40, replicas: 4,
+			rollout: canarySpec(),
+			at: map[int]func(*sim){
+				6:  declare("v2", "rev-b"),
+				16: func(s *sim) { s.addAnnotation(CommandPromote, "") },
+			},
+			spaceOf: map[string]string{"rev-b": "s1"},
+			killAt:  map[int]bool{6: true, 9: true, 17: true, 19: true, 22: true},
+			lostAt:  map[int]bool{7: true, 18: true, 23: true},
+		},
+		{
+			name: "rolling-update-space-change", seed: 28, ticks: 20, replicas: 3,
+			rollout: v1alpha1.RolloutSpec{Strategy: v1alpha1.StrategyRollingUpdate},
+			at: map[int]func(*sim){
+				6:  declare("v2", "rev-b"),
+				12: declare("", "rev-c"),
+			},
+			spaceOf: map[string]string{"rev-b": "s1"},
+		},
 		{
 			name: "rolling-update", seed: 14, ticks: 15, replicas: 3,
 			rollout: v1alpha1.RolloutSpec{Strategy: v1alpha1.StrategyRollingUpdate},

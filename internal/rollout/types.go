@@ -86,6 +86,12 @@ type Input struct {
 	Verdict *v1alpha1.AnalysisStatus
 	// Command is the one-shot manual command of this pass (ResolveCommand).
 	Command Command
+	// Space is the space the spec declares and whether canaries are checked.
+	Space SpaceInput
+	// SpaceVerdict is a check of the canary's space made this pass (see
+	// SpaceCheckDue), or nil. Verdict Pending means the attempt failed and
+	// Message says why; it is retried with backoff.
+	SpaceVerdict *v1alpha1.EmbeddingSpaceStatus
 }
 
 // Transition is what a decision does to the rollout.
@@ -188,6 +194,10 @@ type Plan struct {
 	Message    string
 	// State is where the rollout stands.
 	State State
+	// Selects is which tracks the shared Service sends clients to; applied
+	// before the Deployments, so a narrower selection is in place before new
+	// pods exist.
+	Selects Selection
 	// Events are transitions only; Summarize adds those of conditions and of
 	// ignored commands.
 	Events []Event

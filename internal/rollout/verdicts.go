@@ -25,6 +25,15 @@ func AnalysisDue(in Input) bool {
 	if cn := in.Canary; !cn.Exists || cn.Revision != st.CanaryRevision || cn.ReadyReplicas == 0 {
 		return false
 	}
+	// A canary that clients do not reach yet (the preview of a cutover, or
+	// its space unproven) has no traffic of theirs to judge.
+	es := st.EmbeddingSpace
+	if es != nil && es.Revision == st.CanaryRevision && es.CanarySpace != es.Name {
+		return false
+	}
+	if in.Space.Check && (es == nil || es.Revision != st.CanaryRevision || es.Verdict != v1alpha1.SpaceCompatible) {
+		return false
+	}
 	if st.Analysis == nil || st.Analysis.Revision != st.CanaryRevision {
 		return true
 	}
