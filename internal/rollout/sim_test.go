@@ -55,6 +55,20 @@ func (d *simDeploy) ready(now int, rev string) int32 {
 	return n
 }
 
+// readyRevisions are the distinct revisions of its ready pods.
+func (d *simDeploy) readyRevisions(now int) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, p := range d.pods {
+		if p.readyAt >= 0 && now >= p.readyAt && !seen[p.rev] {
+			seen[p.rev] = true
+			out = append(out, p.rev)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
 func (d *simDeploy) count(rev string) int32 {
 	n := int32(0)
 	for _, p := range d.pods {
@@ -198,6 +212,13 @@ func (s *sim) observe() {
 		s.logf("pods: %s", st)
 		s.lastReady = st
 	}
+	s.checkServing()
+}
+
+// checkServing asserts what clients get from the shared Service as it stands:
+// called when pods change and again right after the operator applied its
+// selection, before the Deployment controller reacts.
+func (s *sim) checkServing() {
 	// Capacity: the ready pods behind the shared Service never fall below
 	// the size once it was reached. During a canary those are stable's (the
 	// canary is extra); during a promotion, stable's plus the promoted
@@ -282,7 +303,8 @@ func (s *sim) step() {
 	in := Input{
 		Now: nowT, Replicas: s.replicas, Rollout: s.rollout, DesiredRevision: desired,
 		Memory: s.memory, Stable: s.track(s.stable), Canary: s.track(s.canary), Command: cmd,
-		Space: SpaceInput{Declared: s.declared, Check: !s.sc.noSpaceCheck},
+		Space:              SpaceInput{Declared: s.declared, Check: !s.sc.noSpaceCheck},
+		CanaryPodRevisions: s.canary.readyRevisions(s.now),
 	}
 	if SpaceCheckDue(in) {
 		v := s.spaceCheck(in.Memory.CanaryRevision)
@@ -326,6 +348,7 @@ func (s *sim) step() {
 	}
 	s.apply(&applied, s.stable, "stable", plan.StableRevision, plan.StableReplicas, plan.StableRevision != "")
 	s.apply(&applied, s.canary, "canary", plan.CanaryRevision, plan.CanaryReplicas, plan.CanaryRevision != "")
+	s.checkServing()
 
 	sum := Summarize(Observation{
 		Generation: 1, Replicas: s.replicas, Stable: s.track(s.stable), Canary: s.track(s.canary),

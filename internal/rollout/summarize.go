@@ -120,9 +120,11 @@ func (t Track) pods() int32 {
 func classify(o Observation) situation {
 	p := o.Plan
 	if o.SpecProblem != nil {
-		// The spec needs a person; a rollback the rollout made meanwhile (the
-		// planner goes on with what runs) is still shown.
-		return situation{stalled: o.SpecProblem, rolledBack: p != nil && p.State == StateRolledBack, phase: v1alpha1.PhaseDegraded}
+		// The spec needs a person. The rollout goes on with what runs (a
+		// rollback it makes meanwhile is in status.rollback and its event),
+		// but while the desired revision is unknown nothing holds a
+		// rolled-back one, so the RolledBack condition is not shown.
+		return situation{stalled: o.SpecProblem, phase: v1alpha1.PhaseDegraded}
 	}
 	if p == nil {
 		// No decision this pass: what the last one found to need a person stands.

@@ -266,7 +266,7 @@ func TestSummarize(t *testing.T) {
 			events: []Event{warn(ReasonInvalidSpec)},
 		},
 		{
-			name: "a bad spec while the rollout rolled back: both are shown",
+			name: "a bad spec while the rollout rolled back: the spec is what a person must fix",
 			o: Observation{Replicas: 3, Stable: healthyStable, Memory: v1alpha1.RolloutStatus{Rollback: rb}, Conditions: conds(healthyConds),
 				SpecProblem: &Problem{ReasonInvalidSpec, "no image"},
 				Plan: func() *Plan {
@@ -275,7 +275,7 @@ func TestSummarize(t *testing.T) {
 					return p
 				}()},
 			phase:  v1alpha1.PhaseDegraded,
-			conds:  map[string]cond{v1alpha1.ConditionReady: {F, ReasonInvalidSpec}, v1alpha1.ConditionAvailable: {T, ReasonMinimumAvailable}, v1alpha1.ConditionStalled: {T, ReasonInvalidSpec}, v1alpha1.ConditionRolledBack: {T, ReasonAnalysisFailed}},
+			conds:  map[string]cond{v1alpha1.ConditionReady: {F, ReasonInvalidSpec}, v1alpha1.ConditionAvailable: {T, ReasonMinimumAvailable}, v1alpha1.ConditionStalled: {T, ReasonInvalidSpec}},
 			events: []Event{warn(ReasonAnalysisFailed), warn(ReasonInvalidSpec)},
 		},
 		{

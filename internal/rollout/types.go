@@ -80,6 +80,10 @@ type Input struct {
 	Memory v1alpha1.RolloutStatus
 	// Stable and Canary are the observed Deployments.
 	Stable, Canary Track
+	// CanaryPodRevisions are the revisions of the ready, not terminating pods
+	// of the canary track, whether or not its Deployment still exists: a
+	// removed canary's pods serve until they go.
+	CanaryPodRevisions []string
 	// Verdict is a verdict on the canary computed this pass (see AnalysisDue),
 	// or nil. A verdict already recorded in Memory (same revision, not newer)
 	// is ignored, so passing one twice never counts it twice.
