@@ -21,6 +21,7 @@ import (
 	"github.com/ragops/rag-operator/internal/analysis"
 	"github.com/ragops/rag-operator/internal/observe"
 	"github.com/ragops/rag-operator/internal/podtemplate"
+	"github.com/ragops/rag-operator/internal/probeclient"
 	"github.com/ragops/rag-operator/internal/rollout"
 )
 
@@ -44,6 +45,14 @@ func (r *RAGServiceReconciler) reconcileTracks(ctx context.Context, s *scope) (c
 		Stable:          observe.Track(s.stable, s.stablePods),
 		Canary:          observe.Track(s.canary, s.canaryPods),
 		Command:         s.command,
+		Space:           spaceInput(svc),
+		// The pods, not the Deployment: a removed canary's pods serve until
+		// they are gone.
+		CanaryPodRevisions: observe.ReadyRevisions(s.canaryPods),
+	}
+	if rollout.SpaceCheckDue(in) && s.probes != nil {
+		in.SpaceVerdict = r.checkSpace(ctx, s, in, stableReady, canaryReady)
+		log.Info("Checked the embedding space", "revision", in.SpaceVerdict.Revision, "verdict", in.SpaceVerdict.Verdict, "message", in.SpaceVerdict.Message)
 	}
 	if rollout.AnalysisDue(in) {
 		// A failed scrape or query is no verdict, never a failure: the planner
@@ -76,6 +85,15 @@ func (r *RAGServiceReconciler) reconcileTracks(ctx context.Context, s *scope) (c
 		if err := r.removeAnnotations(ctx, s, present); err != nil {
 			s.fail(err)
 		}
+	}
+	// The Services first: a narrower selection (a canary not yet proven to
+	// share stable's space, a cutover) must be in place before new pods exist;
+	// when it could not be applied, no pod moves.
+	if err := r.applyServices(ctx, s, plan.Selects); err != nil {
+		if plan.Selects != rollout.SelectBoth {
+			return ctrl.Result{}, fmt.Errorf("%w; the Deployments were left as they are, so clients never reach two vector spaces", err)
+		}
+		s.fail(err)
 	}
 	if plan.StableRevision != "" {
 		if err := r.applyTrack(ctx, s, ragv1.TrackStable, plan.StableRevision, plan.StableReplicas); err != nil {
@@ -188,6 +206,15 @@ func (r *RAGServiceReconciler) targets(pods []corev1.Pod) []analysis.Target {
 		out = append(out, analysis.Target{Pod: p.Name, URL: u})
 	}
 	return out
+}
+
+func (r *RAGServiceReconciler) probe() *probeclient.Client {
+	r.probeOnce.Do(func() {
+		if r.Probe == nil {
+			r.Probe = &probeclient.Client{Timeout: probeTimeout}
+		}
+	})
+	return r.Probe
 }
 
 func (r *RAGServiceReconciler) builtin() *analysis.Builtin {
