@@ -17,8 +17,10 @@ import (
 	. "github.com/onsi/gomega"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	ragv1 "github.com/ragops/rag-operator/api/v1alpha1"
+	"github.com/ragops/rag-operator/internal/rollout"
 )
 
 // The Argo CD health script (config/argocd/rag.ragops.io/RAGService/health.lua)
@@ -73,11 +75,9 @@ func reconcilingReason(svc *ragv1.RAGService) string {
 func observed(svc *ragv1.RAGService) bool { return svc.Status.ObservedGeneration == svc.Generation }
 
 // argoPhases are the phases the health script is tested on, each written to
-// testdata/<file>. The embedding-space guard's "awaiting cutover" phase
-// (phase Paused, Reconciling reason AwaitingCutover) gets its golden file by
-// adding its case here, named "awaiting-cutover.json", and running
-// `make argocd-statuses`: the health test already expects that file and uses
-// testdata/handwritten/awaiting-cutover.json only while it is missing.
+// testdata/<file>; a new phase is a case here, then `make argocd-statuses`,
+// then its expected health in health_test.yaml (the health test fails on a
+// recorded status without one).
 var argoPhases = []argoPhase{
 	{
 		file: "progressing.json",
@@ -133,6 +133,19 @@ var argoPhases = []argoPhase{
 		},
 	},
 	{
+		// A declared change of embedding space: the preview runs at full size
+		// on docs-canary until someone promotes.
+		file: "awaiting-cutover.json",
+		drive: func(t *testing.T, ns string) {
+			createHealthy(t, ns, manualSteps(ragv1.PauseStep{}), func(s *ragv1.RAGService) { s.Spec.Embedding.Space = "docs-v1" })
+			update(t, ns, "docs", func(s *ragv1.RAGService) { s.Spec.Embedding.Model, s.Spec.Embedding.Space = "hash-32", "docs-v2" })
+		},
+		reached: func(svc *ragv1.RAGService) bool {
+			return observed(svc) && svc.Status.Phase == ragv1.PhasePaused && reconcilingReason(svc) == rollout.ReasonAwaitingCutover &&
+				svc.Status.ReadyReplicas == 4
+		},
+	},
+	{
 		file: "invalid-spec.json",
 		drive: func(t *testing.T, ns string) {
 			createHealthy(t, ns)
@@ -151,7 +164,7 @@ func TestArgoCDHealthStatuses(t *testing.T) {
 	// New: created, and no operator has looked at it yet.
 	newNS := newNamespace(t)
 	NewWithT(t).Expect(k8sClient.Create(context.Background(), newService(newNS, "docs", 2, withImage))).To(Succeed())
-	checkArgoGolden(t, newNS, "new.json", func(svc *ragv1.RAGService) bool { return svc.Status.ObservedGeneration == 0 })
+	checkArgoGolden(t, newNS, "new.json", func(svc *ragv1.RAGService) bool { return svc.Status.ObservedGeneration == 0 }, false)
 	written["new.json"] = true
 	NewWithT(t).Expect(k8sClient.Delete(context.Background(), newService(newNS, "docs", 2))).To(Succeed())
 
@@ -170,7 +183,7 @@ func TestArgoCDHealthStatuses(t *testing.T) {
 				ns := newNamespace(t)
 				startSim(t, ns)
 				p.drive(t, ns)
-				checkArgoGolden(t, ns, p.file, p.reached)
+				checkArgoGolden(t, ns, p.file, p.reached, true)
 			})
 		}
 	})
@@ -181,7 +194,7 @@ func TestArgoCDHealthStatuses(t *testing.T) {
 	update(t, editedNS, "docs", func(s *ragv1.RAGService) { s.Spec.Concurrency.MaxInFlight = 12 })
 	checkArgoGolden(t, editedNS, "generation-not-observed.json", func(svc *ragv1.RAGService) bool {
 		return svc.Status.ObservedGeneration == svc.Generation-1 && svc.Status.Phase == ragv1.PhaseHealthy
-	})
+	}, false)
 	written["generation-not-observed.json"] = true
 
 	// No golden file is left that no phase writes: the health test reads them all.
@@ -195,8 +208,14 @@ func TestArgoCDHealthStatuses(t *testing.T) {
 }
 
 // checkArgoGolden waits until the service has reached its phase and its status
-// stopped changing, then compares it with (or, with -update, writes) the golden file.
-func checkArgoGolden(t *testing.T, ns, file string, reached func(*ragv1.RAGService) bool) {
+// stopped changing, then compares it with (or, with -update, writes) the golden
+// file. With nudge, the operator is made to reconcile once more after the phase
+// is reached (an annotation on the stable Deployment it owns): the pass that
+// reaches a phase words it as a transition ("Advanced canary ... to step 1"),
+// and whether another pass follows before the test reads the status depends on
+// the order of events; the next pass words the phase itself, which is what
+// Argo CD shows for as long as the phase lasts.
+func checkArgoGolden(t *testing.T, ns, file string, reached func(*ragv1.RAGService) bool, nudge bool) {
 	t.Helper()
 	path := filepath.Join(argoTestdata, file)
 	var want map[string]any
@@ -211,9 +230,18 @@ func checkArgoGolden(t *testing.T, ns, file string, reached func(*ragv1.RAGServi
 	}
 	var last map[string]any
 	steady := 0
+	nudged := !nudge
 	NewWithT(t).Eventually(func(g Gomega) {
 		svc := get(g, ns, "docs")
 		g.Expect(reached(svc)).To(BeTrue(), "phase of %s not reached; status: %+v", file, svc.Status)
+		if !nudged {
+			d := getDeployment(g, ns, "docs-stable")
+			patch := client.MergeFrom(d.DeepCopy())
+			d.Annotations = map[string]string{"test.ragops.io/nudge": "1"}
+			g.Expect(k8sClient.Patch(context.Background(), d, patch)).To(Succeed())
+			nudged = true
+			g.Expect(nudged).To(BeFalse(), "nudged the operator; waiting for it to settle")
+		}
 		u := &unstructured.Unstructured{}
 		u.SetGroupVersionKind(ragv1.GroupVersion.WithKind("RAGService"))
 		g.Expect(k8sClient.Get(context.Background(), keyOf(ns, "docs"), u)).To(Succeed())

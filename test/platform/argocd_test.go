@@ -3,7 +3,6 @@ package platform
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -123,25 +122,6 @@ func readObject(t *testing.T, path string) map[string]any {
 	return obj
 }
 
-// inputFor is the golden status at inputPath or, while no envtest phase
-// writes that file yet, its hand-written stand-in testdata/handwritten/<name>;
-// the real file takes over as soon as it exists.
-func inputFor(t *testing.T, inputPath string) string {
-	t.Helper()
-	real := filepath.Join(argoDir, inputPath)
-	if _, err := os.Stat(real); err == nil {
-		return real
-	} else if !errors.Is(err, os.ErrNotExist) {
-		t.Fatal(err)
-	}
-	stand := filepath.Join(argoDir, "testdata", "handwritten", filepath.Base(inputPath))
-	if _, err := os.Stat(stand); err != nil {
-		t.Fatalf("%s does not exist (write it with `make argocd-statuses`), and there is no hand-written stand-in %s", real, stand)
-	}
-	t.Logf("%s is not written by the envtest suite yet: using the hand-written %s", inputPath, stand)
-	return stand
-}
-
 // Every status the envtest suite recorded (controllers/argocd_statuses_test.go)
 // gets the health Argo CD must show, with its exact message.
 func TestArgoCDHealthOfRecordedStatuses(t *testing.T) {
@@ -156,7 +136,7 @@ func TestArgoCDHealthOfRecordedStatuses(t *testing.T) {
 		covered[filepath.Base(tc.InputPath)] = true
 		seen[tc.HealthStatus.Status] = true
 		t.Run(strings.TrimSuffix(filepath.Base(tc.InputPath), ".json"), func(t *testing.T) {
-			got, err := runHealthLua(script, readObject(t, inputFor(t, tc.InputPath)))
+			got, err := runHealthLua(script, readObject(t, filepath.Join(argoDir, tc.InputPath)))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -172,7 +152,7 @@ func TestArgoCDHealthOfRecordedStatuses(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, e := range entries {
-		if !e.IsDir() && !covered[e.Name()] {
+		if !covered[e.Name()] {
 			t.Errorf("testdata/%s has no case in health_test.yaml", e.Name())
 		}
 	}

@@ -28,6 +28,7 @@ import (
 	// The manager registers its ragops_* collectors when this package loads,
 	// on the registry its /metrics serves.
 	_ "github.com/ragops/rag-operator/controllers"
+	"github.com/ragops/rag-operator/internal/contract"
 )
 
 // family is one metric family a binary exposes.
@@ -411,12 +412,13 @@ func checkNames(expr parser.Expr, cats []*catalog, recorded map[string]bool) []s
 // catalogs really hold the contract's metrics with their types.
 func TestCatalogsHoldTheExposedMetrics(t *testing.T) {
 	cats := exposedMetrics(t)
+	// The contract's names (internal/contract), as the analysis reads them.
 	want := map[string]string{
-		"embedserver_requests_total": "counter", "embedserver_request_duration_seconds": "histogram",
-		"embedserver_in_flight": "gauge", "embedserver_queue_depth": "gauge", "embedserver_shed_total": "counter",
-		"embedserver_upstream_requests_total": "counter", "embedserver_upstream_duration_seconds": "histogram",
-		"embedserver_upstream_retries_total": "counter", "embedserver_batch_size": "histogram",
-		"embedserver_max_in_flight": "gauge", "embedserver_max_queue": "gauge",
+		contract.MetricRequests: "counter", contract.MetricRequestDuration: "histogram",
+		contract.MetricInFlight: "gauge", contract.MetricQueueDepth: "gauge", contract.MetricShed: "counter",
+		contract.MetricUpstreamRequests: "counter", contract.MetricUpstreamDuration: "histogram",
+		contract.MetricUpstreamRetries: "counter", contract.MetricBatchSize: "histogram",
+		contract.MetricMaxInFlight: "gauge", contract.MetricMaxQueue: "gauge",
 	}
 	for name, typ := range want {
 		if f, ok := cats[0].families[name]; !ok || f.typ != typ {

@@ -84,8 +84,8 @@ if isTrue(reconciling) then
     -- A declared change of embedding space: the new space runs beside the old
     -- one until the index is rebuilt; nothing moves until someone promotes.
     hs.status = "Suspended"
-    hs.message = "Awaiting cutover to a new embedding space: re-index through Service " .. name ..
-      "-canary, then run `kubectl rag promote " .. name .. "`. " .. msg
+    hs.message = msg .. " (awaiting cutover: the canary Service is " .. name ..
+      "-canary; promote with `kubectl rag promote " .. name .. "`)"
     return hs
   end
   if status.phase == "Paused" then
