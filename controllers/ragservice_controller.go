@@ -34,6 +34,7 @@ import (
 	"github.com/ragops/rag-operator/internal/observe"
 	"github.com/ragops/rag-operator/internal/podtemplate"
 	"github.com/ragops/rag-operator/internal/probeclient"
+	"github.com/ragops/rag-operator/internal/probetraffic"
 	"github.com/ragops/rag-operator/internal/rollout"
 )
 
@@ -70,8 +71,11 @@ type RAGServiceReconciler struct {
 	APIPort int
 	// Probe sends the embedding-space probes; nil means a default one.
 	Probe *probeclient.Client
+	// Traffic sends probe requests to both tracks while a canary is
+	// analysed; nil means a default one. SetupWithManager runs it.
+	Traffic *probetraffic.Runner
 
-	builtinOnce, probeOnce sync.Once
+	builtinOnce, probeOnce, trafficOnce sync.Once
 }
 
 // +kubebuilder:rbac:groups=rag.ragops.io,resources=ragservices,verbs=get;list;watch;update;patch
@@ -138,6 +142,7 @@ func (r *RAGServiceReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 			// Gone: owner references let the garbage collector remove what it
 			// owned; its metric series and analysis memory go here.
 			forgetMetrics(req.Namespace, req.Name)
+			r.traffic().Stop(req.String())
 			r.builtin().Forget(req.Namespace, req.Name)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
@@ -495,6 +500,10 @@ func (r *RAGServiceReconciler) SetupWithManager(mgr ctrl.Manager) error {
 			return nil
 		}); err != nil {
 		return fmt.Errorf("indexing %s: %w", probesRefIndex, err)
+	}
+
+	if err := mgr.Add(r.traffic()); err != nil {
+		return fmt.Errorf("adding the probe traffic runner: %w", err)
 	}
 
 	return ctrl.NewControllerManagedBy(mgr).

@@ -102,8 +102,15 @@ func RenderStatus(w io.Writer, svc *ragv1.RAGService, tracks []Track, now time.T
 		if a.LatencyP99 != nil {
 			p99 = a.LatencyP99.Duration.String()
 		}
-		fmt.Fprintf(w, "Analysis:    %s %s ago (revision %s): %d requests, error rate %s, shed rate %s, p99 %s, failures %d (tolerated %d)\n",
-			a.Verdict, age(a.Time, now), orNone(a.Revision), a.Requests, orDash(a.ErrorRate), orDash(a.ShedRate), p99, a.Failures, limit)
+		fmt.Fprintf(w, "Analysis:    %s %s ago (revision %s): %d requests, error rate %s, shed rate %s, failure rate %s, p99 %s, failures %d (tolerated %d)\n",
+			a.Verdict, age(a.Time, now), orNone(a.Revision), a.Requests, orDash(a.ErrorRate), orDash(a.ShedRate), orDash(a.FailureRate), p99, a.Failures, limit)
+		if b := a.Baseline; b != nil {
+			bp99 := "-"
+			if b.LatencyP99 != nil {
+				bp99 = b.LatencyP99.Duration.String()
+			}
+			fmt.Fprintf(w, "  stable:    %d requests, failure rate %s, p99 %s\n", b.Requests, orDash(b.FailureRate), bp99)
+		}
 		if a.Message != "" {
 			fmt.Fprintf(w, "             %s\n", a.Message)
 		}

@@ -96,6 +96,7 @@ func TestRenderStatusGolden(t *testing.T) {
 				StepStartTime: ptr.To(ago(2 * time.Minute)),
 				Analysis: &ragv1.AnalysisStatus{Time: ago(10 * time.Second), Revision: "5d2a11", Requests: 120,
 					ErrorRate: "0.001", ShedRate: "0", LatencyP99: &metav1.Duration{Duration: 80 * time.Millisecond},
+					FailureRate: "0.0020", Baseline: &ragv1.BaselineStatus{Requests: 480, FailureRate: "0.0021", LatencyP99: &metav1.Duration{Duration: 75 * time.Millisecond}},
 					Verdict: ragv1.VerdictPass, Failures: 1},
 			},
 			Conditions: []metav1.Condition{
@@ -120,7 +121,8 @@ Tracks:
   TRACK   REVISION  PODS
   stable  7c9f5d    4/4 ready
   canary  5d2a11    1/1 ready
-Analysis:    Pass 10s ago (revision 5d2a11): 120 requests, error rate 0.001, shed rate 0, p99 80ms, failures 1 (tolerated 2)
+Analysis:    Pass 10s ago (revision 5d2a11): 120 requests, error rate 0.001, shed rate 0, failure rate 0.0020, p99 80ms, failures 1 (tolerated 2)
+  stable:    480 requests, failure rate 0.0021, p99 75ms
 Conditions:
   TYPE   STATUS  REASON       AGE  MESSAGE
   Ready  False   Progressing  2m   canary at step 1/2
