@@ -127,3 +127,22 @@ func TestNoTargetIsCountedNotSent(t *testing.T) {
 		t.Fatal("a level without endpoints did not end")
 	}
 }
+
+func TestAnswerDims(t *testing.T) {
+	for _, c := range []struct {
+		body string
+		dims int
+		ok   bool
+	}{
+		{`{"object":"list","data":[{"object":"embedding","index":0,"embedding":[0.1,-0.2,0.3]}]}`, 3, true},
+		// Four little-endian float32s, as the official clients decode them.
+		{`{"data":[{"embedding":"AACAPwAAAEAAAEBAAACAQA=="}]}`, 4, true},
+		{`{"data":[]}`, 0, false},
+		{`{"error":{"message":"x"}}`, 0, false},
+		{`not json`, 0, false},
+	} {
+		if d, ok := answerDims([]byte(c.body)); d != c.dims || ok != c.ok {
+			t.Errorf("answerDims(%s) = %d, %v; want %d, %v", c.body, d, ok, c.dims, c.ok)
+		}
+	}
+}

@@ -9,8 +9,11 @@ package loadgen
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"slices"
@@ -22,6 +25,9 @@ import (
 
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
+
+// maxAnswer bounds what is read of an OK answer to learn its vector size.
+const maxAnswer = 16 << 20
 
 // Outcomes of one request of a steady load.
 const (
@@ -59,6 +65,41 @@ type Stats struct {
 	Codes    map[string]map[int]int    // track -> HTTP status -> count
 	Failures []Failure                 // the first 20 per track that were not OK/Shed
 	NoTarget int                       // times a worker found no ready endpoint
+	// Dims are the vector sizes of the OK answers: what the clients' index
+	// would have received, with when each size was first and last seen.
+	Dims map[int]DimsSeen
+}
+
+// DimsSeen is how often, and from when to when, answers of one vector size
+// came back.
+type DimsSeen struct {
+	Count       int
+	First, Last time.Time
+}
+
+// answerDims is the vector size of an embeddings answer's first vector, float
+// array or base64; false when the body is not such an answer.
+func answerDims(body []byte) (int, bool) {
+	var a struct {
+		Data []struct {
+			Embedding json.RawMessage `json:"embedding"`
+		} `json:"data"`
+	}
+	if json.Unmarshal(body, &a) != nil || len(a.Data) == 0 {
+		return 0, false
+	}
+	raw := a.Data[0].Embedding
+	var floats []float64
+	if json.Unmarshal(raw, &floats) == nil {
+		return len(floats), true
+	}
+	var b64 string
+	if json.Unmarshal(raw, &b64) == nil {
+		if dec, err := base64.StdEncoding.DecodeString(b64); err == nil {
+			return len(dec) / 4, true
+		}
+	}
+	return 0, false
 }
 
 // Total is the number of requests with an outcome on track ("" = all tracks).
@@ -108,6 +149,16 @@ func (s Stats) Print(w io.Writer) {
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\n", t, s.Total(t), m[OutcomeOK], m[OutcomeShed], m[OutcomeError], m[OutcomeDrain], m[OutcomeConnFail], strings.Join(cs, " "))
 	}
 	_ = tw.Flush()
+	if len(s.Dims) > 0 {
+		fmt.Fprintln(w, "\nVector sizes of the OK answers:")
+		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "DIMENSIONS\tANSWERS\tFIRST\tLAST")
+		for _, d := range slices.Sorted(maps.Keys(s.Dims)) {
+			seen := s.Dims[d]
+			fmt.Fprintf(tw, "%d\t%d\t%s\t%s\n", d, seen.Count, seen.First.Format("15:04:05.000"), seen.Last.Format("15:04:05.000"))
+		}
+		_ = tw.Flush()
+	}
 }
 
 // Load is a running steady load.
@@ -147,7 +198,7 @@ func StartLoad(ctx context.Context, cfg LoadConfig) (*Load, error) {
 		client: &http.Client{Timeout: cfg.Timeout, Transport: &http.Transport{
 			MaxIdleConnsPerHost: cfg.Concurrency, IdleConnTimeout: 30 * time.Second,
 			DialContext: (&net.Dialer{Timeout: 2 * time.Second}).DialContext}},
-		stats: Stats{Counts: map[string]map[string]int{}, Codes: map[string]map[int]int{}}}
+		stats: Stats{Counts: map[string]map[string]int{}, Codes: map[string]map[int]int{}, Dims: map[int]DimsSeen{}}}
 
 	var tokens <-chan time.Time
 	if cfg.Rate > 0 {
@@ -177,7 +228,7 @@ func (l *Load) Snapshot() Stats {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	s := Stats{Counts: map[string]map[string]int{}, Codes: map[string]map[int]int{}, NoTarget: l.stats.NoTarget,
-		Failures: slices.Clone(l.stats.Failures)}
+		Failures: slices.Clone(l.stats.Failures), Dims: maps.Clone(l.stats.Dims)}
 	for t, m := range l.stats.Counts {
 		s.Counts[t] = map[string]int{}
 		for k, v := range m {
@@ -229,7 +280,8 @@ func (l *Load) one(t Target) {
 	resp, err := l.client.Do(req)
 	var (
 		outcome, detail string
-		code            int
+		code, dims      int
+		dimsOK          bool
 	)
 	switch {
 	case err != nil:
@@ -239,11 +291,16 @@ func (l *Load) one(t Target) {
 		}
 	default:
 		code = resp.StatusCode
-		body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		limit := int64(512)
+		if code == http.StatusOK {
+			limit = maxAnswer // read whole, for the vector size
+		}
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, limit))
 		_ = resp.Body.Close()
 		switch {
 		case code == http.StatusOK:
 			outcome = OutcomeOK
+			dims, dimsOK = answerDims(body)
 		case code == http.StatusTooManyRequests, code == http.StatusServiceUnavailable && resp.Header.Get("Retry-After") != "":
 			outcome = OutcomeShed
 		default:
@@ -259,6 +316,16 @@ func (l *Load) one(t Target) {
 	l.stats.Counts[t.Track][outcome]++
 	if code != 0 {
 		l.stats.Codes[t.Track][code]++
+	}
+	if dimsOK {
+		now := time.Now()
+		d := l.stats.Dims[dims]
+		if d.Count == 0 {
+			d.First = now
+		}
+		d.Count++
+		d.Last = now
+		l.stats.Dims[dims] = d
 	}
 	kept := 0
 	for _, f := range l.stats.Failures {
