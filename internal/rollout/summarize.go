@@ -141,6 +141,9 @@ func classify(o Observation) situation {
 		return sit
 	}
 	why := &Problem{p.Reason, p.Message}
+	if p.Standing.Reason != "" {
+		why = &Problem{p.Standing.Reason, p.Standing.Message}
+	}
 	switch p.State {
 	case StateRolledBack:
 		return situation{stalled: why, rolledBack: true, phase: v1alpha1.PhaseRolledBack}
@@ -289,7 +292,7 @@ func events(o Observation, sit situation, old, cur []metav1.Condition) []Event {
 	switch {
 	case c.Status == metav1.ConditionTrue:
 		out = append(out, Event{Type: EventNormal, Reason: "Ready", Message: c.Message})
-	case told(c.Reason) || (len(p.Events) > 0 && c.Reason == p.Reason):
+	case told(c.Reason) || (len(p.Events) > 0 && (c.Reason == p.Reason || c.Reason == p.Standing.Reason)):
 		// The plan's own events already say why.
 	case sit.stalled == nil && o.Err == nil && o.SecretProblem == "":
 		// Merely on its way: a canary step, a paused rollout, pods starting.
