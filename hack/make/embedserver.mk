@@ -15,8 +15,8 @@ test-embedserver: test-embedserver-fuzz test-openai-compat ## Embedding server e
 # A failing input is written to internal/openaiapi/testdata/fuzz/ either way. The
 # second pass warns that it runs without coverage guidance: that is its purpose.
 FUZZ_PKG := ./internal/openaiapi
-FUZZ_TARGETS := FuzzDecodeRequest FuzzDecodeResponse
-test-embedserver-fuzz: ## Fuzz the request and upstream-answer decoders, guided and unguided (FUZZCOUNT executions each, default 200000x).
+FUZZ_TARGETS := FuzzDecodeRequest FuzzDecodeResponse FuzzParseFloat32Array
+test-embedserver-fuzz: ## Fuzz the request and upstream-answer decoders and the float32 array parser (against encoding/json), guided and unguided (FUZZCOUNT executions each, default 200000x).
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		echo "go test -fuzz $$t (coverage-guided)"; \
 		go test -run '^$$' -fuzz "^$$t\$$" -fuzztime $${FUZZCOUNT:-200000x} $(FUZZ_PKG)/; \
