@@ -34,9 +34,11 @@ test-openai-compat: ## The official openai npm client (pinned, installed with np
 	go test -race -count=1 ./$(OPENAI_COMPAT_DIR)/
 
 .PHONY: bench-embedserver
-bench-embedserver: ## Embedding server benchmarks: overhead vs direct, coalescing, 10k-connection overload, builtin throughput.
+bench-embedserver: ## Embedding server benchmarks: proxy matrix vs direct and nginx, upload storm, overhead, coalescing, 10k-connection overload, builtin throughput.
+	@command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || { [ "$$(id -u)" = 0 ] && apt-get install -y nginx-light >/dev/null 2>&1; } || \
+		echo "nginx-light could not be installed: the benchmark skips its nginx rows"
 	ulimit -n 65536 2>/dev/null || ulimit -n $$(ulimit -Hn); \
-	go test -run '^$$' -bench . -benchmem -count=1 -timeout 10m ./internal/embedbench/ ./internal/embedserver/
+	go test -run '^$$' -bench . -benchmem -count=1 -timeout 30m ./internal/embedbench/ ./internal/embedserver/
 
 .PHONY: run-embedserver
 run-embedserver: ## Run the embedding server locally with the builtin model (127.0.0.1:8080, admin :9090).

@@ -64,8 +64,11 @@ type Stats struct {
 	InFlight    int64         `json:"in_flight"`
 	MaxInFlight int64         `json:"max_in_flight"`
 	ByStatus    map[int]int64 `json:"by_status"`
-	CallTimes   []time.Time   `json:"-"`
+	CallTimes   []time.Time   `json:"-"` // arrival of the most recent calls, at most maxCallTimes
 }
+
+// maxCallTimes bounds Stats.CallTimes, so a long benchmark keeps memory flat.
+const maxCallTimes = 1024
 
 // Server is the fake upstream; it is an http.Handler.
 type Server struct {
@@ -179,6 +182,9 @@ func (s *Server) embeddings(w http.ResponseWriter, r *http.Request) {
 	s.stats.Calls++
 	s.stats.InFlight++
 	s.stats.MaxInFlight = max(s.stats.MaxInFlight, s.stats.InFlight)
+	if len(s.stats.CallTimes) >= maxCallTimes {
+		s.stats.CallTimes = s.stats.CallTimes[1:]
+	}
 	s.stats.CallTimes = append(s.stats.CallTimes, time.Now())
 	s.mu.Unlock()
 	defer func() {
