@@ -209,6 +209,9 @@ func (a *answerWriter) Write(b []byte) (int, error) {
 	return a.ResponseWriter.Write(b)
 }
 
+// Unwrap lets http.ResponseController reach the connection.
+func (a *answerWriter) Unwrap() http.ResponseWriter { return a.ResponseWriter }
+
 func (s *Server) embeddings(rw http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	status := http.StatusOK
@@ -263,7 +266,7 @@ func (s *Server) embeddings(rw http.ResponseWriter, r *http.Request) {
 		var tooBig *http.MaxBytesError
 		switch {
 		case errors.Is(err, errPendingFull):
-			s.shedMemory(w, &status, r.ContentLength)
+			s.shedMemory(w, r, &status)
 		case errors.As(err, &tooBig):
 			w.Header().Set("Connection", "close")
 			fail(s.bodyTooLarge())
@@ -468,19 +471,31 @@ func (s *Server) answerClientGone(status *int, fail func(*provider.Error)) {
 }
 
 // shedMemory refuses a request whose body would pass --max-pending-bytes,
-// before reading it (or, without Content-Length, as soon as it would).
-func (s *Server) shedMemory(w http.ResponseWriter, status *int, declared int64) {
+// before reading it (or, without Content-Length, as soon as it would). The
+// client is likely still sending that body: closing at once would reset the
+// connection and lose the answer, so the answer goes out first and the rest of
+// the body (at most --max-body-bytes) is read and dropped, through a small
+// buffer, for at most lingerTimeout.
+func (s *Server) shedMemory(w http.ResponseWriter, r *http.Request, status *int) {
 	s.metrics.shed.WithLabelValues(contract.ShedMemory).Inc()
 	*status = http.StatusTooManyRequests
-	w.Header()["Connection"] = []string{"close"} // the unread body goes with the connection
+	w.Header()["Connection"] = []string{"close"}
 	size := "its body"
-	if declared >= 0 {
-		size = fmt.Sprintf("its %d bytes", declared)
+	if r.ContentLength >= 0 {
+		size = fmt.Sprintf("its %d bytes", r.ContentLength)
 	}
 	openaiapi.WriteError(w, &provider.Error{Status: http.StatusTooManyRequests, Type: "rate_limit_error", Code: contract.ShedMemory, RetryAfter: s.cfg.RetryAfter,
 		Message: fmt.Sprintf("server busy: the bodies of requests in progress hold %d bytes, and %s would pass --max-pending-bytes %d",
 			s.pending.Used(), size, s.pending.Max())})
+	rc := http.NewResponseController(w)
+	_ = rc.Flush()
+	_ = rc.SetReadDeadline(time.Now().Add(min(lingerTimeout, s.cfg.RequestTimeout)))
+	_, _ = io.CopyN(io.Discard, r.Body, s.cfg.MaxBodyBytes+1)
 }
+
+// lingerTimeout bounds how long a shed upload is read and dropped so that its
+// sender can read the answer.
+const lingerTimeout = 5 * time.Second
 
 // Draining reports whether shutdown has begun.
 func (s *Server) Draining() bool { return s.draining.Load() }

@@ -22,6 +22,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
+	"unsafe"
 
 	"github.com/ragops/rag-operator/internal/contract"
 	"github.com/ragops/rag-operator/internal/openaiapi"
@@ -228,38 +230,91 @@ func finalError(ue *upstreamError, attempts int, extra string) error {
 		Message: fmt.Sprintf("upstream failed after %d attempt(s): %v%s", attempts, ue, extra), Err: ue}
 }
 
-type upstreamRequest struct {
-	Input          any    `json:"input"`
-	Model          string `json:"model"`
-	EncodingFormat string `json:"encoding_format"`
-	Dimensions     int    `json:"dimensions,omitempty"`
-	User           string `json:"user,omitempty"`
+// requestBody is one upstream call's body as pieces written in order (with
+// writev where the connection allows). A long text that needs no escaping in
+// JSON (the usual case) is sent from its own bytes, which for the embedding
+// server are a view of the client's request body: a large upload is not
+// copied again for the upstream. Everything else is encoded into small glue
+// buffers between them.
+type requestBody struct {
+	pieces net.Buffers
+	size   int64
 }
 
-func (c *Client) body(key batchKey, inputs []provider.Input) ([]byte, error) {
-	// base64 is what the official clients ask for by default, so any upstream they
-	// work with supports it, and it decodes several times faster than JSON floats;
-	// an upstream that ignores it and sends floats is understood too.
-	r := upstreamRequest{Model: c.cfg.Model, EncodingFormat: "base64", Dimensions: key.dims, User: key.user}
-	if key.tokens {
-		ids := make([][]int, len(inputs))
-		for i, in := range inputs {
-			ids[i] = in.Tokens
+// reader returns a fresh reader over the body, for each attempt.
+func (b requestBody) reader() io.ReadCloser {
+	pieces := append(net.Buffers(nil), b.pieces...) // Read consumes its receiver
+	return io.NopCloser(&pieces)
+}
+
+// zeroCopyMin is the length from which a text is sent from its own bytes;
+// shorter ones are cheaper to copy into the glue.
+const zeroCopyMin = 512
+
+// plainJSON reports whether s can stand between quotes in JSON as it is.
+func plainJSON(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == '"' || c == '\\' {
+			return false
 		}
-		r.Input = ids
-	} else {
-		texts := make([]string, len(inputs))
-		for i, in := range inputs {
-			texts[i] = in.Text
-		}
-		r.Input = texts
 	}
-	return json.Marshal(r)
+	return utf8.ValidString(s)
+}
+
+func (c *Client) body(key batchKey, inputs []provider.Input) (requestBody, error) {
+	// base64 is what the official clients ask for by default, so any upstream they
+	// work with supports it, and it decodes faster than JSON floats; an upstream
+	// that ignores it and sends floats is understood too.
+	var b requestBody
+	glue := make([]byte, 0, 256)
+	model, err := json.Marshal(c.cfg.Model)
+	if err != nil {
+		return b, err
+	}
+	glue = append(append(append(glue, `{"model":`...), model...), `,"encoding_format":"base64"`...)
+	if key.dims > 0 {
+		glue = strconv.AppendInt(append(glue, `,"dimensions":`...), int64(key.dims), 10)
+	}
+	if key.user != "" {
+		user, err := json.Marshal(key.user)
+		if err != nil {
+			return b, err
+		}
+		glue = append(append(glue, `,"user":`...), user...)
+	}
+	glue = append(glue, `,"input":[`...)
+	for i, in := range inputs {
+		if i > 0 {
+			glue = append(glue, ',')
+		}
+		switch {
+		case key.tokens:
+			ids, err := json.Marshal(in.Tokens)
+			if err != nil {
+				return b, err
+			}
+			glue = append(glue, ids...)
+		case len(in.Text) >= zeroCopyMin && plainJSON(in.Text):
+			b.pieces = append(b.pieces, append(glue, '"'), unsafe.Slice(unsafe.StringData(in.Text), len(in.Text)))
+			glue = append(make([]byte, 0, 64), '"')
+		default:
+			t, err := json.Marshal(in.Text)
+			if err != nil {
+				return b, err
+			}
+			glue = append(glue, t...)
+		}
+	}
+	b.pieces = append(b.pieces, append(glue, "]}"...))
+	for _, p := range b.pieces {
+		b.size += int64(len(p))
+	}
+	return b, nil
 }
 
 const maxResponseBytes = 256 << 20
 
-func (c *Client) attempt(ctx context.Context, body []byte, n int) ([][]float32, int, error) {
+func (c *Client) attempt(ctx context.Context, body requestBody, n int) ([][]float32, int, error) {
 	actx, cancel := context.WithTimeout(ctx, c.cfg.AttemptTimeout)
 	defer cancel()
 	start := time.Now()
@@ -269,10 +324,12 @@ func (c *Client) attempt(ctx context.Context, body []byte, n int) ([][]float32, 
 			c.cfg.Observer.Upstream(code, time.Since(start))
 		}
 	}()
-	req, err := http.NewRequestWithContext(actx, http.MethodPost, c.url, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(actx, http.MethodPost, c.url, body.reader())
 	if err != nil {
 		return nil, 0, fmt.Errorf("building upstream request: %w", err)
 	}
+	req.ContentLength = body.size
+	req.GetBody = func() (io.ReadCloser, error) { return body.reader(), nil }
 	req.Header.Set("Content-Type", "application/json")
 	if c.cfg.APIKey != "" {
 		req.Header.Set("Authorization", "Bearer "+c.cfg.APIKey)
