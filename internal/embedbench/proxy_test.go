@@ -25,7 +25,7 @@ import (
 // upstreams, nginx, the embedding servers) and the clients run in this test
 // process, so each one's CPU time per request is measured from /proc.
 const (
-	matrixCell    = 3 * time.Second
+	matrixCell    = 4 * time.Second
 	upstreamBase  = 20 * time.Millisecond
 	upstreamInput = 50 * time.Microsecond // a model's work grows with the batch
 	matrixDims    = 384
@@ -287,8 +287,8 @@ func runMatrix(b *testing.B) {
 				fmt.Fprintln(tw, row.line())
 			}
 		}
-		_ = tw.Flush()
 	}
+	_ = tw.Flush()
 	fmt.Println("   ratios are throughput (answered requests per second) against direct or nginx in the same cell; +p50 is the p50 added to direct's;")
 	fmt.Println("   µs CPU/req is the proxy process's CPU time (nginx: master and workers) per request; calls/req: upstream calls per request (coalescing);")
 	fmt.Println("   rows marked mif=128 run the embedding server with --max-in-flight 128 --max-queue 1024, the others with --max-in-flight 1000.")

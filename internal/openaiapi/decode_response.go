@@ -588,6 +588,9 @@ func (d *responseDecoder) vector(index int) []float32 {
 		var dst []float32
 		if d.got > 0 {
 			dst = d.take(d.dims)
+		} else if end := bytes.IndexByte(d.b[d.i:], ']'); end > 0 {
+			// The first vector: count its numbers (a fast scan) to size it.
+			dst = make([]float32, 0, bytes.Count(d.b[d.i:d.i+end], []byte{','})+1)
 		}
 		v := d.floatArray(dst)
 		if d.err != nil {

@@ -119,7 +119,13 @@ func (c *Client) Embed(ctx context.Context, req provider.Request) (provider.Resp
 	var members []*member
 	for off := 0; off < len(req.Inputs); off += c.cfg.MaxBatchSize {
 		end := min(off+c.cfg.MaxBatchSize, len(req.Inputs))
-		members = append(members, c.batcher.submit(ctx, key, req.Inputs[off:end]))
+		// The last chunk's call, when it goes out at once, runs here: this
+		// goroutine would only wait for it.
+		m, run := c.batcher.submit(ctx, key, req.Inputs[off:end], end == len(req.Inputs))
+		members = append(members, m)
+		if run != nil {
+			c.batcher.run(run)
+		}
 	}
 	out := provider.Response{Embeddings: make([][]float32, 0, len(req.Inputs))}
 	for _, m := range members {

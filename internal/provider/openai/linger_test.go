@@ -70,7 +70,7 @@ func TestBatcherLingerFollowsCallLatency(t *testing.T) {
 		t.Fatalf("before any call: linger %v, want the ceiling", got)
 	}
 	one := func() {
-		m := b.submit(context.Background(), batchKey{}, []provider.Input{{Text: "x"}})
+		m, _ := b.submit(context.Background(), batchKey{}, []provider.Input{{Text: "x"}}, false)
 		<-m.done
 		// run updates the estimate after delivering; wait for it to finish.
 		for {
