@@ -7,7 +7,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
 	"sync"
 	"time"
 
@@ -32,6 +31,7 @@ import (
 
 	ragv1 "github.com/ragops/rag-operator/api/v1alpha1"
 	"github.com/ragops/rag-operator/internal/analysis"
+	"github.com/ragops/rag-operator/internal/observe"
 	"github.com/ragops/rag-operator/internal/podtemplate"
 	"github.com/ragops/rag-operator/internal/rollout"
 )
@@ -83,16 +83,30 @@ type scope struct {
 	base *ragv1.RAGService // last status written, for merge patches
 	now  time.Time
 
-	// desired is the pod template built from the current spec, desiredRevision its hash.
+	// desired is the pod template built from the current spec, desiredRevision
+	// its hash; nil and "" when the spec cannot be built (specProblem says why).
 	desired         *corev1ac.PodTemplateSpecApplyConfiguration
 	desiredRevision string
+	specProblem     *rollout.Problem
 
-	stable, canary *appsv1.Deployment // observed; nil when absent
-	hpaOnStable    bool               // an HPA scales the stable Deployment itself
-	secretProblem  string             // why the API key Secret is unusable; "" when fine
+	stable, canary         *appsv1.Deployment // observed; nil when absent
+	stablePods, canaryPods []corev1.Pod       // the pods of each track, any revision
+	hpaOnStable            bool               // an HPA scales the stable Deployment itself
+	hpaUnknown             bool               // the HPA list failed: leave stable's size alone
+	secretProblem          string             // why the API key Secret is unusable; "" when fine
 
-	plan *rollout.Plan // the planner's decision; nil until reconcileTracks ran
+	command   rollout.Command   // the one-shot command of this pass
+	outranked []rollout.Command // commands present with it but of lower priority
+	plan      *rollout.Plan     // the planner's decision; nil until reconcileTracks ran
+	decided   bool              // the decision is recorded in status
+
+	// errs are failures that do not stop the pass: the planner still decides
+	// (deadlines and rollbacks fire) and the pass reports them at its end.
+	errs []error
 }
+
+// fail records an error that does not stop the pass.
+func (s *scope) fail(err error) { s.errs = append(s.errs, err) }
 
 // conflictRequeue is how soon a pass that read a stale object runs again; the
 // cache is usually a few milliseconds behind.
@@ -121,9 +135,12 @@ func (r *RAGServiceReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	}
 
 	s := &scope{obj: obj, base: obj.DeepCopy(), now: r.now()}
+	s.command, s.outranked = rollout.ResolveCommand(obj.Annotations)
 
-	// One status patch per reconcile, whatever happened: the conditions must
-	// tell the truth even when a step failed.
+	// The summary (conditions, phase, events) is written at the end of every
+	// pass that got this far, whatever happened: the conditions must tell the
+	// truth even when a step failed. The rollout decision itself was written
+	// before anything acted on it (reconcileTracks).
 	defer func() {
 		if errors.Is(retErr, errStaleRead) {
 			// The rollout decision was made from a stale read and refused:
@@ -132,17 +149,24 @@ func (r *RAGServiceReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 			result, retErr = ctrl.Result{RequeueAfter: conflictRequeue}, nil
 			return
 		}
-		summarize(s, retErr)
-		before := s.base.DeepCopy()
+		sum := r.summarize(s, retErr)
 		switch err := r.patchStatus(ctx, obj, s.base); {
 		case err == nil:
-			r.recordTransitions(before, obj, s.plan)
-		case apierrors.IsNotFound(err):
-		case apierrors.IsConflict(err) && retErr == nil:
-			log.V(1).Info("RAGService changed since it was read; reconciling again")
-			result = ctrl.Result{RequeueAfter: conflictRequeue}
+			r.record(obj, sum.Events)
+		case s.decided:
+			// The decision stands: its own events are news, whatever the
+			// summary's fate.
+			r.record(obj, s.plan.Events)
+			fallthrough
 		default:
-			retErr = kerrors.NewAggregate([]error{retErr, fmt.Errorf("patching status: %w", err)})
+			switch {
+			case apierrors.IsNotFound(err):
+			case apierrors.IsConflict(err) && retErr == nil:
+				log.V(1).Info("RAGService changed since it was read; reconciling again")
+				result = ctrl.Result{RequeueAfter: conflictRequeue}
+			default:
+				retErr = kerrors.NewAggregate([]error{retErr, fmt.Errorf("patching status: %w", err)})
+			}
 		}
 	}()
 
@@ -156,22 +180,54 @@ func (r *RAGServiceReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	for _, step := range steps {
 		res, err := step(ctx, s)
 		if err != nil {
-			var stalled *stalledError
-			if errors.As(err, &stalled) {
-				log.Info("Spec cannot be reconciled", "reason", stalled.reason, "message", stalled.message)
-				// The spec was observed and judged: kstatus readers (Flux health
-				// checks) see Stalled only once observedGeneration is current,
-				// and would otherwise wait on a bad spec forever.
-				obj.Status.ObservedGeneration = obj.Generation
-				// A bad spec does not heal by retrying: wait for the next edit.
-				return ctrl.Result{}, nil
-			}
 			return ctrl.Result{}, err
 		}
 		result = lowestRequeue(result, res)
 	}
+	if err := errors.Join(s.errs...); err != nil {
+		return result, err
+	}
+	// A clean pass, or a spec found Stalled: kstatus readers (Flux health
+	// checks) see Stalled only once observedGeneration is current, and would
+	// otherwise wait on a bad spec forever.
 	obj.Status.ObservedGeneration = obj.Generation
+	if s.specProblem != nil {
+		log.Info("Spec cannot be reconciled", "reason", s.specProblem.Reason, "message", s.specProblem.Message)
+	}
 	return result, nil
+}
+
+// summarize writes the pass's conditions, phase and counts into the status
+// and returns the events to record.
+func (r *RAGServiceReconciler) summarize(s *scope, reconcileErr error) rollout.Summary {
+	st := &s.obj.Status
+	sum := rollout.Summarize(rollout.Observation{
+		Generation:    s.obj.Generation,
+		Replicas:      replicasOf(s.obj),
+		Stable:        observe.Track(s.stable, s.stablePods),
+		Canary:        observe.Track(s.canary, s.canaryPods),
+		Plan:          s.plan,
+		Memory:        st.RolloutStatus,
+		SpecProblem:   s.specProblem,
+		SecretProblem: s.secretProblem,
+		Err:           reconcileErr,
+		Outranked:     s.outranked,
+		Conditions:    st.Conditions,
+	})
+	st.Selector = labels.SelectorFromSet(podtemplate.SelectorLabels(s.obj.Name)).String()
+	st.Conditions, st.Phase = sum.Conditions, sum.Phase
+	st.Replicas, st.ReadyReplicas = sum.Replicas, sum.ReadyReplicas
+	return sum
+}
+
+// record emits events on the RAGService.
+func (r *RAGServiceReconciler) record(obj *ragv1.RAGService, events []rollout.Event) {
+	if r.Recorder == nil {
+		return
+	}
+	for _, e := range events {
+		r.Recorder.Eventf(obj, nil, e.Type, e.Reason, "Reconcile", "%s", e.Message)
+	}
 }
 
 // patchStatus writes the status. The first write is a full update: a merge
@@ -195,31 +251,30 @@ func (r *RAGServiceReconciler) patchStatus(ctx context.Context, obj, base *ragv1
 	return r.Status().Patch(ctx, obj, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{}))
 }
 
-// stalledError is a spec the operator cannot act on until someone edits it.
-type stalledError struct{ reason, message string }
-
-func (e *stalledError) Error() string { return e.reason + ": " + e.message }
-
 // reconcileTemplate builds the desired pod template and records its revision.
+// A spec that cannot be built is a problem for a person (specProblem), not an
+// error: the rollout of what already runs goes on.
 func (r *RAGServiceReconciler) reconcileTemplate(ctx context.Context, s *scope) (ctrl.Result, error) {
 	tpl, err := podtemplate.Build(s.obj, r.EmbedServerImage)
 	if err != nil {
-		s.obj.Status.Conditions = setStalled(s.obj.Status.Conditions, s.obj.Generation, "InvalidSpec", err.Error())
-		return ctrl.Result{}, &stalledError{reason: "InvalidSpec", message: err.Error()}
+		s.specProblem = &rollout.Problem{Reason: rollout.ReasonInvalidSpec, Message: err.Error()}
+		return ctrl.Result{}, nil
 	}
 	rev, err := podtemplate.Revision(tpl)
 	if err != nil {
-		return ctrl.Result{}, err
+		s.specProblem = &rollout.Problem{Reason: rollout.ReasonInvalidSpec, Message: err.Error()}
+		return ctrl.Result{}, nil
 	}
 	s.desired, s.desiredRevision = tpl, rev
 	if err := r.ensureRevision(ctx, s.obj, rev, tpl); err != nil {
-		return ctrl.Result{}, err
+		s.fail(err)
 	}
 	return ctrl.Result{}, nil
 }
 
-// observe reads the owned Deployments, any HPA on the stable Deployment and the
-// API key Secret.
+// observe reads the owned Deployments and their pods (without them nothing can
+// be decided), any HPA on the stable Deployment and the API key Secret (their
+// failures are recorded and the pass goes on).
 func (r *RAGServiceReconciler) observe(ctx context.Context, s *scope) (ctrl.Result, error) {
 	var err error
 	if s.stable, err = r.getDeployment(ctx, s.obj, ragv1.TrackStable); err != nil {
@@ -228,29 +283,31 @@ func (r *RAGServiceReconciler) observe(ctx context.Context, s *scope) (ctrl.Resu
 	if s.canary, err = r.getDeployment(ctx, s.obj, ragv1.TrackCanary); err != nil {
 		return ctrl.Result{}, err
 	}
+	if s.stablePods, err = r.trackPods(ctx, s.obj, ragv1.TrackStable); err != nil {
+		return ctrl.Result{}, err
+	}
+	if s.canaryPods, err = r.trackPods(ctx, s.obj, ragv1.TrackCanary); err != nil {
+		return ctrl.Result{}, err
+	}
 
 	hpas := &autoscalingv2.HorizontalPodAutoscalerList{}
 	if err := r.List(ctx, hpas, client.InNamespace(s.obj.Namespace)); err != nil {
-		return ctrl.Result{}, fmt.Errorf("listing HorizontalPodAutoscalers: %w", err)
-	}
-	for _, h := range hpas.Items {
-		ref := h.Spec.ScaleTargetRef
-		if ref.Kind == "Deployment" && ref.Name == deploymentName(s.obj, ragv1.TrackStable) {
-			s.hpaOnStable = true
-		}
+		s.hpaUnknown = true
+		s.fail(fmt.Errorf("listing HorizontalPodAutoscalers: %w", err))
+	} else {
+		s.hpaOnStable = observe.HPAOnDeployment(hpas.Items, deploymentName(s.obj, ragv1.TrackStable))
 	}
 
-	s.secretProblem = ""
 	if ref := s.obj.Spec.Embedding.APIKeySecretRef; ref != nil {
 		secret := &corev1.Secret{}
 		err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: s.obj.Namespace, Name: ref.Name}, secret)
 		switch {
 		case apierrors.IsNotFound(err):
-			s.secretProblem = fmt.Sprintf("Secret %q named by spec.embedding.apiKeySecretRef does not exist", ref.Name)
+			s.secretProblem = observe.SecretProblem(ref, nil, false)
 		case err != nil:
-			return ctrl.Result{}, fmt.Errorf("reading Secret %q: %w", ref.Name, err)
-		case len(secret.Data[ref.Key]) == 0:
-			s.secretProblem = fmt.Sprintf("Secret %q has no key %q named by spec.embedding.apiKeySecretRef", ref.Name, ref.Key)
+			s.fail(fmt.Errorf("reading Secret %q: %w", ref.Name, err))
+		default:
+			s.secretProblem = observe.SecretProblem(ref, secret, true)
 		}
 	}
 	return ctrl.Result{}, nil
@@ -268,15 +325,24 @@ func (r *RAGServiceReconciler) getDeployment(ctx context.Context, svc *ragv1.RAG
 	return d, nil
 }
 
+// trackPods lists the pods of one track, of any revision.
+func (r *RAGServiceReconciler) trackPods(ctx context.Context, svc *ragv1.RAGService, track string) ([]corev1.Pod, error) {
+	pods := &corev1.PodList{}
+	if err := r.List(ctx, pods, client.InNamespace(svc.Namespace), client.MatchingLabels(podtemplate.TrackSelectorLabels(svc.Name, track))); err != nil {
+		return nil, fmt.Errorf("listing %s pods: %w", track, err)
+	}
+	return pods.Items, nil
+}
+
 // reconcileServices applies the Services and the PodDisruptionBudget.
 func (r *RAGServiceReconciler) reconcileServices(ctx context.Context, s *scope) (ctrl.Result, error) {
 	for _, svc := range servicesFor(s.obj) {
 		if err := r.Apply(ctx, svc, client.FieldOwner(FieldOwner), client.ForceOwnership); err != nil {
-			return ctrl.Result{}, fmt.Errorf("applying Service %s: %w", *svc.Name, err)
+			s.fail(fmt.Errorf("applying Service %s: %w", *svc.Name, err))
 		}
 	}
 	if err := r.Apply(ctx, pdbFor(s.obj), client.FieldOwner(FieldOwner), client.ForceOwnership); err != nil {
-		return ctrl.Result{}, fmt.Errorf("applying PodDisruptionBudget: %w", err)
+		s.fail(fmt.Errorf("applying PodDisruptionBudget: %w", err))
 	}
 	return ctrl.Result{}, nil
 }
@@ -296,11 +362,7 @@ func (r *RAGServiceReconciler) ensureRevision(ctx context.Context, svc *ragv1.RA
 	if err != nil {
 		return err
 	}
-	next := int64(1)
-	if len(revs) > 0 {
-		next = revs[len(revs)-1].Revision + 1
-	}
-	cr, err := controllerRevisionFor(svc, revision, next, tpl)
+	cr, err := controllerRevisionFor(svc, revision, observe.NextRevisionNumber(revs), tpl)
 	if err != nil {
 		return err
 	}
@@ -329,26 +391,21 @@ func (r *RAGServiceReconciler) listRevisions(ctx context.Context, svc *ragv1.RAG
 			owned = append(owned, cr)
 		}
 	}
-	sort.Slice(owned, func(i, j int) bool { return owned[i].Revision < owned[j].Revision })
-	return owned, nil
+	return observe.Revisions(owned), nil
 }
 
 // reconcileRevisionHistory prunes old ControllerRevisions, never one a track runs.
 func (r *RAGServiceReconciler) reconcileRevisionHistory(ctx context.Context, s *scope) (ctrl.Result, error) {
 	revs, err := r.listRevisions(ctx, s.obj)
 	if err != nil {
-		return ctrl.Result{}, err
+		s.fail(err)
+		return ctrl.Result{}, nil
 	}
 	inUse := map[string]bool{s.obj.Status.StableRevision: true, s.obj.Status.CanaryRevision: true, s.desiredRevision: true}
-	excess := len(revs) - revisionHistoryLimit
-	for i := 0; i < len(revs) && excess > 0; i++ {
-		if inUse[revs[i].Labels[ragv1.LabelRevision]] {
-			continue
+	for _, cr := range observe.Prune(revs, inUse, revisionHistoryLimit) {
+		if err := r.Delete(ctx, &cr); client.IgnoreNotFound(err) != nil {
+			s.fail(fmt.Errorf("pruning ControllerRevision %s: %w", cr.Name, err))
 		}
-		if err := r.Delete(ctx, &revs[i]); client.IgnoreNotFound(err) != nil {
-			return ctrl.Result{}, fmt.Errorf("pruning ControllerRevision %s: %w", revs[i].Name, err)
-		}
-		excess--
 	}
 	return ctrl.Result{}, nil
 }
@@ -420,17 +477,7 @@ func (r *RAGServiceReconciler) servicesForSecret(ctx context.Context, o client.O
 // servicesForHPA maps an HPA on a stable Deployment to its RAGService, whose
 // apply must then leave replicas alone.
 func servicesForHPA(_ context.Context, o client.Object) []reconcile.Request {
-	ref := o.(*autoscalingv2.HorizontalPodAutoscaler).Spec.ScaleTargetRef
-	name := ""
-	switch ref.Kind {
-	case "Deployment":
-		suffix := "-" + ragv1.TrackStable
-		if len(ref.Name) > len(suffix) && ref.Name[len(ref.Name)-len(suffix):] == suffix {
-			name = ref.Name[:len(ref.Name)-len(suffix)]
-		}
-	case "RAGService":
-		name = ref.Name
-	}
+	name := observe.ServiceOfHPA(o.(*autoscalingv2.HorizontalPodAutoscaler))
 	if name == "" {
 		return nil
 	}

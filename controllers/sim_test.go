@@ -23,11 +23,13 @@ import (
 	"github.com/ragops/rag-operator/internal/builtinmodel"
 	"github.com/ragops/rag-operator/internal/embedserver"
 	"github.com/ragops/rag-operator/internal/provider"
+	"github.com/ragops/rag-operator/internal/rollout"
+	"github.com/ragops/rag-operator/internal/testsupport/deploysim"
 )
 
 // sim plays kube-controller-manager's Deployment controller and a kubelet for
-// one namespace: pods are created for each Deployment's template (surging, and
-// old pods removed only once new ones are ready, as maxUnavailable 0 asks),
+// one namespace: pods are created and removed for each Deployment's template
+// as deploysim.Next decides under the strategy the operator configures,
 // each pod runs a real embedding server on its own loopback address, and the
 // Deployment's status is reported from the pods. Images select behaviour, as a
 // real image would:
@@ -140,41 +142,26 @@ func (s *sim) reconcileDeployment(ctx context.Context, d *appsv1.Deployment) err
 		want = *d.Spec.Replicas
 	}
 	rev := d.Spec.Template.Labels[ragv1.LabelRevision]
-	var cur, old []*simPod
+	var mine []*simPod
 	s.mu.Lock()
 	for _, p := range s.pods {
-		if p.deployment != d.Name {
-			continue
-		}
-		if p.revision == rev {
-			cur = append(cur, p)
-		} else {
-			old = append(old, p)
+		if p.deployment == d.Name {
+			mine = append(mine, p)
 		}
 	}
 	s.mu.Unlock()
-
-	readyAll := int32(0)
-	for _, p := range append(append([]*simPod{}, cur...), old...) {
-		if p.ready {
-			readyAll++
-		}
+	view := make([]deploysim.Pod, len(mine))
+	for i, p := range mine {
+		view[i] = deploysim.Pod{Revision: p.revision, Ready: p.ready}
 	}
-	surge := (want + 3) / 4 // maxSurge 25%, rounded up
-	if surge < 1 {
-		surge = 1
-	}
-	switch {
-	case int32(len(cur)) < want && int32(len(cur)+len(old)) < want+surge:
+	// One move per tick, as the envtest clock is real time.
+	switch a := deploysim.Next(deploysim.Strategy{MaxSurge: rollout.MaxSurge(want), MaxUnavailable: rollout.MaxUnavailable}, want, rev, view); {
+	case a.Create:
 		if err := s.createPod(ctx, d, rev); err != nil {
 			return err
 		}
-	case int32(len(cur)) > want:
-		s.deletePod(ctx, cur[len(cur)-1])
-	case len(old) > 0 && (!old[0].ready || readyAll > want):
-		// maxUnavailable 0: a ready old pod goes only while the others still
-		// give spec.replicas ready pods.
-		s.deletePod(ctx, old[0])
+	case a.Delete >= 0:
+		s.deletePod(ctx, mine[a.Delete])
 	}
 	return s.reportStatus(ctx, d, rev)
 }
