@@ -39,6 +39,15 @@ func (v *bodyView) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
+// MarshalJSON writes the value as it is, as json.RawMessage does, so that a
+// client can build a request around an input it encoded itself.
+func (v bodyView) MarshalJSON() ([]byte, error) {
+	if v == nil {
+		return []byte("null"), nil
+	}
+	return v, nil
+}
+
 // Request is a decoded, validated embeddings request.
 type Request struct {
 	Model      string

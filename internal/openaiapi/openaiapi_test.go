@@ -157,3 +157,16 @@ func TestParseRetryAfter(t *testing.T) {
 		t.Fatal("RetryAfterSeconds rounding")
 	}
 }
+
+// A request built around an input encoded by the caller encodes that input as
+// it is, and decodes back to the same texts.
+func TestEmbeddingRequestRoundTrip(t *testing.T) {
+	b, err := json.Marshal(EmbeddingRequest{Input: []byte(`["a","b\"c"]`), Model: "m"})
+	if err != nil || string(b) != `{"input":["a","b\"c"],"model":"m"}` {
+		t.Fatalf("%s %v", b, err)
+	}
+	r, err := DecodeRequest(b, Limits{})
+	if err != nil || len(r.Inputs) != 2 || r.Inputs[0].Text != "a" || r.Inputs[1].Text != `b"c` || r.Model != "m" {
+		t.Fatalf("%+v %v", r, err)
+	}
+}
