@@ -242,10 +242,6 @@ func AppendResponse(dst []byte, model string, vectors [][]float32, promptTokens 
 		dst = slices.Grow(dst, 160+len(model)+len(vectors)*per)
 	}
 	dst = append(dst, `{"object":"list","data":[`...)
-	var raw []byte // one vector's little-endian bytes, reused
-	if b64 && len(vectors) > 0 {
-		raw = make([]byte, 0, 4*len(vectors[0]))
-	}
 	for i, v := range vectors {
 		if i > 0 {
 			dst = append(dst, ',')
@@ -254,12 +250,8 @@ func AppendResponse(dst []byte, model string, vectors [][]float32, promptTokens 
 		dst = strconv.AppendInt(dst, int64(i), 10)
 		dst = append(dst, `,"embedding":`...)
 		if b64 {
-			raw = raw[:0]
-			for _, x := range v {
-				raw = binary.LittleEndian.AppendUint32(raw, math.Float32bits(x))
-			}
 			dst = append(dst, '"')
-			dst = base64.StdEncoding.AppendEncode(dst, raw)
+			dst = appendBase64Floats(dst, v)
 			dst = append(dst, '"')
 		} else {
 			dst = append(dst, '[')
@@ -274,14 +266,45 @@ func AppendResponse(dst []byte, model string, vectors [][]float32, promptTokens 
 		dst = append(dst, '}')
 	}
 	dst = append(dst, `],"model":`...)
-	mj, _ := json.Marshal(model)
-	dst = append(dst, mj...)
+	dst = appendJSONString(dst, model)
 	dst = append(dst, `,"usage":{"prompt_tokens":`...)
 	dst = strconv.AppendInt(dst, int64(promptTokens), 10)
 	dst = append(dst, `,"total_tokens":`...)
 	dst = strconv.AppendInt(dst, int64(promptTokens), 10)
 	dst = append(dst, "}}\n"...)
 	return dst
+}
+
+// appendBase64Floats appends the base64 of v's little-endian float32 bytes,
+// twelve floats (48 bytes, whole base64 groups) at a time through a buffer on
+// the stack, so that no vector needs a byte copy of its own.
+func appendBase64Floats(dst []byte, v []float32) []byte {
+	var chunk [48]byte
+	for len(v) > 0 {
+		n := min(len(v), 12)
+		for i, x := range v[:n] {
+			binary.LittleEndian.PutUint32(chunk[4*i:], math.Float32bits(x))
+		}
+		dst = base64.StdEncoding.AppendEncode(dst, chunk[:4*n])
+		v = v[n:]
+	}
+	return dst
+}
+
+// appendJSONString appends s as a JSON string: as it is between quotes when
+// nothing in it needs escaping (a model name, as a rule), else as
+// encoding/json writes it.
+func appendJSONString(dst []byte, s string) []byte {
+	plain := utf8.ValidString(s)
+	for i := 0; plain && i < len(s); i++ {
+		c := s[i]
+		plain = c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
+	}
+	if plain {
+		return append(append(append(dst, '"'), s...), '"')
+	}
+	q, _ := json.Marshal(s)
+	return append(dst, q...)
 }
 
 // EmbeddingResponse is the decoded response body.

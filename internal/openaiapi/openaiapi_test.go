@@ -170,3 +170,30 @@ func TestEmbeddingRequestRoundTrip(t *testing.T) {
 		t.Fatalf("%+v %v", r, err)
 	}
 }
+
+// Encoding an answer allocates nothing per float (nor per vector) once the
+// buffer has grown, and decoding one allocates the same few times whatever
+// the number of vectors and dimensions.
+func TestCodecAllocations(t *testing.T) {
+	vecs := make([][]float32, 16)
+	for i := range vecs {
+		vecs[i] = make([]float32, 384)
+		for j := range vecs[i] {
+			vecs[i][j] = float32(i*384+j) / 7919
+		}
+	}
+	for _, b64 := range []bool{false, true} {
+		buf := AppendResponse(nil, "m", vecs, 1, b64)
+		if n := testing.AllocsPerRun(20, func() { buf = AppendResponse(buf[:0], "m", vecs, 1, b64) }); n > 1 {
+			t.Errorf("base64 %v: AppendResponse allocates %v times per answer", b64, n)
+		}
+		body := append([]byte(nil), buf...)
+		if n := testing.AllocsPerRun(20, func() {
+			if _, _, err := DecodeResponse(body, len(vecs)); err != nil {
+				t.Fatal(err)
+			}
+		}); n > 4 {
+			t.Errorf("base64 %v: DecodeResponse allocates %v times for %d vectors", b64, n, len(vecs))
+		}
+	}
+}
