@@ -216,6 +216,7 @@ func (s *Server) embeddings(rw http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	status := http.StatusOK
 	w := &answerWriter{ResponseWriter: rw}
+	dropBody := false // a shed upload: read the rest of it once answered and counted
 	defer func() {
 		if !w.answered {
 			s.log.Error("no answer was written; answering 500", "status", status)
@@ -224,6 +225,9 @@ func (s *Server) embeddings(rw http.ResponseWriter, r *http.Request) {
 		}
 		s.metrics.countRequest(status)
 		s.metrics.duration.Observe(time.Since(start).Seconds())
+		if dropBody {
+			s.dropBody(w, r)
+		}
 	}()
 	fail := func(e *provider.Error) {
 		status = e.Status
@@ -267,6 +271,7 @@ func (s *Server) embeddings(rw http.ResponseWriter, r *http.Request) {
 		switch {
 		case errors.Is(err, errPendingFull):
 			s.shedMemory(w, r, &status)
+			dropBody = true
 		case errors.As(err, &tooBig):
 			w.Header().Set("Connection", "close")
 			fail(s.bodyTooLarge())
@@ -473,9 +478,8 @@ func (s *Server) answerClientGone(status *int, fail func(*provider.Error)) {
 // shedMemory refuses a request whose body would pass --max-pending-bytes,
 // before reading it (or, without Content-Length, as soon as it would). The
 // client is likely still sending that body: closing at once would reset the
-// connection and lose the answer, so the answer goes out first and the rest of
-// the body (at most --max-body-bytes) is read and dropped, through a small
-// buffer, for at most lingerTimeout.
+// connection and lose the answer, so the caller then drops the rest of the
+// body (dropBody).
 func (s *Server) shedMemory(w http.ResponseWriter, r *http.Request, status *int) {
 	s.metrics.shed.WithLabelValues(contract.ShedMemory).Inc()
 	*status = http.StatusTooManyRequests
@@ -487,6 +491,13 @@ func (s *Server) shedMemory(w http.ResponseWriter, r *http.Request, status *int)
 	openaiapi.WriteError(w, &provider.Error{Status: http.StatusTooManyRequests, Type: "rate_limit_error", Code: contract.ShedMemory, RetryAfter: s.cfg.RetryAfter,
 		Message: fmt.Sprintf("server busy: the bodies of requests in progress hold %d bytes, and %s would pass --max-pending-bytes %d",
 			s.pending.Used(), size, s.pending.Max())})
+}
+
+// dropBody sends the answer written so far, then reads the rest of the body
+// (at most --max-body-bytes) through a small pooled buffer and drops it, for
+// at most lingerTimeout, so that a client still uploading reads the answer
+// instead of a reset connection. Memory stays bounded; only time is spent.
+func (s *Server) dropBody(w http.ResponseWriter, r *http.Request) {
 	rc := http.NewResponseController(w)
 	_ = rc.Flush()
 	_ = rc.SetReadDeadline(time.Now().Add(min(lingerTimeout, s.cfg.RequestTimeout)))
