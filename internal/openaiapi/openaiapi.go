@@ -266,7 +266,7 @@ func AppendResponse(dst []byte, model string, vectors [][]float32, promptTokens 
 		dst = append(dst, '}')
 	}
 	dst = append(dst, `],"model":`...)
-	dst = appendJSONString(dst, model)
+	dst = AppendJSONString(dst, model)
 	dst = append(dst, `,"usage":{"prompt_tokens":`...)
 	dst = strconv.AppendInt(dst, int64(promptTokens), 10)
 	dst = append(dst, `,"total_tokens":`...)
@@ -291,16 +291,22 @@ func appendBase64Floats(dst []byte, v []float32) []byte {
 	return dst
 }
 
-// appendJSONString appends s as a JSON string: as it is between quotes when
-// nothing in it needs escaping (a model name, as a rule), else as
-// encoding/json writes it.
-func appendJSONString(dst []byte, s string) []byte {
-	plain := utf8.ValidString(s)
-	for i := 0; plain && i < len(s); i++ {
-		c := s[i]
-		plain = c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
+// PlainJSON reports whether s can stand between quotes in JSON as it is: valid
+// UTF-8 without quotes, backslashes or control characters.
+func PlainJSON(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == '"' || c == '\\' {
+			return false
+		}
 	}
-	if plain {
+	return utf8.ValidString(s)
+}
+
+// AppendJSONString appends s as a JSON string: as it is between quotes when
+// it is PlainJSON (a model name or a text, as a rule), else as encoding/json
+// writes it.
+func AppendJSONString(dst []byte, s string) []byte {
+	if PlainJSON(s) {
 		return append(append(append(dst, '"'), s...), '"')
 	}
 	q, _ := json.Marshal(s)

@@ -22,7 +22,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 	"unsafe"
 
 	"github.com/ragops/rag-operator/internal/contract"
@@ -257,36 +256,19 @@ func (b requestBody) reader() io.ReadCloser {
 // shorter ones are cheaper to copy into the glue.
 const zeroCopyMin = 512
 
-// plainJSON reports whether s can stand between quotes in JSON as it is.
-func plainJSON(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c == '"' || c == '\\' {
-			return false
-		}
-	}
-	return utf8.ValidString(s)
-}
-
 func (c *Client) body(key batchKey, inputs []provider.Input) (requestBody, error) {
 	// base64 is what the official clients ask for by default, so any upstream they
 	// work with supports it, and it decodes faster than JSON floats; an upstream
 	// that ignores it and sends floats is understood too.
 	var b requestBody
 	glue := make([]byte, 0, 256)
-	model, err := json.Marshal(c.cfg.Model)
-	if err != nil {
-		return b, err
-	}
-	glue = append(append(append(glue, `{"model":`...), model...), `,"encoding_format":"base64"`...)
+	glue = openaiapi.AppendJSONString(append(glue, `{"model":`...), c.cfg.Model)
+	glue = append(glue, `,"encoding_format":"base64"`...)
 	if key.dims > 0 {
 		glue = strconv.AppendInt(append(glue, `,"dimensions":`...), int64(key.dims), 10)
 	}
 	if key.user != "" {
-		user, err := json.Marshal(key.user)
-		if err != nil {
-			return b, err
-		}
-		glue = append(append(glue, `,"user":`...), user...)
+		glue = openaiapi.AppendJSONString(append(glue, `,"user":`...), key.user)
 	}
 	glue = append(glue, `,"input":[`...)
 	for i, in := range inputs {
@@ -300,15 +282,11 @@ func (c *Client) body(key batchKey, inputs []provider.Input) (requestBody, error
 				return b, err
 			}
 			glue = append(glue, ids...)
-		case len(in.Text) >= zeroCopyMin && plainJSON(in.Text):
+		case len(in.Text) >= zeroCopyMin && openaiapi.PlainJSON(in.Text):
 			b.pieces = append(b.pieces, append(glue, '"'), unsafe.Slice(unsafe.StringData(in.Text), len(in.Text)))
 			glue = append(make([]byte, 0, 64), '"')
 		default:
-			t, err := json.Marshal(in.Text)
-			if err != nil {
-				return b, err
-			}
-			glue = append(glue, t...)
+			glue = openaiapi.AppendJSONString(glue, in.Text)
 		}
 	}
 	b.pieces = append(b.pieces, append(glue, "]}"...))
