@@ -369,7 +369,10 @@ const readChunk = 64 << 10
 // and returns it with the number of bytes reserved, which the caller releases
 // once the request is answered (also on error). A declared length is reserved
 // whole before the first byte is read; a body without one (chunked) reserves
-// as it arrives. Neither can pass MaxBodyBytes (*http.MaxBytesError).
+// as it arrives, buffer by buffer as the buffer doubles. The buffers it
+// outgrew stay reserved too: they are garbage, but resident until the
+// collector runs, and the budget is what the process holds. Neither can pass
+// MaxBodyBytes (*http.MaxBytesError).
 func (s *Server) readBody(r *http.Request) (body []byte, held int64, err error) {
 	if n := r.ContentLength; n >= 0 {
 		if !s.pending.TryReserve(n) {
@@ -388,16 +391,14 @@ func (s *Server) readBody(r *http.Request) (body []byte, held int64, err error) 
 				return nil, held, &http.MaxBytesError{Limit: limit}
 			}
 			// Grow to twice the size (at least readChunk), one byte past the
-			// limit at most: reserve the new buffer before making it, and
-			// release the old once copied.
+			// limit at most, reserving the new buffer before making it.
 			grow := min(max(int64(cap(body)), readChunk), limit+1-int64(len(body)))
 			next := int64(cap(body)) + grow
 			if !s.pending.TryReserve(next) {
 				return nil, held, errPendingFull
 			}
 			body = append(make([]byte, 0, next), body...)
-			s.pending.Release(held)
-			held = next
+			held += next
 		}
 		n, err := r.Body.Read(body[len(body):cap(body)])
 		body = body[:len(body)+n]
