@@ -33,6 +33,8 @@ import (
 	"github.com/ragops/rag-operator/internal/analysis"
 	"github.com/ragops/rag-operator/internal/observe"
 	"github.com/ragops/rag-operator/internal/podtemplate"
+	"github.com/ragops/rag-operator/internal/probeclient"
+	"github.com/ragops/rag-operator/internal/probetraffic"
 	"github.com/ragops/rag-operator/internal/rollout"
 )
 
@@ -42,6 +44,9 @@ const FieldOwner = "rag-operator"
 
 // secretRefIndex indexes RAGServices by the name of the API key Secret they use.
 const secretRefIndex = "spec.embedding.apiKeySecretRef.name"
+
+// probesRefIndex indexes RAGServices by the name of the probe ConfigMap they use.
+const probesRefIndex = "spec.rollout.spaceCheck.probes.configMapRef.name"
 
 // revisionHistoryLimit is how many ControllerRevisions a service keeps, besides
 // the ones its tracks run.
@@ -61,8 +66,16 @@ type RAGServiceReconciler struct {
 	Builtin *analysis.Builtin
 	// MetricsPort is the pods' admin port that analysis scrapes; 0 means 9090.
 	MetricsPort int
+	// APIPort is the pods' API port that the embedding-space probes use; 0
+	// means 8080.
+	APIPort int
+	// Probe sends the embedding-space probes; nil means a default one.
+	Probe *probeclient.Client
+	// Traffic sends probe requests to both tracks while a canary is
+	// analysed; nil means a default one. SetupWithManager runs it.
+	Traffic *probetraffic.Runner
 
-	builtinOnce sync.Once
+	builtinOnce, probeOnce, trafficOnce sync.Once
 }
 
 // +kubebuilder:rbac:groups=rag.ragops.io,resources=ragservices,verbs=get;list;watch;update;patch
@@ -72,6 +85,7 @@ type RAGServiceReconciler struct {
 // +kubebuilder:rbac:groups="",resources=services,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;list;watch
 // +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=autoscaling,resources=horizontalpodautoscalers,verbs=get;list;watch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
@@ -88,6 +102,8 @@ type scope struct {
 	desired         *corev1ac.PodTemplateSpecApplyConfiguration
 	desiredRevision string
 	specProblem     *rollout.Problem
+
+	probes []string // the embedding-space probe texts, when the check is on
 
 	stable, canary         *appsv1.Deployment // observed; nil when absent
 	stablePods, canaryPods []corev1.Pod       // the pods of each track, any revision
@@ -126,6 +142,7 @@ func (r *RAGServiceReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 			// Gone: owner references let the garbage collector remove what it
 			// owned; its metric series and analysis memory go here.
 			forgetMetrics(req.Namespace, req.Name)
+			r.traffic().Stop(req.String())
 			r.builtin().Forget(req.Namespace, req.Name)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
@@ -269,6 +286,11 @@ func (r *RAGServiceReconciler) reconcileTemplate(ctx context.Context, s *scope) 
 	if err := r.ensureRevision(ctx, s.obj, rev, tpl); err != nil {
 		s.fail(err)
 	}
+	// A change of space this strategy cannot ship without serving both
+	// spaces: what runs stays, until the spec is fixed.
+	if p := rollout.SpaceChangeProblem(s.obj.Spec.Rollout.Strategy, s.obj.Spec.Embedding.Space, s.obj.Status.RolloutStatus); p != nil {
+		s.specProblem, s.desiredRevision = p, ""
+	}
 	return ctrl.Result{}, nil
 }
 
@@ -296,6 +318,19 @@ func (r *RAGServiceReconciler) observe(ctx context.Context, s *scope) (ctrl.Resu
 		s.fail(fmt.Errorf("listing HorizontalPodAutoscalers: %w", err))
 	} else {
 		s.hpaOnStable = observe.HPAOnDeployment(hpas.Items, deploymentName(s.obj, ragv1.TrackStable))
+	}
+
+	if spaceInput(s.obj).Check && s.obj.Spec.Rollout.Strategy != ragv1.StrategyRollingUpdate {
+		probes, problem, err := r.loadProbes(ctx, s.obj)
+		switch {
+		case err != nil:
+			s.fail(err)
+		case problem != nil && s.specProblem == nil:
+			// Without probes no new canary can be checked: none starts.
+			s.specProblem, s.desiredRevision = problem, ""
+		default:
+			s.probes = probes
+		}
 	}
 
 	if ref := s.obj.Spec.Embedding.APIKeySecretRef; ref != nil {
@@ -334,13 +369,26 @@ func (r *RAGServiceReconciler) trackPods(ctx context.Context, svc *ragv1.RAGServ
 	return pods.Items, nil
 }
 
-// reconcileServices applies the Services and the PodDisruptionBudget.
-func (r *RAGServiceReconciler) reconcileServices(ctx context.Context, s *scope) (ctrl.Result, error) {
-	for _, svc := range servicesFor(s.obj) {
+// applyServices applies the Services: the shared one selecting what the plan
+// says, and one per track. It fails when the shared one could not be applied.
+func (r *RAGServiceReconciler) applyServices(ctx context.Context, s *scope, sel rollout.Selection) error {
+	var sharedErr error
+	for i, svc := range servicesFor(s.obj, sel) {
 		if err := r.Apply(ctx, svc, client.FieldOwner(FieldOwner), client.ForceOwnership); err != nil {
-			s.fail(fmt.Errorf("applying Service %s: %w", *svc.Name, err))
+			err = fmt.Errorf("applying Service %s: %w", *svc.Name, err)
+			if i == 0 {
+				sharedErr = err
+			} else {
+				s.fail(err)
+			}
 		}
 	}
+	return sharedErr
+}
+
+// reconcileServices applies the PodDisruptionBudget (the Services go with the
+// tracks, see reconcileTracks).
+func (r *RAGServiceReconciler) reconcileServices(ctx context.Context, s *scope) (ctrl.Result, error) {
 	if err := r.Apply(ctx, pdbFor(s.obj), client.FieldOwner(FieldOwner), client.ForceOwnership); err != nil {
 		s.fail(fmt.Errorf("applying PodDisruptionBudget: %w", err))
 	}
@@ -444,6 +492,20 @@ func (r *RAGServiceReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		return fmt.Errorf("indexing %s: %w", secretRefIndex, err)
 	}
 
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &ragv1.RAGService{}, probesRefIndex,
+		func(o client.Object) []string {
+			if p := o.(*ragv1.RAGService).Spec.Rollout.SpaceCheck.Probes; p != nil && p.ConfigMapRef != nil {
+				return []string{p.ConfigMapRef.Name}
+			}
+			return nil
+		}); err != nil {
+		return fmt.Errorf("indexing %s: %w", probesRefIndex, err)
+	}
+
+	if err := mgr.Add(r.traffic()); err != nil {
+		return fmt.Errorf("adding the probe traffic runner: %w", err)
+	}
+
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("ragservice").
 		// Generation changes are spec edits; annotation changes are one-shot
@@ -456,22 +518,28 @@ func (r *RAGServiceReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Owns(&corev1.Service{}).
 		Owns(&policyv1.PodDisruptionBudget{}).
 		// Only Secret metadata is cached: the operator never keeps keys in memory.
-		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.servicesForSecret), builder.OnlyMetadata).
+		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.servicesFor(secretRefIndex)), builder.OnlyMetadata).
+		// Probe ConfigMaps likewise: their appearance heals a Stalled service.
+		Watches(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(r.servicesFor(probesRefIndex)), builder.OnlyMetadata).
 		Watches(&autoscalingv2.HorizontalPodAutoscaler{}, handler.EnqueueRequestsFromMapFunc(servicesForHPA)).
 		Complete(r)
 }
 
-func (r *RAGServiceReconciler) servicesForSecret(ctx context.Context, o client.Object) []reconcile.Request {
-	list := &ragv1.RAGServiceList{}
-	if err := r.List(ctx, list, client.InNamespace(o.GetNamespace()), client.MatchingFields{secretRefIndex: o.GetName()}); err != nil {
-		ctrl.LoggerFrom(ctx).Error(err, "Listing RAGServices for Secret", "secret", o.GetName())
-		return nil
+// servicesFor maps an object to the RAGServices of its namespace that name it
+// in the indexed field.
+func (r *RAGServiceReconciler) servicesFor(index string) handler.MapFunc {
+	return func(ctx context.Context, o client.Object) []reconcile.Request {
+		list := &ragv1.RAGServiceList{}
+		if err := r.List(ctx, list, client.InNamespace(o.GetNamespace()), client.MatchingFields{index: o.GetName()}); err != nil {
+			ctrl.LoggerFrom(ctx).Error(err, "Listing RAGServices", "index", index, "name", o.GetName())
+			return nil
+		}
+		reqs := make([]reconcile.Request, 0, len(list.Items))
+		for _, s := range list.Items {
+			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&s)})
+		}
+		return reqs
 	}
-	reqs := make([]reconcile.Request, 0, len(list.Items))
-	for _, s := range list.Items {
-		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&s)})
-	}
-	return reqs
 }
 
 // servicesForHPA maps an HPA on a stable Deployment to its RAGService, whose

@@ -76,9 +76,9 @@ func deploymentFor(svc *ragv1.RAGService, track, revision string, tpl *corev1ac.
 		WithSpec(spec), nil
 }
 
-// servicesFor are the Service over both tracks (traffic splits by ready pods)
-// and one Service per track.
-func servicesFor(svc *ragv1.RAGService) []*corev1ac.ServiceApplyConfiguration {
+// servicesFor are the shared Service, first, selecting the tracks sel names
+// (traffic splits by ready pods when both), and one Service per track.
+func servicesFor(svc *ragv1.RAGService, sel rollout.Selection) []*corev1ac.ServiceApplyConfiguration {
 	mk := func(name string, selector map[string]string) *corev1ac.ServiceApplyConfiguration {
 		return corev1ac.Service(name, svc.Namespace).
 			WithLabels(objectLabels(svc)).
@@ -92,8 +92,15 @@ func servicesFor(svc *ragv1.RAGService) []*corev1ac.ServiceApplyConfiguration {
 					WithProtocol(corev1.ProtocolTCP).
 					WithTargetPort(intstr.FromString(podtemplate.HTTPPortName))))
 	}
+	shared := podtemplate.SelectorLabels(svc.Name)
+	switch sel {
+	case rollout.SelectStable:
+		shared = podtemplate.TrackSelectorLabels(svc.Name, ragv1.TrackStable)
+	case rollout.SelectCanary:
+		shared = podtemplate.TrackSelectorLabels(svc.Name, ragv1.TrackCanary)
+	}
 	return []*corev1ac.ServiceApplyConfiguration{
-		mk(svc.Name, podtemplate.SelectorLabels(svc.Name)),
+		mk(svc.Name, shared),
 		mk(trackServiceName(svc, ragv1.TrackStable), podtemplate.TrackSelectorLabels(svc.Name, ragv1.TrackStable)),
 		mk(trackServiceName(svc, ragv1.TrackCanary), podtemplate.TrackSelectorLabels(svc.Name, ragv1.TrackCanary)),
 	}

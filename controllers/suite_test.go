@@ -130,6 +130,7 @@ func startManager(t *testing.T, configure ...func(*RAGServiceReconciler)) *manag
 		EmbedServerImage: testImage,
 		Builtin:          &analysis.Builtin{Timeout: 2 * time.Second},
 		MetricsPort:      podAdminPort,
+		APIPort:          podAPIPort,
 	}
 	for _, c := range configure {
 		c(r)

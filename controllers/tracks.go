@@ -19,8 +19,11 @@ import (
 
 	ragv1 "github.com/ragops/rag-operator/api/v1alpha1"
 	"github.com/ragops/rag-operator/internal/analysis"
+	"github.com/ragops/rag-operator/internal/embeddingspace"
 	"github.com/ragops/rag-operator/internal/observe"
 	"github.com/ragops/rag-operator/internal/podtemplate"
+	"github.com/ragops/rag-operator/internal/probeclient"
+	"github.com/ragops/rag-operator/internal/probetraffic"
 	"github.com/ragops/rag-operator/internal/rollout"
 )
 
@@ -44,16 +47,28 @@ func (r *RAGServiceReconciler) reconcileTracks(ctx context.Context, s *scope) (c
 		Stable:          observe.Track(s.stable, s.stablePods),
 		Canary:          observe.Track(s.canary, s.canaryPods),
 		Command:         s.command,
+		Space:           spaceInput(svc),
+		// The pods, not the Deployment: a removed canary's pods serve until
+		// they are gone.
+		CanaryPodRevisions: observe.ReadyRevisions(s.canaryPods),
+	}
+	if rollout.SpaceCheckDue(in) && s.probes != nil {
+		in.SpaceVerdict = r.checkSpace(ctx, s, in, stableReady, canaryReady)
+		log.Info("Checked the embedding space", "revision", in.SpaceVerdict.Revision, "verdict", in.SpaceVerdict.Verdict, "message", in.SpaceVerdict.Message)
 	}
 	if rollout.AnalysisDue(in) {
-		// A failed scrape or query is no verdict, never a failure: the planner
-		// and the progress deadline go on without it.
+		// Metrics that cannot be read while the canary's pods are ready are an
+		// Inconclusive interval with the error named (onNoData decides),
+		// never a pass.
 		res, err := r.analyze(ctx, s, in, stableReady, canaryReady)
 		switch {
 		case err != nil:
-			log.Info("Analysis gave no verdict", "revision", in.Memory.CanaryRevision, "error", err.Error())
+			v := analysis.Unreadable(err, in.Memory.CanaryRevision, s.now)
+			in.Verdict = &v
+			log.Info("Analysis could not read the canary's metrics", "revision", in.Memory.CanaryRevision, "error", err.Error())
 		case res != nil:
 			in.Verdict = &res.Status
+			recordAnalysis(svc, res)
 		}
 	}
 
@@ -77,6 +92,15 @@ func (r *RAGServiceReconciler) reconcileTracks(ctx context.Context, s *scope) (c
 			s.fail(err)
 		}
 	}
+	// The Services first: a narrower selection (a canary not yet proven to
+	// share stable's space, a cutover) must be in place before new pods exist;
+	// when it could not be applied, no pod moves.
+	if err := r.applyServices(ctx, s, plan.Selects); err != nil {
+		if plan.Selects != rollout.SelectBoth {
+			return ctrl.Result{}, fmt.Errorf("%w; the Deployments were left as they are, so clients never reach two vector spaces", err)
+		}
+		s.fail(err)
+	}
 	if plan.StableRevision != "" {
 		if err := r.applyTrack(ctx, s, ragv1.TrackStable, plan.StableRevision, plan.StableReplicas); err != nil {
 			s.fail(err)
@@ -94,10 +118,40 @@ func (r *RAGServiceReconciler) reconcileTracks(ctx context.Context, s *scope) (c
 			s.canary, s.canaryPods = nil, nil
 		}
 	}
+	r.followProbeTraffic(s, &plan)
 	if plan.Transition != rollout.TransitionNone {
 		log.Info("Rollout", "transition", plan.Transition, "reason", plan.Reason, "message", plan.Message)
 	}
 	return ctrl.Result{RequeueAfter: plan.RequeueAfter}, nil
+}
+
+// followProbeTraffic keeps synthetic requests going to both tracks' ready
+// pods exactly while analysis judges the canary, and stops them otherwise.
+func (r *RAGServiceReconciler) followProbeTraffic(s *scope, plan *rollout.Plan) {
+	key := client.ObjectKeyFromObject(s.obj).String()
+	spec := s.obj.Spec.Rollout
+	n := 0
+	if spec.Analysis != nil {
+		n = analysis.ProbeRequests(*spec.Analysis)
+	}
+	if n == 0 || !rollout.AnalysisActive(spec, plan.Memory, spaceInput(s.obj)) {
+		r.traffic().Stop(key)
+		return
+	}
+	texts := s.probes
+	if len(texts) == 0 {
+		texts = embeddingspace.BuiltinProbes()
+	}
+	r.traffic().Ensure(key, probetraffic.Plan{
+		Revision: plan.Memory.CanaryRevision,
+		PerTrack: n,
+		Interval: analysis.IntervalOf(*spec.Analysis),
+		Targets: map[string][]string{
+			ragv1.TrackStable: r.apiURLs(observe.ReadyPods(s.stablePods, plan.StableRevision)),
+			ragv1.TrackCanary: r.apiURLs(observe.ReadyPods(s.canaryPods, plan.Memory.CanaryRevision)),
+		},
+		Texts: texts,
+	})
 }
 
 // applyTrack applies one track's Deployment running the template of revision.
@@ -188,6 +242,24 @@ func (r *RAGServiceReconciler) targets(pods []corev1.Pod) []analysis.Target {
 		out = append(out, analysis.Target{Pod: p.Name, URL: u})
 	}
 	return out
+}
+
+func (r *RAGServiceReconciler) traffic() *probetraffic.Runner {
+	r.trafficOnce.Do(func() {
+		if r.Traffic == nil {
+			r.Traffic = &probetraffic.Runner{Observe: observeProbeTraffic}
+		}
+	})
+	return r.Traffic
+}
+
+func (r *RAGServiceReconciler) probe() *probeclient.Client {
+	r.probeOnce.Do(func() {
+		if r.Probe == nil {
+			r.Probe = &probeclient.Client{Timeout: probeTimeout}
+		}
+	})
+	return r.Probe
 }
 
 func (r *RAGServiceReconciler) builtin() *analysis.Builtin {

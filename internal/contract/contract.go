@@ -1,7 +1,7 @@
 // Package contract is what the operator and the embedding server agree on: the
 // server's flag names and defaults, its ports, the environment variable of the
 // API key, and the metric names and shed reasons the canary analysis reads
-// (DESIGN.md names them). Both binaries import it, so none of these is a string
+// (docs/embedserver.md lists them). Both binaries import it, so none of these is a string
 // written twice. The CRD's kubebuilder defaults are literal markers; a test in
 // internal/podtemplate checks that the generated CRD defaults to these values.
 package contract

@@ -350,12 +350,13 @@ func TestHistory(t *testing.T) {
 		s.Status.Rollback = &ragv1.RollbackStatus{Revision: "ccc333", Reason: "AnalysisFailed", Message: "error rate 0.20 above 0.01", Time: metav1.Now()}
 	})
 	ctx := context.Background()
+	spaces := map[string]string{"ccc333": `,"args":["--model=hash-256","--space=v2"]`, "ddd444": `,"args":["--space=v2"]`}
 	for i, hash := range []string{"aaa111", "bbb222", "ccc333", "ddd444"} {
 		cr := &appsv1.ControllerRevision{
 			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "docs-" + hash,
 				Labels:          map[string]string{ragv1.LabelInstance: "docs", ragv1.LabelRevision: hash},
 				OwnerReferences: []metav1.OwnerReference{ownerRef(svc)}},
-			Data:     runtime.RawExtension{Raw: []byte(`{"spec":{"containers":[{"name":"embedserver","image":"ragops/embedserver:test"}]}}`)},
+			Data:     runtime.RawExtension{Raw: []byte(`{"spec":{"containers":[{"name":"embedserver","image":"ragops/embedserver:test"` + spaces[hash] + `}]}}`)},
 			Revision: int64(i + 1),
 		}
 		if err := k8s.Create(ctx, cr); err != nil {
@@ -402,11 +403,11 @@ func TestHistory(t *testing.T) {
 	}
 	lines := strings.Split(r.out, "\n")
 	wantRows := [][]string{
-		{"REVISION", "HASH", "AGE", "STATE", "MESSAGE"},
-		{"1", "aaa111", "Promoted", "Promoted canary aaa111 to stable"},
-		{"2", "bbb222", "Stable"},
-		{"3", "ccc333", "RolledBack", "AnalysisFailed: error rate 0.20 above 0.01"},
-		{"4", "ddd444", "Canary", "step 2, weight 20%"},
+		{"REVISION", "HASH", "AGE", "SPACE", "STATE", "MESSAGE"},
+		{"1", "aaa111", " - ", "Promoted", "Promoted canary aaa111 to stable"},
+		{"2", "bbb222", " - ", "Stable"},
+		{"3", "ccc333", " v2 ", "RolledBack", "AnalysisFailed: error rate 0.20 above 0.01"},
+		{"4", "ddd444", " v2 ", "Canary", "step 2, weight 20%"},
 	}
 	for i, want := range wantRows {
 		for _, w := range want {

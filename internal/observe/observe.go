@@ -68,6 +68,21 @@ func ReadyPods(pods []corev1.Pod, revision string) []corev1.Pod {
 	return out
 }
 
+// ReadyRevisions are the distinct revisions of the ready, not terminating
+// pods, sorted.
+func ReadyRevisions(pods []corev1.Pod) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, p := range ReadyPods(pods, "") {
+		if rev := p.Labels[ragv1.LabelRevision]; !seen[rev] {
+			seen[rev] = true
+			out = append(out, rev)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
 func podReady(p *corev1.Pod) bool {
 	for _, c := range p.Status.Conditions {
 		if c.Type == corev1.PodReady {

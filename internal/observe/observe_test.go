@@ -53,6 +53,9 @@ func TestReadyPods(t *testing.T) {
 		}
 		return out
 	}
+	if got := ReadyRevisions(pods); !cmp.Equal(got, []string{"a", "b"}) {
+		t.Errorf("ReadyRevisions = %v, want [a b]", got)
+	}
 	for _, c := range []struct {
 		rev  string
 		want []string

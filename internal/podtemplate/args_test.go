@@ -98,6 +98,9 @@ func TestArgsParseAsTheServerParsesThem(t *testing.T) {
 	noQueue := defaults
 	noQueue.MaxQueue = 0
 
+	spaced := defaults
+	spaced.Space = "docs-v2"
+
 	tuned := defaults
 	tuned.MaxInFlight, tuned.RequestTimeout, tuned.QueueTimeout, tuned.MaxAttempts = 100, 90*time.Second, 250*time.Millisecond, 1
 
@@ -117,6 +120,7 @@ func TestArgsParseAsTheServerParsesThem(t *testing.T) {
 			"endpoint":"https://api.example.test/v1","dimensions":256,"maxBatchSize":16}}}`), openaiOpts},
 		{"maxQueue 0 is no queue, not unset", crdDefaulted(t, `{"spec":{"concurrency":{"maxQueue":0}}}`), noQueue},
 		{"drain 0s, as the CRD allows", crdDefaulted(t, `{"spec":{"timeouts":{"drain":"0s"}}}`), noDrain},
+		{"the declared embedding space", crdDefaulted(t, `{"spec":{"embedding":{"space":"docs-v2"}}}`), spaced},
 		{"tuned", crdDefaulted(t, `{"spec":{"concurrency":{"maxInFlight":100},"timeouts":{"request":"1m30s","queue":"250ms"},
 			"retry":{"maxAttempts":1}}}`), tuned},
 	}

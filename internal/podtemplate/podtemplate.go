@@ -195,6 +195,7 @@ func Args(spec *ragv1.RAGServiceSpec) []string {
 	}
 	str(contract.FlagProvider, string(e.Provider))
 	str(contract.FlagModel, e.Model)
+	str(contract.FlagSpace, e.Space)
 	if e.Dimensions != nil {
 		num(contract.FlagDimensions, *e.Dimensions)
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 
 	"github.com/ragops/rag-operator/api/v1alpha1"
 	"github.com/ragops/rag-operator/internal/testsupport/deploysim"
@@ -53,6 +54,20 @@ func (d *simDeploy) ready(now int, rev string) int32 {
 		}
 	}
 	return n
+}
+
+// readyRevisions are the distinct revisions of its ready pods.
+func (d *simDeploy) readyRevisions(now int) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, p := range d.pods {
+		if p.readyAt >= 0 && now >= p.readyAt && !seen[p.rev] {
+			seen[p.rev] = true
+			out = append(out, p.rev)
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 func (d *simDeploy) count(rev string) int32 {
@@ -198,6 +213,13 @@ func (s *sim) observe() {
 		s.logf("pods: %s", st)
 		s.lastReady = st
 	}
+	s.checkServing()
+}
+
+// checkServing asserts what clients get from the shared Service as it stands:
+// called when pods change and again right after the operator applied its
+// selection, before the Deployment controller reacts.
+func (s *sim) checkServing() {
 	// Capacity: the ready pods behind the shared Service never fall below
 	// the size once it was reached. During a canary those are stable's (the
 	// canary is extra); during a promotion, stable's plus the promoted
@@ -282,7 +304,8 @@ func (s *sim) step() {
 	in := Input{
 		Now: nowT, Replicas: s.replicas, Rollout: s.rollout, DesiredRevision: desired,
 		Memory: s.memory, Stable: s.track(s.stable), Canary: s.track(s.canary), Command: cmd,
-		Space: SpaceInput{Declared: s.declared, Check: !s.sc.noSpaceCheck},
+		Space:              SpaceInput{Declared: s.declared, Check: !s.sc.noSpaceCheck},
+		CanaryPodRevisions: s.canary.readyRevisions(s.now),
 	}
 	if SpaceCheckDue(in) {
 		v := s.spaceCheck(in.Memory.CanaryRevision)
@@ -326,6 +349,7 @@ func (s *sim) step() {
 	}
 	s.apply(&applied, s.stable, "stable", plan.StableRevision, plan.StableReplicas, plan.StableRevision != "")
 	s.apply(&applied, s.canary, "canary", plan.CanaryRevision, plan.CanaryReplicas, plan.CanaryRevision != "")
+	s.checkServing()
 
 	sum := Summarize(Observation{
 		Generation: 1, Replicas: s.replicas, Stable: s.track(s.stable), Canary: s.track(s.canary),
@@ -491,8 +515,6 @@ func diffLines(want, got string) string {
 
 // --- scenario helpers ---
 
-func i32(v int32) *int32 { return &v }
-func i64(v int64) *int64 { return &v }
 func dur(d time.Duration) *metav1.Duration {
 	return &metav1.Duration{Duration: d}
 }
@@ -515,7 +537,7 @@ func canarySpec() v1alpha1.RolloutSpec {
 func withAnalysis(r v1alpha1.RolloutSpec, onNoData v1alpha1.NoDataPolicy) v1alpha1.RolloutSpec {
 	r.Analysis = &v1alpha1.AnalysisSpec{
 		Provider: v1alpha1.AnalysisBuiltin, Interval: metav1.Duration{Duration: 20 * time.Second},
-		MinRequests: i64(20), OnNoData: onNoData, FailureLimit: i32(1),
+		MinRequests: ptr.To[int64](20), OnNoData: onNoData, FailureLimit: ptr.To[int32](1),
 		MaxErrorRate: "0.01", MaxShedRate: "0.10", MaxLatencyP99: metav1.Duration{Duration: 2 * time.Second},
 	}
 	return r

@@ -183,10 +183,20 @@ func (p *planner) requeueSpaceCheck() {
 	p.requeueAt(es.Time.Add(spaceBackoff(es.Attempts)))
 }
 
+// leftoverRequeue is how soon a pass looks again while a removed canary's
+// pods keep the Service on stable: nothing else tells when they are gone.
+const leftoverRequeue = 2 * time.Second
+
 // selection is which tracks the shared Service selects.
 func (p *planner) selection() Selection {
 	c := p.st.CanaryRevision
 	if c == "" {
+		// A removed canary's pods serve until they are gone: clients reach
+		// them only if they proved stable's space.
+		if !p.leftoversShareSpace() {
+			p.requeueIn(leftoverRequeue)
+			return SelectStable
+		}
 		return SelectBoth
 	}
 	cutover := p.isCutover()
@@ -200,6 +210,23 @@ func (p *planner) selection() Selection {
 		return SelectStable
 	}
 	return SelectBoth
+}
+
+// leftoversShareSpace: every ready pod left on the canary track runs stable's
+// revision (a finished promotion) or one proven to share stable's space.
+func (p *planner) leftoversShareSpace() bool {
+	es := p.st.EmbeddingSpace
+	for _, rev := range p.in.CanaryPodRevisions {
+		if rev == p.st.StableRevision {
+			continue
+		}
+		proven := es != nil && es.Revision == rev && es.CanarySpace == es.Name &&
+			(es.Verdict == v1alpha1.SpaceCompatible || (es.Verdict == "" && !p.in.Space.Check))
+		if !proven {
+			return false
+		}
+	}
+	return true
 }
 
 func orEmpty(s string) string {

@@ -120,9 +120,11 @@ func (t Track) pods() int32 {
 func classify(o Observation) situation {
 	p := o.Plan
 	if o.SpecProblem != nil {
-		// The spec needs a person; a rollback the rollout made meanwhile (the
-		// planner goes on with what runs) is still shown.
-		return situation{stalled: o.SpecProblem, rolledBack: p != nil && p.State == StateRolledBack, phase: v1alpha1.PhaseDegraded}
+		// The spec needs a person. The rollout goes on with what runs (a
+		// rollback it makes meanwhile is in status.rollback and its event),
+		// but while the desired revision is unknown nothing holds a
+		// rolled-back one, so the RolledBack condition is not shown.
+		return situation{stalled: o.SpecProblem, phase: v1alpha1.PhaseDegraded}
 	}
 	if p == nil {
 		// No decision this pass: what the last one found to need a person stands.
@@ -139,6 +141,9 @@ func classify(o Observation) situation {
 		return sit
 	}
 	why := &Problem{p.Reason, p.Message}
+	if p.Standing.Reason != "" {
+		why = &Problem{p.Standing.Reason, p.Standing.Message}
+	}
 	switch p.State {
 	case StateRolledBack:
 		return situation{stalled: why, rolledBack: true, phase: v1alpha1.PhaseRolledBack}
@@ -287,7 +292,7 @@ func events(o Observation, sit situation, old, cur []metav1.Condition) []Event {
 	switch {
 	case c.Status == metav1.ConditionTrue:
 		out = append(out, Event{Type: EventNormal, Reason: "Ready", Message: c.Message})
-	case told(c.Reason) || (len(p.Events) > 0 && c.Reason == p.Reason):
+	case told(c.Reason) || (len(p.Events) > 0 && (c.Reason == p.Reason || c.Reason == p.Standing.Reason)):
 		// The plan's own events already say why.
 	case sit.stalled == nil && o.Err == nil && o.SecretProblem == "":
 		// Merely on its way: a canary step, a paused rollout, pods starting.

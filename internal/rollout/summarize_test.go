@@ -3,6 +3,7 @@ package rollout
 import (
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
@@ -266,7 +267,7 @@ func TestSummarize(t *testing.T) {
 			events: []Event{warn(ReasonInvalidSpec)},
 		},
 		{
-			name: "a bad spec while the rollout rolled back: both are shown",
+			name: "a bad spec while the rollout rolled back: the spec is what a person must fix",
 			o: Observation{Replicas: 3, Stable: healthyStable, Memory: v1alpha1.RolloutStatus{Rollback: rb}, Conditions: conds(healthyConds),
 				SpecProblem: &Problem{ReasonInvalidSpec, "no image"},
 				Plan: func() *Plan {
@@ -275,7 +276,7 @@ func TestSummarize(t *testing.T) {
 					return p
 				}()},
 			phase:  v1alpha1.PhaseDegraded,
-			conds:  map[string]cond{v1alpha1.ConditionReady: {F, ReasonInvalidSpec}, v1alpha1.ConditionAvailable: {T, ReasonMinimumAvailable}, v1alpha1.ConditionStalled: {T, ReasonInvalidSpec}, v1alpha1.ConditionRolledBack: {T, ReasonAnalysisFailed}},
+			conds:  map[string]cond{v1alpha1.ConditionReady: {F, ReasonInvalidSpec}, v1alpha1.ConditionAvailable: {T, ReasonMinimumAvailable}, v1alpha1.ConditionStalled: {T, ReasonInvalidSpec}},
 			events: []Event{warn(ReasonAnalysisFailed), warn(ReasonInvalidSpec)},
 		},
 		{
@@ -378,6 +379,26 @@ func TestResolveCommand(t *testing.T) {
 		cmd, outranked := ResolveCommand(c.ann)
 		if cmd != c.cmd || !cmp.Equal(outranked, c.outranked) || !cmp.Equal(PresentCommands(c.ann), c.present) {
 			t.Errorf("%v: command %q outranked %v present %v; want %q %v %v", c.ann, cmd, outranked, PresentCommands(c.ann), c.cmd, c.outranked, c.present)
+		}
+	}
+}
+
+// A pass that advances to a step that waits says where the rollout stands
+// now, not what it did: Reconciling carries the wait's reason.
+func TestSummarizeStandsWhereThePassEnded(t *testing.T) {
+	in := base()
+	running(2, time.Hour, 2)(&in) // step 2 done: advances to step 3, a pause until promoted
+	p := Decide(in)
+	if p.Transition != TransitionAdvance || p.Standing.Reason != "WaitingForPromote" {
+		t.Fatalf("plan %s %s, standing %+v: want an advance that stands waiting for promote", p.Transition, p.Reason, p.Standing)
+	}
+	s := Summarize(Observation{Replicas: 4, Stable: in.Stable, Plan: &p, Conditions: conds(healthyConds)})
+	if c := condsOf(s.Conditions)[v1alpha1.ConditionReconciling]; c != (cond{T, "WaitingForPromote"}) || s.Phase != v1alpha1.PhasePaused {
+		t.Errorf("Reconciling %+v phase %s, want WaitingForPromote and Paused", c, s.Phase)
+	}
+	for _, e := range s.Events {
+		if e.Reason == "WaitingForPromote" {
+			t.Errorf("the pass's StepAdvanced event already tells it; got another: %+v", e)
 		}
 	}
 }

@@ -80,6 +80,10 @@ type Input struct {
 	Memory v1alpha1.RolloutStatus
 	// Stable and Canary are the observed Deployments.
 	Stable, Canary Track
+	// CanaryPodRevisions are the revisions of the ready, not terminating pods
+	// of the canary track, whether or not its Deployment still exists: a
+	// removed canary's pods serve until they go.
+	CanaryPodRevisions []string
 	// Verdict is a verdict on the canary computed this pass (see AnalysisDue),
 	// or nil. A verdict already recorded in Memory (same revision, not newer)
 	// is ignored, so passing one twice never counts it twice.
@@ -192,6 +196,10 @@ type Plan struct {
 	Transition Transition
 	Reason     string
 	Message    string
+	// Standing says where the rollout stands after the pass: the reason and
+	// message of its last decision (after an advance to a step that waits, the
+	// wait's). The Reconciling and Stalled conditions carry it.
+	Standing Problem
 	// State is where the rollout stands.
 	State State
 	// Selects is which tracks the shared Service sends clients to; applied
