@@ -59,9 +59,11 @@ func newBatcher(max int, ceiling time.Duration, call callFunc) *batcher {
 }
 
 // submit adds inputs (at most max) to a batch and returns the member whose done
-// channel receives their vectors. When the member's batch goes out at once and
-// inline is set, submit also returns that batch for the caller to run in its
-// own goroutine (b.run), which saves a goroutine and a wake-up per call.
+// channel receives their vectors. When the member's batch goes out at once with
+// this member alone in it and inline is set, submit also returns that batch
+// for the caller to run in its own goroutine (b.run), which saves a goroutine
+// and a wake-up per call. Alone, because the caller must be free to leave when
+// its own request ends while others' requests keep a shared call going.
 func (b *batcher) submit(ctx context.Context, key batchKey, inputs []provider.Input, inline bool) (*member, *batch) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -88,7 +90,7 @@ func (b *batcher) submit(ctx context.Context, key batchKey, inputs []provider.In
 	switch {
 	case len(bt.inputs) >= b.max || b.ceiling < 0 || b.inFlight == 0:
 		b.flushLocked(bt)
-		if inline {
+		if inline && len(bt.members) == 1 {
 			return m, bt
 		}
 		go b.run(bt)

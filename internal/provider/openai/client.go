@@ -131,6 +131,11 @@ func (c *Client) Embed(ctx context.Context, req provider.Request) (provider.Resp
 		select {
 		case r := <-m.done:
 			if r.err != nil {
+				if _, ok := provider.AsError(r.err); !ok && ctx.Err() != nil {
+					// The call ended because this request did (its deadline, or its
+					// client left; a call run here returns only then): say which.
+					return provider.Response{}, fmt.Errorf("waiting for upstream: %w", context.Cause(ctx))
+				}
 				return provider.Response{}, r.err
 			}
 			out.Embeddings = append(out.Embeddings, r.vectors...)
