@@ -96,6 +96,9 @@ type scope struct {
 	obj  *ragv1.RAGService
 	base *ragv1.RAGService // last status written, for merge patches
 	now  time.Time
+	// conditions are the conditions as the pass found them: every summary of
+	// the pass is computed from them, so its events are told once.
+	conditions []metav1.Condition
 
 	// desired is the pod template built from the current spec, desiredRevision
 	// its hash; nil and "" when the spec cannot be built (specProblem says why).
@@ -152,6 +155,7 @@ func (r *RAGServiceReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	}
 
 	s := &scope{obj: obj, base: obj.DeepCopy(), now: r.now()}
+	s.conditions = s.base.Status.Conditions
 	s.command, s.outranked = rollout.ResolveCommand(obj.Annotations)
 
 	// The summary (conditions, phase, events) is written at the end of every
@@ -219,6 +223,7 @@ func (r *RAGServiceReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 func (r *RAGServiceReconciler) summarize(s *scope, reconcileErr error) rollout.Summary {
 	st := &s.obj.Status
 	sum := rollout.Summarize(rollout.Observation{
+		Now:           s.now,
 		Generation:    s.obj.Generation,
 		Replicas:      replicasOf(s.obj),
 		Stable:        observe.Track(s.stable, s.stablePods),
@@ -229,7 +234,7 @@ func (r *RAGServiceReconciler) summarize(s *scope, reconcileErr error) rollout.S
 		SecretProblem: s.secretProblem,
 		Err:           reconcileErr,
 		Outranked:     s.outranked,
-		Conditions:    st.Conditions,
+		Conditions:    s.conditions,
 	})
 	st.Selector = labels.SelectorFromSet(podtemplate.SelectorLabels(s.obj.Name)).String()
 	st.Conditions, st.Phase = sum.Conditions, sum.Phase

@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"strconv"
@@ -75,6 +76,10 @@ func (r *RAGServiceReconciler) reconcileTracks(ctx context.Context, s *scope) (c
 	plan := rollout.Decide(in)
 	s.plan = &plan
 	svc.Status.RolloutStatus = plan.Memory
+	// The conditions go with the decision, so no reader ever sees a decision
+	// beside the last pass's conditions (a canary next to Healthy); the end of
+	// the pass writes them again only if applying changed them.
+	r.summarize(s, errors.Join(s.errs...))
 	if err := r.patchStatus(ctx, svc, s.base); err != nil {
 		if apierrors.IsConflict(err) {
 			err = fmt.Errorf("%w: %w", errStaleRead, err)

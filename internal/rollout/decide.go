@@ -30,9 +30,9 @@ type planner struct {
 	// standing is the reason and message of the last thing decided: where the
 	// rollout stands after the pass (a wait after an advance, say).
 	standing Problem
-	state          State
-	events         []Event
-	requeue        time.Duration
+	state    State
+	events   []Event
+	requeue  time.Duration
 
 	// cmd is the command still to be acted on or declined; used and ignored
 	// say what became of Input.Command.

@@ -12,6 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	ragv1 "github.com/ragops/rag-operator/api/v1alpha1"
+	"github.com/ragops/rag-operator/internal/fakeupstream"
 	"github.com/ragops/rag-operator/internal/loadgen"
 )
 
@@ -130,9 +131,11 @@ func TestCanaryPromotedAndRolledBackUnderLoad(t *testing.T) {
 	}
 	t.Logf("promoted %s -> %s", first, second)
 
-	// The bad change: every canary request fails upstream.
+	// The bad change: an upstream that fails half its calls (with the same
+	// vectors, so the canary proves its space first, on retried probes, and is
+	// then judged on what clients get).
 	bad := good
-	bad.BadUpstream = true
+	bad.Endpoint = startUpstream(t, fakeupstream.Config{ErrorRate: 0.5, Dims: 64})
 	apply(t, bad)
 	code, out = exitCode("rag", "status", "docs", "-n", ns, "--watch", "--timeout", "120s")
 	if code != 1 {
