@@ -15,6 +15,7 @@ import (
 
 	ragv1 "github.com/ragops/rag-operator/api/v1alpha1"
 	"github.com/ragops/rag-operator/internal/kubectlrag"
+	"github.com/ragops/rag-operator/internal/testsupport/poll"
 )
 
 func TestStatusExitCodes(t *testing.T) {
@@ -115,17 +116,6 @@ func startWatch(t *testing.T, ns string, args ...string) (out *syncBuffer, errOu
 	return out, errOut, ch
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 func waitExit(t *testing.T, done <-chan int) int {
 	t.Helper()
 	select {
@@ -141,14 +131,14 @@ func TestStatusWatchUntilHealthy(t *testing.T) {
 	ns := newNamespace(t)
 	svc := setStatus(t, createService(t, ns, "docs"), progressing)
 	out, errOut, done := startWatch(t, ns, "docs", "--timeout", "45s")
-	waitFor(t, "the first view", func() bool { return strings.Contains(out.String(), "Progressing") })
+	poll.Until(t, "the first view", func() bool { return strings.Contains(out.String(), "Progressing") })
 
 	// The operator advances the canary, then promotes it.
 	setStatus(t, svc, func(s *ragv1.RAGService) {
 		progressing(s)
 		s.Status.CurrentStep, s.Status.CanaryWeight, s.Status.EffectiveWeight = 2, 50, 50
 	})
-	waitFor(t, "the second view", func() bool { return strings.Contains(out.String(), "50% desired, 50% effective") })
+	poll.Until(t, "the second view", func() bool { return strings.Contains(out.String(), "50% desired, 50% effective") })
 	setStatus(t, svc, func(s *ragv1.RAGService) {
 		healthy(s)
 		s.Status.StableRevision = "5d2a11"
@@ -169,7 +159,7 @@ func TestStatusWatchRolledBack(t *testing.T) {
 	ns := newNamespace(t)
 	svc := setStatus(t, createService(t, ns, "docs"), progressing)
 	out, errOut, done := startWatch(t, ns, "docs", "--timeout", "45s")
-	waitFor(t, "the first view", func() bool { return strings.Contains(out.String(), "Progressing") })
+	poll.Until(t, "the first view", func() bool { return strings.Contains(out.String(), "Progressing") })
 	setStatus(t, svc, rolledBack)
 	if code := waitExit(t, done); code != kubectlrag.ExitFailed {
 		t.Fatalf("exit code %d, want 1\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
@@ -189,7 +179,7 @@ func TestStatusWatchWaitsForNewGeneration(t *testing.T) {
 		t.Fatal(err)
 	}
 	out, errOut, done := startWatch(t, ns, "docs", "--timeout", "45s")
-	waitFor(t, "the first view", func() bool { return strings.Contains(out.String(), "observe generation 2") })
+	poll.Until(t, "the first view", func() bool { return strings.Contains(out.String(), "observe generation 2") })
 	select {
 	case code := <-done:
 		t.Fatalf("returned %d before the operator observed the new generation", code)
@@ -220,7 +210,7 @@ func TestStatusWatchDeleted(t *testing.T) {
 	ns := newNamespace(t)
 	svc := setStatus(t, createService(t, ns, "docs"), progressing)
 	out, errOut, done := startWatch(t, ns, "docs", "--timeout", "45s")
-	waitFor(t, "the first view", func() bool { return strings.Contains(out.String(), "Progressing") })
+	poll.Until(t, "the first view", func() bool { return strings.Contains(out.String(), "Progressing") })
 	if err := k8s.Delete(context.Background(), svc); err != nil {
 		t.Fatal(err)
 	}
@@ -470,7 +460,7 @@ func TestStatusWatchStalledNewSpec(t *testing.T) {
 		t.Fatal(err)
 	}
 	out, errOut, done := startWatch(t, ns, "docs", "--timeout", "45s")
-	waitFor(t, "the first view", func() bool { return strings.Contains(out.String(), "observe generation 2") })
+	poll.Until(t, "the first view", func() bool { return strings.Contains(out.String(), "observe generation 2") })
 	setStatus(t, svc, func(s *ragv1.RAGService) {
 		c := condition(ragv1.ConditionStalled, metav1.ConditionTrue, "InvalidSpec", "image ragops/embedserver:broken cannot run")
 		c.ObservedGeneration = s.Generation
