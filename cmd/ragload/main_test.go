@@ -52,7 +52,7 @@ func TestHangingServerFails(t *testing.T) {
 		t.Fatal(err)
 	}
 	stop := make(chan struct{})
-	hang := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	hang := &http.Server{Handler: http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
 		select {
 		case <-r.Context().Done():
 		case <-stop:

@@ -217,7 +217,7 @@ func TestBuiltinScrapeFailures(t *testing.T) {
 		t.Errorf("all pods down: err %v, want a scrape error", err)
 	}
 
-	bad := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	bad := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		http.Error(w, "nope", http.StatusServiceUnavailable)
 	}))
 	defer bad.Close()

@@ -12,9 +12,9 @@ import (
 )
 
 func spec() v1alpha1.AnalysisSpec {
-	min := int64(20)
+	minRequests := int64(20)
 	return v1alpha1.AnalysisSpec{
-		MinRequests: &min, MaxErrorRate: "0.01", MaxShedRate: "0.10",
+		MinRequests: &minRequests, MaxErrorRate: "0.01", MaxShedRate: "0.10",
 		MaxLatencyP99: metav1.Duration{Duration: 2 * time.Second},
 	}
 }

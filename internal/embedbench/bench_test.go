@@ -35,7 +35,7 @@ import (
 const body = `{"input":"How do I roll back a canary of the embedding service?","model":"fake-embedding"}`
 
 // serve runs srv on loopback and returns its base URL and a stop func.
-func serve(b *testing.B, srv *embedserver.Server) (string, func()) {
+func serve(_ *testing.B, srv *embedserver.Server) (string, func()) {
 	api, _ := net.Listen("tcp", "127.0.0.1:0")
 	admin, _ := net.Listen("tcp", "127.0.0.1:0")
 	ctx, cancel := context.WithCancel(context.Background())

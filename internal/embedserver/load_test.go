@@ -92,7 +92,7 @@ func TestClientDisconnectLeavesQueue(t *testing.T) {
 	waitFor(t, "2 client-closed requests counted", func() bool { return h.metric(t, `embedserver_requests_total{code="499"}`) == 2 })
 }
 
-func checkHash8(t *testing.T, inputs []string, got [][]float32) error {
+func checkHash8(_ *testing.T, inputs []string, got [][]float32) error {
 	m := builtinmodel.Model{Dims: 8}
 	want := make([]float32, 8)
 	for i, in := range inputs {

@@ -13,11 +13,11 @@ import (
 type Outcome int
 
 const (
-	// InProgress: not yet terminal; keep waiting.
+	// InProgress is not yet terminal: keep waiting.
 	InProgress Outcome = iota
-	// Succeeded: Healthy at the current generation.
+	// Succeeded is Healthy at the current generation.
 	Succeeded
-	// Failed: RolledBack, Degraded or Stalled at the current generation.
+	// Failed is RolledBack, Degraded or Stalled at the current generation.
 	Failed
 )
 

@@ -17,7 +17,7 @@ var errQueueTimeout = errors.New("queue timeout")
 
 // acquireAsync starts an Acquire and returns a channel with its outcome. It waits
 // until the caller is queued (or has its answer) so order is deterministic.
-func acquireAsync(t *testing.T, l *Limiter, ctx context.Context, wantDepth int) <-chan result {
+func acquireAsync(t *testing.T, ctx context.Context, l *Limiter, wantDepth int) <-chan result {
 	t.Helper()
 	ch := make(chan result, 1)
 	go func() {
@@ -92,8 +92,8 @@ func TestFIFOOrderAndQueueBound(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := acquireAsync(t, l, context.Background(), 1)
-	b := acquireAsync(t, l, context.Background(), 2)
+	a := acquireAsync(t, context.Background(), l, 1)
+	b := acquireAsync(t, context.Background(), l, 2)
 	if !l.Full() {
 		t.Fatal("Full() false with every slot and queue place taken")
 	}
@@ -142,7 +142,7 @@ func TestWaitEndsWithCause(t *testing.T) {
 			l := New(1, 1)
 			hold, _ := l.Acquire(context.Background())
 			ctx, cancel := context.WithCancelCause(context.Background())
-			ch := acquireAsync(t, l, ctx, 1)
+			ch := acquireAsync(t, ctx, l, 1)
 			tt.end(cancel)
 			r := <-ch
 			if !errors.Is(r.err, tt.wantE) {
@@ -228,7 +228,7 @@ func TestTryAcquire(t *testing.T) {
 	if _, ok := l.TryAcquire(); ok {
 		t.Fatal("took a slot while every slot is held")
 	}
-	waiter := acquireAsync(t, l, context.Background(), 1)
+	waiter := acquireAsync(t, context.Background(), l, 1)
 	if _, ok := l.TryAcquire(); ok {
 		t.Fatal("took a slot while a caller is queued")
 	}

@@ -79,7 +79,7 @@ func (s *staticTargets) Next() (Target, bool) {
 // the pods add up to their tracks and to the level.
 func TestCountsPerPodAndTrack(t *testing.T) {
 	status := func(code int) *httptest.Server {
-		return httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(code) }))
+		return httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(code) }))
 	}
 	ok1, ok2, shed := status(200), status(200), status(429)
 	defer ok1.Close()

@@ -117,8 +117,8 @@ func RolledOut(d *appsv1.Deployment) (bool, string) {
 	return true, fmt.Sprintf("revision %s rolled out", revision)
 }
 
-// DeadlineExceeded: the Deployment controller reports that the Deployment
-// missed its own progress deadline.
+// DeadlineExceeded says whether the Deployment controller reports that the
+// Deployment missed its own progress deadline.
 func DeadlineExceeded(d *appsv1.Deployment) bool {
 	if d == nil {
 		return false

@@ -103,9 +103,9 @@ func firstByte(b []byte) byte {
 	return b[0]
 }
 
-func tooMany(n, max int) error {
+func tooMany(n, limit int) error {
 	return &provider.Error{Status: http.StatusRequestEntityTooLarge, Type: "invalid_request_error", Param: "input", Code: "too_many_inputs",
-		Message: fmt.Sprintf("input has %d items; at most %d are allowed per request", n, max)}
+		Message: fmt.Sprintf("input has %d items; at most %d are allowed per request", n, limit)}
 }
 
 // text reads a JSON string literal (known to be valid JSON): a view of raw

@@ -130,7 +130,7 @@ func TestEmbedLargestProbeSet(t *testing.T) {
 // answerWith serves vectors in the OpenAI shape, as the embedding server
 // encodes them.
 func answerWith(vecs [][]float32, b64 bool) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
+	return func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(openaiapi.AppendResponse(nil, "m", vecs, 1, b64))
 	}
@@ -170,7 +170,7 @@ func vectors(n, dims int) [][]float32 {
 func TestEmbedErrors(t *testing.T) {
 	texts := []string{"one", "two"}
 	// A handler notices that the client left only once it has read the body.
-	stall := func(w http.ResponseWriter, r *http.Request) {
+	stall := func(_ http.ResponseWriter, r *http.Request) {
 		_ = readBody(r)
 		<-r.Context().Done()
 	}
@@ -181,12 +181,12 @@ func TestEmbedErrors(t *testing.T) {
 		texts   []string
 		want    string // after "probe <url>: "
 	}{
-		{name: "HTML error page", handler: func(w http.ResponseWriter, r *http.Request) {
+		{name: "HTML error page", handler: func(w http.ResponseWriter, _ *http.Request) {
 			w.WriteHeader(http.StatusBadGateway)
 			_, _ = w.Write([]byte("<html>\n<body>Bad   gateway</body>\n</html>\n"))
 		}, want: "HTTP 502: <html> <body>Bad gateway</body> </html>"},
-		{name: "status without body", handler: func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(500) }, want: "HTTP 500"},
-		{name: "OpenAI error without code", handler: func(w http.ResponseWriter, r *http.Request) {
+		{name: "status without body", handler: func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(500) }, want: "HTTP 500"},
+		{name: "OpenAI error without code", handler: func(w http.ResponseWriter, _ *http.Request) {
 			openaiapi.WriteError(w, &provider.Error{Status: 401, Type: "invalid_request_error", Message: "Incorrect API key provided"})
 		}, want: "HTTP 401: Incorrect API key provided"},
 		{name: "no answer", handler: stall, client: Client{Timeout: 200 * time.Millisecond}, want: "no answer within 200ms"},
@@ -197,7 +197,7 @@ func TestEmbedErrors(t *testing.T) {
 			w.(http.Flusher).Flush()
 			<-r.Context().Done()
 		}, client: Client{Timeout: 200 * time.Millisecond}, want: "reading the answer: no answer within 200ms"},
-		{name: "answer cut short", handler: func(w http.ResponseWriter, r *http.Request) {
+		{name: "answer cut short", handler: func(w http.ResponseWriter, _ *http.Request) {
 			w.Header().Set("Content-Length", "10000")
 			w.WriteHeader(200)
 			_, _ = w.Write([]byte(`{"object":"list","data":[{"index":0,"embedding":[0.1,`))
@@ -205,7 +205,7 @@ func TestEmbedErrors(t *testing.T) {
 			conn.Close()
 		}, want: "reading the answer: unexpected EOF"},
 		{name: "too large, by its length", handler: answerWith(vectors(2, 300), false), client: Client{MaxAnswerBytes: 1000}, want: "answer of 1... bytes is over the limit of 1000"},
-		{name: "too large, streamed", handler: func(w http.ResponseWriter, r *http.Request) {
+		{name: "too large, streamed", handler: func(w http.ResponseWriter, _ *http.Request) {
 			w.WriteHeader(200)
 			for range 100 {
 				_, _ = w.Write([]byte(strings.Repeat(" ", 100)))
@@ -214,12 +214,12 @@ func TestEmbedErrors(t *testing.T) {
 		}, client: Client{MaxAnswerBytes: 1000}, want: "answer is over the limit of 1000 bytes"},
 		{name: "one vector short", handler: answerWith(vectors(63, 8), false), texts: make([]string, 64), want: "answer for 64 probes: got 63 embeddings, want 64"},
 		{name: "one vector too many", handler: answerWith(vectors(3, 8), false), want: "answer for 2 probes: embedding index 2 out of range or repeated"},
-		{name: "a repeated index", handler: func(w http.ResponseWriter, r *http.Request) {
+		{name: "a repeated index", handler: func(w http.ResponseWriter, _ *http.Request) {
 			_, _ = w.Write([]byte(`{"data":[{"index":0,"embedding":[1,0]},{"index":0,"embedding":[0,1]}]}`))
 		}, want: "answer for 2 probes: embedding index 0 out of range or repeated"},
 		{name: "mixed dimensions", handler: answerWith([][]float32{{1, 0, 0}, {0, 1}}, false), want: "vector 1 has 2 dimensions, vector 0 has 3"},
 		{name: "an empty vector", handler: answerWith([][]float32{{}, {0, 1}}, false), want: "vector 0 is empty"},
-		{name: "not JSON", handler: func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("ok")) }, want: "answer for 2 probes: answer is not a JSON object"},
+		{name: "not JSON", handler: func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) }, want: "answer for 2 probes: answer is not a JSON object"},
 		{name: "no texts", handler: answerWith(nil, false), texts: []string{}, want: "no probe texts"},
 	}
 	for _, tt := range tests {
@@ -292,7 +292,7 @@ func TestEmbedServerErrors(t *testing.T) {
 		}
 	})
 	t.Run("caller cancels", func(t *testing.T) {
-		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		srv := httptest.NewServer(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
 			_ = readBody(r)
 			<-r.Context().Done()
 		}))

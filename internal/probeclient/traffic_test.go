@@ -169,11 +169,11 @@ func TestTrafficMaxInFlight(t *testing.T) {
 }
 
 func TestTrafficFailures(t *testing.T) {
-	refuse := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	refuse := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		openaiapi.WriteError(w, provider.BadRequest("input", "input must not be an empty string"))
 	}))
 	defer refuse.Close()
-	stall := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	stall := httptest.NewServer(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
 		_ = readBody(r)
 		<-r.Context().Done()
 	}))
@@ -212,7 +212,7 @@ func TestTrafficFailures(t *testing.T) {
 func TestTrafficStopsWhenCancelled(t *testing.T) {
 	var mu sync.Mutex
 	got := 0
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := httptest.NewServer(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
 		_ = readBody(r)
 		mu.Lock()
 		got++

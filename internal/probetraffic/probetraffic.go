@@ -76,7 +76,7 @@ func (r *Runner) Start(ctx context.Context) error {
 	return nil
 }
 
-// NeedLeaderElection: only the leader sends probe traffic.
+// NeedLeaderElection is true: only the leader sends probe traffic.
 func (r *Runner) NeedLeaderElection() bool { return true }
 
 // Ensure makes the session of key follow p: started when there is none,

@@ -50,7 +50,7 @@ type counter struct {
 }
 
 func (c *counter) server(t *testing.T, name string) string {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		c.mu.Lock()
 		c.n[name]++
 		c.mu.Unlock()

@@ -593,7 +593,7 @@ func scenarios() []scenario {
 			name: "no-data-" + strings.ToLower(string(p)), seed: 11, ticks: 40, replicas: 4,
 			rollout: withAnalysis(canarySpec(), p),
 			at:      shipsRevB(map[int]func(*sim){}),
-			verdict: func(s *sim, rev string) *v1alpha1.AnalysisStatus {
+			verdict: func(*sim, string) *v1alpha1.AnalysisStatus {
 				return &v1alpha1.AnalysisStatus{Verdict: v1alpha1.VerdictInconclusive, Requests: 3, Message: "3 requests < minRequests 20"}
 			},
 		}

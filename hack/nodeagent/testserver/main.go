@@ -24,12 +24,12 @@ func main() {
 
 	var draining atomic.Bool
 	api := http.NewServeMux()
-	api.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+	api.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintf(w, "testserver pod=%s addr=%s secret=%d\n", os.Getenv("POD_NAME"), *addr, len(os.Getenv("EMBEDSERVER_API_KEY")))
 	})
 	adm := http.NewServeMux()
-	adm.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
-	adm.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
+	adm.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	adm.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
 		if draining.Load() {
 			http.Error(w, "draining", http.StatusServiceUnavailable)
 			return

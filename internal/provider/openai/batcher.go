@@ -54,8 +54,8 @@ type batch struct {
 	timer    *time.Timer
 }
 
-func newBatcher(max int, ceiling time.Duration, call callFunc) *batcher {
-	return &batcher{max: max, ceiling: ceiling, call: call, pending: map[batchKey]*batch{}}
+func newBatcher(maxInputs int, ceiling time.Duration, call callFunc) *batcher {
+	return &batcher{max: maxInputs, ceiling: ceiling, call: call, pending: map[batchKey]*batch{}}
 }
 
 // submit adds inputs (at most max) to a batch and returns the member whose done

@@ -54,7 +54,7 @@ func TestSmoothLatency(t *testing.T) {
 // longer on a busy machine, never shorter), and failed calls do not count.
 func TestBatcherLingerFollowsCallLatency(t *testing.T) {
 	fail := false
-	b := newBatcher(64, 2*time.Millisecond, func(ctx context.Context, _ batchKey, inputs []provider.Input) ([][]float32, int, error) {
+	b := newBatcher(64, 2*time.Millisecond, func(_ context.Context, _ batchKey, inputs []provider.Input) ([][]float32, int, error) {
 		time.Sleep(40 * time.Millisecond)
 		if fail {
 			return nil, 0, context.DeadlineExceeded
