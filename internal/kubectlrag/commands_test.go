@@ -41,7 +41,8 @@ func TestStatusExitCodes(t *testing.T) {
 			progressing(s)
 			s.Status.Phase = ragv1.PhaseDegraded
 			s.Status.Conditions[0] = condition(ragv1.ConditionReady, metav1.ConditionFalse, "AnalysisFailed", "holding canary: autoRollback is off")
-		}, code: kubectlrag.ExitFailed, errText: "degraded: holding canary"},
+			s.Status.Conditions = append(s.Status.Conditions, condition(ragv1.ConditionStalled, metav1.ConditionTrue, "AnalysisFailed", "holding canary: autoRollback is off"))
+		}, code: kubectlrag.ExitFailed, errText: "stalled: AnalysisFailed: holding canary"},
 		{name: "stalled", mutate: func(s *ragv1.RAGService) {
 			progressing(s)
 			s.Status.Conditions = append(s.Status.Conditions, condition(ragv1.ConditionStalled, metav1.ConditionTrue, "InvalidSpec", "secret openai not found"))

@@ -203,5 +203,6 @@ func rolledBack(s *ragv1.RAGService) {
 	s.Status.Conditions = []metav1.Condition{
 		condition(ragv1.ConditionReady, metav1.ConditionFalse, "RolledBack", "revision 5d2a11 rolled back"),
 		condition(ragv1.ConditionRolledBack, metav1.ConditionTrue, "AnalysisFailed", "error rate 0.20 above 0.01"),
+		condition(ragv1.ConditionStalled, metav1.ConditionTrue, "RolledBack", "revision 5d2a11 rolled back"),
 	}
 }

@@ -32,9 +32,10 @@ func (o Outcome) String() string {
 	}
 }
 
-// Evaluate says whether a RAGService reached a terminal state, and why. A status
-// the operator wrote for an older generation says nothing about the current spec,
-// so it is always InProgress.
+// Evaluate says whether a RAGService reached a terminal state, and why, from its
+// conditions (the phase is for display: it only names the state in the
+// message). A status the operator wrote for an older generation says nothing
+// about the current spec, so it is always InProgress.
 func Evaluate(svc *ragv1.RAGService) (Outcome, string) {
 	st := &svc.Status
 	// The Stalled condition's own generation says whether the stall is about the
@@ -46,6 +47,13 @@ func Evaluate(svc *ragv1.RAGService) (Outcome, string) {
 			gen = st.ObservedGeneration
 		}
 		if gen >= svc.Generation {
+			if rb := st.Rollback; rb != nil && meta.IsStatusConditionTrue(st.Conditions, ragv1.ConditionRolledBack) {
+				msg := fmt.Sprintf("rolled back revision %s: %s", rb.Revision, rb.Reason)
+				if rb.Message != "" {
+					msg += ": " + rb.Message
+				}
+				return Failed, msg
+			}
 			return Failed, fmt.Sprintf("stalled: %s: %s", c.Reason, c.Message)
 		}
 	}
@@ -53,31 +61,16 @@ func Evaluate(svc *ragv1.RAGService) (Outcome, string) {
 		return InProgress, fmt.Sprintf("waiting for the operator to observe generation %d (observed %d)",
 			svc.Generation, st.ObservedGeneration)
 	}
-	switch st.Phase {
-	case ragv1.PhaseHealthy:
-		return Succeeded, "healthy"
-	case ragv1.PhaseRolledBack:
-		msg := "rolled back"
-		if rb := st.Rollback; rb != nil {
-			msg = fmt.Sprintf("rolled back revision %s: %s", rb.Revision, rb.Reason)
-			if rb.Message != "" {
-				msg += ": " + rb.Message
-			}
-		}
-		return Failed, msg
-	case ragv1.PhaseDegraded:
-		msg := "degraded"
-		if c := meta.FindStatusCondition(st.Conditions, ragv1.ConditionReady); c != nil && c.Message != "" {
-			msg += ": " + c.Message
-		}
-		return Failed, msg
-	case "":
+	c := meta.FindStatusCondition(st.Conditions, ragv1.ConditionReady)
+	switch {
+	case c == nil:
 		return InProgress, "no status yet"
-	default:
-		// The Ready condition says what the rollout waits for.
-		if c := meta.FindStatusCondition(st.Conditions, ragv1.ConditionReady); c != nil && c.Message != "" {
-			return InProgress, fmt.Sprintf("%s: %s", st.Phase, c.Message)
-		}
-		return InProgress, string(st.Phase)
+	case c.Status == metav1.ConditionTrue:
+		return Succeeded, "healthy"
 	}
+	// The Ready condition says what the rollout waits for.
+	if c.Message == "" {
+		return InProgress, fmt.Sprintf("%s: %s", st.Phase, c.Reason)
+	}
+	return InProgress, fmt.Sprintf("%s: %s", st.Phase, c.Message)
 }

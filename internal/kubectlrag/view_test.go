@@ -13,10 +13,17 @@ import (
 )
 
 func TestEvaluate(t *testing.T) {
-	stalled := []metav1.Condition{{Type: ragv1.ConditionStalled, Status: metav1.ConditionTrue, Reason: "InvalidSpec", Message: "bad"}}
-	stalledAt := func(gen int64) []metav1.Condition {
-		return []metav1.Condition{{Type: ragv1.ConditionStalled, Status: metav1.ConditionTrue, Reason: "InvalidSpec", Message: "bad", ObservedGeneration: gen}}
+	cond := func(t string, s metav1.ConditionStatus, reason, msg string, gen int64) metav1.Condition {
+		return metav1.Condition{Type: t, Status: s, Reason: reason, Message: msg, ObservedGeneration: gen}
 	}
+	T, F := metav1.ConditionTrue, metav1.ConditionFalse
+	ready := []metav1.Condition{cond(ragv1.ConditionReady, T, "Succeeded", "all replicas of the stable revision are ready", 3)}
+	stalled := []metav1.Condition{cond(ragv1.ConditionStalled, T, "InvalidSpec", "bad", 0)}
+	stalledAt := func(gen int64) []metav1.Condition {
+		return []metav1.Condition{cond(ragv1.ConditionStalled, T, "InvalidSpec", "bad", gen)}
+	}
+	rolledBack := []metav1.Condition{cond(ragv1.ConditionStalled, T, "AnalysisFailed", "x", 2), cond(ragv1.ConditionRolledBack, T, "AnalysisFailed", "x", 2)}
+	waiting := []metav1.Condition{cond(ragv1.ConditionReady, F, "WaitingForPromote", "Step 2/3: paused until the promote annotation", 2)}
 	cases := []struct {
 		name     string
 		gen, obs int64
@@ -25,17 +32,16 @@ func TestEvaluate(t *testing.T) {
 		want     Outcome
 		why      string
 	}{
-		{"healthy", 3, 3, ragv1.PhaseHealthy, nil, Succeeded, "healthy"},
-		{"healthy but stale", 4, 3, ragv1.PhaseHealthy, nil, InProgress, "observe generation 4"},
-		{"rolled back but stale", 4, 3, ragv1.PhaseRolledBack, nil, InProgress, "observe generation 4"},
-		{"rolled back", 2, 2, ragv1.PhaseRolledBack, nil, Failed, "rolled back"},
-		{"degraded", 2, 2, ragv1.PhaseDegraded, nil, Failed, "degraded"},
-		{"stalled wins over phase", 2, 2, ragv1.PhaseProgressing, stalled, Failed, "stalled: InvalidSpec: bad"},
+		{"ready", 3, 3, ragv1.PhaseHealthy, ready, Succeeded, "healthy"},
+		{"ready but stale", 4, 3, ragv1.PhaseHealthy, ready, InProgress, "observe generation 4"},
+		{"rolled back but stale", 4, 3, ragv1.PhaseRolledBack, rolledBack, InProgress, "observe generation 4"},
+		{"rolled back", 2, 2, ragv1.PhaseRolledBack, rolledBack, Failed, "rolled back revision b: AnalysisFailed: error rate 0.5"},
+		{"stalled (degraded)", 2, 2, ragv1.PhaseDegraded, stalled, Failed, "stalled: InvalidSpec: bad"},
+		{"a phase alone decides nothing", 2, 2, ragv1.PhaseHealthy, waiting, InProgress, "Healthy: Step 2/3"},
 		{"stalled on the current spec without a clean pass", 3, 2, ragv1.PhaseHealthy, stalledAt(3), Failed, "stalled: InvalidSpec"},
 		{"stalled on an older spec", 3, 2, ragv1.PhaseHealthy, stalledAt(2), InProgress, "observe generation 3"},
-		{"progressing", 2, 2, ragv1.PhaseProgressing, nil, InProgress, "Progressing"},
-		{"paused", 2, 2, ragv1.PhasePaused, nil, InProgress, "Paused"},
-		{"pending", 1, 1, ragv1.PhasePending, nil, InProgress, "Pending"},
+		{"waiting for promote", 2, 2, ragv1.PhasePaused, waiting, InProgress, "Paused: Step 2/3: paused until the promote annotation"},
+		{"no conditions yet", 1, 1, ragv1.PhasePending, nil, InProgress, "no status yet"},
 		{"no status", 1, 0, "", nil, InProgress, "observe generation 1"},
 	}
 	for _, tc := range cases {
@@ -45,6 +51,7 @@ func TestEvaluate(t *testing.T) {
 			svc.Status.ObservedGeneration = tc.obs
 			svc.Status.Phase = tc.phase
 			svc.Status.Conditions = tc.conds
+			svc.Status.Rollback = &ragv1.RollbackStatus{Revision: "b", Reason: "AnalysisFailed", Message: "error rate 0.5"}
 			got, why := Evaluate(svc)
 			if got != tc.want || !strings.Contains(why, tc.why) {
 				t.Errorf("Evaluate = %v %q, want %v containing %q", got, why, tc.want, tc.why)

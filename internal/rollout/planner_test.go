@@ -1,11 +1,11 @@
 package rollout
 
 import (
-	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
@@ -403,8 +403,8 @@ func TestDecide(t *testing.T) {
 			for _, e := range p.Events {
 				got.events = append(got.events, e.Reason)
 			}
-			if !equalWant(got, c.want) {
-				t.Errorf("Decide:\n got  %+v\n want %+v\n message: %s\n events: %+v", got, c.want, p.Message, p.Events)
+			if diff := cmp.Diff(c.want, got, cmp.AllowUnexported(want{})); diff != "" {
+				t.Errorf("Decide (-want +got):\n%s\n message: %s\n events: %+v", diff, p.Message, p.Events)
 			}
 			if p.Memory.StableRevision != p.StableRevision || p.Memory.CanaryRevision != p.CanaryRevision {
 				t.Errorf("memory and plan disagree: %+v", p.Memory)
@@ -437,12 +437,6 @@ func failures(n int32) func(*testing.T, Plan) {
 			t.Errorf("failures %d, want %d", got, n)
 		}
 	}
-}
-
-func equalWant(a, b want) bool {
-	return a.transition == b.transition && a.reason == b.reason && a.stable == b.stable && a.canary == b.canary &&
-		a.canaryReplicas == b.canaryReplicas && a.step == b.step && a.state == b.state && a.rollback == b.rollback &&
-		a.ignored == b.ignored && slices.Equal(a.events, b.events) && a.selects == b.selects
 }
 
 func TestAnalysisDue(t *testing.T) {

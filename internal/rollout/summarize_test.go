@@ -95,23 +95,37 @@ func TestSetRolledBack(t *testing.T) {
 
 var ignoreTime = cmp.FilterPath(func(p cmp.Path) bool { return p.Last().String() == ".LastTransitionTime" }, cmp.Ignore())
 
-func TestSetStalledAndReconciling(t *testing.T) {
+func TestSetStalled(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		why  *Problem
+		want map[string]cond
+	}{
+		{"nothing for a person: absent, not False (kstatus)", nil, map[string]cond{}},
+		{"a problem: True with its reason", &Problem{"X", "because"}, map[string]cond{v1alpha1.ConditionStalled: {T, "X"}}},
+	} {
+		got := condsOf(setStalled(conds(map[string]cond{v1alpha1.ConditionStalled: {T, "Old"}}), stamp{gen: 1}, c.why))
+		if diff := cmp.Diff(c.want, got); diff != "" {
+			t.Errorf("%s (-want +got):\n%s", c.name, diff)
+		}
+	}
+}
+
+func TestSetReconciling(t *testing.T) {
 	why := &Problem{"X", "because"}
 	boom := errors.New("boom")
 	for _, c := range []struct {
-		name                 string
-		stalled, reconciling *Problem
-		err                  error
-		want                 map[string]cond
+		name string
+		why  *Problem
+		err  error
+		want map[string]cond
 	}{
-		{"neither: both absent", nil, nil, nil, map[string]cond{}},
-		{"stalled", why, nil, nil, map[string]cond{v1alpha1.ConditionStalled: {T, "X"}}},
-		{"reconciling", nil, why, nil, map[string]cond{v1alpha1.ConditionReconciling: {T, "X"}}},
-		{"an error is reconciling, whatever else", nil, why, boom, map[string]cond{v1alpha1.ConditionReconciling: {T, ReasonReconcileFailed}}},
-		{"an error on a stalled service keeps both", why, nil, boom, map[string]cond{v1alpha1.ConditionStalled: {T, "X"}, v1alpha1.ConditionReconciling: {T, ReasonReconcileFailed}}},
+		{"settled: absent, not False (kstatus)", nil, nil, map[string]cond{}},
+		{"moving: True with its reason", why, nil, map[string]cond{v1alpha1.ConditionReconciling: {T, "X"}}},
+		{"an error is reconciling, whatever else", why, boom, map[string]cond{v1alpha1.ConditionReconciling: {T, ReasonReconcileFailed}}},
+		{"an error on a settled service", nil, boom, map[string]cond{v1alpha1.ConditionReconciling: {T, ReasonReconcileFailed}}},
 	} {
-		start := conds(map[string]cond{v1alpha1.ConditionStalled: {T, "Old"}, v1alpha1.ConditionReconciling: {T, "Old"}})
-		got := condsOf(setReconciling(setStalled(start, stamp{gen: 1}, c.stalled), stamp{gen: 1}, c.reconciling, c.err))
+		got := condsOf(setReconciling(conds(map[string]cond{v1alpha1.ConditionReconciling: {T, "Old"}}), stamp{gen: 1}, c.why, c.err))
 		if diff := cmp.Diff(c.want, got); diff != "" {
 			t.Errorf("%s (-want +got):\n%s", c.name, diff)
 		}
