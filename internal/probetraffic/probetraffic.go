@@ -38,7 +38,8 @@ type Runner struct {
 	Observe Observer
 
 	mu       sync.Mutex
-	root     context.Context
+	root     context.Context // set by Start; nil before
+	stopped  bool            // Start has returned (or is returning): no new session runs
 	sessions map[string]*session
 	wg       sync.WaitGroup
 }
@@ -65,6 +66,9 @@ func (r *Runner) Start(ctx context.Context) error {
 	r.mu.Unlock()
 	<-ctx.Done()
 	r.mu.Lock()
+	// A reconcile still finishing may call Ensure after this: it must not
+	// start a session (nor touch the WaitGroup this Wait is on).
+	r.stopped = true
 	for key, s := range r.sessions {
 		if s.cancel != nil {
 			s.cancel()
@@ -103,7 +107,7 @@ func (r *Runner) Ensure(key string, p Plan) {
 	}
 	s := &session{plan: p}
 	r.sessions[key] = s
-	if r.root != nil {
+	if r.root != nil && !r.stopped {
 		r.run(key, s)
 	}
 }

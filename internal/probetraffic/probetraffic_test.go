@@ -144,4 +144,13 @@ func TestRunner(t *testing.T) {
 	if got := r.Running(); len(got) != 0 {
 		t.Errorf("running after the manager stopped: %v", got)
 	}
+	// A reconcile that finishes after the manager stopped sends nothing. (A
+	// request cut short by the stop may still reach the server a moment later.)
+	time.Sleep(200 * time.Millisecond)
+	late := c.get()["s1"]
+	r.Ensure("search/late", Plan{Revision: "d", PerTrack: 10, Interval: 100 * time.Millisecond, Targets: map[string][]string{"stable": {s1}}, Texts: []string{"x"}})
+	time.Sleep(300 * time.Millisecond)
+	if after := c.get()["s1"]; after != late {
+		t.Errorf("a session started after the manager stopped sent %d requests", after-late)
+	}
 }
