@@ -27,13 +27,13 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
-	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	ragv1 "github.com/ragops/rag-operator/api/v1alpha1"
 	"github.com/ragops/rag-operator/internal/analysis"
 	"github.com/ragops/rag-operator/internal/podtemplate"
 	"github.com/ragops/rag-operator/internal/rollout"
+	"github.com/ragops/rag-operator/internal/skipapply"
 )
 
 // FieldOwner is the one server-side apply field manager of everything the
@@ -63,6 +63,7 @@ type RAGServiceReconciler struct {
 	MetricsPort int
 
 	builtinOnce sync.Once
+	applied     skipapply.Memory // the last apply of each owned object
 }
 
 // +kubebuilder:rbac:groups=rag.ragops.io,resources=ragservices,verbs=get;list;watch;update;patch
@@ -112,6 +113,7 @@ func (r *RAGServiceReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 			// Gone: owner references let the garbage collector remove what it
 			// owned; its metric series and analysis memory go here.
 			forgetMetrics(req.Namespace, req.Name)
+			r.applied.ForgetOwner(req.NamespacedName)
 			r.builtin().Forget(req.Namespace, req.Name)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
@@ -271,11 +273,11 @@ func (r *RAGServiceReconciler) getDeployment(ctx context.Context, svc *ragv1.RAG
 // reconcileServices applies the Services and the PodDisruptionBudget.
 func (r *RAGServiceReconciler) reconcileServices(ctx context.Context, s *scope) (ctrl.Result, error) {
 	for _, svc := range servicesFor(s.obj) {
-		if err := r.Apply(ctx, svc, client.FieldOwner(FieldOwner), client.ForceOwnership); err != nil {
+		if _, err := applyOwned[corev1.Service](ctx, r, s.obj, svc); err != nil {
 			return ctrl.Result{}, fmt.Errorf("applying Service %s: %w", *svc.Name, err)
 		}
 	}
-	if err := r.Apply(ctx, pdbFor(s.obj), client.FieldOwner(FieldOwner), client.ForceOwnership); err != nil {
+	if _, err := applyOwned[policyv1.PodDisruptionBudget](ctx, r, s.obj, pdbFor(s.obj)); err != nil {
 		return ctrl.Result{}, fmt.Errorf("applying PodDisruptionBudget: %w", err)
 	}
 	return ctrl.Result{}, nil
@@ -389,10 +391,7 @@ func (r *RAGServiceReconciler) SetupWithManager(mgr ctrl.Manager) error {
 
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("ragservice").
-		// Generation changes are spec edits; annotation changes are one-shot
-		// manual commands (promote, abort, retry).
-		For(&ragv1.RAGService{}, builder.WithPredicates(predicate.Or(
-			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
+		For(&ragv1.RAGService{}, builder.WithPredicates(ragServiceChanged)).
 		// Owned objects without a generation filter: a hand edit, a deletion or a
 		// status change of a Deployment must all reach the reconciler.
 		Owns(&appsv1.Deployment{}).

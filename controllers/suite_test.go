@@ -107,6 +107,8 @@ func freePorts() (int, int, error) {
 type manager struct {
 	cancel context.CancelFunc
 	done   chan error
+	// client reads through the manager's own cache, as the reconciler does.
+	client client.Client
 }
 
 // startManager runs the reconciler in a manager until the test ends or stop
@@ -114,12 +116,22 @@ type manager struct {
 // if given, changes the reconciler as cmd/manager's flags would.
 func startManager(t *testing.T, configure ...func(*RAGServiceReconciler)) *manager {
 	t.Helper()
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+	return startManagerOn(t, cfg, configure...)
+}
+
+// startManagerOn is startManager with the manager's own rest config (a
+// counting transport, say).
+func startManagerOn(t *testing.T, cfg *rest.Config, configure ...func(*RAGServiceReconciler)) *manager {
+	t.Helper()
+	opts := ctrl.Options{
 		Scheme:                 testScheme,
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
 		Controller:             config.Controller{SkipNameValidation: ptrTo(true)},
-	})
+	}
+	// The cache cmd/manager runs with, so the tests see what it leaves out.
+	ConfigureCache(&opts)
+	mgr, err := ctrl.NewManager(cfg, opts)
 	if err != nil {
 		t.Fatalf("creating manager: %v", err)
 	}
@@ -138,7 +150,7 @@ func startManager(t *testing.T, configure ...func(*RAGServiceReconciler)) *manag
 		t.Fatalf("setting up reconciler: %v", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	m := &manager{cancel: cancel, done: make(chan error, 1)}
+	m := &manager{cancel: cancel, done: make(chan error, 1), client: mgr.GetClient()}
 	go func() { m.done <- mgr.Start(ctx) }()
 	t.Cleanup(m.stop)
 	return m
