@@ -73,10 +73,10 @@ type Result struct {
 }
 
 type bench struct {
-	c      config
-	k      client.Client
-	audit  *auditCounter
-	res    *Result
+	c         config
+	k         client.Client
+	audit     *auditCounter
+	res       *Result
 	mgr       *exec.Cmd
 	mgrExited chan error
 	mgrLog    *os.File
