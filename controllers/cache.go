@@ -28,8 +28,10 @@ var OwnedSelector = labels.SelectorFromSet(labels.Set{
 //     only when OwnedSelector selects them;
 //   - of the applied kinds, only the operator's own managedFields entry (what
 //     skipapply needs), of everything else none;
-//   - Secrets never whole: the watch caches their metadata, and a read goes to
-//     the API server (the controller's APIReader), so no key sits in memory.
+//   - Secrets and ConfigMaps (the ones a spec names) never whole: the watches
+//     cache their metadata, and a read goes to the API server (the
+//     controller's APIReader), so no key, and no other app's data, sits in
+//     memory.
 //
 // RAGServices and HorizontalPodAutoscalers (few, and read whole) are cached
 // cluster-wide.
@@ -47,7 +49,7 @@ func ConfigureCache(o *ctrl.Options) {
 	if o.Client.Cache == nil {
 		o.Client.Cache = &client.CacheOptions{}
 	}
-	o.Client.Cache.DisableFor = append(o.Client.Cache.DisableFor, &corev1.Secret{})
+	o.Client.Cache.DisableFor = append(o.Client.Cache.DisableFor, &corev1.Secret{}, &corev1.ConfigMap{})
 }
 
 // keepOwnApplyEntry trims an object's managedFields to the operator's apply

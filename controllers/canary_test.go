@@ -12,6 +12,7 @@ import (
 	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
 
 	ragv1 "github.com/ragops/rag-operator/api/v1alpha1"
+	"github.com/ragops/rag-operator/internal/rollout"
 )
 
 // canarySpec: four steps with short pauses and a one-second analysis on live
@@ -225,6 +226,43 @@ func TestProgressDeadlineRollsBack(t *testing.T) {
 	}, waitLong, 50*time.Millisecond).Should(Succeed())
 	g.Expect(time.Since(start)).To(BeNumerically(">=", 3*time.Second), "rolled back before the deadline")
 	g.Eventually(func() bool { return deploymentGone(ns, "docs-canary") }, waitLong).Should(BeTrue())
+}
+
+// The planner decides on every pass that could read the tracks: a canary whose
+// spec became unbuildable (no image) still rolls back at its progress
+// deadline; the service says what a person must fix, and status.rollback what
+// the rollout did.
+func TestUnbuildableSpecStillRollsBackAtDeadline(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t)
+	startManager(t, func(r *RAGServiceReconciler) { r.EmbedServerImage = "" })
+	startSim(t, ns)
+
+	g.Expect(k8sClient.Create(context.Background(), newService(ns, "docs", 2, canarySpec, func(s *ragv1.RAGService) {
+		s.Spec.Image = testImage
+		s.Spec.Rollout.Analysis = nil
+		s.Spec.Rollout.ProgressDeadline = metav1.Duration{Duration: 4 * time.Second}
+	}))).To(Succeed())
+	stable := waitHealthy(t, ns, "docs", waitLong).Status.StableRevision
+
+	update(t, ns, "docs", func(s *ragv1.RAGService) { s.Spec.Image = "ragops/embedserver:stuck" })
+	g.Eventually(func(g Gomega) {
+		g.Expect(get(g, ns, "docs").Status.CanaryRevision).NotTo(BeEmpty())
+	}, waitLong, 50*time.Millisecond).Should(Succeed())
+	update(t, ns, "docs", func(s *ragv1.RAGService) { s.Spec.Image = "" })
+
+	g.Eventually(func(g Gomega) {
+		svc := get(g, ns, "docs")
+		g.Expect(svc.Status.Rollback).NotTo(BeNil(), "status: %+v", svc.Status)
+		g.Expect(svc.Status.Rollback.Reason).To(Equal(rollout.ReasonProgressDeadlineExceeded))
+		g.Expect(svc.Status.StableRevision).To(Equal(stable))
+		g.Expect(svc.Status.CanaryRevision).To(BeEmpty())
+		conditionIs(g, svc, ragv1.ConditionStalled, metav1.ConditionTrue, rollout.ReasonInvalidSpec)
+		conditionIs(g, svc, ragv1.ConditionReady, metav1.ConditionFalse, rollout.ReasonInvalidSpec)
+		g.Expect(svc.Status.Phase).To(Equal(ragv1.PhaseDegraded))
+	}, waitLong, 50*time.Millisecond).Should(Succeed())
+	g.Eventually(func() bool { return deploymentGone(ns, "docs-canary") }, waitLong).Should(BeTrue())
+	g.Expect(getDeployment(g, ns, "docs-stable").Spec.Template.Spec.Containers[0].Image).To(Equal(testImage))
 }
 
 // Manual control: a pause step without duration waits for promote; abort rolls

@@ -7,7 +7,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
 	"sync"
 	"time"
 
@@ -31,7 +30,9 @@ import (
 
 	ragv1 "github.com/ragops/rag-operator/api/v1alpha1"
 	"github.com/ragops/rag-operator/internal/analysis"
+	"github.com/ragops/rag-operator/internal/observe"
 	"github.com/ragops/rag-operator/internal/podtemplate"
+	"github.com/ragops/rag-operator/internal/probeclient"
 	"github.com/ragops/rag-operator/internal/rollout"
 	"github.com/ragops/rag-operator/internal/skipapply"
 )
@@ -42,6 +43,9 @@ const FieldOwner = "rag-operator"
 
 // secretRefIndex indexes RAGServices by the name of the API key Secret they use.
 const secretRefIndex = "spec.embedding.apiKeySecretRef.name"
+
+// probesRefIndex indexes RAGServices by the name of the probe ConfigMap they use.
+const probesRefIndex = "spec.rollout.spaceCheck.probes.configMapRef.name"
 
 // revisionHistoryLimit is how many ControllerRevisions a service keeps, besides
 // the ones its tracks run.
@@ -61,9 +65,14 @@ type RAGServiceReconciler struct {
 	Builtin *analysis.Builtin
 	// MetricsPort is the pods' admin port that analysis scrapes; 0 means 9090.
 	MetricsPort int
+	// APIPort is the pods' API port that the embedding-space probes use; 0
+	// means 8080.
+	APIPort int
+	// Probe sends the embedding-space probes; nil means a default one.
+	Probe *probeclient.Client
 
-	builtinOnce sync.Once
-	applied     skipapply.Memory // the last apply of each owned object
+	builtinOnce, probeOnce sync.Once
+	applied                skipapply.Memory // the last apply of each owned object
 }
 
 // +kubebuilder:rbac:groups=rag.ragops.io,resources=ragservices,verbs=get;list;watch;update;patch
@@ -73,6 +82,7 @@ type RAGServiceReconciler struct {
 // +kubebuilder:rbac:groups="",resources=services,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;list;watch
 // +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=autoscaling,resources=horizontalpodautoscalers,verbs=get;list;watch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
@@ -84,16 +94,32 @@ type scope struct {
 	base *ragv1.RAGService // last status written, for merge patches
 	now  time.Time
 
-	// desired is the pod template built from the current spec, desiredRevision its hash.
+	// desired is the pod template built from the current spec, desiredRevision
+	// its hash; nil and "" when the spec cannot be built (specProblem says why).
 	desired         *corev1ac.PodTemplateSpecApplyConfiguration
 	desiredRevision string
+	specProblem     *rollout.Problem
 
-	stable, canary *appsv1.Deployment // observed; nil when absent
-	hpaOnStable    bool               // an HPA scales the stable Deployment itself
-	secretProblem  string             // why the API key Secret is unusable; "" when fine
+	probes []string // the embedding-space probe texts, when the check is on
 
-	plan *rollout.Plan // the planner's decision; nil until reconcileTracks ran
+	stable, canary         *appsv1.Deployment // observed; nil when absent
+	stablePods, canaryPods []corev1.Pod       // the pods of each track, any revision
+	hpaOnStable            bool               // an HPA scales the stable Deployment itself
+	hpaUnknown             bool               // the HPA list failed: leave stable's size alone
+	secretProblem          string             // why the API key Secret is unusable; "" when fine
+
+	command   rollout.Command   // the one-shot command of this pass
+	outranked []rollout.Command // commands present with it but of lower priority
+	plan      *rollout.Plan     // the planner's decision; nil until reconcileTracks ran
+	decided   bool              // the decision is recorded in status
+
+	// errs are failures that do not stop the pass: the planner still decides
+	// (deadlines and rollbacks fire) and the pass reports them at its end.
+	errs []error
 }
+
+// fail records an error that does not stop the pass.
+func (s *scope) fail(err error) { s.errs = append(s.errs, err) }
 
 // conflictRequeue is how soon a pass that read a stale object runs again; the
 // cache is usually a few milliseconds behind.
@@ -123,9 +149,12 @@ func (r *RAGServiceReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	}
 
 	s := &scope{obj: obj, base: obj.DeepCopy(), now: r.now()}
+	s.command, s.outranked = rollout.ResolveCommand(obj.Annotations)
 
-	// One status patch per reconcile, whatever happened: the conditions must
-	// tell the truth even when a step failed.
+	// The summary (conditions, phase, events) is written at the end of every
+	// pass that got this far, whatever happened: the conditions must tell the
+	// truth even when a step failed. The rollout decision itself was written
+	// before anything acted on it (reconcileTracks).
 	defer func() {
 		if errors.Is(retErr, errStaleRead) {
 			// The rollout decision was made from a stale read and refused:
@@ -134,17 +163,24 @@ func (r *RAGServiceReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 			result, retErr = ctrl.Result{RequeueAfter: conflictRequeue}, nil
 			return
 		}
-		summarize(s, retErr)
-		before := s.base.DeepCopy()
+		sum := r.summarize(s, retErr)
 		switch err := r.patchStatus(ctx, obj, s.base); {
 		case err == nil:
-			r.recordTransitions(before, obj, s.plan)
-		case apierrors.IsNotFound(err):
-		case apierrors.IsConflict(err) && retErr == nil:
-			log.V(1).Info("RAGService changed since it was read; reconciling again")
-			result = ctrl.Result{RequeueAfter: conflictRequeue}
+			r.record(obj, sum.Events)
+		case s.decided:
+			// The decision stands: its own events are news, whatever the
+			// summary's fate.
+			r.record(obj, s.plan.Events)
+			fallthrough
 		default:
-			retErr = kerrors.NewAggregate([]error{retErr, fmt.Errorf("patching status: %w", err)})
+			switch {
+			case apierrors.IsNotFound(err):
+			case apierrors.IsConflict(err) && retErr == nil:
+				log.V(1).Info("RAGService changed since it was read; reconciling again")
+				result = ctrl.Result{RequeueAfter: conflictRequeue}
+			default:
+				retErr = kerrors.NewAggregate([]error{retErr, fmt.Errorf("patching status: %w", err)})
+			}
 		}
 	}()
 
@@ -158,22 +194,54 @@ func (r *RAGServiceReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	for _, step := range steps {
 		res, err := step(ctx, s)
 		if err != nil {
-			var stalled *stalledError
-			if errors.As(err, &stalled) {
-				log.Info("Spec cannot be reconciled", "reason", stalled.reason, "message", stalled.message)
-				// The spec was observed and judged: kstatus readers (Flux health
-				// checks) see Stalled only once observedGeneration is current,
-				// and would otherwise wait on a bad spec forever.
-				obj.Status.ObservedGeneration = obj.Generation
-				// A bad spec does not heal by retrying: wait for the next edit.
-				return ctrl.Result{}, nil
-			}
 			return ctrl.Result{}, err
 		}
 		result = lowestRequeue(result, res)
 	}
+	if err := errors.Join(s.errs...); err != nil {
+		return result, err
+	}
+	// A clean pass, or a spec found Stalled: kstatus readers (Flux health
+	// checks) see Stalled only once observedGeneration is current, and would
+	// otherwise wait on a bad spec forever.
 	obj.Status.ObservedGeneration = obj.Generation
+	if s.specProblem != nil {
+		log.Info("Spec cannot be reconciled", "reason", s.specProblem.Reason, "message", s.specProblem.Message)
+	}
 	return result, nil
+}
+
+// summarize writes the pass's conditions, phase and counts into the status
+// and returns the events to record.
+func (r *RAGServiceReconciler) summarize(s *scope, reconcileErr error) rollout.Summary {
+	st := &s.obj.Status
+	sum := rollout.Summarize(rollout.Observation{
+		Generation:    s.obj.Generation,
+		Replicas:      replicasOf(s.obj),
+		Stable:        observe.Track(s.stable, s.stablePods),
+		Canary:        observe.Track(s.canary, s.canaryPods),
+		Plan:          s.plan,
+		Memory:        st.RolloutStatus,
+		SpecProblem:   s.specProblem,
+		SecretProblem: s.secretProblem,
+		Err:           reconcileErr,
+		Outranked:     s.outranked,
+		Conditions:    st.Conditions,
+	})
+	st.Selector = labels.SelectorFromSet(podtemplate.SelectorLabels(s.obj.Name)).String()
+	st.Conditions, st.Phase = sum.Conditions, sum.Phase
+	st.Replicas, st.ReadyReplicas = sum.Replicas, sum.ReadyReplicas
+	return sum
+}
+
+// record emits events on the RAGService.
+func (r *RAGServiceReconciler) record(obj *ragv1.RAGService, events []rollout.Event) {
+	if r.Recorder == nil {
+		return
+	}
+	for _, e := range events {
+		r.Recorder.Eventf(obj, nil, e.Type, e.Reason, "Reconcile", "%s", e.Message)
+	}
 }
 
 // patchStatus writes the status. The first write is a full update: a merge
@@ -197,31 +265,35 @@ func (r *RAGServiceReconciler) patchStatus(ctx context.Context, obj, base *ragv1
 	return r.Status().Patch(ctx, obj, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{}))
 }
 
-// stalledError is a spec the operator cannot act on until someone edits it.
-type stalledError struct{ reason, message string }
-
-func (e *stalledError) Error() string { return e.reason + ": " + e.message }
-
 // reconcileTemplate builds the desired pod template and records its revision.
+// A spec that cannot be built is a problem for a person (specProblem), not an
+// error: the rollout of what already runs goes on.
 func (r *RAGServiceReconciler) reconcileTemplate(ctx context.Context, s *scope) (ctrl.Result, error) {
 	tpl, err := podtemplate.Build(s.obj, r.EmbedServerImage)
 	if err != nil {
-		s.obj.Status.Conditions = setStalled(s.obj.Status.Conditions, s.obj.Generation, "InvalidSpec", err.Error())
-		return ctrl.Result{}, &stalledError{reason: "InvalidSpec", message: err.Error()}
+		s.specProblem = &rollout.Problem{Reason: rollout.ReasonInvalidSpec, Message: err.Error()}
+		return ctrl.Result{}, nil
 	}
 	rev, err := podtemplate.Revision(tpl)
 	if err != nil {
-		return ctrl.Result{}, err
+		s.specProblem = &rollout.Problem{Reason: rollout.ReasonInvalidSpec, Message: err.Error()}
+		return ctrl.Result{}, nil
 	}
 	s.desired, s.desiredRevision = tpl, rev
 	if err := r.ensureRevision(ctx, s.obj, rev, tpl); err != nil {
-		return ctrl.Result{}, err
+		s.fail(err)
+	}
+	// A change of space this strategy cannot ship without serving both
+	// spaces: what runs stays, until the spec is fixed.
+	if p := rollout.SpaceChangeProblem(s.obj.Spec.Rollout.Strategy, s.obj.Spec.Embedding.Space, s.obj.Status.RolloutStatus); p != nil {
+		s.specProblem, s.desiredRevision = p, ""
 	}
 	return ctrl.Result{}, nil
 }
 
-// observe reads the owned Deployments, any HPA on the stable Deployment and the
-// API key Secret.
+// observe reads the owned Deployments and their pods (without them nothing can
+// be decided), any HPA on the stable Deployment and the API key Secret (their
+// failures are recorded and the pass goes on).
 func (r *RAGServiceReconciler) observe(ctx context.Context, s *scope) (ctrl.Result, error) {
 	var err error
 	if s.stable, err = r.getDeployment(ctx, s.obj, ragv1.TrackStable); err != nil {
@@ -230,29 +302,44 @@ func (r *RAGServiceReconciler) observe(ctx context.Context, s *scope) (ctrl.Resu
 	if s.canary, err = r.getDeployment(ctx, s.obj, ragv1.TrackCanary); err != nil {
 		return ctrl.Result{}, err
 	}
+	if s.stablePods, err = r.trackPods(ctx, s.obj, ragv1.TrackStable); err != nil {
+		return ctrl.Result{}, err
+	}
+	if s.canaryPods, err = r.trackPods(ctx, s.obj, ragv1.TrackCanary); err != nil {
+		return ctrl.Result{}, err
+	}
 
 	hpas := &autoscalingv2.HorizontalPodAutoscalerList{}
 	if err := r.List(ctx, hpas, client.InNamespace(s.obj.Namespace)); err != nil {
-		return ctrl.Result{}, fmt.Errorf("listing HorizontalPodAutoscalers: %w", err)
+		s.hpaUnknown = true
+		s.fail(fmt.Errorf("listing HorizontalPodAutoscalers: %w", err))
+	} else {
+		s.hpaOnStable = observe.HPAOnDeployment(hpas.Items, deploymentName(s.obj, ragv1.TrackStable))
 	}
-	for _, h := range hpas.Items {
-		ref := h.Spec.ScaleTargetRef
-		if ref.Kind == "Deployment" && ref.Name == deploymentName(s.obj, ragv1.TrackStable) {
-			s.hpaOnStable = true
+
+	if spaceInput(s.obj).Check && s.obj.Spec.Rollout.Strategy != ragv1.StrategyRollingUpdate {
+		probes, problem, err := r.loadProbes(ctx, s.obj)
+		switch {
+		case err != nil:
+			s.fail(err)
+		case problem != nil && s.specProblem == nil:
+			// Without probes no new canary can be checked: none starts.
+			s.specProblem, s.desiredRevision = problem, ""
+		default:
+			s.probes = probes
 		}
 	}
 
-	s.secretProblem = ""
 	if ref := s.obj.Spec.Embedding.APIKeySecretRef; ref != nil {
 		secret := &corev1.Secret{}
 		err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: s.obj.Namespace, Name: ref.Name}, secret)
 		switch {
 		case apierrors.IsNotFound(err):
-			s.secretProblem = fmt.Sprintf("Secret %q named by spec.embedding.apiKeySecretRef does not exist", ref.Name)
+			s.secretProblem = observe.SecretProblem(ref, nil, false)
 		case err != nil:
-			return ctrl.Result{}, fmt.Errorf("reading Secret %q: %w", ref.Name, err)
-		case len(secret.Data[ref.Key]) == 0:
-			s.secretProblem = fmt.Sprintf("Secret %q has no key %q named by spec.embedding.apiKeySecretRef", ref.Name, ref.Key)
+			s.fail(fmt.Errorf("reading Secret %q: %w", ref.Name, err))
+		default:
+			s.secretProblem = observe.SecretProblem(ref, secret, true)
 		}
 	}
 	return ctrl.Result{}, nil
@@ -270,15 +357,37 @@ func (r *RAGServiceReconciler) getDeployment(ctx context.Context, svc *ragv1.RAG
 	return d, nil
 }
 
-// reconcileServices applies the Services and the PodDisruptionBudget.
-func (r *RAGServiceReconciler) reconcileServices(ctx context.Context, s *scope) (ctrl.Result, error) {
-	for _, svc := range servicesFor(s.obj) {
+// trackPods lists the pods of one track, of any revision.
+func (r *RAGServiceReconciler) trackPods(ctx context.Context, svc *ragv1.RAGService, track string) ([]corev1.Pod, error) {
+	pods := &corev1.PodList{}
+	if err := r.List(ctx, pods, client.InNamespace(svc.Namespace), client.MatchingLabels(podtemplate.TrackSelectorLabels(svc.Name, track))); err != nil {
+		return nil, fmt.Errorf("listing %s pods: %w", track, err)
+	}
+	return pods.Items, nil
+}
+
+// applyServices applies the Services: the shared one selecting what the plan
+// says, and one per track. It fails when the shared one could not be applied.
+func (r *RAGServiceReconciler) applyServices(ctx context.Context, s *scope, sel rollout.Selection) error {
+	var sharedErr error
+	for i, svc := range servicesFor(s.obj, sel) {
 		if _, err := applyOwned[corev1.Service](ctx, r, s.obj, svc); err != nil {
-			return ctrl.Result{}, fmt.Errorf("applying Service %s: %w", *svc.Name, err)
+			err = fmt.Errorf("applying Service %s: %w", *svc.Name, err)
+			if i == 0 {
+				sharedErr = err
+			} else {
+				s.fail(err)
+			}
 		}
 	}
+	return sharedErr
+}
+
+// reconcileServices applies the PodDisruptionBudget (the Services go with the
+// tracks, see reconcileTracks).
+func (r *RAGServiceReconciler) reconcileServices(ctx context.Context, s *scope) (ctrl.Result, error) {
 	if _, err := applyOwned[policyv1.PodDisruptionBudget](ctx, r, s.obj, pdbFor(s.obj)); err != nil {
-		return ctrl.Result{}, fmt.Errorf("applying PodDisruptionBudget: %w", err)
+		s.fail(fmt.Errorf("applying PodDisruptionBudget: %w", err))
 	}
 	return ctrl.Result{}, nil
 }
@@ -298,11 +407,7 @@ func (r *RAGServiceReconciler) ensureRevision(ctx context.Context, svc *ragv1.RA
 	if err != nil {
 		return err
 	}
-	next := int64(1)
-	if len(revs) > 0 {
-		next = revs[len(revs)-1].Revision + 1
-	}
-	cr, err := controllerRevisionFor(svc, revision, next, tpl)
+	cr, err := controllerRevisionFor(svc, revision, observe.NextRevisionNumber(revs), tpl)
 	if err != nil {
 		return err
 	}
@@ -331,26 +436,21 @@ func (r *RAGServiceReconciler) listRevisions(ctx context.Context, svc *ragv1.RAG
 			owned = append(owned, cr)
 		}
 	}
-	sort.Slice(owned, func(i, j int) bool { return owned[i].Revision < owned[j].Revision })
-	return owned, nil
+	return observe.Revisions(owned), nil
 }
 
 // reconcileRevisionHistory prunes old ControllerRevisions, never one a track runs.
 func (r *RAGServiceReconciler) reconcileRevisionHistory(ctx context.Context, s *scope) (ctrl.Result, error) {
 	revs, err := r.listRevisions(ctx, s.obj)
 	if err != nil {
-		return ctrl.Result{}, err
+		s.fail(err)
+		return ctrl.Result{}, nil
 	}
 	inUse := map[string]bool{s.obj.Status.StableRevision: true, s.obj.Status.CanaryRevision: true, s.desiredRevision: true}
-	excess := len(revs) - revisionHistoryLimit
-	for i := 0; i < len(revs) && excess > 0; i++ {
-		if inUse[revs[i].Labels[ragv1.LabelRevision]] {
-			continue
+	for _, cr := range observe.Prune(revs, inUse, revisionHistoryLimit) {
+		if err := r.Delete(ctx, &cr); client.IgnoreNotFound(err) != nil {
+			s.fail(fmt.Errorf("pruning ControllerRevision %s: %w", cr.Name, err))
 		}
-		if err := r.Delete(ctx, &revs[i]); client.IgnoreNotFound(err) != nil {
-			return ctrl.Result{}, fmt.Errorf("pruning ControllerRevision %s: %w", revs[i].Name, err)
-		}
-		excess--
 	}
 	return ctrl.Result{}, nil
 }
@@ -389,6 +489,16 @@ func (r *RAGServiceReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		return fmt.Errorf("indexing %s: %w", secretRefIndex, err)
 	}
 
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &ragv1.RAGService{}, probesRefIndex,
+		func(o client.Object) []string {
+			if p := o.(*ragv1.RAGService).Spec.Rollout.SpaceCheck.Probes; p != nil && p.ConfigMapRef != nil {
+				return []string{p.ConfigMapRef.Name}
+			}
+			return nil
+		}); err != nil {
+		return fmt.Errorf("indexing %s: %w", probesRefIndex, err)
+	}
+
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("ragservice").
 		For(&ragv1.RAGService{}, builder.WithPredicates(ragServiceChanged)).
@@ -398,38 +508,34 @@ func (r *RAGServiceReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Owns(&corev1.Service{}).
 		Owns(&policyv1.PodDisruptionBudget{}).
 		// Only Secret metadata is cached: the operator never keeps keys in memory.
-		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.servicesForSecret), builder.OnlyMetadata).
+		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.servicesFor(secretRefIndex)), builder.OnlyMetadata).
+		// Probe ConfigMaps likewise: their appearance heals a Stalled service.
+		Watches(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(r.servicesFor(probesRefIndex)), builder.OnlyMetadata).
 		Watches(&autoscalingv2.HorizontalPodAutoscaler{}, handler.EnqueueRequestsFromMapFunc(servicesForHPA)).
 		Complete(r)
 }
 
-func (r *RAGServiceReconciler) servicesForSecret(ctx context.Context, o client.Object) []reconcile.Request {
-	list := &ragv1.RAGServiceList{}
-	if err := r.List(ctx, list, client.InNamespace(o.GetNamespace()), client.MatchingFields{secretRefIndex: o.GetName()}); err != nil {
-		ctrl.LoggerFrom(ctx).Error(err, "Listing RAGServices for Secret", "secret", o.GetName())
-		return nil
+// servicesFor maps an object to the RAGServices of its namespace that name it
+// in the indexed field.
+func (r *RAGServiceReconciler) servicesFor(index string) handler.MapFunc {
+	return func(ctx context.Context, o client.Object) []reconcile.Request {
+		list := &ragv1.RAGServiceList{}
+		if err := r.List(ctx, list, client.InNamespace(o.GetNamespace()), client.MatchingFields{index: o.GetName()}); err != nil {
+			ctrl.LoggerFrom(ctx).Error(err, "Listing RAGServices", "index", index, "name", o.GetName())
+			return nil
+		}
+		reqs := make([]reconcile.Request, 0, len(list.Items))
+		for _, s := range list.Items {
+			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&s)})
+		}
+		return reqs
 	}
-	reqs := make([]reconcile.Request, 0, len(list.Items))
-	for _, s := range list.Items {
-		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&s)})
-	}
-	return reqs
 }
 
 // servicesForHPA maps an HPA on a stable Deployment to its RAGService, whose
 // apply must then leave replicas alone.
 func servicesForHPA(_ context.Context, o client.Object) []reconcile.Request {
-	ref := o.(*autoscalingv2.HorizontalPodAutoscaler).Spec.ScaleTargetRef
-	name := ""
-	switch ref.Kind {
-	case "Deployment":
-		suffix := "-" + ragv1.TrackStable
-		if len(ref.Name) > len(suffix) && ref.Name[len(ref.Name)-len(suffix):] == suffix {
-			name = ref.Name[:len(ref.Name)-len(suffix)]
-		}
-	case "RAGService":
-		name = ref.Name
-	}
+	name := observe.ServiceOfHPA(o.(*autoscalingv2.HorizontalPodAutoscaler))
 	if name == "" {
 		return nil
 	}

@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"encoding/json"
 	"fmt"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -14,6 +15,7 @@ import (
 
 	ragv1 "github.com/ragops/rag-operator/api/v1alpha1"
 	"github.com/ragops/rag-operator/internal/podtemplate"
+	"github.com/ragops/rag-operator/internal/rollout"
 )
 
 // Names of the objects the operator owns for a RAGService.
@@ -59,8 +61,8 @@ func deploymentFor(svc *ragv1.RAGService, track, revision string, tpl *corev1ac.
 		WithStrategy(appsv1ac.DeploymentStrategy().
 			WithType(appsv1.RollingUpdateDeploymentStrategyType).
 			WithRollingUpdate(appsv1ac.RollingUpdateDeployment().
-				WithMaxUnavailable(intstr.FromInt32(0)).
-				WithMaxSurge(intstr.FromString("25%")))).
+				WithMaxUnavailable(intstr.FromInt32(rollout.MaxUnavailable)).
+				WithMaxSurge(intstr.FromString(fmt.Sprintf("%d%%", rollout.MaxSurgePercent))))).
 		WithRevisionHistoryLimit(3)
 	if deadline > 0 {
 		spec.WithProgressDeadlineSeconds(deadline)
@@ -74,9 +76,9 @@ func deploymentFor(svc *ragv1.RAGService, track, revision string, tpl *corev1ac.
 		WithSpec(spec), nil
 }
 
-// servicesFor are the Service over both tracks (traffic splits by ready pods)
-// and one Service per track.
-func servicesFor(svc *ragv1.RAGService) []*corev1ac.ServiceApplyConfiguration {
+// servicesFor are the shared Service, first, selecting the tracks sel names
+// (traffic splits by ready pods when both), and one Service per track.
+func servicesFor(svc *ragv1.RAGService, sel rollout.Selection) []*corev1ac.ServiceApplyConfiguration {
 	mk := func(name string, selector map[string]string) *corev1ac.ServiceApplyConfiguration {
 		return corev1ac.Service(name, svc.Namespace).
 			WithLabels(objectLabels(svc)).
@@ -90,8 +92,15 @@ func servicesFor(svc *ragv1.RAGService) []*corev1ac.ServiceApplyConfiguration {
 					WithProtocol(corev1.ProtocolTCP).
 					WithTargetPort(intstr.FromString(podtemplate.HTTPPortName))))
 	}
+	shared := podtemplate.SelectorLabels(svc.Name)
+	switch sel {
+	case rollout.SelectStable:
+		shared = podtemplate.TrackSelectorLabels(svc.Name, ragv1.TrackStable)
+	case rollout.SelectCanary:
+		shared = podtemplate.TrackSelectorLabels(svc.Name, ragv1.TrackCanary)
+	}
 	return []*corev1ac.ServiceApplyConfiguration{
-		mk(svc.Name, podtemplate.SelectorLabels(svc.Name)),
+		mk(svc.Name, shared),
 		mk(trackServiceName(svc, ragv1.TrackStable), podtemplate.TrackSelectorLabels(svc.Name, ragv1.TrackStable)),
 		mk(trackServiceName(svc, ragv1.TrackCanary), podtemplate.TrackSelectorLabels(svc.Name, ragv1.TrackCanary)),
 	}
@@ -123,4 +132,18 @@ func controllerRevisionFor(svc *ragv1.RAGService, revision string, number int64,
 		WithOwnerReferences(ownerRef(svc)).
 		WithRevision(number).
 		WithData(runtime.RawExtension{Raw: raw}), nil
+}
+
+// fromApplyResult reads the object the API server returned into an apply
+// configuration (client.Apply fills it from the response).
+func fromApplyResult[T any](applied any) (*T, error) {
+	b, err := json.Marshal(applied)
+	if err != nil {
+		return nil, fmt.Errorf("reading apply result: %w", err)
+	}
+	out := new(T)
+	if err := json.Unmarshal(b, out); err != nil {
+		return nil, fmt.Errorf("reading apply result: %w", err)
+	}
+	return out, nil
 }

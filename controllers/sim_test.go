@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"strconv"
@@ -22,18 +23,25 @@ import (
 	ragv1 "github.com/ragops/rag-operator/api/v1alpha1"
 	"github.com/ragops/rag-operator/internal/builtinmodel"
 	"github.com/ragops/rag-operator/internal/embedserver"
+	"github.com/ragops/rag-operator/internal/embedserver/serverflags"
 	"github.com/ragops/rag-operator/internal/provider"
+	"github.com/ragops/rag-operator/internal/rollout"
+	"github.com/ragops/rag-operator/internal/testsupport/deploysim"
 )
 
 // sim plays kube-controller-manager's Deployment controller and a kubelet for
-// one namespace: pods are created for each Deployment's template (surging, and
-// old pods removed only once new ones are ready, as maxUnavailable 0 asks),
+// one namespace: pods are created and removed for each Deployment's template
+// as deploysim.Next decides under the strategy the operator configures,
 // each pod runs a real embedding server on its own loopback address, and the
-// Deployment's status is reported from the pods. Images select behaviour, as a
-// real image would:
+// Deployment's status is reported from the pods. Each pod's server is built
+// from its container's args, parsed by the server's own flag set, so a spec's
+// model, space and limits are what the pod serves. Images select behaviour, as
+// a real image would:
 //
-//	ragops/embedserver:broken  answers half of its requests with 500
-//	ragops/embedserver:stuck   never becomes ready
+//	ragops/embedserver:broken        answers half of its requests with 500
+//	ragops/embedserver:stuck         never becomes ready
+//	ragops/embedserver:rejects-user  answers 400 to every request that names a
+//	                                 user (the load loop's do; probes do not)
 //
 // A load loop sends real embedding requests to every ready pod, so canary
 // analysis scrapes real /metrics with real traffic.
@@ -52,6 +60,7 @@ type sim struct {
 type simPod struct {
 	name, revision, track, deployment string
 	ip                                string
+	model                             string // what its server embeds with
 	ready                             bool
 	cancel                            context.CancelFunc
 	done                              chan struct{}
@@ -140,41 +149,26 @@ func (s *sim) reconcileDeployment(ctx context.Context, d *appsv1.Deployment) err
 		want = *d.Spec.Replicas
 	}
 	rev := d.Spec.Template.Labels[ragv1.LabelRevision]
-	var cur, old []*simPod
+	var mine []*simPod
 	s.mu.Lock()
 	for _, p := range s.pods {
-		if p.deployment != d.Name {
-			continue
-		}
-		if p.revision == rev {
-			cur = append(cur, p)
-		} else {
-			old = append(old, p)
+		if p.deployment == d.Name {
+			mine = append(mine, p)
 		}
 	}
 	s.mu.Unlock()
-
-	readyAll := int32(0)
-	for _, p := range append(append([]*simPod{}, cur...), old...) {
-		if p.ready {
-			readyAll++
-		}
+	view := make([]deploysim.Pod, len(mine))
+	for i, p := range mine {
+		view[i] = deploysim.Pod{Revision: p.revision, Ready: p.ready}
 	}
-	surge := (want + 3) / 4 // maxSurge 25%, rounded up
-	if surge < 1 {
-		surge = 1
-	}
-	switch {
-	case int32(len(cur)) < want && int32(len(cur)+len(old)) < want+surge:
+	// One move per tick, as the envtest clock is real time.
+	switch a := deploysim.Next(deploysim.Strategy{MaxSurge: rollout.MaxSurge(want), MaxUnavailable: rollout.MaxUnavailable}, want, rev, view); {
+	case a.Create:
 		if err := s.createPod(ctx, d, rev); err != nil {
 			return err
 		}
-	case int32(len(cur)) > want:
-		s.deletePod(ctx, cur[len(cur)-1])
-	case len(old) > 0 && (!old[0].ready || readyAll > want):
-		// maxUnavailable 0: a ready old pod goes only while the others still
-		// give spec.replicas ready pods.
-		s.deletePod(ctx, old[0])
+	case a.Delete >= 0:
+		s.deletePod(ctx, mine[a.Delete])
 	}
 	return s.reportStatus(ctx, d, rev)
 }
@@ -227,13 +221,8 @@ func (s *sim) createPod(ctx context.Context, d *appsv1.Deployment, rev string) e
 		return fmt.Errorf("creating pod: %w", err)
 	}
 	p := &simPod{name: name, revision: rev, track: d.Spec.Template.Labels[ragv1.LabelTrack], deployment: d.Name, ip: allocAddr()}
-	image := pod.Spec.Containers[0].Image
-	if !strings.HasSuffix(image, ":stuck") {
-		failRate := 0.0
-		if strings.HasSuffix(image, ":broken") {
-			failRate = 0.5
-		}
-		if err := p.start(failRate); err != nil {
+	if c := pod.Spec.Containers[0]; !strings.HasSuffix(c.Image, ":stuck") {
+		if err := p.start(c.Image, c.Args); err != nil {
 			return err
 		}
 		p.ready = true
@@ -265,8 +254,25 @@ func (s *sim) deletePod(ctx context.Context, p *simPod) {
 	_ = k8sClient.Delete(ctx, pod, client.GracePeriodSeconds(0))
 }
 
-// start runs a real embedding server for the pod on its own address.
-func (p *simPod) start(failRate float64) error {
+// start runs a real embedding server for the pod on its own address, as
+// cmd/embedserver would run it from args (builtin provider).
+func (p *simPod) start(image string, args []string) error {
+	o, err := serverflags.Parse(args, io.Discard)
+	if err != nil {
+		return fmt.Errorf("the server refuses the pod's args %q: %w", args, err)
+	}
+	model, err := builtinmodel.Parse(o.Model)
+	if err != nil {
+		return err
+	}
+	p.model = o.Model
+	var prov provider.Provider = builtinmodel.Provider{Model: model}
+	switch {
+	case strings.HasSuffix(image, ":broken"):
+		prov = provider.FailRate(prov, 0.5, 1)
+	case strings.HasSuffix(image, ":rejects-user"):
+		prov = rejectsUser{prov}
+	}
 	apiLn, err := net.Listen("tcp", net.JoinHostPort(p.ip, strconv.Itoa(podAPIPort)))
 	if err != nil {
 		return err
@@ -276,14 +282,12 @@ func (p *simPod) start(failRate float64) error {
 		apiLn.Close()
 		return err
 	}
-	model, err := builtinmodel.Parse("hash-64")
-	if err != nil {
-		return err
-	}
+	// Short timeouts keep a test's shutdown quick; the rest is the pod's own.
 	srv := embedserver.New(embedserver.Config{
-		Model: "hash-64", MaxInFlight: 8, MaxQueue: 32,
-		RequestTimeout: 5 * time.Second, QueueTimeout: time.Second, DrainTimeout: time.Second,
-	}, provider.FailRate(builtinmodel.Provider{Model: model}, failRate, 1))
+		Model: o.Model, Dimensions: o.Dimensions, Space: o.Space, MaxInFlight: o.MaxInFlight, MaxQueue: o.MaxQueue,
+		MaxInputs: o.MaxInputs, MaxBodyBytes: o.MaxBodyBytes,
+		RequestTimeout: 5 * time.Second, QueueTimeout: time.Second, DrainTimeout: time.Second, RetryAfter: o.RetryAfter,
+	}, prov)
 	ctx, cancel := context.WithCancel(context.Background())
 	p.cancel, p.done = cancel, make(chan struct{})
 	go func() {
@@ -291,6 +295,16 @@ func (p *simPod) start(failRate float64) error {
 		_ = srv.Run(ctx, apiLn, adminLn)
 	}()
 	return nil
+}
+
+// rejectsUser is a build that refuses a field clients send.
+type rejectsUser struct{ provider.Provider }
+
+func (r rejectsUser) Embed(ctx context.Context, req provider.Request) (provider.Response, error) {
+	if req.User != "" {
+		return provider.Response{}, provider.BadRequest("user", "user is not supported by this build")
+	}
+	return r.Provider.Embed(ctx, req)
 }
 
 func (p *simPod) stop() {
@@ -313,7 +327,7 @@ func (s *sim) load(ctx context.Context) {
 		}
 	}
 	s.mu.Unlock()
-	body := []byte(`{"model":"hash-64","input":"how do canaries keep a fleet safe"}`)
+	body := []byte(`{"input":"how do canaries keep a fleet safe","user":"sim-client"}`)
 	for _, ip := range ips {
 		url := "http://" + net.JoinHostPort(ip, strconv.Itoa(podAPIPort)) + "/v1/embeddings"
 		req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
@@ -365,6 +379,25 @@ func (s *sim) recordCapacity(ctx context.Context) {
 		}
 		s.mu.Unlock()
 	}
+}
+
+// behind is what the shared Service of a RAGService sends clients to under
+// selector: its ready pods, by the model they embed with.
+func (s *sim) behind(svcName string, selector map[string]string) (models map[string]int, ready int32) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	models = map[string]int{}
+	for _, p := range s.pods {
+		if !p.ready || !strings.HasPrefix(p.deployment, svcName+"-") {
+			continue
+		}
+		if t, ok := selector[ragv1.LabelTrack]; ok && t != p.track {
+			continue
+		}
+		models[p.model]++
+		ready++
+	}
+	return models, ready
 }
 
 // minReadySeen is the least ready capacity seen since the service was full.

@@ -20,6 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	ragv1 "github.com/ragops/rag-operator/api/v1alpha1"
+	"github.com/ragops/rag-operator/internal/rollout"
 )
 
 const waitLong = 30 * time.Second
@@ -110,9 +111,9 @@ func TestStableTrackObjects(t *testing.T) {
 	// Secret first, without leaking its contents.
 	g.Eventually(func(g Gomega) {
 		s := get(g, ns, "docs")
-		conditionIs(g, s, ragv1.ConditionReady, metav1.ConditionFalse, ReasonSecretNotFound)
+		conditionIs(g, s, ragv1.ConditionReady, metav1.ConditionFalse, rollout.ReasonSecretNotFound)
 		g.Expect(condition(s, ragv1.ConditionReady).Message).To(ContainSubstring(`"openai"`))
-		conditionIs(g, s, ragv1.ConditionAvailable, metav1.ConditionFalse, ReasonBelowMinimum)
+		conditionIs(g, s, ragv1.ConditionAvailable, metav1.ConditionFalse, rollout.ReasonBelowMinimum)
 		conditionIs(g, s, ragv1.ConditionReconciling, metav1.ConditionTrue, "")
 		g.Expect(s.Status.StableRevision).To(Equal(dep.Labels[ragv1.LabelRevision]))
 		g.Expect(s.Status.Selector).To(Equal("app.kubernetes.io/instance=docs,app.kubernetes.io/name=embedserver"))
@@ -124,7 +125,7 @@ func TestStableTrackObjects(t *testing.T) {
 		Data: map[string][]byte{"api-key": []byte("sk-test")}})).To(Succeed())
 	g.Eventually(func(g Gomega) {
 		s := get(g, ns, "docs")
-		g.Expect(condition(s, ragv1.ConditionReady).Reason).NotTo(Equal(ReasonSecretNotFound))
+		g.Expect(condition(s, ragv1.ConditionReady).Reason).NotTo(Equal(rollout.ReasonSecretNotFound))
 	}, waitLong, 100*time.Millisecond).Should(Succeed())
 }
 
@@ -138,7 +139,7 @@ func TestReadyFollowsPods(t *testing.T) {
 
 	g.Expect(k8sClient.Create(ctx, newService(ns, "docs", 2))).To(Succeed())
 	svc := waitHealthy(t, ns, "docs", waitLong)
-	conditionIs(g, svc, ragv1.ConditionAvailable, metav1.ConditionTrue, ReasonMinimumAvailable)
+	conditionIs(g, svc, ragv1.ConditionAvailable, metav1.ConditionTrue, rollout.ReasonMinimumAvailable)
 	g.Expect(condition(svc, ragv1.ConditionReconciling)).To(BeNil(), "Reconciling is absent when false")
 	g.Expect(condition(svc, ragv1.ConditionStalled)).To(BeNil(), "Stalled is absent when false")
 	g.Expect(svc.Status.Replicas).To(Equal(int32(2)))

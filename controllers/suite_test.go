@@ -142,6 +142,7 @@ func startManagerOn(t *testing.T, cfg *rest.Config, configure ...func(*RAGServic
 		EmbedServerImage: testImage,
 		Builtin:          &analysis.Builtin{Timeout: 2 * time.Second},
 		MetricsPort:      podAdminPort,
+		APIPort:          podAPIPort,
 	}
 	for _, c := range configure {
 		c(r)

@@ -19,45 +19,48 @@ import (
 
 	ragv1 "github.com/ragops/rag-operator/api/v1alpha1"
 	"github.com/ragops/rag-operator/internal/analysis"
+	"github.com/ragops/rag-operator/internal/observe"
 	"github.com/ragops/rag-operator/internal/podtemplate"
+	"github.com/ragops/rag-operator/internal/probeclient"
 	"github.com/ragops/rag-operator/internal/rollout"
 )
 
 // reconcileTracks asks the pure planner what both tracks should run, records
 // the decision in status before acting on it (so a manager killed mid-way
-// finds it), then applies both Deployments and removes the consumed one-shot
-// annotations.
+// finds it), removes the one-shot annotations it answered, then applies both
+// Deployments. It runs whatever failed earlier in the pass, so deadlines,
+// aborts and rollbacks fire even when the spec cannot be built.
 func (r *RAGServiceReconciler) reconcileTracks(ctx context.Context, s *scope) (ctrl.Result, error) {
 	log := ctrl.LoggerFrom(ctx)
 	svc := s.obj
 
-	stablePods, err := r.readyPods(ctx, svc, ragv1.TrackStable, revisionOf(s.stable))
-	if err != nil {
-		return ctrl.Result{}, err
-	}
-	canaryPods, err := r.readyPods(ctx, svc, ragv1.TrackCanary, revisionOf(s.canary))
-	if err != nil {
-		return ctrl.Result{}, err
-	}
+	stableReady := observe.ReadyPods(s.stablePods, observe.Revision(s.stable))
+	canaryReady := observe.ReadyPods(s.canaryPods, observe.Revision(s.canary))
 	in := rollout.Input{
 		Now:             s.now,
 		Replicas:        replicasOf(svc),
 		Rollout:         svc.Spec.Rollout,
 		DesiredRevision: s.desiredRevision,
-		Status:          svc.Status,
-		Stable:          trackOf(s.stable, int32(len(stablePods))),
-		Canary:          trackOf(s.canary, int32(len(canaryPods))),
-		Promote:         hasAnnotation(svc, ragv1.AnnotationPromote),
-		Abort:           hasAnnotation(svc, ragv1.AnnotationAbort),
-		Retry:           hasAnnotation(svc, ragv1.AnnotationRetry),
+		Memory:          svc.Status.RolloutStatus,
+		Stable:          observe.Track(s.stable, s.stablePods),
+		Canary:          observe.Track(s.canary, s.canaryPods),
+		Command:         s.command,
+		Space:           spaceInput(svc),
+		// The pods, not the Deployment: a removed canary's pods serve until
+		// they are gone.
+		CanaryPodRevisions: observe.ReadyRevisions(s.canaryPods),
+	}
+	if rollout.SpaceCheckDue(in) && s.probes != nil {
+		in.SpaceVerdict = r.checkSpace(ctx, s, in, stableReady, canaryReady)
+		log.Info("Checked the embedding space", "revision", in.SpaceVerdict.Revision, "verdict", in.SpaceVerdict.Verdict, "message", in.SpaceVerdict.Message)
 	}
 	if rollout.AnalysisDue(in) {
 		// A failed scrape or query is no verdict, never a failure: the planner
 		// and the progress deadline go on without it.
-		res, err := r.analyze(ctx, s, in, stablePods, canaryPods)
+		res, err := r.analyze(ctx, s, in, stableReady, canaryReady)
 		switch {
 		case err != nil:
-			log.Info("Analysis gave no verdict", "revision", in.Status.CanaryRevision, "error", err.Error())
+			log.Info("Analysis gave no verdict", "revision", in.Memory.CanaryRevision, "error", err.Error())
 		case res != nil:
 			in.Verdict = &res.Status
 		}
@@ -65,61 +68,54 @@ func (r *RAGServiceReconciler) reconcileTracks(ctx context.Context, s *scope) (c
 
 	plan := rollout.Decide(in)
 	s.plan = &plan
-	setRolloutStatus(&svc.Status, plan.Status)
+	svc.Status.RolloutStatus = plan.Memory
 	if err := r.patchStatus(ctx, svc, s.base); err != nil {
 		if apierrors.IsConflict(err) {
 			err = fmt.Errorf("%w: %w", errStaleRead, err)
 		}
 		return ctrl.Result{}, fmt.Errorf("recording the rollout decision: %w", err)
 	}
+	s.decided = true
 	s.base = svc.DeepCopy()
 	// Counted once the decision is recorded: a pass whose write conflicts is
 	// decided again from the newer status, and must not count twice.
 	recordMetrics(svc, &plan, in.Verdict)
 
-	if err := r.applyTrack(ctx, s, ragv1.TrackStable, plan.StableRevision, plan.StableReplicas); err != nil {
-		return ctrl.Result{}, err
+	if present := rollout.PresentCommands(svc.Annotations); len(present) > 0 {
+		if err := r.removeAnnotations(ctx, s, present); err != nil {
+			s.fail(err)
+		}
+	}
+	// The Services first: a narrower selection (a canary not yet proven to
+	// share stable's space, a cutover) must be in place before new pods exist;
+	// when it could not be applied, no pod moves.
+	if err := r.applyServices(ctx, s, plan.Selects); err != nil {
+		if plan.Selects != rollout.SelectBoth {
+			return ctrl.Result{}, fmt.Errorf("%w; the Deployments were left as they are, so clients never reach two vector spaces", err)
+		}
+		s.fail(err)
+	}
+	if plan.StableRevision != "" {
+		if err := r.applyTrack(ctx, s, ragv1.TrackStable, plan.StableRevision, plan.StableReplicas); err != nil {
+			s.fail(err)
+		}
 	}
 	if plan.CanaryRevision != "" {
 		if err := r.applyTrack(ctx, s, ragv1.TrackCanary, plan.CanaryRevision, plan.CanaryReplicas); err != nil {
-			return ctrl.Result{}, err
+			s.fail(err)
 		}
 	} else if s.canary != nil {
 		// No canary: its pods go at once (rollback, promotion finished).
 		if err := r.Delete(ctx, s.canary, client.PropagationPolicy(metav1.DeletePropagationBackground)); client.IgnoreNotFound(err) != nil {
-			return ctrl.Result{}, fmt.Errorf("deleting canary Deployment: %w", err)
-		}
-		s.canary = nil
-	}
-
-	for _, e := range plan.Events {
-		if r.Recorder != nil {
-			r.Recorder.Eventf(svc, nil, e.Type, e.Reason, "Rollout", "%s", e.Message)
-		}
-	}
-	if len(plan.Consumed) > 0 {
-		if err := r.removeAnnotations(ctx, s, plan.Consumed); err != nil {
-			return ctrl.Result{}, err
+			s.fail(fmt.Errorf("deleting canary Deployment: %w", err))
+		} else {
+			s.canary, s.canaryPods = nil, nil
 		}
 	}
 	if plan.Transition != rollout.TransitionNone {
 		log.Info("Rollout", "transition", plan.Transition, "reason", plan.Reason, "message", plan.Message)
 	}
 	return ctrl.Result{RequeueAfter: plan.RequeueAfter}, nil
-}
-
-// setRolloutStatus copies the planner's rollout fields; counts, conditions and
-// the phase are the controller's (summarize).
-func setRolloutStatus(dst *ragv1.RAGServiceStatus, src ragv1.RAGServiceStatus) {
-	dst.StableRevision = src.StableRevision
-	dst.CanaryRevision = src.CanaryRevision
-	dst.CurrentStep = src.CurrentStep
-	dst.CanaryWeight = src.CanaryWeight
-	dst.EffectiveWeight = src.EffectiveWeight
-	dst.StepStartTime = src.StepStartTime
-	dst.Analysis = src.Analysis
-	dst.Rollback = src.Rollback
-	// Not the phase: it changes with the conditions, at the end of the pass.
 }
 
 // applyTrack applies one track's Deployment running the template of revision.
@@ -129,6 +125,11 @@ func (r *RAGServiceReconciler) applyTrack(ctx context.Context, s *scope, track, 
 		return err
 	}
 	want := &replicas
+	if track == ragv1.TrackStable && s.hpaUnknown {
+		// Whether an HPA owns replicas is unknown: applying without the field
+		// would give it up, applying with it could fight the HPA.
+		return fmt.Errorf("not applying the stable Deployment: HorizontalPodAutoscalers could not be listed")
+	}
 	if track == ragv1.TrackStable && s.hpaOnStable {
 		want = nil // the HPA owns the stable Deployment's replicas
 	}
@@ -165,43 +166,14 @@ func (r *RAGServiceReconciler) templateOf(ctx context.Context, s *scope, revisio
 	return podtemplate.Decode(cr.Data.Raw)
 }
 
-// readyPods lists the ready, not terminating pods of one track that run revision.
-func (r *RAGServiceReconciler) readyPods(ctx context.Context, svc *ragv1.RAGService, track, revision string) ([]corev1.Pod, error) {
-	if revision == "" {
-		return nil, nil
-	}
-	sel := podtemplate.TrackSelectorLabels(svc.Name, track)
-	sel[ragv1.LabelRevision] = revision
-	pods := &corev1.PodList{}
-	if err := r.List(ctx, pods, client.InNamespace(svc.Namespace), client.MatchingLabels(sel)); err != nil {
-		return nil, fmt.Errorf("listing %s pods: %w", track, err)
-	}
-	var ready []corev1.Pod
-	for _, p := range pods.Items {
-		if p.DeletionTimestamp == nil && podReady(&p) {
-			ready = append(ready, p)
-		}
-	}
-	return ready, nil
-}
-
-func podReady(p *corev1.Pod) bool {
-	for _, c := range p.Status.Conditions {
-		if c.Type == corev1.PodReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
-}
-
 // analyze runs one analysis interval on the canary.
 func (r *RAGServiceReconciler) analyze(ctx context.Context, s *scope, in rollout.Input, stablePods, canaryPods []corev1.Pod) (*analysis.Result, error) {
 	spec := in.Rollout.Analysis
 	q := analysis.Query{
 		Namespace:      s.obj.Namespace,
 		Name:           s.obj.Name,
-		Revision:       in.Status.CanaryRevision,
-		StableRevision: in.Status.StableRevision,
+		Revision:       in.Memory.CanaryRevision,
+		StableRevision: in.Memory.StableRevision,
 		Canary:         r.targets(canaryPods),
 		Stable:         r.targets(stablePods),
 		Spec:           *spec,
@@ -231,6 +203,15 @@ func (r *RAGServiceReconciler) targets(pods []corev1.Pod) []analysis.Target {
 		out = append(out, analysis.Target{Pod: p.Name, URL: u})
 	}
 	return out
+}
+
+func (r *RAGServiceReconciler) probe() *probeclient.Client {
+	r.probeOnce.Do(func() {
+		if r.Probe == nil {
+			r.Probe = &probeclient.Client{Timeout: probeTimeout}
+		}
+	})
+	return r.Probe
 }
 
 func (r *RAGServiceReconciler) builtin() *analysis.Builtin {
@@ -264,38 +245,4 @@ func (r *RAGServiceReconciler) removeAnnotations(ctx context.Context, s *scope, 
 		s.obj.ResourceVersion = after.ResourceVersion
 	}
 	return nil
-}
-
-func hasAnnotation(svc *ragv1.RAGService, key string) bool {
-	_, ok := svc.Annotations[key]
-	return ok
-}
-
-func revisionOf(d *appsv1.Deployment) string {
-	if d == nil {
-		return ""
-	}
-	return d.Spec.Template.Labels[ragv1.LabelRevision]
-}
-
-// trackOf is what the planner needs to know of one track's Deployment.
-func trackOf(d *appsv1.Deployment, readyOfRevision int32) rollout.Track {
-	if d == nil {
-		return rollout.Track{}
-	}
-	replicas := int32(1)
-	if d.Spec.Replicas != nil {
-		replicas = *d.Spec.Replicas
-	}
-	done, _ := rolledOut(d, revisionOf(d))
-	return rollout.Track{
-		Revision:          revisionOf(d),
-		Exists:            true,
-		Replicas:          replicas,
-		ReadyReplicas:     readyOfRevision,
-		ServingReplicas:   d.Status.ReadyReplicas,
-		UpdatedReplicas:   d.Status.UpdatedReplicas,
-		AvailableReplicas: d.Status.AvailableReplicas,
-		RolledOut:         done && readyOfRevision >= replicas,
-	}
 }

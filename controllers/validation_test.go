@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	. "github.com/onsi/gomega"
@@ -69,6 +70,25 @@ func TestValidationRefusesBadManifests(t *testing.T) {
 			[]string{"spec.rollout.analysis.failureLimit"}},
 		{"latency zero", map[string]any{"rollout": map[string]any{"analysis": map[string]any{"maxLatencyP99": "0s"}}},
 			[]string{"spec.rollout.analysis.maxLatencyP99"}},
+		{"space not a DNS label", map[string]any{"embedding": map[string]any{"space": "V2_docs"}}, []string{"spec.embedding.space must be a DNS label"}},
+		{"space too long", map[string]any{"embedding": map[string]any{"space": strings.Repeat("a", 64)}}, []string{"spec.embedding.space"}},
+		{"min cosine above one", map[string]any{"rollout": map[string]any{"spaceCheck": map[string]any{"minCosine": "1.5"}}},
+			[]string{"spec.rollout.spaceCheck.minCosine must be a decimal between 0 and 1"}},
+		{"neighbour overlap not decimal", map[string]any{"rollout": map[string]any{"spaceCheck": map[string]any{"minNeighborOverlap": "90%"}}},
+			[]string{"spec.rollout.spaceCheck.minNeighborOverlap must be a decimal between 0 and 1"}},
+		{"k zero", map[string]any{"rollout": map[string]any{"spaceCheck": map[string]any{"k": 0}}}, []string{"spec.rollout.spaceCheck.k"}},
+		{"k above 32", map[string]any{"rollout": map[string]any{"spaceCheck": map[string]any{"k": 33}}}, []string{"spec.rollout.spaceCheck.k"}},
+		{"probe ConfigMap without a name", map[string]any{"rollout": map[string]any{"spaceCheck": map[string]any{"probes": map[string]any{"configMapRef": map[string]any{"key": "probes.txt"}}}}},
+			[]string{"spec.rollout.spaceCheck.probes.configMapRef"}},
+		{"unknown baseline", map[string]any{"rollout": map[string]any{"analysis": map[string]any{"baseline": "Canary"}}}, []string{"spec.rollout.analysis.baseline"}},
+		{"failure rate increase above one", map[string]any{"rollout": map[string]any{"analysis": map[string]any{"maxFailureRateIncrease": "2"}}},
+			[]string{"spec.rollout.analysis.maxFailureRateIncrease must be a decimal between 0 and 1"}},
+		{"latency ratio below one", map[string]any{"rollout": map[string]any{"analysis": map[string]any{"maxLatencyRatio": "0.5"}}},
+			[]string{"spec.rollout.analysis.maxLatencyRatio must be a decimal of at least 1"}},
+		{"latency ratio not a number", map[string]any{"rollout": map[string]any{"analysis": map[string]any{"maxLatencyRatio": "2x"}}},
+			[]string{"spec.rollout.analysis.maxLatencyRatio must be a decimal of at least 1"}},
+		{"probe requests negative", map[string]any{"rollout": map[string]any{"analysis": map[string]any{"probeRequests": -1}}}, []string{"spec.rollout.analysis.probeRequests"}},
+		{"probe requests too many", map[string]any{"rollout": map[string]any{"analysis": map[string]any{"probeRequests": 5000}}}, []string{"spec.rollout.analysis.probeRequests"}},
 		{"unknown field", map[string]any{"replicaz": 3}, []string{"replicaz"}},
 	}
 	for _, tc := range cases {
@@ -110,4 +130,12 @@ func TestValidationRefusesBadManifests(t *testing.T) {
 	g.Expect(ok.Spec.Rollout.Strategy).To(Equal(ragv1.StrategyCanary))
 	g.Expect(*ok.Spec.Rollout.AutoRollback).To(BeTrue())
 	g.Expect(ok.Spec.Embedding.MaxBatchSize).To(Equal(int32(64)))
+	sc := ok.Spec.Rollout.SpaceCheck
+	g.Expect(sc.Enabled).To(Equal(ptrTo(true)))
+	g.Expect([]any{sc.MinCosine, sc.MinNeighborOverlap, sc.K}).To(Equal([]any{"0.999", "0.9", int32(5)}))
+
+	withAnalysis := newService(ns, "good-analysis", 1, func(s *ragv1.RAGService) { s.Spec.Rollout.Analysis = &ragv1.AnalysisSpec{} })
+	g.Expect(k8sClient.Create(context.Background(), withAnalysis)).To(Succeed())
+	a := withAnalysis.Spec.Rollout.Analysis
+	g.Expect([]any{a.Baseline, a.MaxFailureRateIncrease, a.MaxLatencyRatio, *a.ProbeRequests}).To(Equal([]any{ragv1.BaselineStable, "0.01", "2", int32(10)}))
 }

@@ -94,6 +94,17 @@ type EmbeddingSpec struct {
 	// +optional
 	APIKeySecretRef *corev1.SecretKeySelector `json:"apiKeySecretRef,omitempty"`
 
+	// Space names the vector space the service's index lives in: vectors of one
+	// space are comparable, of two spaces are not. Changing it declares a new
+	// space and turns the rollout into a cutover (the new revision is previewed
+	// on the canary Service for re-indexing, and takes all traffic at once on
+	// promote); leaving it unchanged promises the same space, which every
+	// canary must prove on probe texts before a client reaches it.
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:XValidation:rule="size(self) == 0 || self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')",message="spec.embedding.space must be a DNS label: lower-case letters, digits and '-', starting and ending with a letter or digit"
+	// +optional
+	Space string `json:"space,omitempty"`
+
 	// MaxBatchSize is the most inputs sent in one upstream call: larger requests
 	// are split, small concurrent ones coalesced.
 	// +kubebuilder:default=64
@@ -208,10 +219,74 @@ type RolloutSpec struct {
 	// +optional
 	Paused bool `json:"paused,omitempty"`
 
+	// SpaceCheck proves, before any client reaches a canary, that it embeds in
+	// the same vector space as stable: both tracks embed the same probe texts
+	// and their vectors are compared. On by default.
+	// +kubebuilder:default={}
+	// +optional
+	SpaceCheck SpaceCheckSpec `json:"spaceCheck,omitempty,omitzero"`
+
 	// Analysis judges the canary on live metrics. Without it steps advance on
 	// readiness alone.
 	// +optional
 	Analysis *AnalysisSpec `json:"analysis,omitempty"`
+}
+
+// SpaceCheckSpec configures the embedding-space check of every canary.
+type SpaceCheckSpec struct {
+	// Enabled turns the check on (the default) or off.
+	// +kubebuilder:default=true
+	// +optional
+	Enabled *bool `json:"enabled,omitempty"`
+
+	// Probes are the texts both tracks embed. Empty: a built-in set of varied
+	// texts (topics, lengths, scripts).
+	// +optional
+	Probes *ProbeSource `json:"probes,omitempty"`
+
+	// MinCosine is the lowest cosine similarity, over the probes, between a
+	// probe's canary vector and its stable vector; a decimal in [0,1].
+	// +kubebuilder:default="0.999"
+	// +kubebuilder:validation:MaxLength=16
+	// +kubebuilder:validation:XValidation:rule="self.matches('^(0([.][0-9]{1,6})?|1([.]0{1,6})?)$')",message="spec.rollout.spaceCheck.minCosine must be a decimal between 0 and 1, such as \"0.999\""
+	// +optional
+	MinCosine string `json:"minCosine,omitempty"`
+
+	// MinNeighborOverlap is the lowest mean overlap of each probe's k nearest
+	// probes in stable's vectors and in the canary's; a decimal in [0,1].
+	// +kubebuilder:default="0.9"
+	// +kubebuilder:validation:MaxLength=16
+	// +kubebuilder:validation:XValidation:rule="self.matches('^(0([.][0-9]{1,6})?|1([.]0{1,6})?)$')",message="spec.rollout.spaceCheck.minNeighborOverlap must be a decimal between 0 and 1, such as \"0.9\""
+	// +optional
+	MinNeighborOverlap string `json:"minNeighborOverlap,omitempty"`
+
+	// K is how many nearest probes the neighbour overlap compares.
+	// +kubebuilder:default=5
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=32
+	// +optional
+	K int32 `json:"k,omitempty"`
+}
+
+// ProbeSource says where probe texts come from.
+type ProbeSource struct {
+	// ConfigMapRef names a key of a ConfigMap in the service's namespace that
+	// holds one probe text per line (empty lines and lines starting with # are
+	// skipped).
+	// +optional
+	ConfigMapRef *ConfigMapKeyRef `json:"configMapRef,omitempty"`
+}
+
+// ConfigMapKeyRef names one key of a ConfigMap in the same namespace.
+type ConfigMapKeyRef struct {
+	// Name of the ConfigMap.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+	// Key in its data.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Key string `json:"key"`
 }
 
 // RolloutStep is one step of a canary: exactly one of SetWeight or Pause.
@@ -319,7 +394,51 @@ type AnalysisSpec struct {
 	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s') && duration(self) <= duration('1h')",message="spec.rollout.analysis.maxLatencyP99 must be between 0s (exclusive) and 1h"
 	// +optional
 	MaxLatencyP99 metav1.Duration `json:"maxLatencyP99,omitempty,omitzero"`
+
+	// Baseline is what the canary is compared with, interval by interval:
+	// Stable (the stable track over the same interval) or None (thresholds only).
+	// +kubebuilder:default=Stable
+	// +optional
+	Baseline BaselineMode `json:"baseline,omitempty"`
+
+	// MaxFailureRateIncrease is the most the canary's failure rate may exceed
+	// stable's, a decimal in [0,1]. A failure is any answer that is neither 2xx
+	// nor shed (4xx and 5xx alike).
+	// +kubebuilder:default="0.01"
+	// +kubebuilder:validation:MaxLength=16
+	// +kubebuilder:validation:XValidation:rule="self.matches('^(0([.][0-9]{1,6})?|1([.]0{1,6})?)$')",message="spec.rollout.analysis.maxFailureRateIncrease must be a decimal between 0 and 1, such as \"0.01\""
+	// +optional
+	MaxFailureRateIncrease string `json:"maxFailureRateIncrease,omitempty"`
+
+	// MaxLatencyRatio is the most the canary's p99 may be, as a multiple of
+	// stable's, when both tracks served at least minRequests; a decimal >= 1.
+	// +kubebuilder:default="2"
+	// +kubebuilder:validation:MaxLength=16
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[0-9]{1,4}([.][0-9]{1,6})?$') && double(self) >= 1.0",message="spec.rollout.analysis.maxLatencyRatio must be a decimal of at least 1, such as \"2\" or \"1.5\""
+	// +optional
+	MaxLatencyRatio string `json:"maxLatencyRatio,omitempty"`
+
+	// ProbeRequests is how many synthetic requests (probe texts) the operator
+	// sends to each track's ready pods per interval, spread over it, so a
+	// service with little traffic still gets conclusive verdicts. They count
+	// like any request. 0: none.
+	// +kubebuilder:default=10
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=1000
+	// +optional
+	ProbeRequests *int32 `json:"probeRequests,omitempty"`
 }
+
+// BaselineMode is what analysis compares the canary with.
+// +kubebuilder:validation:Enum=Stable;None
+type BaselineMode string
+
+const (
+	// BaselineStable compares the canary with the stable track over the same interval.
+	BaselineStable BaselineMode = "Stable"
+	// BaselineNone judges the canary on the absolute thresholds only.
+	BaselineNone BaselineMode = "None"
+)
 
 // PrometheusSpec addresses a Prometheus server.
 type PrometheusSpec struct {
@@ -391,14 +510,14 @@ const (
 )
 
 // RAGServiceStatus is what the operator observed and decided. Everything the
-// rollout needs to continue after a restart lives here.
+// rollout needs to continue after a restart lives here, in RolloutStatus.
 type RAGServiceStatus struct {
 	// ObservedGeneration is the last generation the operator acted on: reconciled
 	// cleanly, or found Stalled (a spec it cannot act on until it is edited).
 	// +kubebuilder:default=0
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
-	// Phase summarises the conditions for display.
+	// Phase summarises the conditions for display; nothing decides on it.
 	// +optional
 	Phase Phase `json:"phase,omitempty"`
 	// Replicas counts the pods of both tracks.
@@ -410,6 +529,22 @@ type RAGServiceStatus struct {
 	// Selector selects the pods of both tracks, for the scale subresource.
 	// +optional
 	Selector string `json:"selector,omitempty"`
+
+	// RolloutStatus is the rollout planner's memory, written whole from its
+	// decision; its fields sit at the top level of status.
+	RolloutStatus `json:",inline"`
+
+	// Conditions: Ready, Reconciling, Stalled, Available, RolledBack.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+}
+
+// RolloutStatus is what the rollout planner remembers between passes. The
+// planner returns it whole and the controller stores it as it is, so a field
+// added here persists without anyone copying it.
+type RolloutStatus struct {
 	// StableRevision is the hash of the stable pod template.
 	// +optional
 	StableRevision string `json:"stableRevision,omitempty"`
@@ -436,11 +571,68 @@ type RAGServiceStatus struct {
 	// Rollback is the last rollback.
 	// +optional
 	Rollback *RollbackStatus `json:"rollback,omitempty"`
-	// Conditions: Ready, Reconciling, Stalled, Available, RolledBack.
+	// EmbeddingSpace is the space stable serves and the last check of a
+	// canary's space.
 	// +optional
-	// +listType=map
-	// +listMapKey=type
-	Conditions []metav1.Condition `json:"conditions,omitempty"`
+	EmbeddingSpace *EmbeddingSpaceStatus `json:"embeddingSpace,omitempty"`
+}
+
+// SpaceVerdict is the result of an embedding-space check.
+type SpaceVerdict string
+
+// Verdicts of an embedding-space check.
+const (
+	// SpacePending: not checked yet (or the probes have not been answered yet).
+	SpacePending SpaceVerdict = "Pending"
+	// SpaceCompatible: the canary embeds in stable's space.
+	SpaceCompatible SpaceVerdict = "Compatible"
+	// SpaceChanged: the canary embeds in another space.
+	SpaceChanged SpaceVerdict = "Changed"
+)
+
+// EmbeddingSpaceStatus records the space stable serves and the check of the
+// canary's space, per revision, so a restarted operator does not probe again.
+type EmbeddingSpaceStatus struct {
+	// Name is the space stable serves: spec.embedding.space when it was
+	// promoted.
+	// +optional
+	Name string `json:"name,omitempty"`
+	// CanarySpace is the space the canary declares (spec.embedding.space when
+	// it started); a value other than Name makes its rollout a cutover.
+	// +optional
+	CanarySpace string `json:"canarySpace,omitempty"`
+	// Revision is the canary revision checked.
+	// +optional
+	Revision string `json:"revision,omitempty"`
+	// Verdict of the check: Pending, Compatible or Changed.
+	// +optional
+	Verdict SpaceVerdict `json:"verdict,omitempty"`
+	// MinCosine and MeanCosine are over the probes, cosine(canary, stable).
+	// +optional
+	MinCosine string `json:"minCosine,omitempty"`
+	// +optional
+	MeanCosine string `json:"meanCosine,omitempty"`
+	// NeighborOverlap is the mean overlap of each probe's nearest probes.
+	// +optional
+	NeighborOverlap string `json:"neighborOverlap,omitempty"`
+	// StableDimensions and CanaryDimensions are the vector sizes each track answered.
+	// +optional
+	StableDimensions int32 `json:"stableDimensions,omitempty"`
+	// +optional
+	CanaryDimensions int32 `json:"canaryDimensions,omitempty"`
+	// Probes is the number of probe texts compared.
+	// +optional
+	Probes int32 `json:"probes,omitempty"`
+	// Attempts counts the failed probe attempts of this revision (retried
+	// with backoff).
+	// +optional
+	Attempts int32 `json:"attempts,omitempty"`
+	// Time of the last check or attempt.
+	// +optional
+	Time *metav1.Time `json:"time,omitempty"`
+	// Message says why, with the numbers.
+	// +optional
+	Message string `json:"message,omitempty"`
 }
 
 // AnalysisStatus is the result of one analysis interval.
@@ -461,6 +653,12 @@ type AnalysisStatus struct {
 	// LatencyP99 of the interval's requests.
 	// +optional
 	LatencyP99 *metav1.Duration `json:"latencyP99,omitempty"`
+	// FailureRate is (answers neither 2xx nor shed) / requests, as a decimal string.
+	// +optional
+	FailureRate string `json:"failureRate,omitempty"`
+	// Baseline is the stable track over the same interval, when compared.
+	// +optional
+	Baseline *BaselineStatus `json:"baseline,omitempty"`
 	// Verdict of the interval: Pass, Fail or Inconclusive.
 	Verdict Verdict `json:"verdict"`
 	// Failures counts the failed intervals of this canary so far.
@@ -471,12 +669,25 @@ type AnalysisStatus struct {
 	Message string `json:"message,omitempty"`
 }
 
+// BaselineStatus is the stable track's interval that a canary was compared with.
+type BaselineStatus struct {
+	// Requests answered by the stable track during the interval.
+	Requests int64 `json:"requests"`
+	// FailureRate is (answers neither 2xx nor shed) / requests, as a decimal string.
+	// +optional
+	FailureRate string `json:"failureRate,omitempty"`
+	// LatencyP99 of the stable track's requests.
+	// +optional
+	LatencyP99 *metav1.Duration `json:"latencyP99,omitempty"`
+}
+
 // RollbackStatus records a rollback.
 type RollbackStatus struct {
 	// Revision that was rolled back; it is not tried again until the spec changes
 	// or the retry annotation asks for it.
 	Revision string `json:"revision"`
-	// Reason in CamelCase: AnalysisFailed, ProgressDeadlineExceeded, Aborted.
+	// Reason in CamelCase: AnalysisFailed, ProgressDeadlineExceeded, Aborted,
+	// EmbeddingSpaceChanged.
 	Reason string `json:"reason"`
 	// Message says why, in words.
 	// +optional

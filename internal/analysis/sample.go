@@ -16,21 +16,22 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+
+	"github.com/ragops/rag-operator/internal/contract"
 )
 
-// Metric names of the embedding server the analysis reads (a contract, see
-// DESIGN.md).
+// Metric names of the embedding server the analysis reads (internal/contract).
 const (
-	MetricRequests = "embedserver_requests_total"           // counter, label code
-	MetricShed     = "embedserver_shed_total"               // counter, label reason
-	MetricDuration = "embedserver_request_duration_seconds" // histogram
+	MetricRequests = contract.MetricRequests        // counter, label code
+	MetricShed     = contract.MetricShed            // counter, label reason
+	MetricDuration = contract.MetricRequestDuration // histogram
 )
 
-// Shed reasons of embedserver_shed_total.
+// Shed reasons of embedserver_shed_total (internal/contract).
 const (
-	ShedQueueFull    = "queue_full"    // answered 429
-	ShedQueueTimeout = "queue_timeout" // answered 503
-	ShedDraining     = "draining"      // answered 503
+	ShedQueueFull    = contract.ShedQueueFull    // answered 429
+	ShedQueueTimeout = contract.ShedQueueTimeout // answered 503
+	ShedDraining     = contract.ShedDraining     // answered 503
 )
 
 // Sample is one reading of a pod's counters (or, from Prometheus, one

@@ -208,8 +208,15 @@ func normalize(v []float32) bool {
 	return true
 }
 
-// Provider serves a Model to the embedding server.
-type Provider struct{ Model Model }
+// Provider serves a Model to the embedding server. Observer, when set, is told
+// the size of each call (every request is one model call here).
+type Provider struct {
+	Model    Model
+	Observer provider.Observer
+}
+
+// Dimensions is the model's own vector size (provider.Dimensioner).
+func (p Provider) Dimensions() int { return p.Model.Dims }
 
 // Embed computes every input. A smaller `dimensions` hashes into that many
 // buckets (hash-<dimensions>), so short vectors keep all features instead of
@@ -222,6 +229,9 @@ func (p Provider) Embed(ctx context.Context, req provider.Request) (provider.Res
 			return provider.Response{}, provider.BadRequest("dimensions", "dimensions must be at most %d for model %s", dims, p.Model.Name())
 		}
 		dims = req.Dimensions
+	}
+	if p.Observer != nil {
+		p.Observer.Batch(len(req.Inputs))
 	}
 	m := Model{Dims: dims}
 	out := make([][]float32, len(req.Inputs))

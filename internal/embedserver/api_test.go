@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/ragops/rag-operator/internal/builtinmodel"
 	"github.com/ragops/rag-operator/internal/fakeupstream"
 	"github.com/ragops/rag-operator/internal/provider"
@@ -74,6 +76,63 @@ func TestModels(t *testing.T) {
 	if a.status != 404 || errorOf(t, a)["code"] != "model_not_found" {
 		t.Fatalf("unknown model: %d %s", a.status, a.body)
 	}
+}
+
+// GET /v1/models names the space served and the vector size a request naming
+// no dimensions gets.
+func TestModelsNameTheSpace(t *testing.T) {
+	space := func(t *testing.T, url string) map[string]any {
+		t.Helper()
+		var one struct {
+			ID     string         `json:"id"`
+			Ragops map[string]any `json:"ragops"`
+		}
+		var list struct {
+			Data []json.RawMessage `json:"data"`
+		}
+		a := get(t, url+"/v1/models")
+		if err := json.Unmarshal(a.body, &list); err != nil || len(list.Data) != 1 {
+			t.Fatalf("%d %s", a.status, a.body)
+		}
+		byID := get(t, url+"/v1/models/"+decodeJSON(t, list.Data[0], &one).ID)
+		if string(byID.body) != string(list.Data[0])+"\n" {
+			t.Fatalf("model by id %s differs from the list's %s", byID.body, list.Data[0])
+		}
+		return one.Ragops
+	}
+	cases := []struct {
+		name string
+		url  func(t *testing.T) string
+		want map[string]any
+	}{
+		{"builtin, its own dimensions", func(t *testing.T) string { return startBuiltin(t, Config{Space: "docs-v1"}).url },
+			map[string]any{"space": "docs-v1", "dimensions": 16.0}},
+		{"builtin with --dimensions, no space", func(t *testing.T) string { return startBuiltin(t, Config{Dimensions: 8}).url },
+			map[string]any{"space": "", "dimensions": 8.0}},
+		{"openai before any answer: dimensions unknown", func(t *testing.T) string {
+			return startUpstream(t, Config{Space: "v2"}, fakeupstream.Config{Dims: 12}, openai.Config{}).url
+		}, map[string]any{"space": "v2"}},
+		{"openai after an answer: the upstream's size", func(t *testing.T) string {
+			h := startUpstream(t, Config{Space: "v2"}, fakeupstream.Config{Dims: 12}, openai.Config{})
+			vectorsOf(t, h.post(t, context.Background(), `{"input":"x"}`), 1)
+			return h.url
+		}, map[string]any{"space": "v2", "dimensions": 12.0}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if diff := cmp.Diff(tc.want, space(t, tc.url(t))); diff != "" {
+				t.Fatalf("ragops (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func decodeJSON[T any](t *testing.T, raw json.RawMessage, v *T) *T {
+	t.Helper()
+	if err := json.Unmarshal(raw, v); err != nil {
+		t.Fatal(err)
+	}
+	return v
 }
 
 func TestBadRequests(t *testing.T) {
@@ -224,4 +283,22 @@ func TestAdminEndpointsAndGauges(t *testing.T) {
 func readAll(resp *http.Response) []byte {
 	b, _ := io.ReadAll(resp.Body)
 	return b
+}
+
+// The metrics are handed to the provider, which reports every model call's
+// size: per request for builtin, per upstream call for openai.
+func TestBatchSizeIsReportedByTheProvider(t *testing.T) {
+	b := startBuiltin(t, Config{})
+	vectorsOf(t, b.post(t, context.Background(), `{"input":["a","b","c"]}`), 3)
+	if n, sum := b.metric(t, "embedserver_batch_size_count"), b.metric(t, "embedserver_batch_size_sum"); n != 1 || sum != 3 {
+		t.Errorf("builtin: %v calls of %v inputs, want 1 of 3", n, sum)
+	}
+	o := startUpstream(t, Config{MaxInFlight: 2}, fakeupstream.Config{}, openai.Config{MaxBatchSize: 2})
+	vectorsOf(t, o.post(t, context.Background(), `{"input":["a","b","c"]}`), 3)
+	if n, sum := o.metric(t, "embedserver_batch_size_count"), o.metric(t, "embedserver_batch_size_sum"); n != 2 || sum != 3 {
+		t.Errorf("openai: %v calls of %v inputs, want 2 (split at 2) of 3", n, sum)
+	}
+	if got := o.metric(t, `embedserver_upstream_requests_total{code="200"}`); got != 2 {
+		t.Errorf("upstream 200s %v, want 2", got)
+	}
 }

@@ -85,7 +85,8 @@ func startBuiltin(t *testing.T, cfg Config) *harness {
 	t.Helper()
 	m, _ := builtinmodel.Parse("hash-16")
 	cfg.Model = m.Name()
-	return startServer(t, cfg, builtinmodel.Provider{Model: m})
+	cfg.Metrics = NewMetrics()
+	return startServer(t, cfg, builtinmodel.Provider{Model: m, Observer: cfg.Metrics})
 }
 
 // startUpstream runs the server with the openai provider against a fake upstream.
@@ -97,20 +98,15 @@ func startUpstream(t *testing.T, cfg Config, upCfg fakeupstream.Config, ocfg ope
 	ocfg.BaseURL = ts.URL + "/v1"
 	ocfg.Model = "fake-embedding"
 	ocfg.MaxInFlight = max(cfg.MaxInFlight, 1)
-	var h *harness
-	ocfg.Observer = openai.Observer{
-		Upstream: func(code string, d time.Duration) { h.srv.ObserveUpstream(code, d) },
-		Retry:    func() { h.srv.ObserveRetry() },
-		Batch:    func(n int) { h.srv.ObserveBatch(n) },
-	}
+	cfg.Metrics = NewMetrics()
+	ocfg.Observer = cfg.Metrics
 	c, err := openai.New(ocfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(c.Close)
 	cfg.Model = "fake-embedding"
-	cfg.ProviderReportsBatches = true
-	h = startServer(t, cfg, c)
+	h := startServer(t, cfg, c)
 	h.up = up
 	return h
 }

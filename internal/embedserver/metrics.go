@@ -2,21 +2,22 @@ package embedserver
 
 import (
 	"strconv"
+	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/ragops/rag-operator/internal/contract"
 	"github.com/ragops/rag-operator/internal/limiter"
 )
 
-// Shed reasons, the values of embedserver_shed_total{reason}.
-const (
-	ShedQueueFull    = "queue_full"
-	ShedQueueTimeout = "queue_timeout"
-	ShedDraining     = "draining"
-)
-
-type metrics struct {
+// Metrics are the server's Prometheus metrics (names in internal/contract), on a
+// private registry so that several servers can live in one process (tests).
+// Create them first and hand them to the provider (they are a
+// provider.Observer) and to the server (Config.Metrics); one server uses one
+// Metrics.
+type Metrics struct {
 	reg              *prometheus.Registry
 	requests         *prometheus.CounterVec
 	duration         prometheus.Histogram
@@ -29,9 +30,24 @@ type metrics struct {
 	// Looked up once: under a flood every lookup of a labelled child costs.
 	byCode        map[int]prometheus.Counter
 	shedQueueFull prometheus.Counter
+
+	// lim is the server's limiter, read by the gauges; set by New.
+	lim atomic.Pointer[limiter.Limiter]
 }
 
-func (m *metrics) countRequest(code int) {
+// Upstream records one upstream attempt (provider.Observer).
+func (m *Metrics) Upstream(code string, d time.Duration) {
+	m.upstreamRequests.WithLabelValues(code).Inc()
+	m.upstreamDuration.Observe(d.Seconds())
+}
+
+// Retry counts one upstream retry (provider.Observer).
+func (m *Metrics) Retry() { m.upstreamRetries.Inc() }
+
+// Batch records one model call's size (provider.Observer).
+func (m *Metrics) Batch(n int) { m.batchSize.Observe(float64(n)) }
+
+func (m *Metrics) countRequest(code int) {
 	if c, ok := m.byCode[code]; ok {
 		c.Inc()
 		return
@@ -39,37 +55,46 @@ func (m *metrics) countRequest(code int) {
 	m.requests.WithLabelValues(strconv.Itoa(code)).Inc()
 }
 
-// newMetrics registers the contract's metric names on a private registry, so
-// several servers can live in one process (tests).
-func newMetrics(lim *limiter.Limiter) *metrics {
+// limiterGauge reads the server's limiter; 0 before a server uses m.
+func (m *Metrics) limiterGauge(read func(*limiter.Limiter) int) func() float64 {
+	return func() float64 {
+		if l := m.lim.Load(); l != nil {
+			return float64(read(l))
+		}
+		return 0
+	}
+}
+
+// NewMetrics registers the contract's metric names on a private registry.
+func NewMetrics() *Metrics {
 	reg := prometheus.NewRegistry()
 	latency := []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60}
-	m := &metrics{
+	m := &Metrics{
 		reg: reg,
-		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "embedserver_requests_total",
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: contract.MetricRequests,
 			Help: "Embedding requests answered, by HTTP status code (499: the client left first)."}, []string{"code"}),
-		duration: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "embedserver_request_duration_seconds",
+		duration: prometheus.NewHistogram(prometheus.HistogramOpts{Name: contract.MetricRequestDuration,
 			Help: "Time from arrival to answer of embedding requests, queue wait included.", Buckets: latency}),
-		shed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "embedserver_shed_total",
+		shed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: contract.MetricShed,
 			Help: "Requests refused to protect the server: queue_full (429), queue_timeout (503), draining (503)."}, []string{"reason"}),
-		upstreamRequests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "embedserver_upstream_requests_total",
+		upstreamRequests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: contract.MetricUpstreamRequests,
 			Help: "Upstream attempts by HTTP status, or \"timeout\"/\"error\" when none came."}, []string{"code"}),
-		upstreamDuration: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "embedserver_upstream_duration_seconds",
+		upstreamDuration: prometheus.NewHistogram(prometheus.HistogramOpts{Name: contract.MetricUpstreamDuration,
 			Help: "Duration of upstream attempts.", Buckets: latency}),
-		upstreamRetries: prometheus.NewCounter(prometheus.CounterOpts{Name: "embedserver_upstream_retries_total",
+		upstreamRetries: prometheus.NewCounter(prometheus.CounterOpts{Name: contract.MetricUpstreamRetries,
 			Help: "Upstream retries scheduled."}),
-		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "embedserver_batch_size",
+		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{Name: contract.MetricBatchSize,
 			Help: "Inputs per model call (per upstream call for openai, per request for builtin).", Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048}}),
 	}
 	reg.MustRegister(m.requests, m.duration, m.shed, m.upstreamRequests, m.upstreamDuration, m.upstreamRetries, m.batchSize,
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "embedserver_in_flight", Help: "Requests holding a slot."},
-			func() float64 { return float64(lim.InFlight()) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "embedserver_queue_depth", Help: "Requests waiting for a slot."},
-			func() float64 { return float64(lim.QueueDepth()) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "embedserver_max_in_flight", Help: "Configured --max-in-flight."},
-			func() float64 { return float64(lim.MaxInFlight()) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "embedserver_max_queue", Help: "Configured --max-queue."},
-			func() float64 { return float64(lim.MaxQueue()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: contract.MetricInFlight, Help: "Requests holding a slot."},
+			m.limiterGauge((*limiter.Limiter).InFlight)),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: contract.MetricQueueDepth, Help: "Requests waiting for a slot."},
+			m.limiterGauge((*limiter.Limiter).QueueDepth)),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: contract.MetricMaxInFlight, Help: "Configured --max-in-flight."},
+			m.limiterGauge((*limiter.Limiter).MaxInFlight)),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: contract.MetricMaxQueue, Help: "Configured --max-queue."},
+			m.limiterGauge((*limiter.Limiter).MaxQueue)),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
@@ -78,8 +103,8 @@ func newMetrics(lim *limiter.Limiter) *metrics {
 	for _, c := range []int{200, 400, 413, 429, 500, 502, 503, 504} {
 		m.byCode[c] = m.requests.WithLabelValues(strconv.Itoa(c))
 	}
-	m.shedQueueFull = m.shed.WithLabelValues(ShedQueueFull)
-	for _, r := range []string{ShedQueueFull, ShedQueueTimeout, ShedDraining} {
+	m.shedQueueFull = m.shed.WithLabelValues(contract.ShedQueueFull)
+	for _, r := range contract.ShedReasons {
 		m.shed.WithLabelValues(r)
 	}
 	return m

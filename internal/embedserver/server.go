@@ -21,33 +21,37 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/ragops/rag-operator/internal/contract"
 	"github.com/ragops/rag-operator/internal/limiter"
 	"github.com/ragops/rag-operator/internal/openaiapi"
 	"github.com/ragops/rag-operator/internal/provider"
 )
 
-// Config is the server's behaviour; cmd/embedserver fills it from flags.
+// Config is the server's behaviour; cmd/embedserver fills it from flags. Zero
+// values get the contract's defaults (internal/contract), except DrainTimeout
+// and DrainDelay, whose zero means what it says: no wait.
 type Config struct {
 	Model          string        // the one model served
 	Dimensions     int           // vector size when a request names none; 0: the model's own
+	Space          string        // the vector space served, named in GET /v1/models
 	MaxInFlight    int           // requests running at once
 	MaxQueue       int           // requests waiting for a slot
 	MaxInputs      int           // inputs per request; more is 413
 	MaxBodyBytes   int64         // request body; more is 413
 	RequestTimeout time.Duration // whole request, queue wait included; 504 past it
 	QueueTimeout   time.Duration // longest wait for a slot; 503 past it
-	DrainTimeout   time.Duration // longest wait for work in flight at shutdown
+	DrainTimeout   time.Duration // longest wait for work in flight at shutdown; 0: none
 	// DrainDelay keeps the listener open at least this long after shutdown
 	// begins, even when idle, answering 503 draining with Retry-After: clients
 	// that have not yet seen the pod leave the Service's endpoints get an
 	// answer, not a refused connection. Capped by DrainTimeout; 0: none.
 	DrainDelay time.Duration
-	RetryAfter time.Duration // Retry-After on 429 and 503; default 1s
-	// ProviderReportsBatches is set when the provider calls ObserveBatch per
-	// upstream call; otherwise each request counts as one batch.
-	ProviderReportsBatches bool
-	Logger                 *slog.Logger
-	Pprof                  bool // serve /debug/pprof/ on the admin port
+	RetryAfter time.Duration // Retry-After on 429 and 503
+	// Metrics are the server's metrics, which the provider was also handed as
+	// its observer; nil: the server makes its own.
+	Metrics *Metrics
+	Logger  *slog.Logger
+	Pprof   bool // serve /debug/pprof/ on the admin port
 }
 
 // Causes that end a request's context, so answers can tell them apart.
@@ -61,7 +65,7 @@ type Server struct {
 	cfg      Config
 	provider provider.Provider
 	limiter  *limiter.Limiter
-	metrics  *metrics
+	metrics  *Metrics
 	log      *slog.Logger
 	draining atomic.Bool
 	active   atomic.Int64 // embedding requests inside the handler
@@ -72,48 +76,36 @@ type Server struct {
 // New returns a server; Run serves it.
 func New(cfg Config, p provider.Provider) *Server {
 	if cfg.MaxInFlight < 1 {
-		cfg.MaxInFlight = 1
+		cfg.MaxInFlight = contract.DefaultMaxInFlight
 	}
 	if cfg.MaxBodyBytes <= 0 {
-		cfg.MaxBodyBytes = 4 << 20
+		cfg.MaxBodyBytes = contract.DefaultMaxBodyBytes
 	}
 	if cfg.MaxInputs <= 0 {
-		cfg.MaxInputs = 2048
+		cfg.MaxInputs = contract.DefaultMaxInputs
 	}
 	if cfg.RequestTimeout <= 0 {
-		cfg.RequestTimeout = 30 * time.Second
+		cfg.RequestTimeout = contract.DefaultRequestTimeout
 	}
 	if cfg.QueueTimeout <= 0 {
-		cfg.QueueTimeout = 5 * time.Second
-	}
-	if cfg.DrainTimeout <= 0 {
-		cfg.DrainTimeout = 30 * time.Second
+		cfg.QueueTimeout = contract.DefaultQueueTimeout
 	}
 	if cfg.RetryAfter <= 0 {
-		cfg.RetryAfter = time.Second
+		cfg.RetryAfter = contract.DefaultRetryAfter
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = NewMetrics()
+	}
 	lim := limiter.New(cfg.MaxInFlight, cfg.MaxQueue)
-	s := &Server{cfg: cfg, provider: p, limiter: lim, metrics: newMetrics(lim), log: cfg.Logger}
+	cfg.Metrics.lim.Store(lim)
+	s := &Server{cfg: cfg, provider: p, limiter: lim, metrics: cfg.Metrics, log: cfg.Logger}
 	s.queueFull = openaiapi.NewPreparedError(&provider.Error{Status: http.StatusTooManyRequests, Type: "rate_limit_error", Code: "queue_full",
 		Message: fmt.Sprintf("server busy: %d requests running and %d waiting", lim.MaxInFlight(), lim.MaxQueue()), RetryAfter: cfg.RetryAfter})
 	return s
 }
-
-// ObserveUpstream, ObserveRetry and ObserveBatch feed the upstream metrics; the
-// openai provider calls them.
-func (s *Server) ObserveUpstream(code string, d time.Duration) {
-	s.metrics.upstreamRequests.WithLabelValues(code).Inc()
-	s.metrics.upstreamDuration.Observe(d.Seconds())
-}
-
-// ObserveRetry counts one upstream retry.
-func (s *Server) ObserveRetry() { s.metrics.upstreamRetries.Inc() }
-
-// ObserveBatch records one model call's size.
-func (s *Server) ObserveBatch(n int) { s.metrics.batchSize.Observe(float64(n)) }
 
 // Handler is the API port's handler.
 func (s *Server) Handler() http.Handler {
@@ -158,7 +150,8 @@ func (s *Server) models(w http.ResponseWriter, r *http.Request) {
 		methodNotAllowed(w, http.MethodGet)
 		return
 	}
-	m := openaiapi.Model{ID: s.cfg.Model, Object: "model", OwnedBy: "ragops"}
+	m := openaiapi.Model{ID: s.cfg.Model, Object: "model", OwnedBy: "ragops",
+		Ragops: &openaiapi.ModelSpace{Space: s.cfg.Space, Dimensions: s.defaultDimensions()}}
 	var body any = openaiapi.ModelList{Object: "list", Data: []openaiapi.Model{m}}
 	if id := r.PathValue("id"); id != "" {
 		if id != s.cfg.Model {
@@ -170,6 +163,18 @@ func (s *Server) models(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(body)
+}
+
+// defaultDimensions is the vector size of an answer to a request that names
+// none: --dimensions, or else the provider's own when it knows it.
+func (s *Server) defaultDimensions() int {
+	if s.cfg.Dimensions > 0 {
+		return s.cfg.Dimensions
+	}
+	if d, ok := s.provider.(provider.Dimensioner); ok {
+		return d.Dimensions()
+	}
+	return 0
 }
 
 // statusClientClosed is recorded (never sent) when the client left first.
@@ -194,7 +199,7 @@ func (s *Server) embeddings(w http.ResponseWriter, r *http.Request) {
 	if !s.enter() {
 		// Tell keep-alive clients to reconnect, which lands them on another pod.
 		w.Header().Set("Connection", "close")
-		s.metrics.shed.WithLabelValues(ShedDraining).Inc()
+		s.metrics.shed.WithLabelValues(contract.ShedDraining).Inc()
 		fail(&provider.Error{Status: http.StatusServiceUnavailable, Type: "server_error", Code: "draining",
 			Message: "the server is shutting down; retry on another replica", RetryAfter: s.cfg.RetryAfter})
 		return
@@ -243,7 +248,7 @@ func (s *Server) embeddings(w http.ResponseWriter, r *http.Request) {
 		case errors.Is(err, limiter.ErrQueueFull):
 			s.shedQueueFull(w, &status)
 		case errors.Is(err, errQueueTimeout):
-			s.metrics.shed.WithLabelValues(ShedQueueTimeout).Inc()
+			s.metrics.shed.WithLabelValues(contract.ShedQueueTimeout).Inc()
 			fail(&provider.Error{Status: http.StatusServiceUnavailable, Type: "server_error", Code: "queue_timeout",
 				Message: fmt.Sprintf("no free slot within the queue timeout of %v", s.cfg.QueueTimeout), RetryAfter: s.cfg.RetryAfter})
 		default:
@@ -276,9 +281,6 @@ func (s *Server) embeddings(w http.ResponseWriter, r *http.Request) {
 		s.log.Error("provider returned the wrong number of vectors", "got", len(resp.Embeddings), "want", len(req.Inputs))
 		fail(&provider.Error{Status: http.StatusInternalServerError, Type: "server_error", Message: "internal error: wrong number of vectors"})
 		return
-	}
-	if !s.cfg.ProviderReportsBatches {
-		s.metrics.batchSize.Observe(float64(len(req.Inputs)))
 	}
 	bufp := responseBuffers.Get().(*[]byte)
 	out := openaiapi.AppendResponse((*bufp)[:0], s.cfg.Model, resp.Embeddings, resp.PromptTokens, req.Base64)

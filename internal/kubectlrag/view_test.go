@@ -91,11 +91,13 @@ func TestRenderStatusGolden(t *testing.T) {
 		}},
 		Status: ragv1.RAGServiceStatus{
 			ObservedGeneration: 4, Phase: ragv1.PhaseProgressing, Replicas: 5, ReadyReplicas: 5,
-			StableRevision: "7c9f5d", CanaryRevision: "5d2a11", CurrentStep: 0, CanaryWeight: 25, EffectiveWeight: 20,
-			StepStartTime: ptr.To(ago(2 * time.Minute)),
-			Analysis: &ragv1.AnalysisStatus{Time: ago(10 * time.Second), Revision: "5d2a11", Requests: 120,
-				ErrorRate: "0.001", ShedRate: "0", LatencyP99: &metav1.Duration{Duration: 80 * time.Millisecond},
-				Verdict: ragv1.VerdictPass, Failures: 1},
+			RolloutStatus: ragv1.RolloutStatus{
+				StableRevision: "7c9f5d", CanaryRevision: "5d2a11", CurrentStep: 0, CanaryWeight: 25, EffectiveWeight: 20,
+				StepStartTime: ptr.To(ago(2 * time.Minute)),
+				Analysis: &ragv1.AnalysisStatus{Time: ago(10 * time.Second), Revision: "5d2a11", Requests: 120,
+					ErrorRate: "0.001", ShedRate: "0", LatencyP99: &metav1.Duration{Duration: 80 * time.Millisecond},
+					Verdict: ragv1.VerdictPass, Failures: 1},
+			},
 			Conditions: []metav1.Condition{
 				{Type: "Ready", Status: "False", Reason: "Progressing", Message: "canary at step 1/2", LastTransitionTime: ago(2 * time.Minute)},
 			},

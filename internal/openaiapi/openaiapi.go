@@ -389,4 +389,14 @@ type Model struct {
 	Object  string `json:"object"`
 	Created int64  `json:"created"`
 	OwnedBy string `json:"owned_by"`
+	// Ragops is what the embedding server adds: the vector space it serves.
+	Ragops *ModelSpace `json:"ragops,omitempty"`
+}
+
+// ModelSpace tells indexers which vector space a server's vectors live in.
+type ModelSpace struct {
+	Space string `json:"space"` // --space; empty when the server names none
+	// Dimensions of the vectors the server answers when a request names none;
+	// omitted while unknown (an openai upstream before its first answer).
+	Dimensions int `json:"dimensions,omitempty"`
 }

@@ -14,24 +14,26 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 
 	ragv1 "github.com/ragops/rag-operator/api/v1alpha1"
+	"github.com/ragops/rag-operator/internal/contract"
 )
 
-// Ports of the embedding server. The admin port is never behind the limiter, so
-// probes and metrics answer under any load.
+// Ports of the embedding server (see internal/contract). The admin port is
+// never behind the limiter, so probes and metrics answer under any load.
 const (
-	HTTPPort      = 8080
-	AdminPort     = 9090
+	HTTPPort      = contract.HTTPPort
+	AdminPort     = contract.AdminPort
 	HTTPPortName  = "http"
 	AdminPortName = "admin"
 
 	// ContainerName of the embedding server in every pod.
 	ContainerName = "embedserver"
 	// APIKeyEnv carries the upstream API key; never an argument.
-	APIKeyEnv = "EMBEDSERVER_API_KEY"
+	APIKeyEnv = contract.APIKeyEnv
 
 	// drainMargin is added to timeouts.drain for terminationGracePeriodSeconds,
 	// so the kubelet's SIGKILL never lands before the server's own drain ends.
@@ -164,38 +166,57 @@ func TrackSelectorLabels(instance, track string) map[string]string {
 }
 
 // Args are the server's command-line flags for spec: one for every setting the
-// spec carries. The API key is not among them: it is an environment variable.
+// spec carries. A setting the spec leaves unset (its zero value, as in an object
+// that never passed the CRD's defaulting) is left out, so the server's own
+// default applies; the CRD defaults to the same values (internal/contract).
+// The drain timeout is always written: 0s is a value the CRD allows, and the
+// pod's grace period is computed from the same field. The API key is not among
+// the flags: it is an environment variable.
 func Args(spec *ragv1.RAGServiceSpec) []string {
 	e := &spec.Embedding
 	args := []string{
-		"--addr=:" + strconv.Itoa(HTTPPort),
-		"--admin-addr=:" + strconv.Itoa(AdminPort),
-		"--provider=" + string(e.Provider),
-		"--model=" + e.Model,
+		arg(contract.FlagAddr, ":"+strconv.Itoa(HTTPPort)),
+		arg(contract.FlagAdminAddr, ":"+strconv.Itoa(AdminPort)),
 	}
+	str := func(name, v string) {
+		if v != "" {
+			args = append(args, arg(name, v))
+		}
+	}
+	num := func(name string, v int32) {
+		if v != 0 {
+			args = append(args, arg(name, strconv.Itoa(int(v))))
+		}
+	}
+	dur := func(name string, d metav1.Duration) {
+		if d.Duration != 0 {
+			args = append(args, arg(name, d.Duration.String()))
+		}
+	}
+	str(contract.FlagProvider, string(e.Provider))
+	str(contract.FlagModel, e.Model)
+	str(contract.FlagSpace, e.Space)
 	if e.Dimensions != nil {
-		args = append(args, "--dimensions="+strconv.Itoa(int(*e.Dimensions)))
+		num(contract.FlagDimensions, *e.Dimensions)
 	}
 	if e.Provider == ragv1.ProviderOpenAI {
-		args = append(args, "--upstream-url="+e.Endpoint)
+		args = append(args, arg(contract.FlagUpstreamURL, e.Endpoint))
 	}
-	maxQueue := int32(0)
-	if spec.Concurrency.MaxQueue != nil {
-		maxQueue = *spec.Concurrency.MaxQueue
+	num(contract.FlagMaxBatchSize, e.MaxBatchSize)
+	num(contract.FlagMaxInFlight, spec.Concurrency.MaxInFlight)
+	if q := spec.Concurrency.MaxQueue; q != nil {
+		args = append(args, arg(contract.FlagMaxQueue, strconv.Itoa(int(*q)))) // 0 is a value: no queue
 	}
-	args = append(args,
-		"--max-batch-size="+strconv.Itoa(int(e.MaxBatchSize)),
-		"--max-in-flight="+strconv.Itoa(int(spec.Concurrency.MaxInFlight)),
-		"--max-queue="+strconv.Itoa(int(maxQueue)),
-		"--request-timeout="+spec.Timeouts.Request.Duration.String(),
-		"--queue-timeout="+spec.Timeouts.Queue.Duration.String(),
-		"--upstream-timeout="+spec.Timeouts.Upstream.Duration.String(),
-		"--max-attempts="+strconv.Itoa(int(spec.Retry.MaxAttempts)),
-		"--initial-backoff="+spec.Retry.InitialBackoff.Duration.String(),
-		"--drain-timeout="+spec.Timeouts.Drain.Duration.String(),
-	)
+	dur(contract.FlagRequestTimeout, spec.Timeouts.Request)
+	dur(contract.FlagQueueTimeout, spec.Timeouts.Queue)
+	dur(contract.FlagUpstreamTimeout, spec.Timeouts.Upstream)
+	num(contract.FlagMaxAttempts, spec.Retry.MaxAttempts)
+	dur(contract.FlagInitialBackoff, spec.Retry.InitialBackoff)
+	args = append(args, arg(contract.FlagDrainTimeout, spec.Timeouts.Drain.Duration.String()))
 	return args
 }
+
+func arg(name, value string) string { return "--" + name + "=" + value }
 
 // Revision is the hash that names a pod template: equal templates, equal
 // revisions. It is computed before the track and revision labels are added.

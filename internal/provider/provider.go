@@ -38,6 +38,21 @@ type Provider interface {
 	Embed(ctx context.Context, req Request) (Response, error)
 }
 
+// Dimensioner is a provider that knows the vector size it answers when a
+// request names none (0 while it does not know yet).
+type Dimensioner interface {
+	Dimensions() int
+}
+
+// Observer receives what a provider does, for the server's metrics. The
+// embedding server's Metrics implements it; providers take it as nil when
+// nobody watches.
+type Observer interface {
+	Batch(inputs int)                      // one model call's size
+	Upstream(code string, d time.Duration) // one upstream attempt: "200", "429", "timeout", "error", ...
+	Retry()                                // one upstream retry scheduled
+}
+
 // Error is a failure with the HTTP answer it deserves. Providers return it (or
 // wrap it) so the server does not guess.
 type Error struct {
@@ -87,6 +102,14 @@ type failRate struct {
 	rate float64
 	mu   sync.Mutex
 	rng  *rand.Rand
+}
+
+// Dimensions passes the wrapped provider's on (Dimensioner).
+func (f *failRate) Dimensions() int {
+	if d, ok := f.next.(Dimensioner); ok {
+		return d.Dimensions()
+	}
+	return 0
 }
 
 func (f *failRate) Embed(ctx context.Context, req Request) (Response, error) {

@@ -2,6 +2,7 @@ package rollout
 
 import (
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -50,7 +51,7 @@ func tableSpec() v1alpha1.RolloutSpec {
 func base() Input {
 	return Input{
 		Now: now, Replicas: 4, Rollout: tableSpec(), DesiredRevision: "a",
-		Status: v1alpha1.RAGServiceStatus{StableRevision: "a", Phase: v1alpha1.PhaseHealthy},
+		Memory: v1alpha1.RolloutStatus{StableRevision: "a"},
 		Stable: Track{Revision: "a", Exists: true, Replicas: 4, ReadyReplicas: 4, UpdatedReplicas: 4, AvailableReplicas: 4, RolledOut: true},
 	}
 }
@@ -59,12 +60,11 @@ func base() Input {
 func running(step int32, startAgo time.Duration, ready int32) func(*Input) {
 	return func(in *Input) {
 		in.DesiredRevision = "b"
-		in.Status.CanaryRevision = "b"
-		in.Status.CurrentStep = step
-		in.Status.CanaryWeight = weightAt(in.Rollout.Steps, step)
-		in.Status.StepStartTime = ago(startAgo)
-		in.Status.Phase = v1alpha1.PhaseProgressing
-		desired := CanaryReplicas(in.Replicas, in.Status.CanaryWeight)
+		in.Memory.CanaryRevision = "b"
+		in.Memory.CurrentStep = step
+		in.Memory.CanaryWeight = weightAt(in.Rollout.Steps, step)
+		in.Memory.StepStartTime = ago(startAgo)
+		desired := CanaryReplicas(in.Replicas, in.Memory.CanaryWeight)
 		in.Canary = Track{Revision: "b", Exists: true, Replicas: desired, ReadyReplicas: ready, UpdatedReplicas: desired}
 	}
 }
@@ -80,7 +80,7 @@ func analysisOn(policy v1alpha1.NoDataPolicy) func(*Input) {
 
 func recorded(v v1alpha1.Verdict, failures int32, at time.Duration) func(*Input) {
 	return func(in *Input) {
-		in.Status.Analysis = &v1alpha1.AnalysisStatus{Revision: "b", Verdict: v, Failures: failures, Time: *ago(at)}
+		in.Memory.Analysis = &v1alpha1.AnalysisStatus{Revision: "b", Verdict: v, Failures: failures, Time: *ago(at)}
 	}
 }
 
@@ -92,15 +92,14 @@ func newVerdict(rev string, v v1alpha1.Verdict, at time.Duration) func(*Input) {
 
 func noAuto(in *Input)    { in.Rollout.AutoRollback = new(bool) }
 func paused(in *Input)    { in.Rollout.Paused = true }
-func promoteAn(in *Input) { in.Promote = true }
-func abortAn(in *Input)   { in.Abort = true }
-func retryAn(in *Input)   { in.Retry = true }
+func promoteAn(in *Input) { in.Command = CommandPromote }
+func abortAn(in *Input)   { in.Command = CommandAbort }
+func retryAn(in *Input)   { in.Command = CommandRetry }
 
 func rolledBack(rev string) func(*Input) {
 	return func(in *Input) {
 		in.DesiredRevision = rev
-		in.Status.Rollback = &v1alpha1.RollbackStatus{Revision: rev, Reason: ReasonAnalysisFailed, Time: *ago(time.Hour)}
-		in.Status.Phase = v1alpha1.PhaseRolledBack
+		in.Memory.Rollback = &v1alpha1.RollbackStatus{Revision: rev, Reason: ReasonAnalysisFailed, Time: *ago(time.Hour)}
 		in.Canary = Track{Revision: rev, Exists: true}
 	}
 }
@@ -109,8 +108,8 @@ func rolledBack(rev string) func(*Input) {
 func promoting(rolledOut bool, startAgo time.Duration) func(*Input) {
 	return func(in *Input) {
 		running(4, startAgo, 2)(in)
-		in.Status.StableRevision = "b"
-		in.Status.CanaryWeight = 50
+		in.Memory.StableRevision = "b"
+		in.Memory.CanaryWeight = 50
 		in.Stable = Track{Revision: "b", Exists: true, Replicas: 4, ReadyReplicas: 4, RolledOut: rolledOut}
 		if !rolledOut {
 			in.Stable.ReadyReplicas = 2 // of "b"; old pods still serve
@@ -124,72 +123,79 @@ type want struct {
 	stable, canary string
 	canaryReplicas int32
 	step           int32
-	phase          v1alpha1.Phase
-	rollback       string // reason of status.rollback, "" for none
-	consumed       []string
-	degraded       bool
+	state          State
+	rollback       string   // reason of status.rollback, "" for none
+	ignored        bool     // the command was not acted on (and says why)
 	events         []string // reasons, in order
+	selects        Selection
+}
+
+type decideCase struct {
+	name  string
+	setup []func(*Input)
+	want  want
+	check func(*testing.T, Plan)
 }
 
 func TestDecide(t *testing.T) {
-	P, A, R := v1alpha1.AnnotationPromote, v1alpha1.AnnotationAbort, v1alpha1.AnnotationRetry
-	cases := []struct {
-		name  string
-		setup []func(*Input)
-		want  want
-		check func(*testing.T, Plan)
-	}{
-		{name: "steady", want: want{transition: TransitionNone, reason: "Steady", stable: "a", phase: v1alpha1.PhaseHealthy}},
+	cases := []decideCase{
+		{name: "steady", want: want{transition: TransitionNone, reason: "Steady", stable: "a", state: StateSteady}},
 		{name: "replicas change only: no canary",
 			setup: []func(*Input){func(in *Input) { in.Replicas = 7; in.Stable.RolledOut = false }},
-			want:  want{transition: TransitionNone, reason: "Steady", stable: "a", phase: v1alpha1.PhaseProgressing},
+			want:  want{transition: TransitionNone, reason: "Steady", stable: "a", state: StateSteady},
 			check: func(t *testing.T, p Plan) {
 				if p.StableReplicas != 7 {
 					t.Errorf("stable replicas %d, want 7", p.StableReplicas)
 				}
 			}},
 		{name: "first deploy",
-			setup: []func(*Input){func(in *Input) { in.Status = v1alpha1.RAGServiceStatus{}; in.Stable = Track{} }},
-			want:  want{transition: TransitionInitialize, reason: "Initialized", stable: "a", phase: v1alpha1.PhaseProgressing, events: []string{"Initialized"}}},
+			setup: []func(*Input){func(in *Input) { in.Memory = v1alpha1.RolloutStatus{}; in.Stable = Track{} }},
+			want:  want{transition: TransitionInitialize, reason: "Initialized", stable: "a", state: StateSteady, events: []string{"Initialized"}}},
+		{name: "first deploy: a command is declined, not dropped",
+			setup: []func(*Input){func(in *Input) { in.Memory = v1alpha1.RolloutStatus{}; in.Stable = Track{} }, promoteAn},
+			want:  want{ignored: true, transition: TransitionInitialize, reason: "Initialized", stable: "a", state: StateSteady, events: []string{"Initialized"}}},
+		{name: "first pass without a buildable template: nothing to deploy",
+			setup: []func(*Input){func(in *Input) { in.Memory = v1alpha1.RolloutStatus{}; in.Stable = Track{}; in.DesiredRevision = "" }},
+			want:  want{transition: TransitionNone, reason: "NoRevision", state: StateSteady}},
 		{name: "lost status: adopt stable and canary from labels",
 			setup: []func(*Input){func(in *Input) {
-				in.Status = v1alpha1.RAGServiceStatus{}
+				in.Memory = v1alpha1.RolloutStatus{}
 				in.DesiredRevision = "b"
 				in.Canary = Track{Revision: "b", Exists: true, Replicas: 1, ReadyReplicas: 1}
 			}},
-			want: want{transition: TransitionAdvance, reason: "StepAdvanced", stable: "a", canary: "b", canaryReplicas: 1, step: 1, phase: v1alpha1.PhaseProgressing, events: []string{"Adopted", "Adopted", "StepAdvanced"}}},
+			want: want{transition: TransitionAdvance, reason: "StepAdvanced", stable: "a", canary: "b", canaryReplicas: 1, step: 1, state: StateProgressing, events: []string{"Adopted", "Adopted", "StepAdvanced"}}},
 		{name: "template change starts a canary",
 			setup: []func(*Input){func(in *Input) { in.DesiredRevision = "b" }},
-			want:  want{transition: TransitionStart, reason: "CanaryStarted", stable: "a", canary: "b", canaryReplicas: 1, phase: v1alpha1.PhaseProgressing, events: []string{"CanaryStarted"}},
+			want:  want{transition: TransitionStart, reason: "CanaryStarted", stable: "a", canary: "b", canaryReplicas: 1, state: StateProgressing, events: []string{"CanaryStarted"}},
 			check: func(t *testing.T, p Plan) {
-				if p.Status.CanaryWeight != 25 || !p.Status.StepStartTime.Time.Equal(now) {
-					t.Errorf("weight %d start %v, want 25 at now", p.Status.CanaryWeight, p.Status.StepStartTime)
+				if p.Memory.CanaryWeight != 25 || !p.Memory.StepStartTime.Time.Equal(now) {
+					t.Errorf("weight %d start %v, want 25 at now", p.Memory.CanaryWeight, p.Memory.StepStartTime)
 				}
 			}},
 		{name: "paused: a template change does not start a canary",
 			setup: []func(*Input){paused, func(in *Input) { in.DesiredRevision = "b" }},
-			want:  want{transition: TransitionHold, reason: "Paused", stable: "a", phase: v1alpha1.PhasePaused}},
+			want:  want{transition: TransitionHold, reason: "Paused", stable: "a", state: StatePaused}},
 		{name: "paused: a spec edit mid-canary keeps the running canary where it is",
 			setup: []func(*Input){running(1, time.Hour, 1), paused, func(in *Input) { in.DesiredRevision = "c" }},
-			want:  want{transition: TransitionHold, reason: "Paused", stable: "a", canary: "b", canaryReplicas: 1, step: 1, phase: v1alpha1.PhasePaused}},
+			want:  want{transition: TransitionHold, reason: "Paused", stable: "a", canary: "b", canaryReplicas: 1, step: 1, state: StatePaused}},
 		{name: "paused: a spec back to stable still removes the canary",
 			setup: []func(*Input){running(1, time.Hour, 1), paused, func(in *Input) { in.DesiredRevision = "a" }},
-			want:  want{transition: TransitionFastRollback, reason: "FastRollback", stable: "a", phase: v1alpha1.PhaseHealthy, events: []string{"FastRollback"}}},
+			want:  want{transition: TransitionFastRollback, reason: "FastRollback", stable: "a", state: StateSteady, events: []string{"FastRollback"}}},
 		{name: "paused: rolling update waits",
 			setup: []func(*Input){paused, func(in *Input) { in.DesiredRevision = "b"; in.Rollout.Strategy = v1alpha1.StrategyRollingUpdate }},
-			want:  want{transition: TransitionHold, reason: "Paused", stable: "a", phase: v1alpha1.PhasePaused}},
+			want:  want{transition: TransitionHold, reason: "Paused", stable: "a", state: StatePaused}},
 		{name: "rolling update skips the canary",
 			setup: []func(*Input){func(in *Input) { in.DesiredRevision = "b"; in.Rollout.Strategy = v1alpha1.StrategyRollingUpdate }},
-			want:  want{transition: TransitionRollingUpdate, reason: "RollingUpdate", stable: "b", phase: v1alpha1.PhaseProgressing, events: []string{"RollingUpdate"}}},
+			want:  want{transition: TransitionRollingUpdate, reason: "RollingUpdate", stable: "b", state: StateSteady, events: []string{"RollingUpdate"}}},
 		{name: "switch to rolling update during a canary removes it",
 			setup: []func(*Input){running(1, time.Second, 1), func(in *Input) { in.Rollout.Strategy = v1alpha1.StrategyRollingUpdate }},
-			want:  want{transition: TransitionRollingUpdate, reason: "RollingUpdate", stable: "b", phase: v1alpha1.PhaseProgressing, events: []string{"CanaryRemoved", "RollingUpdate"}}},
+			want:  want{transition: TransitionRollingUpdate, reason: "RollingUpdate", stable: "b", state: StateSteady, events: []string{"CanaryRemoved", "RollingUpdate"}}},
 		{name: "setWeight done: advance",
 			setup: []func(*Input){running(0, time.Minute, 1)},
-			want:  want{transition: TransitionAdvance, reason: "StepAdvanced", stable: "a", canary: "b", canaryReplicas: 1, step: 1, phase: v1alpha1.PhaseProgressing, events: []string{"StepAdvanced"}}},
+			want:  want{transition: TransitionAdvance, reason: "StepAdvanced", stable: "a", canary: "b", canaryReplicas: 1, step: 1, state: StateProgressing, events: []string{"StepAdvanced"}}},
 		{name: "setWeight waiting for pods",
 			setup: []func(*Input){running(0, 30*time.Second, 0)},
-			want:  want{transition: TransitionWait, reason: "WaitingForCanaryPods", stable: "a", canary: "b", canaryReplicas: 1, phase: v1alpha1.PhaseProgressing},
+			want:  want{transition: TransitionWait, reason: "WaitingForCanaryPods", stable: "a", canary: "b", canaryReplicas: 1, state: StateProgressing},
 			check: func(t *testing.T, p Plan) {
 				if p.RequeueAfter != 30*time.Second {
 					t.Errorf("requeue %s, want 30s", p.RequeueAfter)
@@ -197,25 +203,22 @@ func TestDecide(t *testing.T) {
 			}},
 		{name: "progress deadline: rollback",
 			setup: []func(*Input){running(0, 3*time.Minute, 0)},
-			want:  want{transition: TransitionRollback, reason: ReasonProgressDeadlineExceeded, stable: "a", phase: v1alpha1.PhaseRolledBack, rollback: ReasonProgressDeadlineExceeded, events: []string{ReasonProgressDeadlineExceeded}}},
+			want:  want{transition: TransitionRollback, reason: ReasonProgressDeadlineExceeded, stable: "a", state: StateRolledBack, rollback: ReasonProgressDeadlineExceeded, events: []string{ReasonProgressDeadlineExceeded}}},
 		{name: "progress deadline while paused: still rollback",
 			setup: []func(*Input){running(2, 3*time.Minute, 1), paused},
-			want:  want{transition: TransitionRollback, reason: ReasonProgressDeadlineExceeded, stable: "a", phase: v1alpha1.PhaseRolledBack, rollback: ReasonProgressDeadlineExceeded, events: []string{ReasonProgressDeadlineExceeded}}},
+			want:  want{transition: TransitionRollback, reason: ReasonProgressDeadlineExceeded, stable: "a", state: StateRolledBack, rollback: ReasonProgressDeadlineExceeded, events: []string{ReasonProgressDeadlineExceeded}}},
 		{name: "progress deadline beats a promote",
 			setup: []func(*Input){running(0, 3*time.Minute, 0), promoteAn},
-			want:  want{transition: TransitionRollback, reason: ReasonProgressDeadlineExceeded, stable: "a", phase: v1alpha1.PhaseRolledBack, rollback: ReasonProgressDeadlineExceeded, consumed: []string{P}, events: []string{ReasonProgressDeadlineExceeded, "AnnotationIgnored"}}},
+			want:  want{ignored: true, transition: TransitionRollback, reason: ReasonProgressDeadlineExceeded, stable: "a", state: StateRolledBack, rollback: ReasonProgressDeadlineExceeded, events: []string{ReasonProgressDeadlineExceeded}}},
 		{name: "progress deadline without autoRollback: hold degraded",
 			setup: []func(*Input){running(0, 3*time.Minute, 0), noAuto},
-			want:  want{transition: TransitionHold, reason: ReasonProgressDeadlineExceeded, stable: "a", canary: "b", canaryReplicas: 1, phase: v1alpha1.PhaseDegraded, degraded: true, events: []string{ReasonProgressDeadlineExceeded}}},
-		{name: "held degraded: no repeated event",
-			setup: []func(*Input){running(0, 3*time.Minute, 0), noAuto, func(in *Input) { in.Status.Phase = v1alpha1.PhaseDegraded }},
-			want:  want{transition: TransitionHold, reason: ReasonProgressDeadlineExceeded, stable: "a", canary: "b", canaryReplicas: 1, phase: v1alpha1.PhaseDegraded, degraded: true}},
+			want:  want{transition: TransitionHold, reason: ReasonProgressDeadlineExceeded, stable: "a", canary: "b", canaryReplicas: 1, state: StateHeld}},
 		{name: "old step with all pods ready is no deadline",
 			setup: []func(*Input){running(2, time.Hour, 2)},
-			want:  want{transition: TransitionAdvance, reason: "StepAdvanced", stable: "a", canary: "b", canaryReplicas: 2, step: 3, phase: v1alpha1.PhasePaused, events: []string{"StepAdvanced"}}},
+			want:  want{transition: TransitionAdvance, reason: "StepAdvanced", stable: "a", canary: "b", canaryReplicas: 2, step: 3, state: StatePaused, events: []string{"StepAdvanced"}}},
 		{name: "pause in progress",
 			setup: []func(*Input){running(1, 10*time.Second, 1)},
-			want:  want{transition: TransitionWait, reason: "PauseInProgress", stable: "a", canary: "b", canaryReplicas: 1, step: 1, phase: v1alpha1.PhaseProgressing},
+			want:  want{transition: TransitionWait, reason: "PauseInProgress", stable: "a", canary: "b", canaryReplicas: 1, step: 1, state: StateProgressing},
 			check: func(t *testing.T, p Plan) {
 				if p.RequeueAfter != 20*time.Second {
 					t.Errorf("requeue %s, want 20s (pause end)", p.RequeueAfter)
@@ -223,153 +226,178 @@ func TestDecide(t *testing.T) {
 			}},
 		{name: "pause over: advance and scale",
 			setup: []func(*Input){running(1, 31*time.Second, 1)},
-			want:  want{transition: TransitionAdvance, reason: "StepAdvanced", stable: "a", canary: "b", canaryReplicas: 2, step: 2, phase: v1alpha1.PhaseProgressing, events: []string{"StepAdvanced"}}},
+			want:  want{transition: TransitionAdvance, reason: "StepAdvanced", stable: "a", canary: "b", canaryReplicas: 2, step: 2, state: StateProgressing, events: []string{"StepAdvanced"}}},
 		{name: "pause without duration waits for promote",
 			setup: []func(*Input){running(3, time.Hour, 2)},
-			want:  want{transition: TransitionWait, reason: "WaitingForPromote", stable: "a", canary: "b", canaryReplicas: 2, step: 3, phase: v1alpha1.PhasePaused}},
+			want:  want{transition: TransitionWait, reason: "WaitingForPromote", stable: "a", canary: "b", canaryReplicas: 2, step: 3, state: StatePaused}},
 		{name: "promote annotation promotes",
 			setup: []func(*Input){running(3, time.Hour, 2), promoteAn},
-			want:  want{transition: TransitionPromote, reason: "PromotedManually", stable: "b", canary: "b", canaryReplicas: 2, step: 4, phase: v1alpha1.PhaseProgressing, consumed: []string{P}, events: []string{"PromotedManually"}}},
+			want:  want{transition: TransitionPromote, reason: "PromotedManually", stable: "b", canary: "b", canaryReplicas: 2, step: 4, state: StateProgressing, events: []string{"PromotedManually"}}},
 		{name: "promote annotation acts while paused",
 			setup: []func(*Input){running(0, time.Second, 0), paused, promoteAn},
-			want:  want{transition: TransitionPromote, reason: "PromotedManually", stable: "b", canary: "b", canaryReplicas: 1, step: 4, phase: v1alpha1.PhaseProgressing, consumed: []string{P}, events: []string{"PromotedManually"}}},
+			want:  want{transition: TransitionPromote, reason: "PromotedManually", stable: "b", canary: "b", canaryReplicas: 1, step: 4, state: StateProgressing, events: []string{"PromotedManually"}}},
 		{name: "abort rolls back at once",
 			setup: []func(*Input){running(2, time.Second, 1), abortAn},
-			want:  want{transition: TransitionRollback, reason: ReasonAborted, stable: "a", phase: v1alpha1.PhaseRolledBack, rollback: ReasonAborted, consumed: []string{A}, events: []string{ReasonAborted}}},
-		{name: "abort beats promote",
-			setup: []func(*Input){running(2, time.Second, 1), abortAn, promoteAn},
-			want:  want{transition: TransitionRollback, reason: ReasonAborted, stable: "a", phase: v1alpha1.PhaseRolledBack, rollback: ReasonAborted, consumed: []string{P, A}, events: []string{ReasonAborted, "AnnotationIgnored"}}},
+			want:  want{transition: TransitionRollback, reason: ReasonAborted, stable: "a", state: StateRolledBack, rollback: ReasonAborted, events: []string{ReasonAborted}}},
 		{name: "paused holds a finished step",
 			setup: []func(*Input){running(1, time.Hour, 1), paused},
-			want:  want{transition: TransitionHold, reason: "Paused", stable: "a", canary: "b", canaryReplicas: 1, step: 1, phase: v1alpha1.PhasePaused}},
+			want:  want{transition: TransitionHold, reason: "Paused", stable: "a", canary: "b", canaryReplicas: 1, step: 1, state: StatePaused}},
 		{name: "no steps: one step to full weight, then promote",
-			setup: []func(*Input){func(in *Input) { in.Rollout.Steps = nil }, running(0, time.Minute, 4), func(in *Input) { in.Status.CanaryWeight = 100 }},
-			want:  want{transition: TransitionPromote, reason: "PromotionStarted", stable: "b", canary: "b", canaryReplicas: 4, step: 1, phase: v1alpha1.PhaseProgressing, events: []string{"PromotionStarted"}}},
+			setup: []func(*Input){func(in *Input) { in.Rollout.Steps = nil }, running(0, time.Minute, 4), func(in *Input) { in.Memory.CanaryWeight = 100 }},
+			want:  want{transition: TransitionPromote, reason: "PromotionStarted", stable: "b", canary: "b", canaryReplicas: 4, step: 1, state: StateProgressing, events: []string{"PromotionStarted"}}},
 		{name: "promoting: stable not rolled out yet keeps canary pods",
 			setup: []func(*Input){promoting(false, time.Minute)},
-			want:  want{transition: TransitionWait, reason: "WaitingForStableRollout", stable: "b", canary: "b", canaryReplicas: 2, step: 4, phase: v1alpha1.PhaseProgressing}},
+			want:  want{transition: TransitionWait, reason: "WaitingForStableRollout", stable: "b", canary: "b", canaryReplicas: 2, step: 4, state: StateProgressing}},
 		{name: "promoting: abort is too late",
 			setup: []func(*Input){promoting(false, time.Minute), abortAn},
-			want:  want{transition: TransitionWait, reason: "WaitingForStableRollout", stable: "b", canary: "b", canaryReplicas: 2, step: 4, phase: v1alpha1.PhaseProgressing, consumed: []string{A}, events: []string{"AnnotationIgnored"}}},
+			want:  want{ignored: true, transition: TransitionWait, reason: "WaitingForStableRollout", stable: "b", canary: "b", canaryReplicas: 2, step: 4, state: StateProgressing}},
 		{name: "promoting: stalled past the deadline",
 			setup: []func(*Input){promoting(false, time.Hour)},
-			want:  want{transition: TransitionHold, reason: "PromotionStalled", stable: "b", canary: "b", canaryReplicas: 2, step: 4, phase: v1alpha1.PhaseDegraded, degraded: true, events: []string{"PromotionStalled"}}},
+			want:  want{transition: TransitionHold, reason: "PromotionStalled", stable: "b", canary: "b", canaryReplicas: 2, step: 4, state: StateHeld}},
 		{name: "promoting: stable rolled out removes the canary",
 			setup: []func(*Input){promoting(true, time.Minute)},
-			want:  want{transition: TransitionFinish, reason: "Promoted", stable: "b", phase: v1alpha1.PhaseHealthy, events: []string{"Promoted"}}},
+			want:  want{transition: TransitionFinish, reason: "Promoted", stable: "b", state: StateSteady, events: []string{"Promoted"}}},
 		{name: "promoting: spec moved on, next canary starts after",
 			setup: []func(*Input){promoting(true, time.Minute), func(in *Input) { in.DesiredRevision = "c" }},
-			want:  want{transition: TransitionStart, reason: "CanaryStarted", stable: "b", canary: "c", canaryReplicas: 1, phase: v1alpha1.PhaseProgressing, events: []string{"Promoted", "CanaryStarted"}}},
+			want:  want{transition: TransitionStart, reason: "CanaryStarted", stable: "b", canary: "c", canaryReplicas: 1, state: StateProgressing, events: []string{"Promoted", "CanaryStarted"}}},
 		{name: "fast rollback: spec back to stable",
 			setup: []func(*Input){running(2, time.Second, 1), func(in *Input) { in.DesiredRevision = "a" }},
-			want:  want{transition: TransitionFastRollback, reason: "FastRollback", stable: "a", phase: v1alpha1.PhaseHealthy, events: []string{"FastRollback"}}},
+			want:  want{transition: TransitionFastRollback, reason: "FastRollback", stable: "a", state: StateSteady, events: []string{"FastRollback"}}},
 		{name: "spec edit mid-rollout restarts at step 0",
 			setup: []func(*Input){running(2, time.Second, 1), analysisOn(v1alpha1.NoDataPause), recorded(v1alpha1.VerdictFail, 1, 0), func(in *Input) { in.DesiredRevision = "c" }},
-			want:  want{transition: TransitionStart, reason: "CanaryRestarted", stable: "a", canary: "c", canaryReplicas: 1, phase: v1alpha1.PhaseProgressing, events: []string{"CanaryRestarted"}},
+			want:  want{transition: TransitionStart, reason: "CanaryRestarted", stable: "a", canary: "c", canaryReplicas: 1, state: StateProgressing, events: []string{"CanaryRestarted"}},
 			check: func(t *testing.T, p Plan) {
-				if p.Status.Analysis != nil {
-					t.Errorf("analysis of the old canary kept: %+v", p.Status.Analysis)
+				if p.Memory.Analysis != nil {
+					t.Errorf("analysis of the old canary kept: %+v", p.Memory.Analysis)
 				}
 			}},
 		{name: "rolled-back revision is not retried",
 			setup: []func(*Input){rolledBack("b")},
-			want:  want{transition: TransitionHold, reason: "RolledBack", stable: "a", phase: v1alpha1.PhaseRolledBack, rollback: ReasonAnalysisFailed}},
+			want:  want{transition: TransitionHold, reason: "RolledBack", stable: "a", state: StateRolledBack, rollback: ReasonAnalysisFailed}},
 		{name: "rolled-back revision: promote is ignored",
 			setup: []func(*Input){rolledBack("b"), promoteAn},
-			want:  want{transition: TransitionHold, reason: "RolledBack", stable: "a", phase: v1alpha1.PhaseRolledBack, rollback: ReasonAnalysisFailed, consumed: []string{P}, events: []string{"AnnotationIgnored"}}},
+			want:  want{ignored: true, transition: TransitionHold, reason: "RolledBack", stable: "a", state: StateRolledBack, rollback: ReasonAnalysisFailed}},
 		{name: "retry restarts the rolled-back revision",
 			setup: []func(*Input){rolledBack("b"), retryAn},
-			want:  want{transition: TransitionStart, reason: "RetryStarted", stable: "a", canary: "b", canaryReplicas: 1, phase: v1alpha1.PhaseProgressing, rollback: ReasonAnalysisFailed, consumed: []string{R}, events: []string{"RetryStarted"}}},
+			want:  want{transition: TransitionStart, reason: "RetryStarted", stable: "a", canary: "b", canaryReplicas: 1, state: StateProgressing, rollback: ReasonAnalysisFailed, events: []string{"RetryStarted"}}},
 		{name: "a new template after a rollback starts",
 			setup: []func(*Input){rolledBack("b"), func(in *Input) { in.DesiredRevision = "c" }},
-			want:  want{transition: TransitionStart, reason: "CanaryStarted", stable: "a", canary: "c", canaryReplicas: 1, phase: v1alpha1.PhaseProgressing, rollback: ReasonAnalysisFailed, events: []string{"CanaryStarted"}}},
+			want:  want{transition: TransitionStart, reason: "CanaryStarted", stable: "a", canary: "c", canaryReplicas: 1, state: StateProgressing, rollback: ReasonAnalysisFailed, events: []string{"CanaryStarted"}}},
 		{name: "spec edited back to the rolled-back revision during another canary",
-			setup: []func(*Input){rolledBack("b"), running(1, time.Second, 1), func(in *Input) { in.Status.CanaryRevision = "c" }},
-			want:  want{transition: TransitionHold, reason: "RolledBack", stable: "a", phase: v1alpha1.PhaseRolledBack, rollback: ReasonAnalysisFailed}},
+			setup: []func(*Input){rolledBack("b"), running(1, time.Second, 1), func(in *Input) { in.Memory.CanaryRevision = "c" }},
+			want:  want{transition: TransitionHold, reason: "RolledBack", stable: "a", state: StateRolledBack, rollback: ReasonAnalysisFailed, events: []string{"CanaryRemoved"}}},
+		{name: "spec back to the rolled-back revision during another canary: retry acts",
+			setup: []func(*Input){rolledBack("b"), running(1, time.Second, 1), func(in *Input) { in.Memory.CanaryRevision = "c" }, retryAn},
+			want:  want{transition: TransitionAdvance, reason: "StepAdvanced", stable: "a", canary: "b", canaryReplicas: 1, step: 1, state: StateProgressing, rollback: ReasonAnalysisFailed, events: []string{"RetryStarted", "StepAdvanced"}}},
+		{name: "spec back to the rolled-back revision during another canary: promote is declined",
+			setup: []func(*Input){rolledBack("b"), running(1, time.Second, 1), func(in *Input) { in.Memory.CanaryRevision = "c" }, promoteAn},
+			want:  want{ignored: true, transition: TransitionHold, reason: "RolledBack", stable: "a", state: StateRolledBack, rollback: ReasonAnalysisFailed, events: []string{"CanaryRemoved"}}},
 		{name: "first failed interval is tolerated",
 			setup: []func(*Input){running(1, time.Minute, 1), analysisOn(v1alpha1.NoDataPause), newVerdict("b", v1alpha1.VerdictFail, 0)},
-			want:  want{transition: TransitionWait, reason: "WaitingForAnalysis", stable: "a", canary: "b", canaryReplicas: 1, step: 1, phase: v1alpha1.PhaseProgressing, events: []string{"AnalysisIntervalFailed"}},
+			want:  want{transition: TransitionWait, reason: "WaitingForAnalysis", stable: "a", canary: "b", canaryReplicas: 1, step: 1, state: StateProgressing, events: []string{"AnalysisIntervalFailed"}},
 			check: failures(1)},
 		{name: "failures over the limit roll back",
 			setup: []func(*Input){running(1, time.Minute, 1), analysisOn(v1alpha1.NoDataPause), recorded(v1alpha1.VerdictFail, 1, 30*time.Second), newVerdict("b", v1alpha1.VerdictFail, 0)},
-			want:  want{transition: TransitionRollback, reason: ReasonAnalysisFailed, stable: "a", phase: v1alpha1.PhaseRolledBack, rollback: ReasonAnalysisFailed, events: []string{"AnalysisIntervalFailed", ReasonAnalysisFailed}},
+			want:  want{transition: TransitionRollback, reason: ReasonAnalysisFailed, stable: "a", state: StateRolledBack, rollback: ReasonAnalysisFailed, events: []string{"AnalysisIntervalFailed", ReasonAnalysisFailed}},
 			check: failures(2)},
 		{name: "failures over the limit while paused still roll back",
 			setup: []func(*Input){running(1, time.Minute, 1), paused, analysisOn(v1alpha1.NoDataPause), recorded(v1alpha1.VerdictFail, 1, 30*time.Second), newVerdict("b", v1alpha1.VerdictFail, 0)},
-			want:  want{transition: TransitionRollback, reason: ReasonAnalysisFailed, stable: "a", phase: v1alpha1.PhaseRolledBack, rollback: ReasonAnalysisFailed, events: []string{"AnalysisIntervalFailed", ReasonAnalysisFailed}}},
+			want:  want{transition: TransitionRollback, reason: ReasonAnalysisFailed, stable: "a", state: StateRolledBack, rollback: ReasonAnalysisFailed, events: []string{"AnalysisIntervalFailed", ReasonAnalysisFailed}}},
 		{name: "failures over the limit without autoRollback hold",
 			setup: []func(*Input){running(1, time.Minute, 1), noAuto, analysisOn(v1alpha1.NoDataPause), recorded(v1alpha1.VerdictFail, 1, 30*time.Second), newVerdict("b", v1alpha1.VerdictFail, 0)},
-			want:  want{transition: TransitionHold, reason: ReasonAnalysisFailed, stable: "a", canary: "b", canaryReplicas: 1, step: 1, phase: v1alpha1.PhaseDegraded, degraded: true, events: []string{"AnalysisIntervalFailed", ReasonAnalysisFailed}}},
+			want:  want{transition: TransitionHold, reason: ReasonAnalysisFailed, stable: "a", canary: "b", canaryReplicas: 1, step: 1, state: StateHeld, events: []string{"AnalysisIntervalFailed"}}},
 		{name: "retry restarts a held canary",
 			setup: []func(*Input){running(2, time.Minute, 2), noAuto, analysisOn(v1alpha1.NoDataPause), recorded(v1alpha1.VerdictFail, 2, 10*time.Second), retryAn},
-			want:  want{transition: TransitionStart, reason: "RetryStarted", stable: "a", canary: "b", canaryReplicas: 1, phase: v1alpha1.PhaseProgressing, consumed: []string{R}, events: []string{"RetryStarted"}}},
+			want:  want{transition: TransitionStart, reason: "RetryStarted", stable: "a", canary: "b", canaryReplicas: 1, state: StateProgressing, events: []string{"RetryStarted"}}},
 		{name: "a verdict passed twice counts once",
 			setup: []func(*Input){running(1, time.Minute, 1), analysisOn(v1alpha1.NoDataPause), recorded(v1alpha1.VerdictFail, 1, 0), newVerdict("b", v1alpha1.VerdictFail, 0)},
-			want:  want{transition: TransitionWait, reason: "WaitingForAnalysis", stable: "a", canary: "b", canaryReplicas: 1, step: 1, phase: v1alpha1.PhaseProgressing},
+			want:  want{transition: TransitionWait, reason: "WaitingForAnalysis", stable: "a", canary: "b", canaryReplicas: 1, step: 1, state: StateProgressing},
 			check: failures(1)},
 		{name: "a verdict on another revision is ignored",
 			setup: []func(*Input){running(1, time.Minute, 1), analysisOn(v1alpha1.NoDataPause), newVerdict("x", v1alpha1.VerdictFail, 0)},
-			want:  want{transition: TransitionWait, reason: "WaitingForAnalysis", stable: "a", canary: "b", canaryReplicas: 1, step: 1, phase: v1alpha1.PhaseProgressing},
+			want:  want{transition: TransitionWait, reason: "WaitingForAnalysis", stable: "a", canary: "b", canaryReplicas: 1, step: 1, state: StateProgressing},
 			check: func(t *testing.T, p Plan) {
-				if p.Status.Analysis != nil {
-					t.Errorf("recorded a foreign verdict: %+v", p.Status.Analysis)
+				if p.Memory.Analysis != nil {
+					t.Errorf("recorded a foreign verdict: %+v", p.Memory.Analysis)
 				}
 			}},
 		{name: "pass after the step started: advance",
 			setup: []func(*Input){running(1, time.Minute, 1), analysisOn(v1alpha1.NoDataPause), newVerdict("b", v1alpha1.VerdictPass, 0)},
-			want:  want{transition: TransitionAdvance, reason: "StepAdvanced", stable: "a", canary: "b", canaryReplicas: 2, step: 2, phase: v1alpha1.PhaseProgressing, events: []string{"StepAdvanced"}},
+			want:  want{transition: TransitionAdvance, reason: "StepAdvanced", stable: "a", canary: "b", canaryReplicas: 2, step: 2, state: StateProgressing, events: []string{"StepAdvanced"}},
 			check: failures(0)},
 		{name: "pass from before the step: wait for a fresh one",
 			setup: []func(*Input){running(1, time.Minute, 1), analysisOn(v1alpha1.NoDataPause), recorded(v1alpha1.VerdictPass, 0, 2*time.Minute)},
-			want:  want{transition: TransitionWait, reason: "WaitingForAnalysis", stable: "a", canary: "b", canaryReplicas: 1, step: 1, phase: v1alpha1.PhaseProgressing}},
+			want:  want{transition: TransitionWait, reason: "WaitingForAnalysis", stable: "a", canary: "b", canaryReplicas: 1, step: 1, state: StateProgressing}},
 		{name: "inconclusive, onNoData Pause: hold",
 			setup: []func(*Input){running(1, time.Minute, 1), analysisOn(v1alpha1.NoDataPause), newVerdict("b", v1alpha1.VerdictInconclusive, 0)},
-			want:  want{transition: TransitionWait, reason: "WaitingForAnalysisData", stable: "a", canary: "b", canaryReplicas: 1, step: 1, phase: v1alpha1.PhaseProgressing},
+			want:  want{transition: TransitionWait, reason: "WaitingForAnalysisData", stable: "a", canary: "b", canaryReplicas: 1, step: 1, state: StateProgressing},
 			check: failures(0)},
 		{name: "inconclusive, onNoData Continue: advance",
 			setup: []func(*Input){running(1, time.Minute, 1), analysisOn(v1alpha1.NoDataContinue), newVerdict("b", v1alpha1.VerdictInconclusive, 0)},
-			want:  want{transition: TransitionAdvance, reason: "StepAdvanced", stable: "a", canary: "b", canaryReplicas: 2, step: 2, phase: v1alpha1.PhaseProgressing, events: []string{"StepAdvanced"}}},
+			want:  want{transition: TransitionAdvance, reason: "StepAdvanced", stable: "a", canary: "b", canaryReplicas: 2, step: 2, state: StateProgressing, events: []string{"StepAdvanced"}}},
 		{name: "inconclusive, onNoData Fail: counts as failed",
 			setup: []func(*Input){running(1, time.Minute, 1), analysisOn(v1alpha1.NoDataFail), newVerdict("b", v1alpha1.VerdictInconclusive, 0)},
-			want:  want{transition: TransitionWait, reason: "WaitingForAnalysis", stable: "a", canary: "b", canaryReplicas: 1, step: 1, phase: v1alpha1.PhaseProgressing, events: []string{"AnalysisIntervalFailed"}},
+			want:  want{transition: TransitionWait, reason: "WaitingForAnalysis", stable: "a", canary: "b", canaryReplicas: 1, step: 1, state: StateProgressing, events: []string{"AnalysisIntervalFailed"}},
 			check: failures(1)},
 		{name: "HPA scale-up restarts the step clock instead of the deadline firing",
 			setup: []func(*Input){running(2, time.Hour, 2), func(in *Input) { in.Replicas = 8 }},
-			want:  want{transition: TransitionWait, reason: "WaitingForCanaryPods", stable: "a", canary: "b", canaryReplicas: 4, step: 2, phase: v1alpha1.PhaseProgressing},
+			want:  want{transition: TransitionWait, reason: "WaitingForCanaryPods", stable: "a", canary: "b", canaryReplicas: 4, step: 2, state: StateProgressing},
 			check: func(t *testing.T, p Plan) {
-				if p.StableReplicas != 8 || !p.Status.StepStartTime.Time.Equal(now) {
-					t.Errorf("stable %d, step start %v; want 8 and now", p.StableReplicas, p.Status.StepStartTime)
+				if p.StableReplicas != 8 || !p.Memory.StepStartTime.Time.Equal(now) {
+					t.Errorf("stable %d, step start %v; want 8 and now", p.StableReplicas, p.Memory.StepStartTime)
 				}
 			}},
 		{name: "HPA scale-down shrinks the canary, stable follows the HPA",
 			setup: []func(*Input){running(2, time.Second, 2), func(in *Input) { in.Replicas = 2 }},
-			want:  want{transition: TransitionAdvance, reason: "StepAdvanced", stable: "a", canary: "b", canaryReplicas: 1, step: 3, phase: v1alpha1.PhasePaused, events: []string{"StepAdvanced"}}},
+			want:  want{transition: TransitionAdvance, reason: "StepAdvanced", stable: "a", canary: "b", canaryReplicas: 1, step: 3, state: StatePaused, events: []string{"StepAdvanced"}}},
 		{name: "zero replicas: no canary pods",
 			setup: []func(*Input){func(in *Input) { in.Replicas = 0; in.Rollout.Steps = in.Rollout.Steps[:1] }, running(0, time.Second, 0)},
-			want:  want{transition: TransitionPromote, reason: "PromotionStarted", stable: "b", canary: "b", canaryReplicas: 0, step: 1, phase: v1alpha1.PhaseProgressing, events: []string{"PromotionStarted"}}},
+			want:  want{transition: TransitionPromote, reason: "PromotionStarted", stable: "b", canary: "b", canaryReplicas: 0, step: 1, state: StateProgressing, events: []string{"PromotionStarted"}}},
 		{name: "no desired revision: the running canary goes on",
 			setup: []func(*Input){running(1, time.Minute, 1), func(in *Input) { in.DesiredRevision = "" }},
-			want:  want{transition: TransitionAdvance, reason: "StepAdvanced", stable: "a", canary: "b", canaryReplicas: 2, step: 2, phase: v1alpha1.PhaseProgressing, events: []string{"StepAdvanced"}}},
-		{name: "annotations with nothing to act on are consumed",
-			setup: []func(*Input){promoteAn, abortAn, retryAn},
-			want:  want{transition: TransitionNone, reason: "Steady", stable: "a", phase: v1alpha1.PhaseHealthy, consumed: []string{P, A, R}, events: []string{"AnnotationIgnored", "AnnotationIgnored", "AnnotationIgnored"}}},
+			want:  want{transition: TransitionAdvance, reason: "StepAdvanced", stable: "a", canary: "b", canaryReplicas: 2, step: 2, state: StateProgressing, events: []string{"StepAdvanced"}}},
+		{name: "promote with nothing to act on is declined",
+			setup: []func(*Input){promoteAn},
+			want:  want{ignored: true, transition: TransitionNone, reason: "Steady", stable: "a", state: StateSteady}},
+		{name: "abort with nothing to act on is declined",
+			setup: []func(*Input){abortAn},
+			want:  want{ignored: true, transition: TransitionNone, reason: "Steady", stable: "a", state: StateSteady}},
+		{name: "retry with nothing rolled back is declined",
+			setup: []func(*Input){retryAn},
+			want:  want{ignored: true, transition: TransitionNone, reason: "Steady", stable: "a", state: StateSteady}},
+		{name: "paused before a canary: retry is declined, not dropped",
+			setup: []func(*Input){paused, func(in *Input) { in.DesiredRevision = "b" }, retryAn},
+			want:  want{ignored: true, transition: TransitionHold, reason: "Paused", stable: "a", state: StatePaused}},
+		{name: "rolling update: promote is declined",
+			setup: []func(*Input){func(in *Input) { in.DesiredRevision = "b"; in.Rollout.Strategy = v1alpha1.StrategyRollingUpdate }, promoteAn},
+			want:  want{ignored: true, transition: TransitionRollingUpdate, reason: "RollingUpdate", stable: "b", state: StateSteady, events: []string{"RollingUpdate"}}},
+		{name: "no desired revision: a stuck canary still rolls back at its deadline",
+			setup: []func(*Input){running(0, 3*time.Minute, 0), func(in *Input) { in.DesiredRevision = "" }},
+			want:  want{transition: TransitionRollback, reason: ReasonProgressDeadlineExceeded, stable: "a", state: StateRolledBack, rollback: ReasonProgressDeadlineExceeded, events: []string{ReasonProgressDeadlineExceeded}}},
+		{name: "no desired revision: abort still rolls back",
+			setup: []func(*Input){running(1, time.Second, 1), func(in *Input) { in.DesiredRevision = "" }, abortAn},
+			want:  want{transition: TransitionRollback, reason: ReasonAborted, stable: "a", state: StateRolledBack, rollback: ReasonAborted, events: []string{ReasonAborted}}},
 	}
+	cases = append(cases, spaceCases()...)
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			in := base()
 			for _, f := range c.setup {
 				f(&in)
 			}
-			before := in.Status.DeepCopy()
+			before := in.Memory.DeepCopy()
 			p := Decide(in)
 			checkPlan(t, c.name, in, p)
 			got := want{
 				transition: p.Transition, reason: p.Reason, stable: p.StableRevision, canary: p.CanaryRevision,
-				canaryReplicas: p.CanaryReplicas, step: p.Status.CurrentStep, phase: p.Phase,
-				consumed: p.Consumed, degraded: p.Degraded,
+				canaryReplicas: p.CanaryReplicas, step: p.Memory.CurrentStep, state: p.State,
+				ignored: in.Command != CommandNone && !p.CommandUsed, selects: p.Selects,
 			}
-			if p.Status.Rollback != nil {
-				got.rollback = p.Status.Rollback.Reason
+			if c.want.selects == "" {
+				c.want.selects = SelectBoth // the spaceCheck is off in these cases unless a case says
+			}
+			if p.Memory.Rollback != nil {
+				got.rollback = p.Memory.Rollback.Reason
 			}
 			for _, e := range p.Events {
 				got.events = append(got.events, e.Reason)
@@ -377,11 +405,14 @@ func TestDecide(t *testing.T) {
 			if !equalWant(got, c.want) {
 				t.Errorf("Decide:\n got  %+v\n want %+v\n message: %s\n events: %+v", got, c.want, p.Message, p.Events)
 			}
-			if p.Status.StableRevision != p.StableRevision || p.Status.CanaryRevision != p.CanaryRevision || p.Status.Phase != p.Phase {
-				t.Errorf("status and plan disagree: %+v", p.Status)
+			if p.Memory.StableRevision != p.StableRevision || p.Memory.CanaryRevision != p.CanaryRevision {
+				t.Errorf("memory and plan disagree: %+v", p.Memory)
 			}
-			if p.Transition == TransitionRollback && (p.Status.Rollback.Revision != before.CanaryRevision || !p.Status.Rollback.Time.Time.Equal(now)) {
-				t.Errorf("rollback record %+v, want revision %s at now", p.Status.Rollback, before.CanaryRevision)
+			if got.ignored && p.CommandIgnored == "" {
+				t.Errorf("command %s neither used nor declined with a reason", in.Command)
+			}
+			if p.Transition == TransitionRollback && (p.Memory.Rollback.Revision != before.CanaryRevision || !p.Memory.Rollback.Time.Time.Equal(now)) {
+				t.Errorf("rollback record %+v, want revision %s at now", p.Memory.Rollback, before.CanaryRevision)
 			}
 			if c.check != nil {
 				c.check(t, p)
@@ -398,8 +429,8 @@ func failures(n int32) func(*testing.T, Plan) {
 	return func(t *testing.T, p Plan) {
 		t.Helper()
 		got := int32(0)
-		if p.Status.Analysis != nil {
-			got = p.Status.Analysis.Failures
+		if p.Memory.Analysis != nil {
+			got = p.Memory.Analysis.Failures
 		}
 		if got != n {
 			t.Errorf("failures %d, want %d", got, n)
@@ -409,8 +440,8 @@ func failures(n int32) func(*testing.T, Plan) {
 
 func equalWant(a, b want) bool {
 	return a.transition == b.transition && a.reason == b.reason && a.stable == b.stable && a.canary == b.canary &&
-		a.canaryReplicas == b.canaryReplicas && a.step == b.step && a.phase == b.phase && a.rollback == b.rollback &&
-		slices.Equal(a.consumed, b.consumed) && a.degraded == b.degraded && slices.Equal(a.events, b.events)
+		a.canaryReplicas == b.canaryReplicas && a.step == b.step && a.state == b.state && a.rollback == b.rollback &&
+		a.ignored == b.ignored && slices.Equal(a.events, b.events) && a.selects == b.selects
 }
 
 func TestAnalysisDue(t *testing.T) {
@@ -425,7 +456,7 @@ func TestAnalysisDue(t *testing.T) {
 		{"first verdict", []func(*Input){running(1, time.Minute, 1), analysisOn(v1alpha1.NoDataPause)}, true},
 		{"verdict younger than the interval", []func(*Input){running(1, time.Minute, 1), analysisOn(v1alpha1.NoDataPause), recorded(v1alpha1.VerdictPass, 0, 10*time.Second)}, false},
 		{"verdict one interval old", []func(*Input){running(1, time.Minute, 1), analysisOn(v1alpha1.NoDataPause), recorded(v1alpha1.VerdictPass, 0, 30*time.Second)}, true},
-		{"verdict on another revision", []func(*Input){running(1, time.Minute, 1), analysisOn(v1alpha1.NoDataPause), recorded(v1alpha1.VerdictPass, 0, time.Second), func(in *Input) { in.Status.Analysis.Revision = "x" }}, true},
+		{"verdict on another revision", []func(*Input){running(1, time.Minute, 1), analysisOn(v1alpha1.NoDataPause), recorded(v1alpha1.VerdictPass, 0, time.Second), func(in *Input) { in.Memory.Analysis.Revision = "x" }}, true},
 		{"promoting", []func(*Input){promoting(false, time.Minute), analysisOn(v1alpha1.NoDataPause)}, false},
 		{"rolling update", []func(*Input){running(1, time.Minute, 1), analysisOn(v1alpha1.NoDataPause), func(in *Input) { in.Rollout.Strategy = v1alpha1.StrategyRollingUpdate }}, false},
 	}
@@ -463,14 +494,14 @@ func TestStepStampsNeverEndWaitsEarly(t *testing.T) {
 	if plan.Transition != TransitionStart && plan.Transition != TransitionWait {
 		t.Fatalf("transition %s, want a started canary", plan.Transition)
 	}
-	stamp := plan.Status.StepStartTime
+	stamp := plan.Memory.StepStartTime
 	if stamp == nil || stamp.Before(&metav1.Time{Time: start}) || stamp.Sub(start) >= time.Second {
 		t.Fatalf("stepStartTime %v for a start at %v: want the next whole second", stamp, start)
 	}
 
 	// The canary's pods never become ready; the status went through a write.
 	next := in
-	next.Status = plan.Status
+	next.Memory = plan.Memory
 	next.Canary = Track{Revision: "b", Exists: true, Replicas: plan.CanaryReplicas}
 	for _, c := range []struct {
 		after        time.Duration
@@ -493,8 +524,8 @@ func TestStepStampsNeverEndWaitsEarly(t *testing.T) {
 func TestEffectiveWeightDuringPromotion(t *testing.T) {
 	in := base()
 	in.DesiredRevision = "b"
-	in.Status.StableRevision, in.Status.CanaryRevision, in.Status.CanaryWeight = "b", "b", 50
-	in.Status.StepStartTime = ago(time.Second)
+	in.Memory.StableRevision, in.Memory.CanaryRevision, in.Memory.CanaryWeight = "b", "b", 50
+	in.Memory.StepStartTime = ago(time.Second)
 	// Stable switched to b: no b pod ready yet, its 4 a pods still serve.
 	in.Stable = Track{Revision: "b", Exists: true, Replicas: 4, ReadyReplicas: 0, ServingReplicas: 4}
 	in.Canary = Track{Revision: "b", Exists: true, Replicas: 2, ReadyReplicas: 2, ServingReplicas: 2}
@@ -502,12 +533,215 @@ func TestEffectiveWeightDuringPromotion(t *testing.T) {
 	if plan.Transition != TransitionWait {
 		t.Fatalf("transition %s, want Wait (promotion under way)", plan.Transition)
 	}
-	if got := plan.Status.EffectiveWeight; got != 33 {
+	if got := plan.Memory.EffectiveWeight; got != 33 {
 		t.Errorf("effectiveWeight %d, want 33 (2 canary of 6 serving pods)", got)
 	}
 	// Once the canary is gone its pods do not count, even while they terminate.
 	in.Stable = Track{Revision: "b", Exists: true, Replicas: 4, ReadyReplicas: 4, ServingReplicas: 4, RolledOut: true}
-	if got := Decide(in).Status.EffectiveWeight; got != 0 {
+	if got := Decide(in).Memory.EffectiveWeight; got != 0 {
 		t.Errorf("effectiveWeight %d after promotion, want 0", got)
+	}
+}
+
+// checked: the spaceCheck is on, as by default.
+func checked(in *Input) { in.Space.Check = true }
+
+// spaceRecord sets the running canary's embedding-space record.
+func spaceRecord(v v1alpha1.SpaceVerdict, attempts int32, at time.Duration) func(*Input) {
+	return func(in *Input) {
+		in.Memory.EmbeddingSpace = &v1alpha1.EmbeddingSpaceStatus{Revision: in.Memory.CanaryRevision, Verdict: v, Attempts: attempts, Time: ago(at), Message: "earlier"}
+	}
+}
+
+func spaceVerdict(v v1alpha1.SpaceVerdict, msg string) func(*Input) {
+	return func(in *Input) {
+		in.SpaceVerdict = &v1alpha1.EmbeddingSpaceStatus{Revision: in.Memory.CanaryRevision, Verdict: v, Time: ago(0), Message: msg}
+	}
+}
+
+// cutoverTo: the spec declares space to, stable serves "".
+func cutoverTo(to string) func(*Input) {
+	return func(in *Input) {
+		in.Space.Declared = to
+		if in.Memory.EmbeddingSpace == nil {
+			in.Memory.EmbeddingSpace = &v1alpha1.EmbeddingSpaceStatus{}
+		}
+		if c := in.Memory.CanaryRevision; c != "" {
+			in.Memory.EmbeddingSpace.Revision, in.Memory.EmbeddingSpace.CanarySpace = c, to
+			in.Memory.CanaryWeight = 100
+			in.Canary.Replicas = in.Replicas
+		}
+	}
+}
+
+func spaceIs(name string, v v1alpha1.SpaceVerdict) func(*testing.T, Plan) {
+	return func(t *testing.T, p Plan) {
+		t.Helper()
+		es := p.Memory.EmbeddingSpace
+		if es == nil || es.Name != name || es.Verdict != v {
+			t.Errorf("embedding space %+v, want name %q verdict %q", es, name, v)
+		}
+	}
+}
+
+func spaceCases() []decideCase {
+	return []decideCase{
+		{name: "space: a new canary is checked first, clients stay on stable",
+			setup: []func(*Input){checked, func(in *Input) { in.DesiredRevision = "b" }},
+			want:  want{transition: TransitionStart, reason: "CanaryStarted", stable: "a", canary: "b", canaryReplicas: 1, state: StateProgressing, events: []string{"CanaryStarted"}, selects: SelectStable},
+			check: spaceIs("", v1alpha1.SpacePending)},
+		{name: "space: pods ready, check pending: the step waits for it",
+			setup: []func(*Input){checked, running(0, time.Minute, 1), spaceRecord(v1alpha1.SpacePending, 0, time.Minute)},
+			want:  want{transition: TransitionWait, reason: "WaitingForSpaceCheck", stable: "a", canary: "b", canaryReplicas: 1, state: StateProgressing, selects: SelectStable}},
+		{name: "space: compatible, clients reach both tracks and the step advances",
+			setup: []func(*Input){checked, running(0, time.Minute, 1), spaceRecord(v1alpha1.SpacePending, 0, time.Minute), spaceVerdict(v1alpha1.SpaceCompatible, "min cosine 1.0000")},
+			want:  want{transition: TransitionAdvance, reason: "StepAdvanced", stable: "a", canary: "b", canaryReplicas: 1, step: 1, state: StateProgressing, events: []string{"EmbeddingSpaceCompatible", "StepAdvanced"}, selects: SelectBoth},
+			check: spaceIs("", v1alpha1.SpaceCompatible)},
+		{name: "space: changed, rolled back at once",
+			setup: []func(*Input){checked, running(0, time.Minute, 1), spaceRecord(v1alpha1.SpacePending, 0, time.Minute), spaceVerdict(v1alpha1.SpaceChanged, "dimensions 384 -> 256")},
+			want:  want{transition: TransitionRollback, reason: ReasonEmbeddingSpaceChanged, stable: "a", state: StateRolledBack, rollback: ReasonEmbeddingSpaceChanged, events: []string{ReasonEmbeddingSpaceChanged}},
+			check: func(t *testing.T, p Plan) {
+				spaceIs("", v1alpha1.SpaceChanged)(t, p)
+				if !strings.Contains(p.Memory.Rollback.Message, "dimensions 384 -> 256") {
+					t.Errorf("rollback message %q does not carry the numbers", p.Memory.Rollback.Message)
+				}
+			}},
+		{name: "space: changed without autoRollback, held, clients stay on stable",
+			setup: []func(*Input){checked, noAuto, running(0, time.Minute, 1), spaceRecord(v1alpha1.SpaceChanged, 0, time.Minute)},
+			want:  want{transition: TransitionHold, reason: ReasonEmbeddingSpaceChanged, stable: "a", canary: "b", canaryReplicas: 1, state: StateHeld, selects: SelectStable}},
+		{name: "space: a promote while pending is declined",
+			setup: []func(*Input){checked, running(0, time.Minute, 1), spaceRecord(v1alpha1.SpacePending, 0, time.Minute), promoteAn},
+			want:  want{ignored: true, transition: TransitionWait, reason: "WaitingForSpaceCheck", stable: "a", canary: "b", canaryReplicas: 1, state: StateProgressing, selects: SelectStable}},
+		{name: "space: a failed probe counts, and is retried after its backoff",
+			setup: []func(*Input){checked, running(0, time.Minute, 1), spaceRecord(v1alpha1.SpacePending, 2, 10*time.Second), spaceVerdict(v1alpha1.SpacePending, "probe: timeout")},
+			want:  want{transition: TransitionWait, reason: "WaitingForSpaceCheck", stable: "a", canary: "b", canaryReplicas: 1, state: StateProgressing, selects: SelectStable},
+			check: func(t *testing.T, p Plan) {
+				es := p.Memory.EmbeddingSpace
+				if es.Attempts != 3 || es.Message != "probe: timeout" || p.RequeueAfter != 4*time.Second {
+					t.Errorf("attempts %d message %q requeue %s, want 3, the error, 4s", es.Attempts, es.Message, p.RequeueAfter)
+				}
+			}},
+		{name: "space: not proven by the deadline fails closed",
+			setup: []func(*Input){checked, running(0, 3*time.Minute, 1), spaceRecord(v1alpha1.SpacePending, 7, 10*time.Second)},
+			want:  want{transition: TransitionRollback, reason: ReasonEmbeddingSpaceChanged, stable: "a", state: StateRolledBack, rollback: ReasonEmbeddingSpaceChanged, events: []string{ReasonEmbeddingSpaceChanged}},
+			check: func(t *testing.T, p Plan) {
+				spaceIs("", v1alpha1.SpaceChanged)(t, p)
+				if m := p.Memory.Rollback.Message; !strings.Contains(m, "not answered within the progress deadline") || !strings.Contains(m, "earlier") {
+					t.Errorf("rollback message %q: want the deadline and the last probe error", m)
+				}
+			}},
+		{name: "space: a verdict is never taken twice",
+			setup: []func(*Input){checked, running(1, time.Minute, 1), spaceRecord(v1alpha1.SpaceCompatible, 0, time.Minute), spaceVerdict(v1alpha1.SpaceChanged, "late")},
+			want:  want{transition: TransitionAdvance, reason: "StepAdvanced", stable: "a", canary: "b", canaryReplicas: 2, step: 2, state: StateProgressing, events: []string{"StepAdvanced"}, selects: SelectBoth},
+			check: spaceIs("", v1alpha1.SpaceCompatible)},
+		{name: "space: a canary from before the guard gets a record and is checked",
+			setup: []func(*Input){checked, running(1, time.Minute, 1)},
+			want:  want{transition: TransitionWait, reason: "WaitingForSpaceCheck", stable: "a", canary: "b", canaryReplicas: 1, step: 1, state: StateProgressing, selects: SelectStable},
+			check: spaceIs("", v1alpha1.SpacePending)},
+		{name: "space: check off, no gate",
+			setup: []func(*Input){func(in *Input) { in.DesiredRevision = "b" }},
+			want:  want{transition: TransitionStart, reason: "CanaryStarted", stable: "a", canary: "b", canaryReplicas: 1, state: StateProgressing, events: []string{"CanaryStarted"}, selects: SelectBoth},
+			check: spaceIs("", "")},
+		{name: "cutover: a declared space starts a full-size preview, clients on stable",
+			setup: []func(*Input){checked, cutoverTo("v2"), func(in *Input) { in.DesiredRevision = "b" }},
+			want:  want{transition: TransitionStart, reason: "CutoverStarted", stable: "a", canary: "b", canaryReplicas: 4, state: StateProgressing, events: []string{"CutoverStarted"}, selects: SelectStable}},
+		{name: "cutover: preview ready, paused for a person",
+			setup: []func(*Input){checked, running(0, time.Minute, 4), cutoverTo("v2")},
+			want:  want{transition: TransitionWait, reason: ReasonAwaitingCutover, stable: "a", canary: "b", canaryReplicas: 4, state: StatePaused, selects: SelectStable}},
+		{name: "cutover: a probe verdict is recorded, not acted on",
+			setup: []func(*Input){checked, running(0, time.Minute, 4), cutoverTo("v2"), func(in *Input) { in.Memory.EmbeddingSpace.Verdict = v1alpha1.SpacePending }, spaceVerdict(v1alpha1.SpaceChanged, "dimensions 384 -> 256")},
+			want:  want{transition: TransitionWait, reason: ReasonAwaitingCutover, stable: "a", canary: "b", canaryReplicas: 4, state: StatePaused, events: []string{"EmbeddingSpaceChecked"}, selects: SelectStable},
+			check: spaceIs("", v1alpha1.SpaceChanged)},
+		{name: "cutover: a promote before the preview is ready is declined",
+			setup: []func(*Input){checked, running(0, time.Minute, 3), cutoverTo("v2"), promoteAn},
+			want:  want{ignored: true, transition: TransitionWait, reason: "WaitingForCanaryPods", stable: "a", canary: "b", canaryReplicas: 4, state: StateProgressing, selects: SelectStable}},
+		{name: "cutover: promote switches clients to the canary, stable takes the template",
+			setup: []func(*Input){checked, running(0, time.Minute, 4), cutoverTo("v2"), promoteAn},
+			want:  want{transition: TransitionPromote, reason: "CutoverPromoted", stable: "b", canary: "b", canaryReplicas: 4, step: 4, state: StateProgressing, events: []string{"CutoverPromoted"}, selects: SelectCanary},
+			check: func(t *testing.T, p Plan) {
+				if p.Memory.EffectiveWeight != 100 {
+					t.Errorf("effective weight %d, want 100: the canary serves every client", p.Memory.EffectiveWeight)
+				}
+			}},
+		{name: "cutover: promoting keeps clients on the canary until stable is rolled out",
+			setup: []func(*Input){checked, promoting(false, time.Minute), cutoverTo("v2")},
+			want:  want{transition: TransitionWait, reason: "WaitingForStableRollout", stable: "b", canary: "b", canaryReplicas: 4, step: 4, state: StateProgressing, selects: SelectCanary}},
+		{name: "cutover: finished, stable serves the new space, both tracks again",
+			setup: []func(*Input){checked, promoting(true, time.Minute), cutoverTo("v2")},
+			want:  want{transition: TransitionFinish, reason: "Promoted", stable: "b", state: StateSteady, events: []string{"CutoverFinished", "Promoted"}, selects: SelectBoth},
+			check: func(t *testing.T, p Plan) {
+				if es := p.Memory.EmbeddingSpace; es == nil || es.Name != "v2" {
+					t.Errorf("embedding space %+v, want stable serving v2", es)
+				}
+			}},
+		{name: "cutover: abort in the preview rolls back",
+			setup: []func(*Input){checked, running(0, time.Minute, 4), cutoverTo("v2"), abortAn},
+			want:  want{transition: TransitionRollback, reason: ReasonAborted, stable: "a", state: StateRolledBack, rollback: ReasonAborted, events: []string{ReasonAborted}, selects: SelectBoth}},
+		{name: "cutover: a preview that never becomes ready rolls back at the deadline",
+			setup: []func(*Input){checked, running(0, 3*time.Minute, 2), cutoverTo("v2")},
+			want:  want{transition: TransitionRollback, reason: ReasonProgressDeadlineExceeded, stable: "a", state: StateRolledBack, rollback: ReasonProgressDeadlineExceeded, events: []string{ReasonProgressDeadlineExceeded}, selects: SelectBoth}},
+		{name: "cutover: the first deploy records the declared space",
+			setup: []func(*Input){func(in *Input) { in.Memory = v1alpha1.RolloutStatus{}; in.Stable = Track{}; in.Space.Declared = "v1" }},
+			want:  want{transition: TransitionInitialize, reason: "Initialized", stable: "a", state: StateSteady, events: []string{"Initialized"}},
+			check: spaceIs("v1", "")},
+	}
+}
+
+func TestSpaceCheckDue(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		setup []func(*Input)
+		want  bool
+	}{
+		{"check off", []func(*Input){running(0, time.Minute, 1), spaceRecord(v1alpha1.SpacePending, 0, time.Minute)}, false},
+		{"pending with a ready pod on each track", []func(*Input){checked, running(0, time.Minute, 1), spaceRecord(v1alpha1.SpacePending, 0, time.Minute)}, true},
+		{"no ready canary pod", []func(*Input){checked, running(0, time.Minute, 0), spaceRecord(v1alpha1.SpacePending, 0, time.Minute)}, false},
+		{"no ready stable pod", []func(*Input){checked, running(0, time.Minute, 1), spaceRecord(v1alpha1.SpacePending, 0, time.Minute), func(in *Input) { in.Stable.ReadyReplicas = 0 }}, false},
+		{"already compatible", []func(*Input){checked, running(0, time.Minute, 1), spaceRecord(v1alpha1.SpaceCompatible, 0, time.Minute)}, false},
+		{"record of another revision", []func(*Input){checked, running(0, time.Minute, 1), spaceRecord(v1alpha1.SpacePending, 0, time.Minute), func(in *Input) { in.Memory.EmbeddingSpace.Revision = "x" }}, false},
+		{"backoff after 3 failures not over (4s)", []func(*Input){checked, running(0, time.Minute, 1), spaceRecord(v1alpha1.SpacePending, 3, 3*time.Second)}, false},
+		{"backoff after 3 failures over", []func(*Input){checked, running(0, time.Minute, 1), spaceRecord(v1alpha1.SpacePending, 3, 4*time.Second)}, true},
+		{"promoting", []func(*Input){checked, promoting(false, time.Minute), spaceRecord(v1alpha1.SpacePending, 0, time.Minute)}, false},
+		{"rolling update", []func(*Input){checked, running(0, time.Minute, 1), spaceRecord(v1alpha1.SpacePending, 0, time.Minute), func(in *Input) { in.Rollout.Strategy = v1alpha1.StrategyRollingUpdate }}, false},
+	} {
+		in := base()
+		for _, f := range c.setup {
+			f(&in)
+		}
+		if got := SpaceCheckDue(in); got != c.want {
+			t.Errorf("%s: SpaceCheckDue = %v, want %v", c.name, got, c.want)
+		}
+	}
+}
+
+func TestSpaceBackoff(t *testing.T) {
+	for n, want := range map[int32]time.Duration{0: 0, 1: time.Second, 2: 2 * time.Second, 3: 4 * time.Second, 5: 16 * time.Second, 6: 30 * time.Second, 40: 30 * time.Second} {
+		if got := spaceBackoff(n); got != want {
+			t.Errorf("spaceBackoff(%d) = %s, want %s", n, got, want)
+		}
+	}
+}
+
+func TestSpaceChangeProblem(t *testing.T) {
+	mem := v1alpha1.RolloutStatus{StableRevision: "a", EmbeddingSpace: &v1alpha1.EmbeddingSpaceStatus{Name: "v1"}}
+	for _, c := range []struct {
+		name     string
+		strategy v1alpha1.RolloutStrategy
+		declared string
+		mem      v1alpha1.RolloutStatus
+		want     bool
+	}{
+		{"canary cuts over", v1alpha1.StrategyCanary, "v2", mem, false},
+		{"rolling update, same space", v1alpha1.StrategyRollingUpdate, "v1", mem, false},
+		{"rolling update, another space", v1alpha1.StrategyRollingUpdate, "v2", mem, true},
+		{"rolling update, nothing deployed yet", v1alpha1.StrategyRollingUpdate, "v2", v1alpha1.RolloutStatus{}, false},
+	} {
+		p := SpaceChangeProblem(c.strategy, c.declared, c.mem)
+		if (p != nil) != c.want {
+			t.Errorf("%s: problem %+v, want one: %v", c.name, p, c.want)
+		}
+		if p != nil && (p.Reason != ReasonSpaceChangeNeedsCanary || !strings.Contains(p.Message, "spec.embedding.space")) {
+			t.Errorf("%s: %+v does not name the field", c.name, p)
+		}
 	}
 }

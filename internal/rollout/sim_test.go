@@ -15,14 +15,16 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/ragops/rag-operator/api/v1alpha1"
+	"github.com/ragops/rag-operator/internal/testsupport/deploysim"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden")
 
-// The simulator drives Decide tick by tick against a fake Deployment controller
-// (pods become ready after a seeded number of ticks; the stable Deployment rolls
-// with maxSurge 1 and maxUnavailable 0, as the controller configures it) and
-// prints what a reviewer needs to follow a rollout. Its output is compared with
+// The simulator drives Decide and Summarize tick by tick against a fake
+// Deployment controller (pods become ready after a seeded number of ticks; both
+// tracks roll as deploysim.Next decides, with the maxSurge and maxUnavailable
+// the controller configures) and prints what a reviewer needs to follow a
+// rollout. Its output is compared with
 // testdata/<scenario>.golden; `go test ./internal/rollout -run Golden -update`
 // rewrites them.
 
@@ -41,7 +43,6 @@ type simDeploy struct {
 	replicas int32
 	revision string
 	pods     []*simPod
-	surge    bool // RollingUpdate maxSurge 1 / maxUnavailable 0 (stable); else replace at once (canary)
 }
 
 func (d *simDeploy) ready(now int, rev string) int32 {
@@ -54,6 +55,20 @@ func (d *simDeploy) ready(now int, rev string) int32 {
 	return n
 }
 
+// readyRevisions are the distinct revisions of its ready pods.
+func (d *simDeploy) readyRevisions(now int) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, p := range d.pods {
+		if p.readyAt >= 0 && now >= p.readyAt && !seen[p.rev] {
+			seen[p.rev] = true
+			out = append(out, p.rev)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
 func (d *simDeploy) count(rev string) int32 {
 	n := int32(0)
 	for _, p := range d.pods {
@@ -62,24 +77,6 @@ func (d *simDeploy) count(rev string) int32 {
 		}
 	}
 	return n
-}
-
-// removeOne deletes one pod of rev, not-ready ones first.
-func (d *simDeploy) removeOne(now int, match func(*simPod) bool) bool {
-	best := -1
-	for i, p := range d.pods {
-		if !match(p) {
-			continue
-		}
-		if best < 0 || p.readyAt < 0 || now < p.readyAt {
-			best = i
-		}
-	}
-	if best < 0 {
-		return false
-	}
-	d.pods = append(d.pods[:best], d.pods[best+1:]...)
-	return true
 }
 
 type sim struct {
@@ -93,14 +90,17 @@ type sim struct {
 
 	replicas int32
 	desired  string
+	declared string // spec.embedding.space
 	rollout  v1alpha1.RolloutSpec
-	status   v1alpha1.RAGServiceStatus
-	promote  bool
-	abort    bool
-	retry    bool
+	selects  Selection // what the shared Service selects, as last applied
+	// What the controller stores: the rollout memory, the conditions and the
+	// phase, and the one-shot annotations present.
+	memory      v1alpha1.RolloutStatus
+	conditions  []metav1.Condition
+	phase       v1alpha1.Phase
+	annotations map[string]string
 
 	lastReady  string
-	lastPhase  v1alpha1.Phase
 	lastReason string
 	reached    bool
 	reachedFor int32
@@ -124,6 +124,36 @@ type scenario struct {
 	killAt map[int]bool
 	// lostAt: the manager dies at these ticks before writing anything.
 	lostAt map[int]bool
+	// spaceOf is the vector space a revision really embeds in (default "s0"):
+	// the space check compares it, and no tick may serve two through the
+	// shared Service.
+	spaceOf map[string]string
+	// noSpaceCheck turns spec.rollout.spaceCheck off.
+	noSpaceCheck bool
+	// probeFails: the space check's probes fail (timeouts) at these ticks.
+	probeFails func(tick int) bool
+}
+
+// space is the vector space rev really embeds in.
+func (s *sim) space(rev string) string {
+	if sp, ok := s.sc.spaceOf[rev]; ok {
+		return sp
+	}
+	return "s0"
+}
+
+// spaceCheck is what the controller's probes find: the numbers of identical
+// vectors when the two revisions share a space, of unrelated ones otherwise.
+func (s *sim) spaceCheck(canary string) *v1alpha1.EmbeddingSpaceStatus {
+	if s.sc.probeFails != nil && s.sc.probeFails(s.now) {
+		return &v1alpha1.EmbeddingSpaceStatus{Verdict: v1alpha1.SpacePending, Message: "probe http://pod:8080: context deadline exceeded"}
+	}
+	if s.space(canary) == s.space(s.memory.StableRevision) {
+		return &v1alpha1.EmbeddingSpaceStatus{Verdict: v1alpha1.SpaceCompatible, MinCosine: "1.0000", MeanCosine: "1.0000", NeighborOverlap: "1.0000",
+			StableDimensions: 384, CanaryDimensions: 384, Probes: 64, Message: "min cosine 1.0000 >= 0.999, neighbour overlap 1.0000 >= 0.9 over 64 probes"}
+	}
+	return &v1alpha1.EmbeddingSpaceStatus{Verdict: v1alpha1.SpaceChanged, StableDimensions: 384, CanaryDimensions: 256, Probes: 64,
+		Message: "dimensions 384 -> 256"}
 }
 
 func (s *sim) logf(format string, args ...any) {
@@ -137,40 +167,26 @@ func (s *sim) readyDelay(rev string) int {
 	return s.now + 1 + s.rng.Intn(3)
 }
 
-// reconcileDeploy is the fake Deployment controller: one step per tick.
+// reconcileDeploy is the fake Deployment controller: every move deploysim.Next
+// allows now; pods created now become ready in later ticks.
 func (s *sim) reconcileDeploy(d *simDeploy) {
 	if !d.exists {
 		return
 	}
-	// Canary-style: a template switch replaces the pods at once.
-	if !d.surge {
-		for d.removeOne(s.now, func(p *simPod) bool { return p.rev != d.revision }) {
+	for {
+		view := make([]deploysim.Pod, len(d.pods))
+		for i, p := range d.pods {
+			view[i] = deploysim.Pod{Revision: p.rev, Ready: p.readyAt >= 0 && s.now >= p.readyAt}
 		}
-	}
-	cur := d.count(d.revision)
-	old := int32(len(d.pods)) - cur
-	if old == 0 {
-		for cur < d.replicas {
+		a := deploysim.Next(deploysim.Strategy{MaxSurge: MaxSurge(d.replicas), MaxUnavailable: MaxUnavailable}, d.replicas, d.revision, view)
+		switch {
+		case a.Create:
 			d.pods = append(d.pods, &simPod{rev: d.revision, readyAt: s.readyDelay(d.revision)})
-			cur++
+		case a.Delete >= 0:
+			d.pods = append(d.pods[:a.Delete], d.pods[a.Delete+1:]...)
+		default:
+			return
 		}
-		for cur > d.replicas && d.removeOne(s.now, func(p *simPod) bool { return true }) {
-			cur--
-		}
-		return
-	}
-	// Rolling update, maxSurge 1, maxUnavailable 0: remove an old pod only
-	// when the ready pods exceed the size; add a new one within the surge.
-	readyAll := d.ready(s.now, "")
-	for old > 0 && readyAll > d.replicas {
-		if !d.removeOne(s.now, func(p *simPod) bool { return p.rev != d.revision }) {
-			break
-		}
-		old--
-		readyAll = d.ready(s.now, "")
-	}
-	if cur < d.replicas && int32(len(d.pods)) < d.replicas+1 {
-		d.pods = append(d.pods, &simPod{rev: d.revision, readyAt: s.readyDelay(d.revision)})
 	}
 }
 
@@ -196,11 +212,40 @@ func (s *sim) observe() {
 		s.logf("pods: %s", st)
 		s.lastReady = st
 	}
-	// Capacity: ready stable pods plus ready pods of the promoted revision never
-	// fall below the size once it was reached.
-	capacity := s.stable.ready(s.now, "")
-	if s.canary.exists && s.status.StableRevision != "" {
-		capacity += s.canary.ready(s.now, s.status.StableRevision)
+	s.checkServing()
+}
+
+// checkServing asserts what clients get from the shared Service as it stands:
+// called when pods change and again right after the operator applied its
+// selection, before the Deployment controller reacts.
+func (s *sim) checkServing() {
+	// Capacity: the ready pods behind the shared Service never fall below
+	// the size once it was reached. During a canary those are stable's (the
+	// canary is extra); during a promotion, stable's plus the promoted
+	// revision's canary pods; during a cutover's switch, the canary's.
+	capacity := int32(0)
+	if s.selects != SelectCanary {
+		capacity = s.stable.ready(s.now, "")
+	}
+	if s.canary.exists && s.memory.StableRevision != "" && s.selects != SelectStable {
+		capacity += s.canary.ready(s.now, s.memory.StableRevision)
+	}
+	// No client ever gets vectors of two spaces: the ready pods behind the
+	// shared Service all embed in one.
+	served := map[string]bool{}
+	for _, d := range []*simDeploy{s.stable, s.canary} {
+		if (d == s.stable && s.selects == SelectCanary) || (d == s.canary && s.selects == SelectStable) {
+			continue
+		}
+		for _, p := range d.pods {
+			if p.readyAt >= 0 && s.now >= p.readyAt {
+				served[s.space(p.rev)] = true
+			}
+		}
+	}
+	if len(served) > 1 {
+		s.t.Errorf("%s t=%s: the shared Service serves %d vector spaces (selects %s)", s.sc.name, time.Duration(s.now)*tick, len(served), s.selects)
+		s.logf("SPACE VIOLATION: %d spaces behind the Service", len(served))
 	}
 	if s.replicas > s.reachedFor {
 		s.reached = false // a scale-up is not reached until its pods are ready
@@ -247,15 +292,31 @@ func (s *sim) step() {
 	s.observe()
 
 	nowT := epoch.Add(time.Duration(s.now) * tick)
+	cmd, outranked := ResolveCommand(s.annotations)
+	// As the controller does: a space change the strategy cannot ship is a
+	// problem for a person, and the rollout goes on with what runs.
+	desired := s.desired
+	problem := SpaceChangeProblem(s.rollout.Strategy, s.declared, s.memory)
+	if problem != nil {
+		desired = ""
+	}
 	in := Input{
-		Now: nowT, Replicas: s.replicas, Rollout: s.rollout, DesiredRevision: s.desired,
-		Status: s.status, Stable: s.track(s.stable), Canary: s.track(s.canary),
-		Promote: s.promote, Abort: s.abort, Retry: s.retry,
+		Now: nowT, Replicas: s.replicas, Rollout: s.rollout, DesiredRevision: desired,
+		Memory: s.memory, Stable: s.track(s.stable), Canary: s.track(s.canary), Command: cmd,
+		Space:              SpaceInput{Declared: s.declared, Check: !s.sc.noSpaceCheck},
+		CanaryPodRevisions: s.canary.readyRevisions(s.now),
+	}
+	if SpaceCheckDue(in) {
+		v := s.spaceCheck(in.Memory.CanaryRevision)
+		v.Time = ptrTime(nowT)
+		v.Revision = in.Memory.CanaryRevision
+		in.SpaceVerdict = v
+		s.logf("space check of %s: %s (%s)", v.Revision, v.Verdict, v.Message)
 	}
 	if AnalysisDue(in) && s.sc.verdict != nil {
-		if v := s.sc.verdict(s, in.Status.CanaryRevision); v != nil {
+		if v := s.sc.verdict(s, in.Memory.CanaryRevision); v != nil {
 			v.Time = metav1.NewTime(nowT)
-			v.Revision = in.Status.CanaryRevision
+			v.Revision = in.Memory.CanaryRevision
 			in.Verdict = v
 			s.logf("analysis of %s: %s (%s)", v.Revision, v.Verdict, v.Message)
 		}
@@ -267,54 +328,74 @@ func (s *sim) step() {
 		s.logf("manager killed before writing status: pass lost")
 		return
 	}
-	// The controller persists status first, then applies the Deployments; a
-	// restart reads the status back from JSON as the API server stores it.
-	s.status = roundTrip(s.t, plan.Status)
-	for _, a := range plan.Consumed {
-		switch a {
-		case v1alpha1.AnnotationPromote:
-			s.promote = false
-		case v1alpha1.AnnotationAbort:
-			s.abort = false
-		case v1alpha1.AnnotationRetry:
-			s.retry = false
-		}
+	// The controller persists the decision first, then removes the one-shot
+	// annotations, applies the Deployments and writes the summary; a restart
+	// reads the memory back from JSON as the API server stores it.
+	s.memory = roundTrip(s.t, plan.Memory)
+	for _, a := range PresentCommands(s.annotations) {
+		delete(s.annotations, a)
 		s.logf("annotation %s removed", a)
 	}
-	for _, e := range plan.Events {
+	if s.sc.killAt[s.now] {
+		s.logf("manager killed after writing the decision, before applying Deployments")
+		return
+	}
+	var applied strings.Builder
+	if plan.Selects != s.selects {
+		// Applied before the Deployments, as the controller does.
+		fmt.Fprintf(&applied, "t=%-5s service selects %s\n", (time.Duration(s.now) * tick).String(), plan.Selects)
+		s.selects = plan.Selects
+	}
+	s.apply(&applied, s.stable, "stable", plan.StableRevision, plan.StableReplicas, plan.StableRevision != "")
+	s.apply(&applied, s.canary, "canary", plan.CanaryRevision, plan.CanaryReplicas, plan.CanaryRevision != "")
+	s.checkServing()
+
+	sum := Summarize(Observation{
+		Generation: 1, Replicas: s.replicas, Stable: s.track(s.stable), Canary: s.track(s.canary),
+		Plan: &plan, Memory: s.memory, Outranked: outranked, Conditions: s.conditions, SpecProblem: problem,
+	})
+	s.conditions = sum.Conditions
+	for _, e := range sum.Events {
 		s.logf("event %s %s: %s", e.Type, e.Reason, e.Message)
 	}
-	if why := fmt.Sprintf("%s %s: %s", plan.Transition, plan.Reason, plan.Message); why != s.lastReason && len(plan.Events) == 0 {
+	if why := fmt.Sprintf("%s %s: %s", plan.Transition, plan.Reason, plan.Message); why != s.lastReason && len(sum.Events) == 0 {
 		s.logf("decision: %s", why)
 	}
 	s.lastReason = fmt.Sprintf("%s %s: %s", plan.Transition, plan.Reason, plan.Message)
-	if plan.Phase != s.lastPhase {
-		s.logf("phase %s -> %s (%s)", orNone(string(s.lastPhase)), plan.Phase, plan.Reason)
-		s.lastPhase = plan.Phase
+	if sum.Phase != s.phase {
+		s.logf("phase %s -> %s (%s)", orNone(string(s.phase)), sum.Phase, plan.Reason)
+		s.phase = sum.Phase
 	}
-	if s.sc.killAt[s.now] {
-		s.logf("manager killed after writing status, before applying Deployments")
-		return
-	}
-	s.apply(s.stable, "stable", plan.StableRevision, plan.StableReplicas, plan.StableRevision != "")
-	s.apply(s.canary, "canary", plan.CanaryRevision, plan.CanaryReplicas, plan.CanaryRevision != "")
+	s.out.WriteString(applied.String())
 }
 
-func (s *sim) apply(d *simDeploy, name, rev string, replicas int32, setRev bool) {
+// addAnnotation sets a one-shot annotation, as kubectl rag would.
+func (s *sim) addAnnotation(c Command, note string) {
+	if s.annotations == nil {
+		s.annotations = map[string]string{}
+	}
+	s.annotations[c.Annotation()] = "true"
+	s.logf("annotation %s added%s", c, note)
+}
+
+func (s *sim) apply(log *strings.Builder, d *simDeploy, name, rev string, replicas int32, setRev bool) {
+	logf := func(format string, args ...any) {
+		fmt.Fprintf(log, "t=%-5s "+format+"\n", append([]any{(time.Duration(s.now) * tick).String()}, args...)...)
+	}
 	if !d.exists && replicas == 0 {
 		return
 	}
 	if !d.exists {
 		d.exists = true
 		d.revision = rev
-		s.logf("created %s Deployment (revision %s)", name, rev)
+		logf("created %s Deployment (revision %s)", name, rev)
 	}
 	if setRev && d.revision != rev {
-		s.logf("%s template %s -> %s", name, d.revision, rev)
+		logf("%s template %s -> %s", name, d.revision, rev)
 		d.revision = rev
 	}
 	if d.replicas != replicas {
-		s.logf("scaled %s %d -> %d (weight %d)", name, d.replicas, replicas, s.status.CanaryWeight)
+		logf("scaled %s %d -> %d (weight %d)", name, d.replicas, replicas, s.memory.CanaryWeight)
 		d.replicas = replicas
 	}
 }
@@ -326,12 +407,12 @@ func orNone(s string) string {
 	return s
 }
 
-func roundTrip(t *testing.T, st v1alpha1.RAGServiceStatus) v1alpha1.RAGServiceStatus {
+func roundTrip(t *testing.T, st v1alpha1.RolloutStatus) v1alpha1.RolloutStatus {
 	b, err := json.Marshal(st)
 	if err != nil {
 		t.Fatalf("marshal status: %v", err)
 	}
-	var out v1alpha1.RAGServiceStatus
+	var out v1alpha1.RolloutStatus
 	if err := json.Unmarshal(b, &out); err != nil {
 		t.Fatalf("unmarshal status: %v", err)
 	}
@@ -364,18 +445,29 @@ func checkPlan(t *testing.T, name string, in Input, p Plan) {
 func run(t *testing.T, sc scenario) string {
 	s := &sim{
 		t: t, sc: sc, rng: rand.New(rand.NewSource(sc.seed)),
-		stable:   &simDeploy{name: "stable", surge: true},
+		stable:   &simDeploy{name: "stable"},
 		canary:   &simDeploy{name: "canary"},
-		replicas: sc.replicas, desired: "rev-a", rollout: sc.rollout,
+		replicas: sc.replicas, desired: "rev-a", rollout: sc.rollout, selects: SelectBoth,
 	}
 	for s.now = 0; s.now < sc.ticks; s.now++ {
 		s.step()
 	}
-	fmt.Fprintf(&s.out, "final: stable %s x%d, canary %q x%d, phase %s, step %d, rollback %s\n",
-		s.status.StableRevision, s.stable.replicas, s.status.CanaryRevision, s.canary.replicas,
-		s.status.Phase, s.status.CurrentStep, rollbackString(s.status.Rollback))
+	fmt.Fprintf(&s.out, "final: stable %s x%d, canary %q x%d, phase %s, step %d, rollback %s, space %s\n",
+		s.memory.StableRevision, s.stable.replicas, s.memory.CanaryRevision, s.canary.replicas,
+		s.phase, s.memory.CurrentStep, rollbackString(s.memory.Rollback), spaceString(s.memory.EmbeddingSpace))
 	return s.out.String()
 }
+
+// spaceString is the space stable serves: what a rollout ends with, whatever
+// the timing of its checks.
+func spaceString(es *v1alpha1.EmbeddingSpaceStatus) string {
+	if es == nil {
+		return "none"
+	}
+	return orEmpty(es.Name)
+}
+
+func ptrTime(t time.Time) *metav1.Time { mt := metav1.NewTime(t); return &mt }
 
 func rollbackString(r *v1alpha1.RollbackStatus) string {
 	if r == nil {
@@ -480,7 +572,15 @@ func deploy(rev string) func(*sim) {
 	}
 }
 
-func events(m map[int]func(*sim)) map[int]func(*sim) {
+// declare changes spec.embedding.space (and with it the template, to rev).
+func declare(space, rev string) func(*sim) {
+	return func(s *sim) {
+		s.declared, s.desired = space, rev
+		s.logf("spec: embedding.space %s, template changed to %s", orEmpty(space), rev)
+	}
+}
+
+func shipsRevB(m map[int]func(*sim)) map[int]func(*sim) {
 	// Every scenario starts from a healthy stable rev-a and ships rev-b at t=60s.
 	if _, ok := m[6]; !ok {
 		m[6] = deploy("rev-b")
@@ -493,7 +593,7 @@ func scenarios() []scenario {
 		return scenario{
 			name: "no-data-" + strings.ToLower(string(p)), seed: 11, ticks: 40, replicas: 4,
 			rollout: withAnalysis(canarySpec(), p),
-			at:      events(map[int]func(*sim){}),
+			at:      shipsRevB(map[int]func(*sim){}),
 			verdict: func(s *sim, rev string) *v1alpha1.AnalysisStatus {
 				return &v1alpha1.AnalysisStatus{Verdict: v1alpha1.VerdictInconclusive, Requests: 3, Message: "3 requests < minRequests 20"}
 			},
@@ -503,18 +603,18 @@ func scenarios() []scenario {
 		{
 			name: "happy-path", seed: 1, ticks: 40, replicas: 5,
 			rollout: withAnalysis(canarySpec(), v1alpha1.NoDataPause),
-			at:      events(map[int]func(*sim){}),
+			at:      shipsRevB(map[int]func(*sim){}),
 			verdict: passing,
 		},
 		{
 			name: "no-steps-no-analysis", seed: 2, ticks: 20, replicas: 3,
 			rollout: v1alpha1.RolloutSpec{Strategy: v1alpha1.StrategyCanary},
-			at:      events(map[int]func(*sim){}),
+			at:      shipsRevB(map[int]func(*sim){}),
 		},
 		{
 			name: "analysis-failure", seed: 3, ticks: 30, replicas: 4,
 			rollout: withAnalysis(canarySpec(), v1alpha1.NoDataPause),
-			at:      events(map[int]func(*sim){}),
+			at:      shipsRevB(map[int]func(*sim){}),
 			verdict: failing("error rate 0.0800 > 0.01"),
 		},
 		{
@@ -524,8 +624,8 @@ func scenarios() []scenario {
 				r.AutoRollback = new(bool)
 				return r
 			}(),
-			at: events(map[int]func(*sim){
-				25: func(s *sim) { s.abort = true; s.logf("annotation abort added") },
+			at: shipsRevB(map[int]func(*sim){
+				25: func(s *sim) { s.addAnnotation(CommandAbort, "") },
 			}),
 			verdict: failing("p99 3.2s > 2s"),
 		},
@@ -533,13 +633,13 @@ func scenarios() []scenario {
 			name: "progress-deadline", seed: 4, ticks: 25, replicas: 3,
 			rollout: canarySpec(),
 			broken:  map[string]bool{"rev-b": true},
-			at:      events(map[int]func(*sim){}),
+			at:      shipsRevB(map[int]func(*sim){}),
 		},
 		{
 			name: "abort", seed: 5, ticks: 20, replicas: 3,
 			rollout: canarySpec(),
-			at: events(map[int]func(*sim){
-				10: func(s *sim) { s.abort = true; s.logf("annotation abort added") },
+			at: shipsRevB(map[int]func(*sim){
+				10: func(s *sim) { s.addAnnotation(CommandAbort, "") },
 			}),
 		},
 		{
@@ -549,16 +649,16 @@ func scenarios() []scenario {
 				r.Steps = []v1alpha1.RolloutStep{weightStep(34), {Pause: &v1alpha1.PauseStep{}}, weightStep(67)}
 				return r
 			}(),
-			at: events(map[int]func(*sim){
-				14: func(s *sim) { s.promote = true; s.logf("annotation promote added") },
+			at: shipsRevB(map[int]func(*sim){
+				14: func(s *sim) { s.addAnnotation(CommandPromote, "") },
 			}),
 		},
 		{
 			name: "retry-after-rollback", seed: 7, ticks: 50, replicas: 3,
 			rollout: withAnalysis(canarySpec(), v1alpha1.NoDataPause),
-			at: events(map[int]func(*sim){
-				20: func(s *sim) { s.promote = true; s.logf("annotation promote added (ignored: rolled back)") },
-				22: func(s *sim) { s.retry = true; s.logf("annotation retry added") },
+			at: shipsRevB(map[int]func(*sim){
+				20: func(s *sim) { s.addAnnotation(CommandPromote, " (ignored: rolled back)") },
+				22: func(s *sim) { s.addAnnotation(CommandRetry, "") },
 			}),
 			verdict: func(s *sim, rev string) *v1alpha1.AnalysisStatus {
 				if s.now < 20 {
@@ -570,21 +670,21 @@ func scenarios() []scenario {
 		{
 			name: "spec-edit-mid-rollout", seed: 8, ticks: 40, replicas: 4,
 			rollout: canarySpec(),
-			at: events(map[int]func(*sim){
+			at: shipsRevB(map[int]func(*sim){
 				12: deploy("rev-c"),
 			}),
 		},
 		{
 			name: "fast-rollback", seed: 9, ticks: 20, replicas: 4,
 			rollout: canarySpec(),
-			at: events(map[int]func(*sim){
+			at: shipsRevB(map[int]func(*sim){
 				11: deploy("rev-a"),
 			}),
 		},
 		{
 			name: "manager-restart", seed: 1, ticks: 40, replicas: 5,
 			rollout: withAnalysis(canarySpec(), v1alpha1.NoDataPause),
-			at:      events(map[int]func(*sim){}),
+			at:      shipsRevB(map[int]func(*sim){}),
 			verdict: passing,
 			killAt:  map[int]bool{6: true, 9: true, 13: true, 22: true, 27: true},
 			lostAt:  map[int]bool{7: true, 16: true, 24: true},
@@ -596,7 +696,7 @@ func scenarios() []scenario {
 				r.Steps = []v1alpha1.RolloutStep{weightStep(25), pauseStep(90 * time.Second), weightStep(50), pauseStep(30 * time.Second)}
 				return r
 			}(),
-			at: events(map[int]func(*sim){
+			at: shipsRevB(map[int]func(*sim){
 				10: func(s *sim) { s.replicas = 8; s.logf("HPA: replicas 4 -> 8") },
 				17: func(s *sim) { s.replicas = 6; s.logf("HPA: replicas 8 -> 6") },
 			}),
@@ -604,7 +704,7 @@ func scenarios() []scenario {
 		{
 			name: "paused", seed: 12, ticks: 35, replicas: 3,
 			rollout: canarySpec(),
-			at: events(map[int]func(*sim){
+			at: shipsRevB(map[int]func(*sim){
 				9:  func(s *sim) { s.rollout.Paused = true; s.logf("spec: paused") },
 				20: func(s *sim) { s.rollout.Paused = false; s.logf("spec: unpaused") },
 			}),
@@ -612,7 +712,7 @@ func scenarios() []scenario {
 		{
 			name: "paused-before-change", seed: 16, ticks: 30, replicas: 3,
 			rollout: canarySpec(),
-			at: events(map[int]func(*sim){
+			at: shipsRevB(map[int]func(*sim){
 				4:  func(s *sim) { s.rollout.Paused = true; s.logf("spec: paused") },
 				12: func(s *sim) { s.rollout.Paused = false; s.logf("spec: unpaused") },
 			}),
@@ -620,7 +720,7 @@ func scenarios() []scenario {
 		{
 			name: "paused-analysis-failure", seed: 13, ticks: 25, replicas: 3,
 			rollout: withAnalysis(canarySpec(), v1alpha1.NoDataPause),
-			at: events(map[int]func(*sim){
+			at: shipsRevB(map[int]func(*sim){
 				8: func(s *sim) { s.rollout.Paused = true; s.logf("spec: paused") },
 			}),
 			verdict: failing("shed rate 0.3000 > 0.10"),
@@ -629,9 +729,93 @@ func scenarios() []scenario {
 		onNoData(v1alpha1.NoDataFail),
 		onNoData(v1alpha1.NoDataContinue),
 		{
+			// A model change nobody declared: the probes see another space and
+			// the canary goes before any client reaches it.
+			name: "space-changed", seed: 21, ticks: 25, replicas: 4,
+			rollout: withAnalysis(canarySpec(), v1alpha1.NoDataPause),
+			at:      shipsRevB(map[int]func(*sim){}),
+			verdict: passing,
+			spaceOf: map[string]string{"rev-b": "s1"},
+		},
+		{
+			name: "space-changed-no-autorollback", seed: 22, ticks: 25, replicas: 4,
+			rollout: func() v1alpha1.RolloutSpec {
+				r := canarySpec()
+				r.AutoRollback = new(bool)
+				return r
+			}(),
+			at: shipsRevB(map[int]func(*sim){
+				12: func(s *sim) { s.addAnnotation(CommandPromote, " (refused: another space)") },
+				16: func(s *sim) { s.addAnnotation(CommandAbort, "") },
+			}),
+			spaceOf: map[string]string{"rev-b": "s1"},
+		},
+		{
+			// The canary's pods are ready but never answer the probes: the
+			// check fails closed at the progress deadline.
+			name: "space-probes-unanswered", seed: 23, ticks: 25, replicas: 3,
+			rollout:    canarySpec(),
+			at:         shipsRevB(map[int]func(*sim){}),
+			probeFails: func(int) bool { return true },
+		},
+		{
+			name: "space-probes-flaky", seed: 24, ticks: 30, replicas: 3,
+			rollout:    canarySpec(),
+			at:         shipsRevB(map[int]func(*sim){}),
+			probeFails: func(tick int) bool { return tick < 11 },
+		},
+		{
+			name: "space-check-disabled", seed: 25, ticks: 25, replicas: 3,
+			rollout:      canarySpec(),
+			at:           shipsRevB(map[int]func(*sim){}),
+			noSpaceCheck: true,
+		},
+		{
+			// A declared change of space: a preview on the canary Service,
+			// clients on stable, then all of them at once on promote.
+			name: "cutover", seed: 26, ticks: 40, replicas: 4,
+			rollout: withAnalysis(canarySpec(), v1alpha1.NoDataPause),
+			at: map[int]func(*sim){
+				6:  declare("v2", "rev-b"),
+				8:  func(s *sim) { s.addAnnotation(CommandPromote, " (too early: preview not ready)") },
+				16: func(s *sim) { s.addAnnotation(CommandPromote, "") },
+			},
+			verdict: passing,
+			spaceOf: map[string]string{"rev-b": "s1"},
+		},
+		{
+			name: "cutover-abort", seed: 27, ticks: 25, replicas: 3,
+			rollout: canarySpec(),
+			at: map[int]func(*sim){
+				6:  declare("v2", "rev-b"),
+				14: func(s *sim) { s.addAnnotation(CommandAbort, "") },
+			},
+			spaceOf: map[string]string{"rev-b": "s1"},
+		},
+		{
+			name: "cutover-manager-restart", seed: 26, ticks: 40, replicas: 4,
+			rollout: canarySpec(),
+			at: map[int]func(*sim){
+				6:  declare("v2", "rev-b"),
+				16: func(s *sim) { s.addAnnotation(CommandPromote, "") },
+			},
+			spaceOf: map[string]string{"rev-b": "s1"},
+			killAt:  map[int]bool{6: true, 9: true, 17: true, 19: true, 22: true},
+			lostAt:  map[int]bool{7: true, 18: true, 23: true},
+		},
+		{
+			name: "rolling-update-space-change", seed: 28, ticks: 20, replicas: 3,
+			rollout: v1alpha1.RolloutSpec{Strategy: v1alpha1.StrategyRollingUpdate},
+			at: map[int]func(*sim){
+				6:  declare("v2", "rev-b"),
+				12: declare("", "rev-c"),
+			},
+			spaceOf: map[string]string{"rev-b": "s1"},
+		},
+		{
 			name: "rolling-update", seed: 14, ticks: 15, replicas: 3,
 			rollout: v1alpha1.RolloutSpec{Strategy: v1alpha1.StrategyRollingUpdate},
-			at:      events(map[int]func(*sim){}),
+			at:      shipsRevB(map[int]func(*sim){}),
 		},
 		{
 			name: "replicas-only-change", seed: 15, ticks: 15, replicas: 3,

@@ -27,3 +27,21 @@ func EffectiveWeight(stableReady, canaryReady int32) int32 {
 	total := int64(stableReady) + int64(canaryReady)
 	return int32((200*int64(canaryReady) + total) / (2 * total))
 }
+
+// The Deployment strategy of both tracks, which the planner's capacity
+// promise rests on: maxUnavailable 0, so a template change (a promotion)
+// surges new pods before old ones go and ready capacity never drops; maxSurge
+// MaxSurgePercent of the size, rounded up as the Deployment controller rounds
+// it, bounds the extra pods.
+const (
+	MaxSurgePercent = 25
+	MaxUnavailable  = 0
+)
+
+// MaxSurge is how many pods above replicas a rolling Deployment may run.
+func MaxSurge(replicas int32) int32 {
+	if replicas <= 0 {
+		return 0
+	}
+	return int32((int64(replicas)*MaxSurgePercent + 99) / 100)
+}

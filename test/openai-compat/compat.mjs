@@ -51,6 +51,9 @@ const out = {};
   out.defaultEncoding = log[0].body.encoding_format ?? null;
   const models = await client.models.list();
   out.models = models.data.map((m) => m.id);
+  // The server's own field passes through the library untouched.
+  out.spaces = models.data.map((m) => m.ragops ?? null);
+  out.retrieved = (await client.models.retrieve(env.BUILTIN_MODEL)).ragops ?? null;
 }
 out.busy = await retried(env.BUSY_URL, env.UPSTREAM_MODEL);
 out.queue = await retried(env.QUEUE_URL, env.UPSTREAM_MODEL);

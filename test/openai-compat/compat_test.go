@@ -79,6 +79,11 @@ type retried struct {
 	Attempts []attempt `json:"attempts"`
 }
 
+type space struct {
+	Space      string `json:"space"`
+	Dimensions int    `json:"dimensions"`
+}
+
 type report struct {
 	Vectors []struct {
 		Index     int       `json:"index"`
@@ -89,6 +94,8 @@ type report struct {
 	Usage           map[string]int `json:"usage"`
 	DefaultEncoding *string        `json:"defaultEncoding"`
 	Models          []string       `json:"models"`
+	Spaces          []*space       `json:"spaces"`
+	Retrieved       *space         `json:"retrieved"`
 	Busy            retried        `json:"busy"`
 	Queue           retried        `json:"queue"`
 }
@@ -97,7 +104,7 @@ func TestOfficialClient(t *testing.T) {
 	ensureClientInstalled(t)
 
 	model := builtinmodel.Model{Dims: 32}
-	builtinURL := serve(t, embedserver.New(embedserver.Config{Model: model.Name(), MaxInFlight: 4}, builtinmodel.Provider{Model: model}))
+	builtinURL := serve(t, embedserver.New(embedserver.Config{Model: model.Name(), Space: "docs-v1", MaxInFlight: 4}, builtinmodel.Provider{Model: model}))
 
 	up := fakeupstream.New(fakeupstream.Config{Latency: fakeupstream.Latency{Base: 1500 * time.Millisecond}, Dims: 8})
 	ts := httptest.NewServer(up)
@@ -143,6 +150,11 @@ func TestOfficialClient(t *testing.T) {
 	}
 	if r.Model != model.Name() || r.Usage["total_tokens"] == 0 || len(r.Models) != 1 || r.Models[0] != model.Name() {
 		t.Errorf("model %q usage %v models %v", r.Model, r.Usage, r.Models)
+	}
+
+	wantSpace := space{Space: "docs-v1", Dimensions: 32}
+	if len(r.Spaces) != 1 || r.Spaces[0] == nil || *r.Spaces[0] != wantSpace || r.Retrieved == nil || *r.Retrieved != wantSpace {
+		t.Errorf("ragops field through the library: list %v, retrieve %v; want %+v", r.Spaces, r.Retrieved, wantSpace)
 	}
 
 	checkRetried(t, "429 queue full", r.Busy, 429)

@@ -20,17 +20,20 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/ragops/rag-operator/internal/contract"
 	"github.com/ragops/rag-operator/internal/openaiapi"
 	"github.com/ragops/rag-operator/internal/provider"
 )
 
 // DefaultLinger is the default ceiling of the coalescing wait, which is
 // otherwise 1/80 of the recent upstream latency (see linger.go).
-const DefaultLinger = 2 * time.Millisecond
+const DefaultLinger = contract.DefaultCoalesceLinger
 
-// Config configures the client. Zero values get the defaults noted.
+// Config configures the client. Zero values get the server's defaults
+// (internal/contract), as noted.
 type Config struct {
 	BaseURL        string        // including /v1
 	APIKey         string        // sent as a bearer token when set
@@ -42,14 +45,8 @@ type Config struct {
 	InitialBackoff time.Duration // default 100ms; doubles per retry
 	MaxBackoff     time.Duration // default 5s
 	Linger         time.Duration // ceiling of the coalescing wait while a call is in flight (see linger.go); default 2ms, <0 disables
-	Observer       Observer
-}
-
-// Observer receives what the client does, for metrics. Nil funcs are skipped.
-type Observer struct {
-	Upstream func(code string, d time.Duration) // one attempt: "200", "429", "timeout", "error", ...
-	Retry    func()                             // one retry scheduled
-	Batch    func(inputs int)                   // one upstream call's size
+	// Observer is told every upstream call's size, attempt and retry; nil: nobody.
+	Observer provider.Observer
 }
 
 // Client is the provider. Create it with New; Close releases idle connections.
@@ -58,6 +55,7 @@ type Client struct {
 	http    *http.Client
 	url     string
 	batcher *batcher
+	dims    atomic.Int64 // size of the last vector answered for a request naming no dimensions
 }
 
 // New returns a client for cfg.
@@ -69,19 +67,19 @@ func New(cfg Config) (*Client, error) {
 		return nil, fmt.Errorf("openai provider: upstream URL %q must start with http:// or https://", cfg.BaseURL)
 	}
 	if cfg.MaxInFlight <= 0 {
-		cfg.MaxInFlight = 8
+		cfg.MaxInFlight = contract.DefaultMaxInFlight
 	}
 	if cfg.MaxBatchSize <= 0 {
-		cfg.MaxBatchSize = 64
+		cfg.MaxBatchSize = contract.DefaultMaxBatchSize
 	}
 	if cfg.AttemptTimeout <= 0 {
-		cfg.AttemptTimeout = 10 * time.Second
+		cfg.AttemptTimeout = contract.DefaultUpstreamTimeout
 	}
 	if cfg.MaxAttempts <= 0 {
-		cfg.MaxAttempts = 3
+		cfg.MaxAttempts = contract.DefaultMaxAttempts
 	}
 	if cfg.InitialBackoff <= 0 {
-		cfg.InitialBackoff = 100 * time.Millisecond
+		cfg.InitialBackoff = contract.DefaultInitialBackoff
 	}
 	if cfg.MaxBackoff <= 0 {
 		cfg.MaxBackoff = 5 * time.Second
@@ -134,8 +132,15 @@ func (c *Client) Embed(ctx context.Context, req provider.Request) (provider.Resp
 			return provider.Response{}, fmt.Errorf("waiting for upstream: %w", context.Cause(ctx))
 		}
 	}
+	if req.Dimensions == 0 && len(out.Embeddings) > 0 {
+		c.dims.Store(int64(len(out.Embeddings[0])))
+	}
 	return out, nil
 }
+
+// Dimensions is the upstream's own vector size, as its last answer to a
+// request naming no dimensions showed; 0 before one (provider.Dimensioner).
+func (c *Client) Dimensions() int { return int(c.dims.Load()) }
 
 // upstreamError is one failed attempt.
 type upstreamError struct {
@@ -156,7 +161,7 @@ func (e *upstreamError) Error() string {
 // call runs one upstream call with retries; ctx carries the latest deadline of
 // the requests sharing it.
 func (c *Client) call(ctx context.Context, key batchKey, inputs []provider.Input) ([][]float32, int, error) {
-	if c.cfg.Observer.Batch != nil {
+	if c.cfg.Observer != nil {
 		c.cfg.Observer.Batch(len(inputs))
 	}
 	body, err := c.body(key, inputs)
@@ -189,7 +194,7 @@ func (c *Client) call(ctx context.Context, key batchKey, inputs []provider.Input
 			// Waiting would outlive the request: answer now instead of at the deadline.
 			return nil, 0, finalError(ue, attempt, fmt.Sprintf("; the next retry (in %v) would pass the request deadline", wait.Round(time.Millisecond)))
 		}
-		if c.cfg.Observer.Retry != nil {
+		if c.cfg.Observer != nil {
 			c.cfg.Observer.Retry()
 		}
 		t := time.NewTimer(wait)
@@ -260,7 +265,7 @@ func (c *Client) attempt(ctx context.Context, body []byte, n int) ([][]float32, 
 	start := time.Now()
 	code := "error"
 	defer func() {
-		if c.cfg.Observer.Upstream != nil {
+		if c.cfg.Observer != nil {
 			c.cfg.Observer.Upstream(code, time.Since(start))
 		}
 	}()

@@ -30,12 +30,17 @@ type env struct {
 	retries atomic.Int64
 }
 
+// env counts retries as the server's metrics would.
+func (e *env) Batch(int)                      {}
+func (e *env) Upstream(string, time.Duration) {}
+func (e *env) Retry()                         { e.retries.Add(1) }
+
 func newEnv(t *testing.T, upCfg fakeupstream.Config, cfg Config) *env {
 	t.Helper()
 	e := &env{up: fakeupstream.New(upCfg)}
 	ts := httptest.NewServer(e.up)
 	cfg.BaseURL = ts.URL + "/v1"
-	cfg.Observer.Retry = func() { e.retries.Add(1) }
+	cfg.Observer = e
 	c, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)

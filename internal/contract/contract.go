@@ -1,0 +1,101 @@
+// Package contract is what the operator and the embedding server agree on: the
+// server's flag names and defaults, its ports, the environment variable of the
+// API key, and the metric names and shed reasons the canary analysis reads
+// (DESIGN.md names them). Both binaries import it, so none of these is a string
+// written twice. The CRD's kubebuilder defaults are literal markers; a test in
+// internal/podtemplate checks that the generated CRD defaults to these values.
+package contract
+
+import "time"
+
+// Ports of the embedding server. The admin port is never behind the limiter, so
+// probes and metrics answer under any load.
+const (
+	HTTPPort  = 8080
+	AdminPort = 9090
+)
+
+// APIKeyEnv carries the upstream API key into the server; never an argument.
+const APIKeyEnv = "EMBEDSERVER_API_KEY"
+
+// Providers the server offers (--provider).
+const (
+	ProviderBuiltin = "builtin"
+	ProviderOpenAI  = "openai"
+)
+
+// Flag names of the embedding server, without the leading dashes.
+const (
+	FlagAddr            = "addr"
+	FlagAdminAddr       = "admin-addr"
+	FlagProvider        = "provider"
+	FlagModel           = "model"
+	FlagDimensions      = "dimensions"
+	FlagSpace           = "space"
+	FlagUpstreamURL     = "upstream-url"
+	FlagMaxInFlight     = "max-in-flight"
+	FlagMaxQueue        = "max-queue"
+	FlagMaxBatchSize    = "max-batch-size"
+	FlagRequestTimeout  = "request-timeout"
+	FlagQueueTimeout    = "queue-timeout"
+	FlagUpstreamTimeout = "upstream-timeout"
+	FlagMaxAttempts     = "max-attempts"
+	FlagInitialBackoff  = "initial-backoff"
+	FlagDrainTimeout    = "drain-timeout"
+	FlagDrainDelay      = "drain-delay"
+	FlagMaxBodyBytes    = "max-body-bytes"
+	FlagMaxInputs       = "max-inputs"
+	FlagCoalesceLinger  = "coalesce-linger"
+	FlagRetryAfter      = "retry-after"
+	FlagFailRate        = "fail-rate"
+	FlagLogLevel        = "log-level"
+	FlagPprof           = "pprof"
+)
+
+// Defaults of the embedding server's flags. The ones the RAGService spec carries
+// are also the CRD's defaults.
+const (
+	DefaultProvider        = ProviderBuiltin
+	DefaultBuiltinModel    = "hash-384" // --model when the provider is builtin and none is named
+	DefaultMaxInFlight     = 8
+	DefaultMaxQueue        = 32
+	DefaultMaxBatchSize    = 64
+	DefaultRequestTimeout  = 30 * time.Second
+	DefaultQueueTimeout    = 5 * time.Second
+	DefaultUpstreamTimeout = 10 * time.Second
+	DefaultMaxAttempts     = 3
+	DefaultInitialBackoff  = 100 * time.Millisecond
+	DefaultDrainTimeout    = 30 * time.Second
+	DefaultDrainDelay      = 3 * time.Second
+	DefaultMaxBodyBytes    = 4 << 20
+	DefaultMaxInputs       = 2048
+	DefaultCoalesceLinger  = 2 * time.Millisecond
+	DefaultRetryAfter      = time.Second
+	DefaultLogLevel        = "info"
+)
+
+// Metric names of the embedding server.
+const (
+	MetricRequests         = "embedserver_requests_total"            // counter, label code
+	MetricRequestDuration  = "embedserver_request_duration_seconds"  // histogram
+	MetricInFlight         = "embedserver_in_flight"                 // gauge
+	MetricQueueDepth       = "embedserver_queue_depth"               // gauge
+	MetricShed             = "embedserver_shed_total"                // counter, label reason
+	MetricUpstreamRequests = "embedserver_upstream_requests_total"   // counter, label code
+	MetricUpstreamDuration = "embedserver_upstream_duration_seconds" // histogram
+	MetricUpstreamRetries  = "embedserver_upstream_retries_total"    // counter
+	MetricBatchSize        = "embedserver_batch_size"                // histogram
+	MetricMaxInFlight      = "embedserver_max_in_flight"             // gauge
+	MetricMaxQueue         = "embedserver_max_queue"                 // gauge
+)
+
+// Shed reasons, the values of embedserver_shed_total{reason}: requests refused
+// to protect the server, which the analysis does not count as errors.
+const (
+	ShedQueueFull    = "queue_full"    // answered 429: every slot busy and the queue full
+	ShedQueueTimeout = "queue_timeout" // answered 503: no slot within the queue timeout
+	ShedDraining     = "draining"      // answered 503: the server is shutting down
+)
+
+// ShedReasons lists every reason, so each series can exist from the start.
+var ShedReasons = []string{ShedQueueFull, ShedQueueTimeout, ShedDraining}

@@ -1,0 +1,146 @@
+// Package serverflags is the embedding server's command line: its flag set,
+// with the names and defaults of internal/contract, and every check the binary
+// makes of its flags before it starts. It is importable so that the operator's
+// tests can parse the arguments the operator writes exactly as the server will.
+package serverflags
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/ragops/rag-operator/internal/builtinmodel"
+	"github.com/ragops/rag-operator/internal/contract"
+)
+
+// Options are the parsed, validated flags.
+type Options struct {
+	Addr, AdminAddr string
+	Provider        string // contract.ProviderBuiltin or contract.ProviderOpenAI
+	Model           string // never empty: the builtin default is filled in
+	Dimensions      int
+	Space           string // the vector space served: a DNS label, or empty
+	UpstreamURL     string
+
+	MaxInFlight, MaxQueue, MaxBatchSize, MaxAttempts, MaxInputs int
+	MaxBodyBytes                                                int64
+
+	RequestTimeout, QueueTimeout, UpstreamTimeout time.Duration
+	InitialBackoff, DrainTimeout, DrainDelay      time.Duration
+	Linger, RetryAfter                            time.Duration
+
+	FailRate float64
+	LogLevel slog.Level
+	Pprof    bool
+}
+
+// Parse reads args (without the program name). Usage and flag errors are
+// written to stderr as well as returned; -h gives flag.ErrHelp.
+func Parse(args []string, stderr io.Writer) (Options, error) {
+	var o Options
+	var logLevel string
+	fs := flag.NewFlagSet("embedserver", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.Addr, contract.FlagAddr, fmt.Sprintf(":%d", contract.HTTPPort), "API listen address (POST /v1/embeddings, GET /v1/models)")
+	fs.StringVar(&o.AdminAddr, contract.FlagAdminAddr, fmt.Sprintf(":%d", contract.AdminPort), "admin listen address (/healthz, /readyz, /metrics); never behind the limiter")
+	fs.StringVar(&o.Provider, contract.FlagProvider, contract.DefaultProvider, "builtin (hash-<dims>, no network) or openai (any OpenAI-compatible upstream)")
+	fs.StringVar(&o.Model, contract.FlagModel, "", "model served: hash-<dims> for builtin (default "+contract.DefaultBuiltinModel+"), the upstream's model name for openai")
+	fs.IntVar(&o.Dimensions, contract.FlagDimensions, 0, "vector size when a request names none (0: the model's own)")
+	fs.StringVar(&o.Space, contract.FlagSpace, "", "name of the vector space served (a DNS label), shown in GET /v1/models; the operator sets it from spec.embedding.space")
+	fs.StringVar(&o.UpstreamURL, contract.FlagUpstreamURL, "", "openai: upstream base URL including /v1")
+	fs.IntVar(&o.MaxInFlight, contract.FlagMaxInFlight, contract.DefaultMaxInFlight, "requests running at once")
+	fs.IntVar(&o.MaxQueue, contract.FlagMaxQueue, contract.DefaultMaxQueue, "requests waiting for a slot; beyond it 429")
+	fs.IntVar(&o.MaxBatchSize, contract.FlagMaxBatchSize, contract.DefaultMaxBatchSize, "openai: inputs per upstream call (larger requests are split, small ones coalesced)")
+	fs.DurationVar(&o.RequestTimeout, contract.FlagRequestTimeout, contract.DefaultRequestTimeout, "whole-request deadline, queue wait included; 504 past it")
+	fs.DurationVar(&o.QueueTimeout, contract.FlagQueueTimeout, contract.DefaultQueueTimeout, "longest wait for a slot; 503 past it")
+	fs.DurationVar(&o.UpstreamTimeout, contract.FlagUpstreamTimeout, contract.DefaultUpstreamTimeout, "openai: timeout of one upstream attempt")
+	fs.IntVar(&o.MaxAttempts, contract.FlagMaxAttempts, contract.DefaultMaxAttempts, "openai: upstream attempts per call, first included")
+	fs.DurationVar(&o.InitialBackoff, contract.FlagInitialBackoff, contract.DefaultInitialBackoff, "openai: backoff before the first retry; doubles, with jitter")
+	fs.DurationVar(&o.DrainTimeout, contract.FlagDrainTimeout, contract.DefaultDrainTimeout, "on SIGTERM, longest wait for requests in flight (0: none)")
+	fs.DurationVar(&o.DrainDelay, contract.FlagDrainDelay, contract.DefaultDrainDelay, "on SIGTERM, keep answering (503 draining, with Retry-After) at least this long, so clients still routed here by a stale endpoint list get an answer; capped by --drain-timeout")
+	fs.Int64Var(&o.MaxBodyBytes, contract.FlagMaxBodyBytes, contract.DefaultMaxBodyBytes, "request body limit; 413 beyond")
+	fs.IntVar(&o.MaxInputs, contract.FlagMaxInputs, contract.DefaultMaxInputs, "inputs per request; 413 beyond")
+	fs.DurationVar(&o.Linger, contract.FlagCoalesceLinger, contract.DefaultCoalesceLinger, "openai: the most a small request waits for others to share an upstream call while one is in flight; the wait is 1/80 of the recent upstream latency, at least 100µs, at most this (negative: never wait)")
+	fs.DurationVar(&o.RetryAfter, contract.FlagRetryAfter, contract.DefaultRetryAfter, "Retry-After sent with 429 and 503")
+	fs.Float64Var(&o.FailRate, contract.FlagFailRate, 0, "DRILL ONLY: fraction of requests answered 500 on purpose (fault injection)")
+	fs.StringVar(&logLevel, contract.FlagLogLevel, contract.DefaultLogLevel, "debug, info, warn or error")
+	fs.BoolVar(&o.Pprof, contract.FlagPprof, false, "serve Go profiles at /debug/pprof/ on the admin port")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if fs.NArg() > 0 {
+		return o, fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	if err := o.LogLevel.UnmarshalText([]byte(logLevel)); err != nil {
+		return o, fmt.Errorf("--%s: %w", contract.FlagLogLevel, err)
+	}
+	return o, o.validate()
+}
+
+// validate checks the flags as a whole, naming the flag at fault.
+func (o *Options) validate() error {
+	if o.FailRate < 0 || o.FailRate > 1 {
+		return fmt.Errorf("--fail-rate must be in [0,1], not %v", o.FailRate)
+	}
+	if o.MaxInFlight < 1 || o.MaxQueue < 0 || o.MaxBatchSize < 1 || o.MaxAttempts < 1 || o.MaxInputs < 1 || o.MaxBodyBytes < 1 {
+		return errors.New("--max-in-flight, --max-batch-size, --max-attempts, --max-inputs and --max-body-bytes must be positive, --max-queue not negative")
+	}
+	for name, d := range map[string]time.Duration{contract.FlagRequestTimeout: o.RequestTimeout, contract.FlagQueueTimeout: o.QueueTimeout,
+		contract.FlagUpstreamTimeout: o.UpstreamTimeout, contract.FlagInitialBackoff: o.InitialBackoff, contract.FlagRetryAfter: o.RetryAfter} {
+		if d <= 0 {
+			return fmt.Errorf("--%s must be positive", name)
+		}
+	}
+	if o.DrainTimeout < 0 || o.DrainDelay < 0 {
+		return errors.New("--drain-timeout and --drain-delay must not be negative")
+	}
+	if o.Dimensions < 0 {
+		return errors.New("--dimensions must not be negative")
+	}
+	if o.Space != "" && !isDNSLabel(o.Space) {
+		return fmt.Errorf("--space %q must be a DNS label: at most 63 lower-case letters, digits and '-', starting and ending with a letter or digit", o.Space)
+	}
+	switch o.Provider {
+	case contract.ProviderBuiltin:
+		if o.Model == "" {
+			o.Model = contract.DefaultBuiltinModel
+		}
+		m, err := builtinmodel.Parse(o.Model)
+		if err != nil {
+			return fmt.Errorf("--model: %w", err)
+		}
+		if o.Dimensions > m.Dims {
+			return fmt.Errorf("--dimensions %d is more than model %s has", o.Dimensions, m.Name())
+		}
+	case contract.ProviderOpenAI:
+		if o.Model == "" {
+			return errors.New("--model is required with --provider openai")
+		}
+		if o.UpstreamURL == "" {
+			return errors.New("--upstream-url: the upstream URL is required with --provider openai")
+		}
+		if !strings.HasPrefix(o.UpstreamURL, "http://") && !strings.HasPrefix(o.UpstreamURL, "https://") {
+			return fmt.Errorf("--upstream-url %q must start with http:// or https://", o.UpstreamURL)
+		}
+	default:
+		return fmt.Errorf("--provider must be builtin or openai, not %q", o.Provider)
+	}
+	return nil
+}
+
+// isDNSLabel reports whether s is an RFC 1123 label, as spec.embedding.space is.
+func isDNSLabel(s string) bool {
+	if len(s) == 0 || len(s) > 63 || s[0] == '-' || s[len(s)-1] == '-' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '-' {
+			return false
+		}
+	}
+	return true
+}

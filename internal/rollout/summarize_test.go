@@ -1,0 +1,383 @@
+package rollout
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/ragops/rag-operator/api/v1alpha1"
+)
+
+// cond is a condition as the tables spell it: status and reason.
+type cond struct {
+	Status metav1.ConditionStatus
+	Reason string
+}
+
+func condsOf(cs []metav1.Condition) map[string]cond {
+	out := map[string]cond{}
+	for _, c := range cs {
+		out[c.Type] = cond{c.Status, c.Reason}
+	}
+	return out
+}
+
+func conds(m map[string]cond) []metav1.Condition {
+	var out []metav1.Condition
+	for t, c := range m {
+		out = append(out, metav1.Condition{Type: t, Status: c.Status, Reason: c.Reason, Message: "earlier"})
+	}
+	return out
+}
+
+var (
+	T, F = metav1.ConditionTrue, metav1.ConditionFalse
+
+	healthyStable = Track{Revision: "a", Exists: true, Replicas: 3, ReadyReplicas: 3, ServingReplicas: 3, Pods: 3, RolledOut: true}
+	healthyConds  = map[string]cond{
+		v1alpha1.ConditionReady:     {T, ReasonSucceeded},
+		v1alpha1.ConditionAvailable: {T, ReasonMinimumAvailable},
+	}
+)
+
+func planOf(state State, transition Transition, reason string, events ...string) *Plan {
+	p := &Plan{StableRevision: "a", State: state, Transition: transition, Reason: reason, Message: reason + " message"}
+	for _, e := range events {
+		p.Events = append(p.Events, Event{Type: EventNormal, Reason: e, Message: e})
+	}
+	return p
+}
+
+func TestSetAvailable(t *testing.T) {
+	for _, c := range []struct {
+		name     string
+		stable   Track
+		replicas int32
+		want     cond
+	}{
+		{"no Deployment", Track{}, 3, cond{F, ReasonDeploymentMissing}},
+		{"all ready", healthyStable, 3, cond{T, ReasonMinimumAvailable}},
+		{"more ready than asked (scale-down in flight)", healthyStable, 2, cond{T, ReasonMinimumAvailable}},
+		{"one short", Track{Exists: true, ReadyReplicas: 2, ServingReplicas: 2}, 3, cond{F, ReasonBelowMinimum}},
+		{"old-revision pods serve and count", Track{Exists: true, ReadyReplicas: 1, ServingReplicas: 3}, 3, cond{T, ReasonMinimumAvailable}},
+		{"zero replicas asked", Track{Exists: true}, 0, cond{T, ReasonMinimumAvailable}},
+	} {
+		got := condsOf(setAvailable(nil, 1, c.stable, c.replicas))[v1alpha1.ConditionAvailable]
+		if got != c.want {
+			t.Errorf("%s: Available %+v, want %+v", c.name, got, c.want)
+		}
+	}
+}
+
+func TestSetRolledBack(t *testing.T) {
+	rb := &v1alpha1.RollbackStatus{Revision: "b", Reason: ReasonAnalysisFailed, Message: "error rate 0.5"}
+	for _, c := range []struct {
+		name string
+		on   bool
+		rb   *v1alpha1.RollbackStatus
+		want *metav1.Condition
+	}{
+		{"rolled back", true, rb, &metav1.Condition{Type: v1alpha1.ConditionRolledBack, Status: T, Reason: ReasonAnalysisFailed, Message: "revision b was rolled back: error rate 0.5", ObservedGeneration: 4}},
+		{"not holding", false, rb, nil},
+		{"no record", true, nil, nil},
+	} {
+		start := conds(map[string]cond{v1alpha1.ConditionRolledBack: {T, "Old"}})
+		got := apimeta.FindStatusCondition(setRolledBack(start, 4, c.on, c.rb), v1alpha1.ConditionRolledBack)
+		if diff := cmp.Diff(c.want, got, ignoreTime); diff != "" {
+			t.Errorf("%s: RolledBack (-want +got):\n%s", c.name, diff)
+		}
+	}
+}
+
+var ignoreTime = cmp.FilterPath(func(p cmp.Path) bool { return p.Last().String() == ".LastTransitionTime" }, cmp.Ignore())
+
+func TestSetStalledAndReconciling(t *testing.T) {
+	why := &Problem{"X", "because"}
+	boom := errors.New("boom")
+	for _, c := range []struct {
+		name                 string
+		stalled, reconciling *Problem
+		err                  error
+		want                 map[string]cond
+	}{
+		{"neither: both absent", nil, nil, nil, map[string]cond{}},
+		{"stalled", why, nil, nil, map[string]cond{v1alpha1.ConditionStalled: {T, "X"}}},
+		{"reconciling", nil, why, nil, map[string]cond{v1alpha1.ConditionReconciling: {T, "X"}}},
+		{"an error is reconciling, whatever else", nil, why, boom, map[string]cond{v1alpha1.ConditionReconciling: {T, ReasonReconcileFailed}}},
+		{"an error on a stalled service keeps both", why, nil, boom, map[string]cond{v1alpha1.ConditionStalled: {T, "X"}, v1alpha1.ConditionReconciling: {T, ReasonReconcileFailed}}},
+	} {
+		start := conds(map[string]cond{v1alpha1.ConditionStalled: {T, "Old"}, v1alpha1.ConditionReconciling: {T, "Old"}})
+		got := condsOf(setReconciling(setStalled(start, 1, c.stalled), 1, c.reconciling, c.err))
+		if diff := cmp.Diff(c.want, got); diff != "" {
+			t.Errorf("%s (-want +got):\n%s", c.name, diff)
+		}
+	}
+}
+
+func TestSetReady(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		conds  map[string]cond
+		err    error
+		secret string
+		want   cond
+	}{
+		{"available, nothing else", map[string]cond{v1alpha1.ConditionAvailable: {T, ReasonMinimumAvailable}}, nil, "", cond{T, ReasonSucceeded}},
+		{"not available", map[string]cond{v1alpha1.ConditionAvailable: {F, ReasonBelowMinimum}}, nil, "", cond{F, ReasonBelowMinimum}},
+		{"no Available condition", map[string]cond{}, nil, "", cond{F, ReasonBelowMinimum}},
+		{"reconciling", map[string]cond{v1alpha1.ConditionAvailable: {T, ""}, v1alpha1.ConditionReconciling: {T, "StepAdvanced"}}, nil, "", cond{F, "StepAdvanced"}},
+		{"stalled beats reconciling", map[string]cond{v1alpha1.ConditionAvailable: {T, ""}, v1alpha1.ConditionReconciling: {T, "R"}, v1alpha1.ConditionStalled: {T, "S"}}, nil, "", cond{F, "S"}},
+		{"rolled back beats reconciling", map[string]cond{v1alpha1.ConditionAvailable: {T, ""}, v1alpha1.ConditionReconciling: {T, "R"}, v1alpha1.ConditionRolledBack: {T, "Aborted"}}, nil, "", cond{F, "Aborted"}},
+		{"a Secret problem beats the rest", map[string]cond{v1alpha1.ConditionAvailable: {T, ""}, v1alpha1.ConditionStalled: {T, "S"}}, nil, "no key", cond{F, ReasonSecretNotFound}},
+		{"an error beats everything", map[string]cond{v1alpha1.ConditionAvailable: {T, ""}}, errors.New("x"), "no key", cond{F, ReasonReconcileFailed}},
+	} {
+		got := condsOf(setReady(conds(c.conds), 1, c.err, c.secret))[v1alpha1.ConditionReady]
+		if got != c.want {
+			t.Errorf("%s: Ready %+v, want %+v", c.name, got, c.want)
+		}
+	}
+}
+
+func TestSummarize(t *testing.T) {
+	rb := &v1alpha1.RollbackStatus{Revision: "b", Reason: ReasonAnalysisFailed, Message: "m"}
+	notRolledOut := healthyStable
+	notRolledOut.RolledOut, notRolledOut.ReadyReplicas, notRolledOut.ServingReplicas = false, 2, 2
+	pastDeadline := healthyStable
+	pastDeadline.DeadlineExceeded = true
+	warn := func(reason string) Event { return Event{Type: EventWarning, Reason: reason} }
+	normal := func(reason string) Event { return Event{Type: EventNormal, Reason: reason} }
+
+	for _, c := range []struct {
+		name   string
+		o      Observation
+		phase  v1alpha1.Phase
+		conds  map[string]cond
+		events []Event // types and reasons
+	}{
+		{
+			name:  "steady and rolled out: healthy, no news",
+			o:     Observation{Replicas: 3, Stable: healthyStable, Plan: planOf(StateSteady, TransitionNone, "Steady"), Conditions: conds(healthyConds)},
+			phase: v1alpha1.PhaseHealthy,
+			conds: healthyConds,
+		},
+		{
+			name:   "becomes ready: one Normal Ready event",
+			o:      Observation{Replicas: 3, Stable: healthyStable, Plan: planOf(StateSteady, TransitionNone, "Steady")},
+			phase:  v1alpha1.PhaseHealthy,
+			conds:  healthyConds,
+			events: []Event{normal("Ready")},
+		},
+		{
+			name:   "stable still rolling out, nothing decided: Reconciling RollingOut",
+			o:      Observation{Replicas: 3, Stable: notRolledOut, Plan: planOf(StateSteady, TransitionNone, "Steady"), Conditions: conds(healthyConds)},
+			phase:  v1alpha1.PhaseProgressing,
+			conds:  map[string]cond{v1alpha1.ConditionReady: {F, ReasonRollingOut}, v1alpha1.ConditionAvailable: {F, ReasonBelowMinimum}, v1alpha1.ConditionReconciling: {T, ReasonRollingOut}},
+			events: []Event{normal(ReasonRollingOut)},
+		},
+		{
+			name:   "first revision deploying: the plan's reason, told by its event",
+			o:      Observation{Replicas: 3, Stable: Track{}, Plan: planOf(StateSteady, TransitionInitialize, "Initialized", "Initialized")},
+			phase:  v1alpha1.PhaseProgressing,
+			conds:  map[string]cond{v1alpha1.ConditionReady: {F, "Initialized"}, v1alpha1.ConditionAvailable: {F, ReasonDeploymentMissing}, v1alpha1.ConditionReconciling: {T, "Initialized"}},
+			events: []Event{normal("Initialized")},
+		},
+		{
+			name:   "canary under way",
+			o:      Observation{Replicas: 3, Stable: healthyStable, Plan: planOf(StateProgressing, TransitionStart, "CanaryStarted", "CanaryStarted"), Conditions: conds(healthyConds)},
+			phase:  v1alpha1.PhaseProgressing,
+			conds:  map[string]cond{v1alpha1.ConditionReady: {F, "CanaryStarted"}, v1alpha1.ConditionAvailable: {T, ReasonMinimumAvailable}, v1alpha1.ConditionReconciling: {T, "CanaryStarted"}},
+			events: []Event{normal("CanaryStarted")},
+		},
+		{
+			name:   "paused for promote",
+			o:      Observation{Replicas: 3, Stable: healthyStable, Plan: planOf(StatePaused, TransitionWait, "WaitingForPromote"), Conditions: conds(healthyConds)},
+			phase:  v1alpha1.PhasePaused,
+			conds:  map[string]cond{v1alpha1.ConditionReady: {F, "WaitingForPromote"}, v1alpha1.ConditionAvailable: {T, ReasonMinimumAvailable}, v1alpha1.ConditionReconciling: {T, "WaitingForPromote"}},
+			events: []Event{normal("WaitingForPromote")},
+		},
+		{
+			name:   "held: Stalled appears with one Warning",
+			o:      Observation{Replicas: 3, Stable: healthyStable, Plan: planOf(StateHeld, TransitionHold, ReasonAnalysisFailed), Conditions: conds(healthyConds)},
+			phase:  v1alpha1.PhaseDegraded,
+			conds:  map[string]cond{v1alpha1.ConditionReady: {F, ReasonAnalysisFailed}, v1alpha1.ConditionAvailable: {T, ReasonMinimumAvailable}, v1alpha1.ConditionStalled: {T, ReasonAnalysisFailed}},
+			events: []Event{warn(ReasonAnalysisFailed)},
+		},
+		{
+			name: "held again: no repeated Warning",
+			o: Observation{Replicas: 3, Stable: healthyStable, Plan: planOf(StateHeld, TransitionHold, ReasonAnalysisFailed),
+				Conditions: conds(map[string]cond{v1alpha1.ConditionReady: {F, ReasonAnalysisFailed}, v1alpha1.ConditionAvailable: {T, ReasonMinimumAvailable}, v1alpha1.ConditionStalled: {T, ReasonAnalysisFailed}})},
+			phase: v1alpha1.PhaseDegraded,
+			conds: map[string]cond{v1alpha1.ConditionReady: {F, ReasonAnalysisFailed}, v1alpha1.ConditionAvailable: {T, ReasonMinimumAvailable}, v1alpha1.ConditionStalled: {T, ReasonAnalysisFailed}},
+		},
+		{
+			// The bug the phase-reading planner had: with autoRollback off, a
+			// stable Deployment past its deadline (Degraded) hid the warning
+			// of the analysis failure that came next.
+			name: "held after the stable deadline: the new reason is told",
+			o: Observation{Replicas: 3, Stable: pastDeadline, Plan: planOf(StateHeld, TransitionHold, ReasonAnalysisFailed),
+				Conditions: conds(map[string]cond{v1alpha1.ConditionReady: {F, ReasonProgressDeadlineExceeded}, v1alpha1.ConditionAvailable: {T, ReasonMinimumAvailable}, v1alpha1.ConditionStalled: {T, ReasonProgressDeadlineExceeded}})},
+			phase:  v1alpha1.PhaseDegraded,
+			conds:  map[string]cond{v1alpha1.ConditionReady: {F, ReasonAnalysisFailed}, v1alpha1.ConditionAvailable: {T, ReasonMinimumAvailable}, v1alpha1.ConditionStalled: {T, ReasonAnalysisFailed}},
+			events: []Event{warn(ReasonAnalysisFailed)},
+		},
+		{
+			name:   "stable Deployment past its own deadline",
+			o:      Observation{Replicas: 3, Stable: pastDeadline, Plan: planOf(StateSteady, TransitionNone, "Steady"), Conditions: conds(healthyConds)},
+			phase:  v1alpha1.PhaseDegraded,
+			conds:  map[string]cond{v1alpha1.ConditionReady: {F, ReasonProgressDeadlineExceeded}, v1alpha1.ConditionAvailable: {T, ReasonMinimumAvailable}, v1alpha1.ConditionStalled: {T, ReasonProgressDeadlineExceeded}},
+			events: []Event{warn(ReasonProgressDeadlineExceeded)},
+		},
+		{
+			name: "rollback: told by the plan's own Warning",
+			o: Observation{Replicas: 3, Stable: healthyStable, Memory: v1alpha1.RolloutStatus{Rollback: rb}, Conditions: conds(healthyConds),
+				Plan: func() *Plan {
+					p := planOf(StateRolledBack, TransitionRollback, ReasonAnalysisFailed)
+					p.Events = []Event{warn(ReasonAnalysisFailed)}
+					return p
+				}()},
+			phase:  v1alpha1.PhaseRolledBack,
+			conds:  map[string]cond{v1alpha1.ConditionReady: {F, ReasonAnalysisFailed}, v1alpha1.ConditionAvailable: {T, ReasonMinimumAvailable}, v1alpha1.ConditionStalled: {T, ReasonAnalysisFailed}, v1alpha1.ConditionRolledBack: {T, ReasonAnalysisFailed}},
+			events: []Event{warn(ReasonAnalysisFailed)},
+		},
+		{
+			name: "holding after the rollback: the rollback is not told again",
+			o: Observation{Replicas: 3, Stable: healthyStable, Memory: v1alpha1.RolloutStatus{Rollback: rb}, Plan: planOf(StateRolledBack, TransitionHold, "RolledBack"),
+				Conditions: conds(map[string]cond{v1alpha1.ConditionReady: {F, ReasonAnalysisFailed}, v1alpha1.ConditionAvailable: {T, ReasonMinimumAvailable}, v1alpha1.ConditionStalled: {T, ReasonAnalysisFailed}, v1alpha1.ConditionRolledBack: {T, ReasonAnalysisFailed}})},
+			phase: v1alpha1.PhaseRolledBack,
+			conds: map[string]cond{v1alpha1.ConditionReady: {F, "RolledBack"}, v1alpha1.ConditionAvailable: {T, ReasonMinimumAvailable}, v1alpha1.ConditionStalled: {T, "RolledBack"}, v1alpha1.ConditionRolledBack: {T, ReasonAnalysisFailed}},
+		},
+		{
+			name: "spec back on a rolled-back revision: told",
+			o: Observation{Replicas: 3, Stable: healthyStable, Memory: v1alpha1.RolloutStatus{Rollback: rb}, Plan: planOf(StateRolledBack, TransitionHold, "RolledBack"),
+				Conditions: conds(healthyConds)},
+			phase:  v1alpha1.PhaseRolledBack,
+			conds:  map[string]cond{v1alpha1.ConditionReady: {F, "RolledBack"}, v1alpha1.ConditionAvailable: {T, ReasonMinimumAvailable}, v1alpha1.ConditionStalled: {T, "RolledBack"}, v1alpha1.ConditionRolledBack: {T, ReasonAnalysisFailed}},
+			events: []Event{warn("RolledBack")},
+		},
+		{
+			name: "a bad spec is Stalled even while a canary runs",
+			o: Observation{Replicas: 3, Stable: healthyStable, Plan: planOf(StateProgressing, TransitionWait, "PauseInProgress"), Conditions: conds(healthyConds),
+				SpecProblem: &Problem{ReasonInvalidSpec, "no image"}},
+			phase:  v1alpha1.PhaseDegraded,
+			conds:  map[string]cond{v1alpha1.ConditionReady: {F, ReasonInvalidSpec}, v1alpha1.ConditionAvailable: {T, ReasonMinimumAvailable}, v1alpha1.ConditionStalled: {T, ReasonInvalidSpec}},
+			events: []Event{warn(ReasonInvalidSpec)},
+		},
+		{
+			name: "a bad spec while the rollout rolled back: the spec is what a person must fix",
+			o: Observation{Replicas: 3, Stable: healthyStable, Memory: v1alpha1.RolloutStatus{Rollback: rb}, Conditions: conds(healthyConds),
+				SpecProblem: &Problem{ReasonInvalidSpec, "no image"},
+				Plan: func() *Plan {
+					p := planOf(StateRolledBack, TransitionRollback, ReasonAnalysisFailed)
+					p.Events = []Event{warn(ReasonAnalysisFailed)}
+					return p
+				}()},
+			phase:  v1alpha1.PhaseDegraded,
+			conds:  map[string]cond{v1alpha1.ConditionReady: {F, ReasonInvalidSpec}, v1alpha1.ConditionAvailable: {T, ReasonMinimumAvailable}, v1alpha1.ConditionStalled: {T, ReasonInvalidSpec}},
+			events: []Event{warn(ReasonAnalysisFailed), warn(ReasonInvalidSpec)},
+		},
+		{
+			name:   "a Secret problem on a healthy service",
+			o:      Observation{Replicas: 3, Stable: healthyStable, Plan: planOf(StateSteady, TransitionNone, "Steady"), Conditions: conds(healthyConds), SecretProblem: "Secret \"k\" does not exist"},
+			phase:  v1alpha1.PhaseDegraded,
+			conds:  map[string]cond{v1alpha1.ConditionReady: {F, ReasonSecretNotFound}, v1alpha1.ConditionAvailable: {T, ReasonMinimumAvailable}, v1alpha1.ConditionStalled: {T, ReasonSecretNotFound}},
+			events: []Event{warn(ReasonSecretNotFound)},
+		},
+		{
+			name:   "a transient error after a decision",
+			o:      Observation{Replicas: 3, Stable: healthyStable, Plan: planOf(StateSteady, TransitionNone, "Steady"), Conditions: conds(healthyConds), Err: errors.New("applying Service: conflict")},
+			phase:  v1alpha1.PhaseProgressing,
+			conds:  map[string]cond{v1alpha1.ConditionReady: {F, ReasonReconcileFailed}, v1alpha1.ConditionAvailable: {T, ReasonMinimumAvailable}, v1alpha1.ConditionReconciling: {T, ReasonReconcileFailed}},
+			events: []Event{warn(ReasonReconcileFailed)},
+		},
+		{
+			name: "no decision (tracks unreadable): a rollback stands",
+			o: Observation{Replicas: 3, Stable: healthyStable, Memory: v1alpha1.RolloutStatus{Rollback: rb}, Err: errors.New("listing pods: timeout"),
+				Conditions: conds(map[string]cond{v1alpha1.ConditionReady: {F, ReasonAnalysisFailed}, v1alpha1.ConditionAvailable: {T, ReasonMinimumAvailable}, v1alpha1.ConditionStalled: {T, ReasonAnalysisFailed}, v1alpha1.ConditionRolledBack: {T, ReasonAnalysisFailed}})},
+			phase: v1alpha1.PhaseRolledBack,
+			conds: map[string]cond{v1alpha1.ConditionReady: {F, ReasonReconcileFailed}, v1alpha1.ConditionAvailable: {T, ReasonMinimumAvailable}, v1alpha1.ConditionStalled: {T, ReasonAnalysisFailed}, v1alpha1.ConditionRolledBack: {T, ReasonAnalysisFailed}, v1alpha1.ConditionReconciling: {T, ReasonReconcileFailed}},
+		},
+		{
+			name:  "no decision on a new service: Pending",
+			o:     Observation{Replicas: 3, Err: errors.New("listing pods: timeout")},
+			phase: v1alpha1.PhasePending,
+			conds: map[string]cond{v1alpha1.ConditionReady: {F, ReasonReconcileFailed}, v1alpha1.ConditionAvailable: {F, ReasonDeploymentMissing}, v1alpha1.ConditionReconciling: {T, ReasonReconcileFailed}},
+		},
+		{
+			name: "ignored commands: the outranked one and the declined one",
+			o: Observation{Replicas: 3, Stable: healthyStable, Conditions: conds(healthyConds), Outranked: []Command{CommandPromote},
+				Plan: func() *Plan {
+					p := planOf(StateSteady, TransitionNone, "Steady")
+					p.Command, p.CommandIgnored = CommandAbort, "no canary runs"
+					return p
+				}()},
+			phase:  v1alpha1.PhaseHealthy,
+			conds:  healthyConds,
+			events: []Event{normal("AnnotationIgnored"), normal("AnnotationIgnored")},
+		},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			c.o.Generation = 7
+			s := Summarize(c.o)
+			if s.Phase != c.phase {
+				t.Errorf("phase %s, want %s", s.Phase, c.phase)
+			}
+			if diff := cmp.Diff(c.conds, condsOf(s.Conditions)); diff != "" {
+				t.Errorf("conditions (-want +got):\n%s", diff)
+			}
+			for _, cd := range s.Conditions {
+				if cd.ObservedGeneration != 7 && cd.Message != "earlier" {
+					t.Errorf("condition %s carries generation %d, want 7", cd.Type, cd.ObservedGeneration)
+				}
+			}
+			var got []Event
+			for _, e := range s.Events {
+				got = append(got, Event{Type: e.Type, Reason: e.Reason})
+			}
+			if diff := cmp.Diff(c.events, got); diff != "" {
+				t.Errorf("events (-want +got):\n%s\nall: %+v", diff, s.Events)
+			}
+			// The input's conditions are never changed in place.
+			if len(c.o.Conditions) > 0 && c.o.Conditions[0].Message != "earlier" {
+				t.Errorf("Summarize changed its input's conditions")
+			}
+		})
+	}
+}
+
+func TestSummarizeCounts(t *testing.T) {
+	s := Summarize(Observation{
+		Replicas: 3,
+		Stable:   Track{Exists: true, Pods: 4, ReadyReplicas: 2, ServingReplicas: 3},
+		Canary:   Track{Exists: true, Pods: 2, ReadyReplicas: 1},
+		Plan:     planOf(StateProgressing, TransitionWait, "PauseInProgress"),
+	})
+	if s.Replicas != 6 || s.ReadyReplicas != 4 {
+		t.Errorf("replicas %d ready %d, want 6 and 4 (all pods; every ready pod of both tracks)", s.Replicas, s.ReadyReplicas)
+	}
+}
+
+func TestResolveCommand(t *testing.T) {
+	P, A, R := v1alpha1.AnnotationPromote, v1alpha1.AnnotationAbort, v1alpha1.AnnotationRetry
+	for _, c := range []struct {
+		ann       map[string]string
+		cmd       Command
+		outranked []Command
+		present   []string
+	}{
+		{nil, CommandNone, nil, nil},
+		{map[string]string{"kubectl.kubernetes.io/last-applied-configuration": "{}"}, CommandNone, nil, nil},
+		{map[string]string{P: ""}, CommandPromote, nil, []string{P}},
+		{map[string]string{R: "yes"}, CommandRetry, nil, []string{R}},
+		{map[string]string{A: "true", P: "true"}, CommandAbort, []Command{CommandPromote}, []string{A, P}},
+		{map[string]string{R: "true", P: "true"}, CommandRetry, []Command{CommandPromote}, []string{R, P}},
+		{map[string]string{P: "1", A: "1", R: "1"}, CommandAbort, []Command{CommandRetry, CommandPromote}, []string{A, R, P}},
+	} {
+		cmd, outranked := ResolveCommand(c.ann)
+		if cmd != c.cmd || !cmp.Equal(outranked, c.outranked) || !cmp.Equal(PresentCommands(c.ann), c.present) {
+			t.Errorf("%v: command %q outranked %v present %v; want %q %v %v", c.ann, cmd, outranked, PresentCommands(c.ann), c.cmd, c.outranked, c.present)
+		}
+	}
+}
