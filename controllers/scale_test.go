@@ -72,20 +72,21 @@ func reconciles(g Gomega) float64 {
 	return total
 }
 
-// waitQuiet waits until no pass ran for a second, and returns the count.
+// waitQuiet waits until no pass ran for three seconds (a loaded machine
+// under -race is slow to deliver the last events), and returns the count.
 func waitQuiet(t *testing.T) float64 {
 	t.Helper()
 	g := NewWithT(t)
 	deadline := time.Now().Add(waitLong)
 	last := reconciles(g)
 	for {
-		time.Sleep(time.Second)
+		time.Sleep(3 * time.Second)
 		cur := reconciles(g)
 		if cur == last {
 			return cur
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the controller never went quiet: %v passes, %v a second ago", cur, last)
+			t.Fatalf("the controller never went quiet: %v passes, %v three seconds ago", cur, last)
 		}
 		last = cur
 	}

@@ -418,7 +418,8 @@ func (b *bench) countRolledOut(ctx context.Context) (int, error) {
 }
 
 // ragServices is the manifest of n services on kwok nodes: one replica, the
-// builtin model, one setWeight 100 step, no analysis.
+// builtin model, one setWeight 100 step, no analysis, and no embedding-space
+// check (kwok pods only exist: nothing would answer its probes).
 func ragServices(ns string, n, maxInFlight int) []byte {
 	var buf bytes.Buffer
 	for i := range n {
@@ -432,6 +433,7 @@ spec:
   concurrency: {maxInFlight: %d}
   rollout:
     steps: [{setWeight: 100}]
+    spaceCheck: {enabled: false}
   pod:
     nodeSelector: {type: kwok}
     tolerations: [{key: kwok.x-k8s.io/node, operator: Exists, effect: NoSchedule}]
