@@ -1,6 +1,9 @@
 package controllers
 
 import (
+	"context"
+	"fmt"
+
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
@@ -59,4 +62,32 @@ func keepOwnApplyEntry(in any) (any, error) {
 		obj.SetManagedFields(skipapply.OwnApplyEntry(obj.GetManagedFields(), FieldOwner))
 	}
 	return in, nil
+}
+
+// instanceIndex indexes the cached Pods and ControllerRevisions by their
+// app.kubernetes.io/instance label, so that listing one service's objects
+// reads its own and not every object of its namespace. (Label matching over a
+// namespace of a thousand services' pods and revisions, on every pass of each,
+// took half of the manager's CPU during a rollout of them all.)
+const instanceIndex = "metadata.labels.app.kubernetes.io/instance"
+
+// indexByInstance registers instanceIndex.
+func indexByInstance(ctx context.Context, indexer client.FieldIndexer) error {
+	byInstance := func(o client.Object) []string {
+		if v, ok := o.GetLabels()[ragv1.LabelInstance]; ok {
+			return []string{v}
+		}
+		return nil
+	}
+	for _, obj := range []client.Object{&corev1.Pod{}, &appsv1.ControllerRevision{}} {
+		if err := indexer.IndexField(ctx, obj, instanceIndex, byInstance); err != nil {
+			return fmt.Errorf("indexing %T by %s: %w", obj, ragv1.LabelInstance, err)
+		}
+	}
+	return nil
+}
+
+// ofInstance lists, through instanceIndex, the objects of one service only.
+func ofInstance(svc *ragv1.RAGService) client.MatchingFields {
+	return client.MatchingFields{instanceIndex: svc.Name}
 }

@@ -360,7 +360,7 @@ func (r *RAGServiceReconciler) getDeployment(ctx context.Context, svc *ragv1.RAG
 // trackPods lists the pods of one track, of any revision.
 func (r *RAGServiceReconciler) trackPods(ctx context.Context, svc *ragv1.RAGService, track string) ([]corev1.Pod, error) {
 	pods := &corev1.PodList{}
-	if err := r.List(ctx, pods, client.InNamespace(svc.Namespace), client.MatchingLabels(podtemplate.TrackSelectorLabels(svc.Name, track))); err != nil {
+	if err := r.List(ctx, pods, client.InNamespace(svc.Namespace), ofInstance(svc), client.MatchingLabels(podtemplate.TrackSelectorLabels(svc.Name, track))); err != nil {
 		return nil, fmt.Errorf("listing %s pods: %w", track, err)
 	}
 	return pods.Items, nil
@@ -426,7 +426,7 @@ func (r *RAGServiceReconciler) ensureRevision(ctx context.Context, svc *ragv1.RA
 // listRevisions returns the service's ControllerRevisions, oldest first.
 func (r *RAGServiceReconciler) listRevisions(ctx context.Context, svc *ragv1.RAGService) ([]appsv1.ControllerRevision, error) {
 	list := &appsv1.ControllerRevisionList{}
-	if err := r.List(ctx, list, client.InNamespace(svc.Namespace),
+	if err := r.List(ctx, list, client.InNamespace(svc.Namespace), ofInstance(svc),
 		client.MatchingLabelsSelector{Selector: labels.SelectorFromSet(podtemplate.SelectorLabels(svc.Name))}); err != nil {
 		return nil, fmt.Errorf("listing ControllerRevisions: %w", err)
 	}
@@ -489,6 +489,9 @@ func (r *RAGServiceReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		return fmt.Errorf("indexing %s: %w", secretRefIndex, err)
 	}
 
+	if err := indexByInstance(context.Background(), mgr.GetFieldIndexer()); err != nil {
+		return err
+	}
 	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &ragv1.RAGService{}, probesRefIndex,
 		func(o client.Object) []string {
 			if p := o.(*ragv1.RAGService).Spec.Rollout.SpaceCheck.Probes; p != nil && p.ConfigMapRef != nil {

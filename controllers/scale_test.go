@@ -52,7 +52,8 @@ type roundTripperFunc func(*http.Request) (*http.Response, error)
 func (f roundTripperFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
 // reconciles is how many passes the RAGService controller finished, from
-// controller-runtime's own metric (tests run one manager at a time).
+// controller-runtime's own metric: tests run one manager at a time, and those
+// that count passes watch their own namespace only.
 func reconciles(g Gomega) float64 {
 	families, err := metrics.Registry.Gather()
 	g.Expect(err).NotTo(HaveOccurred())
@@ -106,7 +107,7 @@ func TestUnchangedServiceWritesNothing(t *testing.T) {
 	counter := &writeCounter{}
 	counted := rest.CopyConfig(cfg)
 	counted.WrapTransport = counter.wrap
-	startManagerOn(t, counted)
+	startManagerOn(t, counted, ns)
 
 	g.Expect(k8sClient.Create(ctx, newService(ns, "docs", 2))).To(Succeed())
 	waitHealthy(t, ns, "docs", waitLong)
@@ -224,7 +225,7 @@ func TestWatchIgnoresForeignAnnotations(t *testing.T) {
 	g := NewWithT(t)
 	ns := newNamespace(t)
 	startSim(t, ns)
-	startManager(t)
+	startManagerOn(t, cfg, ns)
 
 	g.Expect(k8sClient.Create(context.Background(), newService(ns, "docs", 1))).To(Succeed())
 	waitHealthy(t, ns, "docs", waitLong)

@@ -15,6 +15,7 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -116,12 +117,13 @@ type manager struct {
 // if given, changes the reconciler as cmd/manager's flags would.
 func startManager(t *testing.T, configure ...func(*RAGServiceReconciler)) *manager {
 	t.Helper()
-	return startManagerOn(t, cfg, configure...)
+	return startManagerOn(t, cfg, "", configure...)
 }
 
 // startManagerOn is startManager with the manager's own rest config (a
-// counting transport, say).
-func startManagerOn(t *testing.T, cfg *rest.Config, configure ...func(*RAGServiceReconciler)) *manager {
+// counting transport, say) and, unless ns is "", watching namespace ns only
+// (so that what it does is about this test's services, not earlier tests').
+func startManagerOn(t *testing.T, cfg *rest.Config, ns string, configure ...func(*RAGServiceReconciler)) *manager {
 	t.Helper()
 	opts := ctrl.Options{
 		Scheme:                 testScheme,
@@ -131,6 +133,9 @@ func startManagerOn(t *testing.T, cfg *rest.Config, configure ...func(*RAGServic
 	}
 	// The cache cmd/manager runs with, so the tests see what it leaves out.
 	ConfigureCache(&opts)
+	if ns != "" {
+		opts.Cache.DefaultNamespaces = map[string]cache.Config{ns: {}}
+	}
 	mgr, err := ctrl.NewManager(cfg, opts)
 	if err != nil {
 		t.Fatalf("creating manager: %v", err)

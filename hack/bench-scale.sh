@@ -12,7 +12,8 @@
 # API writes are counted from the kube-apiserver's audit log, by user. Results
 # (JSON per side and N, and report.md) are kept in .local/bench-scale-results.
 # Each phase waits at most BENCH_PHASE_TIMEOUT; no new N starts after
-# BENCH_TIMEOUT_MIN minutes. Everything stops on exit. Needs root (the pod
+# BENCH_TIMEOUT_MIN minutes; BENCH_SIDES="operator" skips the baseline (while
+# developing). Everything stops on exit. Needs root (the pod
 # network namespace); run it under flock /tmp/ragops-cluster.lock.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -23,6 +24,7 @@ BENCH_PHASE_TIMEOUT=${BENCH_PHASE_TIMEOUT:-30m}
 BENCH_TIMEOUT_MIN=${BENCH_TIMEOUT_MIN:-180}
 BENCH_IDLE=${BENCH_IDLE:-1m}
 BENCH_MANAGER_ARGS=${BENCH_MANAGER_ARGS:-}
+BENCH_SIDES=${BENCH_SIDES:-"baseline operator"}
 RESULTS=${BENCH_RESULTS:-$ROOT/.local/bench-scale-results}
 
 export ROOT LOCAL_DIR=$ROOT/.local/bench-scale
@@ -38,9 +40,14 @@ export APISERVER_EXTRA_ARGS="--audit-policy-file=$AUDIT_POLICY --audit-log-path=
 
 say() { echo "bench-scale: $*"; }
 down() { CLEAN=1 "$ROOT/hack/cluster/down.sh" >/dev/null 2>&1 || true; }
+child=
 cleanup() {
 	local rc=$?
 	trap - EXIT INT TERM
+	if [[ -n $child ]]; then # benchscale stops its manager and keeps its result so far
+		kill -TERM "$child" 2>/dev/null || true
+		wait "$child" 2>/dev/null || true
+	fi
 	down
 	if ((rc != 0)) && [[ -d $LOCAL_DIR/state ]]; then
 		mkdir -p "$RESULTS" && cp "$LOCAL_DIR"/state/*.log "$RESULTS/" 2>/dev/null || true
@@ -89,10 +96,14 @@ cluster_up() {
 side() { # side N [extra flags]
 	local side=$1 n=$2; shift 2
 	cluster_up
+	# In the background, so that a signal's trap runs at once (and stops it).
 	"$LOCAL_DIR/bin/benchscale" "$side" -n "$n" -out "$RESULTS/$side-$n.json" \
 		-kubeconfig "$KUBECONFIG_OUT" -audit-log "$AUDIT_LOG" -manager "$LOCAL_DIR/bin/manager" \
 		-manager-args "$BENCH_MANAGER_ARGS" -state-dir "$LOCAL_DIR/state" -phase-timeout "$BENCH_PHASE_TIMEOUT" \
-		-idle "$BENCH_IDLE" "$@" || { say "$side N=$n did not finish (see above); its result so far is kept"; failed=1; }
+		-idle "$BENCH_IDLE" "$@" &
+	child=$!
+	wait "$child" || { say "$side N=$n did not finish (see above); its result so far is kept"; failed=1; }
+	child=
 	mv "$LOCAL_DIR/state/manager.log" "$RESULTS/manager-$side-$n.log" 2>/dev/null || true
 	down
 }
@@ -103,13 +114,17 @@ for n in $BENCH_N; do
 		say "BENCH_TIMEOUT_MIN=$BENCH_TIMEOUT_MIN reached: N=$n and beyond not run"
 		break
 	fi
-	say "N=$n: baseline"
-	side baseline "$n"
-	say "N=$n: operator"
-	if ((first)) && ((BENCH_UNRELATED_PODS > 0)); then
-		side operator "$n" -unrelated-pods "$BENCH_UNRELATED_PODS"
-	else
-		side operator "$n"
+	if [[ " $BENCH_SIDES " == *" baseline "* ]]; then
+		say "N=$n: baseline"
+		side baseline "$n"
+	fi
+	if [[ " $BENCH_SIDES " == *" operator "* ]]; then
+		say "N=$n: operator"
+		if ((first)) && ((BENCH_UNRELATED_PODS > 0)); then
+			side operator "$n" -unrelated-pods "$BENCH_UNRELATED_PODS"
+		else
+			side operator "$n"
+		fi
 	fi
 	first=0
 done

@@ -40,6 +40,7 @@ type options struct {
 	metricsSecure    bool
 	metricsCertDir   string
 	probeAddr        string
+	pprofAddr        string
 	leaderElect      bool
 	leaderElectNS    string
 
@@ -66,6 +67,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.metricsCertDir, "metrics-cert-dir", "",
 		"Directory with tls.crt and tls.key for the secure metrics endpoint (reloaded when they change); empty: a self-signed certificate made at start.")
 	fs.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "Address of /healthz and /readyz.")
+	fs.StringVar(&o.pprofAddr, "pprof-bind-address", "", "Address of Go's /debug/pprof/ profiles; empty: off. Never expose it beyond the pod.")
 	fs.BoolVar(&o.leaderElect, "leader-elect", false, "Elect a leader, so that only one of several replicas reconciles.")
 	fs.StringVar(&o.leaderElectNS, "leader-election-namespace", "", "Namespace of the leader election Lease; empty: the pod's own.")
 	fs.IntVar(&o.maxConcurrentReconciles, "max-concurrent-reconciles", 4, "RAGServices reconciled at the same time (one service is never reconciled twice at once).")
@@ -132,6 +134,7 @@ func newManager(cfg *rest.Config, o options) (ctrl.Manager, error) {
 		Scheme:                 scheme,
 		Metrics:                metricsOptions(o),
 		HealthProbeBindAddress: o.probeAddr,
+		PprofBindAddress:       o.pprofAddr,
 		Controller: config.Controller{
 			MaxConcurrentReconciles: o.maxConcurrentReconciles,
 			SkipNameValidation:      &o.skipNameValidation,

@@ -73,6 +73,8 @@ type Result struct {
 }
 
 type bench struct {
+	// ctx ends on SIGINT or SIGTERM: the side stops, keeping what it measured.
+	ctx       context.Context
 	c         config
 	k         client.Client
 	audit     *auditCounter
@@ -86,7 +88,7 @@ type bench struct {
 	pending []writes
 }
 
-func newBench(c config) (*bench, error) {
+func newBench(ctx context.Context, c config) (*bench, error) {
 	rc, err := clientcmd.BuildConfigFromFlags("", c.kubeconfig)
 	if err != nil {
 		return nil, fmt.Errorf("loading %s: %w", c.kubeconfig, err)
@@ -106,12 +108,12 @@ func newBench(c config) (*bench, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &bench{c: c, k: k, audit: a, res: &Result{Side: c.side, N: c.n, Started: time.Now().UTC()}}, nil
+	return &bench{ctx: ctx, c: c, k: k, audit: a, res: &Result{Side: c.side, N: c.n, Started: time.Now().UTC()}}, nil
 }
 
 func (b *bench) run() (*Result, error) {
 	defer b.stopManager()
-	ctx := context.Background()
+	ctx := b.ctx
 	if err := b.ensureNamespace(ctx, b.c.namespace); err != nil {
 		return nil, err
 	}
@@ -144,7 +146,9 @@ func (b *bench) operator(ctx context.Context) error {
 	cpu0, _ := b.proc.cpuSeconds()
 	t0 := time.Now()
 	fmt.Printf("[operator N=%d] idle: counting writes for %s\n", b.c.n, b.c.idle)
-	time.Sleep(b.c.idle)
+	if err := b.sleep(b.c.idle); err != nil {
+		return err
+	}
 	idle := b.closePhase("idle", t0, b.c.n, b.c.n, cpu0)
 	b.add(idle)
 
@@ -258,7 +262,11 @@ func (b *bench) measure(ctx context.Context, name string, act func() error, coun
 			fmt.Printf("[%s N=%d] %s: %d/%d after %.0fs%s, load %s\n", b.c.side, b.c.n, name, done, b.c.n, time.Since(start).Seconds(), depth, loadAverage())
 			lastPrint = time.Now()
 		}
-		time.Sleep(2 * time.Second)
+		if err := b.sleep(2 * time.Second); err != nil {
+			p := b.closePhase(name, start, done, b.c.n, cpu0)
+			p.TimedOut = true
+			return p, err
+		}
 	}
 	elapsed := time.Since(start)
 	if settle && b.samp != nil {
@@ -275,7 +283,9 @@ func (b *bench) measure(ctx context.Context, name string, act func() error, coun
 func (b *bench) settle(deadline time.Time) {
 	quiet := time.Time{}
 	for time.Now().Before(deadline) {
-		time.Sleep(time.Second)
+		if b.sleep(time.Second) != nil {
+			return
+		}
 		if b.samp.lastDepth() != 0 || b.peekManagerWrites() {
 			quiet = time.Time{}
 			continue
@@ -471,7 +481,9 @@ func (b *bench) templateObjects(ctx context.Context) ([][]byte, error) {
 		if time.Now().After(deadline) {
 			return nil, fmt.Errorf("the template service did not become Ready in 2 minutes")
 		}
-		time.Sleep(time.Second)
+		if err := b.sleep(time.Second); err != nil {
+			return nil, err
+		}
 	}
 	b.stopManager()
 
@@ -519,7 +531,7 @@ func (b *bench) unrelated(ctx context.Context) (Phase, error) {
 	}
 	median := func(d time.Duration) float64 {
 		b.samp.window()
-		time.Sleep(d)
+		_ = b.sleep(d)
 		_, rss := b.samp.window()
 		return medianOf(rss)
 	}
@@ -556,7 +568,7 @@ func (b *bench) unrelated(ctx context.Context) (Phase, error) {
 		return Phase{}, fmt.Errorf("creating unrelated pods: %w", err)
 	}
 	running := 0
-	for deadline := time.Now().Add(b.c.phaseTimeout); time.Now().Before(deadline); time.Sleep(2 * time.Second) {
+	for deadline := time.Now().Add(b.c.phaseTimeout); time.Now().Before(deadline) && b.sleep(2*time.Second) == nil; {
 		list := &corev1.PodList{}
 		if err := b.k.List(ctx, list, client.InNamespace(ns)); err != nil {
 			continue
@@ -573,7 +585,7 @@ func (b *bench) unrelated(ctx context.Context) (Phase, error) {
 	}
 	p := b.closePhase("unrelated-pods", start, running, b.c.unrelatedPods, cpu0)
 	fmt.Printf("[operator N=%d] unrelated pods: %d running; manager RSS after\n", b.c.n, running)
-	time.Sleep(15 * time.Second) // informers and the GC catch up
+	_ = b.sleep(15 * time.Second) // informers and the GC catch up
 	after := median(15 * time.Second)
 	p.RSSBeforeMiB, p.RSSAfterMiB = before, after
 	if running < b.c.unrelatedPods {
@@ -591,7 +603,7 @@ func (b *bench) ensureNamespace(ctx context.Context, name string) error {
 }
 
 func (b *bench) kubectl(args ...string) error {
-	cmd := exec.Command("kubectl", append([]string{"--kubeconfig", b.c.kubeconfig}, args...)...)
+	cmd := exec.CommandContext(b.ctx, "kubectl", append([]string{"--kubeconfig", b.c.kubeconfig}, args...)...)
 	var stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = nil, &stderr
 	if err := cmd.Run(); err != nil {
@@ -620,7 +632,7 @@ func (b *bench) startManager(ctx context.Context) error {
 			return err
 		}
 	}
-	out, err := exec.Command("kubectl", "--kubeconfig", b.c.kubeconfig, "-n", managerNS, "create", "token", managerSA, "--duration=6h").Output()
+	out, err := exec.CommandContext(ctx, "kubectl", "--kubeconfig", b.c.kubeconfig, "-n", managerNS, "create", "token", managerSA, "--duration=6h").Output()
 	if err != nil {
 		return fmt.Errorf("kubectl create token: %w", err)
 	}
@@ -696,6 +708,16 @@ func (b *bench) stopManager() {
 	}
 	_ = b.mgrLog.Close()
 	b.mgr = nil
+}
+
+// sleep waits d, or returns an error at once when the side is interrupted.
+func (b *bench) sleep(d time.Duration) error {
+	select {
+	case <-b.ctx.Done():
+		return fmt.Errorf("interrupted: %w", context.Cause(b.ctx))
+	case <-time.After(d):
+		return nil
+	}
 }
 
 func writeResult(path string, r *Result) error {

@@ -16,9 +16,12 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"os"
+	"os/signal"
+	"syscall"
 	"time"
 )
 
@@ -86,7 +89,9 @@ func runSide(side string, args []string) error {
 	if c.out == "" || c.auditLog == "" || c.n < 1 {
 		return fmt.Errorf("-out, -audit-log and -n >= 1 are required")
 	}
-	b, err := newBench(c)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	b, err := newBench(ctx, c)
 	if err != nil {
 		return err
 	}
