@@ -77,7 +77,7 @@ UNIT_PKGS = $(shell go list ./... | grep -v -e /controllers -e /test/ -e /intern
 INTEGRATION_PKGS = ./controllers/... ./internal/kubectlrag/... ./cmd/manager/...
 
 .PHONY: test
-test: verify-generated mod-check fmt-check vet lint test-unit test-embedserver test-integration test-chart test-e2e ## Everything: generated files, tidy go.mod, gofmt, vet, golangci-lint, unit, server extras, envtest, chart, end-to-end.
+test: verify-generated mod-check fmt-check vet lint test-unit test-embedserver test-integration test-chart test-platform test-e2e ## Everything: generated files, tidy go.mod, gofmt, vet, golangci-lint, unit, server extras, envtest, chart, platform tools, end-to-end.
 
 .PHONY: mod-check
 mod-check: ## Fail when go.mod or go.sum (root or hack/k8s) is not what `go mod tidy` writes.

@@ -134,6 +134,11 @@ func TestCanaryPromotion(t *testing.T) {
 			g.Expect(st.CurrentStep).To(BeNumerically(">=", step), "step went back: %+v", st)
 			step = st.CurrentStep
 		}
+		// Every write is consistent: a running canary is never shown beside
+		// Healthy (the conditions go with the decision).
+		if st.CanaryRevision != "" {
+			g.Expect(st.Phase).NotTo(Equal(ragv1.PhaseHealthy), "a canary beside phase Healthy: %+v", st)
+		}
 	}
 	minReady, _ := sim.minReadySeen("docs")
 	g.Expect(minReady).To(BeNumerically(">=", 4), "ready capacity dropped below spec.replicas")

@@ -33,6 +33,7 @@ import (
 	"github.com/ragops/rag-operator/internal/observe"
 	"github.com/ragops/rag-operator/internal/podtemplate"
 	"github.com/ragops/rag-operator/internal/probeclient"
+	"github.com/ragops/rag-operator/internal/probetraffic"
 	"github.com/ragops/rag-operator/internal/rollout"
 	"github.com/ragops/rag-operator/internal/skipapply"
 )
@@ -70,9 +71,12 @@ type RAGServiceReconciler struct {
 	APIPort int
 	// Probe sends the embedding-space probes; nil means a default one.
 	Probe *probeclient.Client
+	// Traffic sends probe requests to both tracks while a canary is
+	// analysed; nil means a default one. SetupWithManager runs it.
+	Traffic *probetraffic.Runner
 
-	builtinOnce, probeOnce sync.Once
-	applied                skipapply.Memory // the last apply of each owned object
+	builtinOnce, probeOnce, trafficOnce sync.Once
+	applied                             skipapply.Memory // the last apply of each owned object
 }
 
 // +kubebuilder:rbac:groups=rag.ragops.io,resources=ragservices,verbs=get;list;watch;update;patch
@@ -93,6 +97,9 @@ type scope struct {
 	obj  *ragv1.RAGService
 	base *ragv1.RAGService // last status written, for merge patches
 	now  time.Time
+	// conditions are the conditions as the pass found them: every summary of
+	// the pass is computed from them, so its events are told once.
+	conditions []metav1.Condition
 
 	// desired is the pod template built from the current spec, desiredRevision
 	// its hash; nil and "" when the spec cannot be built (specProblem says why).
@@ -140,6 +147,7 @@ func (r *RAGServiceReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 			// owned; its metric series and analysis memory go here.
 			forgetMetrics(req.Namespace, req.Name)
 			r.applied.ForgetOwner(req.NamespacedName)
+			r.traffic().Stop(req.String())
 			r.builtin().Forget(req.Namespace, req.Name)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
@@ -149,6 +157,7 @@ func (r *RAGServiceReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	}
 
 	s := &scope{obj: obj, base: obj.DeepCopy(), now: r.now()}
+	s.conditions = s.base.Status.Conditions
 	s.command, s.outranked = rollout.ResolveCommand(obj.Annotations)
 
 	// The summary (conditions, phase, events) is written at the end of every
@@ -216,6 +225,7 @@ func (r *RAGServiceReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 func (r *RAGServiceReconciler) summarize(s *scope, reconcileErr error) rollout.Summary {
 	st := &s.obj.Status
 	sum := rollout.Summarize(rollout.Observation{
+		Now:           s.now,
 		Generation:    s.obj.Generation,
 		Replicas:      replicasOf(s.obj),
 		Stable:        observe.Track(s.stable, s.stablePods),
@@ -226,7 +236,7 @@ func (r *RAGServiceReconciler) summarize(s *scope, reconcileErr error) rollout.S
 		SecretProblem: s.secretProblem,
 		Err:           reconcileErr,
 		Outranked:     s.outranked,
-		Conditions:    st.Conditions,
+		Conditions:    s.conditions,
 	})
 	st.Selector = labels.SelectorFromSet(podtemplate.SelectorLabels(s.obj.Name)).String()
 	st.Conditions, st.Phase = sum.Conditions, sum.Phase
@@ -500,6 +510,10 @@ func (r *RAGServiceReconciler) SetupWithManager(mgr ctrl.Manager) error {
 			return nil
 		}); err != nil {
 		return fmt.Errorf("indexing %s: %w", probesRefIndex, err)
+	}
+
+	if err := mgr.Add(r.traffic()); err != nil {
+		return fmt.Errorf("adding the probe traffic runner: %w", err)
 	}
 
 	return ctrl.NewControllerManagedBy(mgr).

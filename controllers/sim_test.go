@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -42,6 +43,7 @@ import (
 //	ragops/embedserver:stuck         never becomes ready
 //	ragops/embedserver:rejects-user  answers 400 to every request that names a
 //	                                 user (the load loop's do; probes do not)
+//	ragops/embedserver:no-metrics    serves its API but its admin port is closed
 //
 // A load loop sends real embedding requests to every ready pod, so canary
 // analysis scrapes real /metrics with real traffic.
@@ -82,13 +84,19 @@ func allocAddr() string {
 	return a
 }
 
-func startSim(t *testing.T, ns string) *sim {
+// quiet is a startSim option: no client load, only what the operator sends.
+const quiet = "quiet"
+
+func startSim(t *testing.T, ns string, opts ...string) *sim {
 	s := &sim{t: t, ns: ns, pods: map[string]*simPod{}, minReady: map[string]int32{}, full: map[string]bool{}, sent: map[string]int{}}
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	wg.Add(2)
+	wg.Add(1)
 	go func() { defer wg.Done(); s.loop(ctx, 100*time.Millisecond, s.tick) }()
-	go func() { defer wg.Done(); s.loop(ctx, 20*time.Millisecond, s.load) }()
+	if !slices.Contains(opts, quiet) {
+		wg.Add(1)
+		go func() { defer wg.Done(); s.loop(ctx, 20*time.Millisecond, s.load) }()
+	}
 	t.Cleanup(func() {
 		cancel()
 		wg.Wait()
@@ -281,6 +289,14 @@ func (p *simPod) start(image string, args []string) error {
 	if err != nil {
 		apiLn.Close()
 		return err
+	}
+	if strings.HasSuffix(image, ":no-metrics") {
+		// A listener that is closed at once: connections to it are refused.
+		adminLn.Close()
+		if adminLn, err = net.Listen("tcp", net.JoinHostPort(p.ip, "0")); err != nil {
+			apiLn.Close()
+			return err
+		}
 	}
 	// Short timeouts keep a test's shutdown quick; the rest is the pod's own.
 	srv := embedserver.New(embedserver.Config{

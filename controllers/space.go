@@ -94,16 +94,25 @@ func (r *RAGServiceReconciler) checkSpace(ctx context.Context, s *scope, in roll
 
 // apiURL is the API base URL of the first of pods (by name) that has an IP.
 func (r *RAGServiceReconciler) apiURL(pods []corev1.Pod) string {
+	if urls := r.apiURLs(pods); len(urls) > 0 {
+		return urls[0]
+	}
+	return ""
+}
+
+// apiURLs are the API base URLs of the pods that have an IP, by pod name.
+func (r *RAGServiceReconciler) apiURLs(pods []corev1.Pod) []string {
 	port := r.APIPort
 	if port == 0 {
 		port = podtemplate.HTTPPort
 	}
 	sorted := append([]corev1.Pod(nil), pods...)
 	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Name < sorted[j].Name })
+	var out []string
 	for _, p := range sorted {
 		if p.Status.PodIP != "" {
-			return "http://" + net.JoinHostPort(p.Status.PodIP, strconv.Itoa(port))
+			out = append(out, "http://"+net.JoinHostPort(p.Status.PodIP, strconv.Itoa(port)))
 		}
 	}
-	return ""
+	return out
 }

@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"strconv"
@@ -19,9 +20,11 @@ import (
 
 	ragv1 "github.com/ragops/rag-operator/api/v1alpha1"
 	"github.com/ragops/rag-operator/internal/analysis"
+	"github.com/ragops/rag-operator/internal/embeddingspace"
 	"github.com/ragops/rag-operator/internal/observe"
 	"github.com/ragops/rag-operator/internal/podtemplate"
 	"github.com/ragops/rag-operator/internal/probeclient"
+	"github.com/ragops/rag-operator/internal/probetraffic"
 	"github.com/ragops/rag-operator/internal/rollout"
 )
 
@@ -55,20 +58,28 @@ func (r *RAGServiceReconciler) reconcileTracks(ctx context.Context, s *scope) (c
 		log.Info("Checked the embedding space", "revision", in.SpaceVerdict.Revision, "verdict", in.SpaceVerdict.Verdict, "message", in.SpaceVerdict.Message)
 	}
 	if rollout.AnalysisDue(in) {
-		// A failed scrape or query is no verdict, never a failure: the planner
-		// and the progress deadline go on without it.
+		// Metrics that cannot be read while the canary's pods are ready are an
+		// Inconclusive interval with the error named (onNoData decides),
+		// never a pass.
 		res, err := r.analyze(ctx, s, in, stableReady, canaryReady)
 		switch {
 		case err != nil:
-			log.Info("Analysis gave no verdict", "revision", in.Memory.CanaryRevision, "error", err.Error())
+			v := analysis.Unreadable(err, in.Memory.CanaryRevision, s.now)
+			in.Verdict = &v
+			log.Info("Analysis could not read the canary's metrics", "revision", in.Memory.CanaryRevision, "error", err.Error())
 		case res != nil:
 			in.Verdict = &res.Status
+			recordAnalysis(svc, res)
 		}
 	}
 
 	plan := rollout.Decide(in)
 	s.plan = &plan
 	svc.Status.RolloutStatus = plan.Memory
+	// The conditions go with the decision, so no reader ever sees a decision
+	// beside the last pass's conditions (a canary next to Healthy); the end of
+	// the pass writes them again only if applying changed them.
+	r.summarize(s, errors.Join(s.errs...))
 	if err := r.patchStatus(ctx, svc, s.base); err != nil {
 		if apierrors.IsConflict(err) {
 			err = fmt.Errorf("%w: %w", errStaleRead, err)
@@ -112,10 +123,40 @@ func (r *RAGServiceReconciler) reconcileTracks(ctx context.Context, s *scope) (c
 			s.canary, s.canaryPods = nil, nil
 		}
 	}
+	r.followProbeTraffic(s, &plan)
 	if plan.Transition != rollout.TransitionNone {
 		log.Info("Rollout", "transition", plan.Transition, "reason", plan.Reason, "message", plan.Message)
 	}
 	return ctrl.Result{RequeueAfter: plan.RequeueAfter}, nil
+}
+
+// followProbeTraffic keeps synthetic requests going to both tracks' ready
+// pods exactly while analysis judges the canary, and stops them otherwise.
+func (r *RAGServiceReconciler) followProbeTraffic(s *scope, plan *rollout.Plan) {
+	key := client.ObjectKeyFromObject(s.obj).String()
+	spec := s.obj.Spec.Rollout
+	n := 0
+	if spec.Analysis != nil {
+		n = analysis.ProbeRequests(*spec.Analysis)
+	}
+	if n == 0 || !rollout.AnalysisActive(spec, plan.Memory, spaceInput(s.obj)) {
+		r.traffic().Stop(key)
+		return
+	}
+	texts := s.probes
+	if len(texts) == 0 {
+		texts = embeddingspace.BuiltinProbes()
+	}
+	r.traffic().Ensure(key, probetraffic.Plan{
+		Revision: plan.Memory.CanaryRevision,
+		PerTrack: n,
+		Interval: analysis.IntervalOf(*spec.Analysis),
+		Targets: map[string][]string{
+			ragv1.TrackStable: r.apiURLs(observe.ReadyPods(s.stablePods, plan.StableRevision)),
+			ragv1.TrackCanary: r.apiURLs(observe.ReadyPods(s.canaryPods, plan.Memory.CanaryRevision)),
+		},
+		Texts: texts,
+	})
 }
 
 // applyTrack applies one track's Deployment running the template of revision.
@@ -203,6 +244,15 @@ func (r *RAGServiceReconciler) targets(pods []corev1.Pod) []analysis.Target {
 		out = append(out, analysis.Target{Pod: p.Name, URL: u})
 	}
 	return out
+}
+
+func (r *RAGServiceReconciler) traffic() *probetraffic.Runner {
+	r.trafficOnce.Do(func() {
+		if r.Traffic == nil {
+			r.Traffic = &probetraffic.Runner{Observe: observeProbeTraffic}
+		}
+	})
+	return r.Traffic
 }
 
 func (r *RAGServiceReconciler) probe() *probeclient.Client {

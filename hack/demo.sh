@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # make demo: from a fresh clone, build what is needed, bring the local cluster up,
-# run the operator, and ship two changes to a RAGService under load: a good one
-# (promoted through the canary) and a bad one (rolled back by the analysis). Prints
-# a timeline of `kubectl get ragsvc` and leaves the cluster and the operator
-# running for exploring. `hack/demo.sh down` (make demo-down) stops both.
+# run the operator, and ship three changes to a RAGService under load: a good one
+# (promoted through the canary), a bad one (rolled back by the analysis) and an
+# undeclared model change (refused by the embedding-space guard before any client
+# sees it). Prints a timeline of `kubectl get ragsvc` and what the clients got,
+# vector sizes included, and leaves the cluster and the operator running for
+# exploring. `hack/demo.sh down` (make demo-down) stops both.
 #
 # Bounded: every wait has a timeout, and the script fails (non-zero) when the
 # promotion or the rollback does not happen in time.
@@ -21,6 +23,10 @@ MANAGER_PROBE=${DEMO_MANAGER_PROBE:-127.0.0.1:61081}
 READY_TIMEOUT=${DEMO_READY_TIMEOUT:-120}
 PROMOTE_TIMEOUT=${DEMO_PROMOTE_TIMEOUT:-180}
 ROLLBACK_TIMEOUT=${DEMO_ROLLBACK_TIMEOUT:-120}
+GUARD_TIMEOUT=${DEMO_GUARD_TIMEOUT:-60}
+# The bad change's upstream: on the host end of the pod network's veth pair
+# (hack/cluster/config.sh), where the pods reach it.
+UPSTREAM_ADDR=${DEMO_UPSTREAM_ADDR:-198.18.255.253:61090}
 MANAGER_PID=$DEMO_DIR/manager.pid
 TIMELINE=$DEMO_DIR/timeline.txt
 
@@ -69,6 +75,7 @@ step "Building the operator, the kubectl plugin and the demo's load generator"
 CGO_ENABLED=0 go build -o bin/manager ./cmd/manager
 CGO_ENABLED=0 go build -o bin/kubectl-rag ./cmd/kubectl-rag
 CGO_ENABLED=0 go build -o "$DEMO_DIR/podload" ./test/e2e/cmd/podload
+CGO_ENABLED=0 go build -o "$DEMO_DIR/fakeupstream" ./hack/fakeupstream
 export PATH=$ROOT/bin:$PATH # kubectl finds the plugin as `kubectl rag`
 
 step "Starting the local cluster (builds the node agent and the embedding server)"
@@ -78,7 +85,13 @@ t1=$SECONDS
 
 step "Installing the RAGService CRD"
 kubectl apply --server-side -f config/crd/bases
-kubectl wait --for=condition=Established crd/ragservices.rag.ragops.io --timeout=30s
+# kubectl wait errors out (instead of waiting) while the new CRD has no status
+# conditions at all yet: retry it until they exist.
+for i in $(seq 1 30); do
+	kubectl wait --for=condition=Established crd/ragservices.rag.ragops.io --timeout=30s 2>/dev/null && break
+	((i < 30)) || die "the RAGService CRD was not Established within 30s"
+	sleep 1
+done
 
 step "Starting the operator in the background (log $DEMO_DIR/manager.log)"
 stop_manager # a new binary may have been built
@@ -97,14 +110,15 @@ echo "demo: manager running (pid $(cat "$MANAGER_PID"), metrics http://$MANAGER_
 
 # Background helpers stop with the script, whatever happens; the cluster and the
 # manager stay up on purpose.
-watch_pid="" load_pid=""
+watch_pid="" load_pid="" upstream_pid=""
 cleanup() {
 	[[ -n $load_pid ]] && kill -INT "$load_pid" 2>/dev/null || true
 	[[ -n $watch_pid ]] && kill "$watch_pid" 2>/dev/null || true
+	[[ -n $upstream_pid ]] && kill "$upstream_pid" 2>/dev/null || true
 	# Only the helpers: the manager this run started is a child too (setsid
 	# execs it in place), and a bare wait would wait for it forever.
 	local p
-	for p in $load_pid $watch_pid; do
+	for p in $load_pid $watch_pid $upstream_pid; do
 		wait "$p" 2>/dev/null || true
 	done
 }
@@ -159,8 +173,10 @@ stable2=$(kubectl get ragsvc "$NAME" -n "$NS" -o jsonpath='{.status.stableRevisi
 [[ $stable2 != "$stable1" ]] || die "status --watch passed but the stable revision is still $stable1"
 echo "# $(date +%T) promoted: stable is now $stable2" | tee -a "$TIMELINE"
 
-step "A bad change: embeddings from an upstream that refuses connections (kubectl apply -f $SAMPLES/3-bad-change.yaml)"
-echo "# $(date +%T) kubectl apply: provider openai, endpoint http://127.0.0.1:9/v1 (nothing listens)" | tee -a "$TIMELINE"
+step "A bad change: embeddings from an upstream that fails half its calls (kubectl apply -f $SAMPLES/3-bad-change.yaml)"
+"$DEMO_DIR/fakeupstream" --addr "$UPSTREAM_ADDR" --error-rate 0.5 --dims 384 --latency 5ms >"$DEMO_DIR/fakeupstream.log" 2>&1 &
+upstream_pid=$!
+echo "# $(date +%T) kubectl apply: provider openai, endpoint http://$UPSTREAM_ADDR/v1 (fails 50% of calls)" | tee -a "$TIMELINE"
 kubectl apply -f "$SAMPLES/3-bad-change.yaml"
 rc=0
 kubectl rag status "$NAME" -n "$NS" --watch --timeout "${ROLLBACK_TIMEOUT}s" >"$DEMO_DIR/status-bad.txt" 2>&1 || rc=$?
@@ -173,7 +189,25 @@ fi
 stable3=$(kubectl get ragsvc "$NAME" -n "$NS" -o jsonpath='{.status.stableRevision}')
 [[ $stable3 == "$stable2" ]] || die "the stable revision changed to $stable3 during the rollback"
 echo "# $(date +%T) rolled back: stable is still $stable2" | tee -a "$TIMELINE"
-sleep 1 # let the timeline print the last change
+
+step "An undeclared model change: hash-384 -> hash-256, spec.embedding.space unchanged (kubectl apply -f $SAMPLES/4-model-change.yaml)"
+echo "# $(date +%T) kubectl apply: model hash-384 -> hash-256 (the space is said to stay)" | tee -a "$TIMELINE"
+kubectl apply -f "$SAMPLES/4-model-change.yaml"
+guarded=""
+for _ in $(seq 1 $((GUARD_TIMEOUT * 2))); do
+	reason=$(kubectl get ragsvc "$NAME" -n "$NS" -o jsonpath='{.status.rollback.reason}')
+	canary=$(kubectl get ragsvc "$NAME" -n "$NS" -o jsonpath='{.status.canaryRevision}')
+	if [[ $reason == EmbeddingSpaceChanged && -z $canary ]]; then
+		guarded=1
+		break
+	fi
+	sleep 0.5
+done
+[[ -n $guarded ]] || die "the model change was not refused by the embedding-space guard within ${GUARD_TIMEOUT}s"
+stable4=$(kubectl get ragsvc "$NAME" -n "$NS" -o jsonpath='{.status.stableRevision}')
+[[ $stable4 == "$stable2" ]] || die "the stable revision changed to $stable4 during the guard's rollback"
+echo "# $(date +%T) refused by the embedding-space guard: $(kubectl get ragsvc "$NAME" -n "$NS" -o jsonpath='{.status.rollback.message}')" | tee -a "$TIMELINE"
+sleep 3 # clients keep going on stable after it; let the timeline print the last change
 
 kill -INT "$load_pid" 2>/dev/null || true
 wait "$load_pid" 2>/dev/null || true
@@ -182,8 +216,12 @@ kill "$watch_pid" 2>/dev/null || true
 wait "$watch_pid" 2>/dev/null || true
 watch_pid=""
 
-step "What the clients saw (requests by the track of the pod that answered)"
+step "What the clients saw (requests by the track of the pod that answered, and the vector sizes they got)"
 cat "$DEMO_DIR/load.txt"
+# No client got a vector of the wrong space: the guard kept them on stable.
+if grep -qE '^256[[:space:]]' "$DEMO_DIR/load.txt"; then
+	die "clients received 256-dimension vectors: the guard let the model change through"
+fi
 
 step "kubectl get ragsvc -n $NS"
 kubectl get ragsvc -n "$NS"
@@ -195,6 +233,8 @@ echo "(exit code $rc: 1 means the last rollout was rolled back)"
 
 step "Why it was rolled back"
 kubectl get ragsvc "$NAME" -n "$NS" -o jsonpath='{.status.rollback.reason}: {.status.rollback.message}{"\n"}'
+echo "The last embedding-space check:"
+kubectl get ragsvc "$NAME" -n "$NS" -o jsonpath='  {.status.embeddingSpace.verdict} for {.status.embeddingSpace.revision}: {.status.embeddingSpace.message}{"\n"}'
 echo "Warning events of the RAGService:"
 uid=$(kubectl get ragsvc "$NAME" -n "$NS" -o jsonpath='{.metadata.uid}')
 kubectl get events -n "$NS" --field-selector "involvedObject.uid=$uid,type=Warning" --sort-by=.metadata.creationTimestamp \

@@ -65,7 +65,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		p = client
 	}
 	srv := embedserver.New(embedserver.Config{Model: o.Model, Dimensions: o.Dimensions, Space: o.Space, MaxInFlight: o.MaxInFlight, MaxQueue: o.MaxQueue,
-		MaxInputs: o.MaxInputs, MaxBodyBytes: o.MaxBodyBytes, RequestTimeout: o.RequestTimeout, QueueTimeout: o.QueueTimeout,
+		MaxInputs: o.MaxInputs, MaxBodyBytes: o.MaxBodyBytes, MaxPendingBytes: o.MaxPendingBytes, RequestTimeout: o.RequestTimeout, QueueTimeout: o.QueueTimeout,
 		DrainTimeout: o.DrainTimeout, DrainDelay: o.DrainDelay, RetryAfter: o.RetryAfter, Metrics: metrics, Logger: log, Pprof: o.Pprof},
 		provider.FailRate(p, o.FailRate, uint64(time.Now().UnixNano())))
 

@@ -3,6 +3,12 @@
 // level, requests, ok, shed (429/503), errors, timeouts (504), latency and "hung"
 // — requests with no answer within the deadline plus a margin. It exits 1 when
 // anything hung.
+//
+// With --service NAME [-n NS] it sends to the ready pods of a Kubernetes
+// Service instead (a RAGService's Service, or any other), resolved from its
+// EndpointSlices and followed as pods come and go, and prints the results per
+// track and per pod next to the matrix. It must run where pod IPs route: in the
+// cluster, or on the local cluster's host.
 package main
 
 import (
@@ -12,13 +18,21 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"os/signal"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/tools/clientcmd"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/ragops/rag-operator/internal/loadgen"
 )
@@ -42,10 +56,31 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	text := fs.String("text", "How do I configure a canary rollout for the embedding service?", "text of each input")
 	model := fs.String("model", "", "model to request (empty: the server's)")
 	encoding := fs.String("encoding-format", "float", "float or base64")
+	service := fs.String("service", "", "send to the ready pods of this Service (its EndpointSlices) instead of --url")
+	var namespace string
+	fs.StringVar(&namespace, "namespace", "", "namespace of --service (default: the kubeconfig context's)")
+	fs.StringVar(&namespace, "n", "", "short for --namespace")
+	kubeconfig := fs.String("kubeconfig", "", "kubeconfig file for --service (default: $KUBECONFIG or ~/.kube/config)")
+	kubeContext := fs.String("context", "", "kubeconfig context for --service")
+	refresh := fs.Duration("refresh", time.Second, "with --service, how often the endpoints are resolved again")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
+		return 2
+	}
+	urlSet := false
+	fs.Visit(func(f *flag.Flag) { urlSet = urlSet || f.Name == "url" })
+	if *service != "" && urlSet {
+		fmt.Fprintln(stderr, "ragload: --url and --service exclude each other")
+		return 2
+	}
+	if *service == "" && (namespace != "" || *kubeconfig != "" || *kubeContext != "") {
+		fmt.Fprintln(stderr, "ragload: --namespace, --kubeconfig and --context go with --service")
+		return 2
+	}
+	if *refresh <= 0 {
+		fmt.Fprintln(stderr, "ragload: --refresh must be positive")
 		return 2
 	}
 	var lv []int
@@ -78,6 +113,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		header.Set("Authorization", "Bearer "+key)
 	}
 
+	var endpoints *loadgen.Endpoints
+	if *service != "" {
+		var err error
+		if endpoints, namespace, err = followService(ctx, *kubeconfig, *kubeContext, namespace, *service, *refresh); err != nil {
+			fmt.Fprintln(stderr, "ragload:", err)
+			return 1
+		}
+		defer endpoints.Stop()
+		target = fmt.Sprintf("service %s/%s, %s", namespace, *service, describeEndpoints(endpoints.Current()))
+	}
+
 	fmt.Fprintf(stdout, "ragload: %s, levels %v, %s per level, deadline %v + margin %v\n", target, lv, perLevel(*requests, *duration), *deadline, *margin)
 	var results []loadgen.Result
 	hung := 0
@@ -85,21 +131,94 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		if ctx.Err() != nil {
 			break
 		}
-		r := loadgen.Run(ctx, loadgen.Config{URL: target, Concurrency: n, Duration: *duration, Requests: *requests,
-			Deadline: *deadline, Margin: *margin, Body: body, Header: header})
+		cfg := loadgen.Config{URL: target, Concurrency: n, Duration: *duration, Requests: *requests,
+			Deadline: *deadline, Margin: *margin, Body: body, Header: header}
+		if endpoints != nil {
+			cfg.Targets = endpoints
+		}
+		r := loadgen.Run(ctx, cfg)
 		results = append(results, r)
 		hung += r.Hung
 		if r.FirstError != "" {
 			fmt.Fprintf(stderr, "ragload: %d clients: first error: %s\n", n, r.FirstError)
 		}
+		if r.NoTarget > 0 {
+			fmt.Fprintf(stderr, "ragload: %d clients: %d times no ready endpoint (those requests were not sent)\n", n, r.NoTarget)
+		}
 	}
 	loadgen.Print(stdout, results)
+	if endpoints != nil {
+		ready := map[string]bool{}
+		for _, t := range endpoints.Current() {
+			ready[t.Pod] = true
+		}
+		fmt.Fprintln(stdout, "\nby track:")
+		loadgen.PrintTracks(stdout, results)
+		fmt.Fprintln(stdout, "\nby pod, all levels (endpoint: ready now, or gone):")
+		loadgen.PrintPods(stdout, results, func(pod string) bool { return ready[pod] })
+		fmt.Fprintln(stdout)
+	}
 	if hung > 0 {
 		fmt.Fprintf(stdout, "FAIL: %d request(s) hung (no answer within %v)\n", hung, *deadline+*margin)
 		return 1
 	}
 	fmt.Fprintln(stdout, "OK: no request hung")
 	return 0
+}
+
+// followService resolves the Service's ready endpoints and keeps following
+// them until ctx ends.
+func followService(ctx context.Context, kubeconfig, kubeContext, namespace, service string, refresh time.Duration) (*loadgen.Endpoints, string, error) {
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	rules.ExplicitPath = kubeconfig
+	cc := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: kubeContext})
+	if namespace == "" {
+		ns, _, err := cc.Namespace()
+		if err != nil {
+			return nil, "", fmt.Errorf("namespace from the kubeconfig: %w", err)
+		}
+		namespace = ns
+	}
+	cfg, err := cc.ClientConfig()
+	if err != nil {
+		return nil, "", fmt.Errorf("kubeconfig: %w", err)
+	}
+	scheme := runtime.NewScheme()
+	if err := corev1.AddToScheme(scheme); err != nil {
+		return nil, "", err
+	}
+	if err := discoveryv1.AddToScheme(scheme); err != nil {
+		return nil, "", err
+	}
+	c, err := client.New(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		return nil, "", fmt.Errorf("kubernetes client: %w", err)
+	}
+	if err := c.Get(ctx, client.ObjectKey{Namespace: namespace, Name: service}, &corev1.Service{}); err != nil {
+		return nil, "", fmt.Errorf("service %s/%s: %w", namespace, service, err)
+	}
+	eps, err := loadgen.FollowEndpoints(ctx, c, namespace, service, refresh)
+	if err != nil {
+		return nil, "", err
+	}
+	if len(eps.Current()) == 0 {
+		eps.Stop()
+		return nil, "", fmt.Errorf("service %s/%s has no ready endpoints", namespace, service)
+	}
+	return eps, namespace, nil
+}
+
+// describeEndpoints says what the first resolution found, by track.
+func describeEndpoints(ts []loadgen.Target) string {
+	byTrack := map[string]int{}
+	for _, t := range ts {
+		byTrack[t.Track]++
+	}
+	var parts []string
+	for _, track := range slices.Sorted(maps.Keys(byTrack)) {
+		parts = append(parts, fmt.Sprintf("%s %d", track, byTrack[track]))
+	}
+	return fmt.Sprintf("%d ready endpoints (%s)", len(ts), strings.Join(parts, ", "))
 }
 
 func perLevel(requests int, d time.Duration) string {

@@ -6,6 +6,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -71,11 +73,25 @@ func TestHangingServerFails(t *testing.T) {
 }
 
 func TestBadFlags(t *testing.T) {
-	for _, args := range [][]string{{"--levels", "1,x"}, {"--levels", "0"}, {"--inputs", "0"}} {
+	for _, args := range [][]string{{"--levels", "1,x"}, {"--levels", "0"}, {"--inputs", "0"},
+		{"--service", "docs", "--url", "http://127.0.0.1:1"}, {"-n", "search"}, {"--kubeconfig", "/dev/null"}, {"--service", "docs", "--refresh", "0s"}} {
 		var out, errb bytes.Buffer
 		if code := run(context.Background(), args, noEnv, &out, &errb); code != 2 {
 			t.Errorf("%v: exit %d", args, code)
 		}
+	}
+}
+
+// --service with a kubeconfig that names no cluster fails at once, saying so.
+func TestServiceWithoutACluster(t *testing.T) {
+	kc := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := os.WriteFile(kc, []byte("apiVersion: v1\nkind: Config\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out, errb bytes.Buffer
+	code := run(context.Background(), []string{"--service", "docs", "--kubeconfig", kc}, noEnv, &out, &errb)
+	if code != 1 || !strings.Contains(errb.String(), "kubeconfig") {
+		t.Fatalf("exit %d\n%s", code, errb.String())
 	}
 }
 

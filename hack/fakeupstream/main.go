@@ -22,6 +22,7 @@ func main() {
 	var cfg fakeupstream.Config
 	addr := flag.String("addr", "127.0.0.1:8181", "listen address")
 	flag.DurationVar(&cfg.Latency.Base, "latency", 20*time.Millisecond, "base latency of every call")
+	flag.DurationVar(&cfg.Latency.PerInput, "per-input-latency", 0, "extra latency per input of a call")
 	flag.DurationVar(&cfg.Latency.Jitter, "jitter", 0, "uniform extra latency in [0, jitter)")
 	flag.Float64Var(&cfg.Latency.TailProb, "tail-prob", 0, "fraction of calls that also wait --tail")
 	flag.DurationVar(&cfg.Latency.Tail, "tail", 0, "extra latency of the slow fraction")
@@ -32,6 +33,7 @@ func main() {
 	flag.IntVar(&cfg.Dims, "dims", 384, "vector size when a request names no dimensions")
 	flag.IntVar(&cfg.MaxBatch, "max-batch", 0, "inputs per call above which it answers 400 (0: no limit)")
 	flag.StringVar(&cfg.APIKey, "api-key", "", "require this bearer token")
+	flag.StringVar(&cfg.Encoding, "encoding", fakeupstream.EncodingAsAsked, "answer encoding: empty to honour encoding_format (as OpenAI), float to answer float arrays always (as Ollama, LocalAI, some TEI versions)")
 	flag.Parse()
 
 	up := fakeupstream.New(cfg)

@@ -15,8 +15,8 @@ test-embedserver: test-embedserver-fuzz test-openai-compat ## Embedding server e
 # A failing input is written to internal/openaiapi/testdata/fuzz/ either way. The
 # second pass warns that it runs without coverage guidance: that is its purpose.
 FUZZ_PKG := ./internal/openaiapi
-FUZZ_TARGETS := FuzzDecodeRequest FuzzDecodeResponse
-test-embedserver-fuzz: ## Fuzz the request and upstream-answer decoders, guided and unguided (FUZZCOUNT executions each, default 200000x).
+FUZZ_TARGETS := FuzzDecodeRequest FuzzDecodeResponse FuzzParseFloat32Array
+test-embedserver-fuzz: ## Fuzz the request and upstream-answer decoders and the float32 array parser (against encoding/json), guided and unguided (FUZZCOUNT executions each, default 200000x).
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		echo "go test -fuzz $$t (coverage-guided)"; \
 		go test -run '^$$' -fuzz "^$$t\$$" -fuzztime $${FUZZCOUNT:-200000x} $(FUZZ_PKG)/; \
@@ -34,9 +34,11 @@ test-openai-compat: ## The official openai npm client (pinned, installed with np
 	go test -race -count=1 ./$(OPENAI_COMPAT_DIR)/
 
 .PHONY: bench-embedserver
-bench-embedserver: ## Embedding server benchmarks: overhead vs direct, coalescing, 10k-connection overload, builtin throughput.
+bench-embedserver: ## Embedding server benchmarks: proxy matrix vs direct and nginx, upload storm, overhead, coalescing, 10k-connection overload, builtin throughput.
+	@command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || { [ "$$(id -u)" = 0 ] && apt-get install -y nginx-light >/dev/null 2>&1; } || \
+		echo "nginx-light could not be installed: the benchmark skips its nginx rows"
 	ulimit -n 65536 2>/dev/null || ulimit -n $$(ulimit -Hn); \
-	go test -run '^$$' -bench . -benchmem -count=1 -timeout 10m ./internal/embedbench/ ./internal/embedserver/
+	go test -run '^$$' -bench . -benchmem -count=1 -timeout 30m ./internal/embedbench/ ./internal/embedserver/
 
 .PHONY: run-embedserver
 run-embedserver: ## Run the embedding server locally with the builtin model (127.0.0.1:8080, admin :9090).

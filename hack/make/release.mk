@@ -10,9 +10,11 @@ IMAGE_SOURCE ?= https://github.com/ragops/rag-operator
 ##@ Release
 
 .PHONY: helm-sync
-helm-sync: manifests ## Copy the generated CRD and manager role into the Helm chart.
+helm-sync: manifests ## Copy the generated CRD, the manager role and the Grafana dashboard into the Helm chart.
 	cp config/crd/bases/rag.ragops.io_ragservices.yaml $(CHART_DIR)/crds/rag.ragops.io_ragservices.yaml
 	cp config/rbac/role.yaml $(CHART_DIR)/files/manager-role.yaml
+	mkdir -p $(CHART_DIR)/files/dashboards
+	cp config/grafana/ragops-dashboard.json $(CHART_DIR)/files/dashboards/ragops-dashboard.json
 
 .PHONY: helm-lint
 helm-lint: $(HELM) ## helm lint the chart (default and strict).
@@ -55,6 +57,18 @@ deploy: manifests ## Install the operator with kustomize into the cluster in $$K
 .PHONY: undeploy
 undeploy: ## Remove the operator installed by deploy (RAGServices go with the CRD).
 	$(KUBECTL) delete --ignore-not-found -k config/default
+
+# The platforms of the kubectl-rag release, each a tarball listed in the krew
+# manifest (plugins/rag.yaml).
+RELEASE_PLATFORMS := linux/amd64 linux/arm64 darwin/amd64 darwin/arm64
+
+.PHONY: release
+release: helm images release-kubectl-rag ## The release into dist/: chart, images, kubectl-rag tarballs with sha256 and the krew manifest.
+
+.PHONY: release-kubectl-rag
+release-kubectl-rag: ## kubectl-rag tarballs for RELEASE_PLATFORMS, sha256 sums and the krew manifest (dist/release/rag.yaml).
+	go run ./hack/release --version v$(VERSION) --platforms "$(RELEASE_PLATFORMS)" --template plugins/rag.yaml \
+		--out $(DIST)/release --ldflags '$(LDFLAGS)'
 
 .PHONY: kubectl-rag
 kubectl-rag: ## Build the kubectl plugin into bin/kubectl-rag.

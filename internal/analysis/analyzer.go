@@ -46,7 +46,8 @@ type Analyzer interface {
 	Analyze(ctx context.Context, q Query) (*Result, error)
 }
 
-func interval(spec v1alpha1.AnalysisSpec) time.Duration {
+// IntervalOf is spec.interval, defaulted: the time between verdicts.
+func IntervalOf(spec v1alpha1.AnalysisSpec) time.Duration {
 	if d := spec.Interval.Duration; d > 0 {
 		return d
 	}

@@ -40,8 +40,11 @@ type snapshot struct {
 
 var _ Analyzer = (*Builtin)(nil)
 
-// Analyze scrapes the canary (and stable) pods and judges the canary's
-// interval since the previous scrape.
+// Analyze scrapes the canary and the stable pods at once, so both intervals
+// cover the same window, and judges the canary's interval since the previous
+// scrape against thresholds and stable's. A canary whose pods all fail to
+// answer is an error (the caller makes it Inconclusive); a stable track that
+// cannot be read leaves no baseline, which Judge names.
 func (b *Builtin) Analyze(ctx context.Context, q Query) (*Result, error) {
 	if len(q.Canary) == 0 {
 		return nil, nil // nothing serves yet: no data is not a verdict
@@ -50,21 +53,26 @@ func (b *Builtin) Analyze(ctx context.Context, q Query) (*Result, error) {
 	if len(cur) == 0 {
 		return nil, fmt.Errorf("scrape canary %s pods: %w", q.Revision, errors.Join(errs...))
 	}
-	canary, ok := b.advance(trackKey{q.Namespace, q.Name, "canary"}, q.Revision, q.Now, interval(q.Spec), cur)
-	// Stable is for comparison only: its baseline is taken with the canary's,
-	// and its scrape errors do not matter.
-	var stable *Interval
-	if len(q.Stable) > 0 {
-		if st, _ := b.scrapeAll(ctx, q.Stable); len(st) > 0 {
-			if iv, sok := b.advance(trackKey{q.Namespace, q.Name, "stable"}, q.StableRevision, q.Now, interval(q.Spec), st); sok {
-				stable = &iv
-			}
+	canary, ok := b.advance(trackKey{q.Namespace, q.Name, "canary"}, q.Revision, q.Now, IntervalOf(q.Spec), cur)
+	t := Tracks{Canary: canary}
+	switch st, stErrs := b.scrapeAll(ctx, q.Stable); {
+	case len(q.Stable) == 0:
+		t.StableProblem = "no ready stable pod"
+	case len(st) == 0:
+		t.StableProblem = fmt.Sprintf("scrape stable %s pods: %v", q.StableRevision, errors.Join(stErrs...))
+	default:
+		// Its first reading is taken with the canary's, so both deltas cover
+		// the same window.
+		if iv, sok := b.advance(trackKey{q.Namespace, q.Name, "stable"}, q.StableRevision, q.Now, IntervalOf(q.Spec), st); sok {
+			t.Stable = &iv
+		} else {
+			t.StableProblem = "first reading of the stable track"
 		}
 	}
 	if !ok {
 		return nil, nil
 	}
-	res := &Result{Canary: canary, Stable: stable, Status: Status(canary, q.Spec, q.Revision, q.Now)}
+	res := &Result{Canary: canary, Stable: t.Stable, Status: Status(t, q.Spec, q.Revision, q.Now)}
 	if len(errs) > 0 {
 		res.Status.Message += fmt.Sprintf("; %d of %d canary pods not scraped", len(errs), len(q.Canary))
 	}

@@ -92,6 +92,9 @@ var t0 = time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
 func query(canary, stable []Target, at time.Duration) Query {
 	s := spec()
 	s.Interval.Duration = 30 * time.Second
+	if stable == nil {
+		s.Baseline = v1alpha1.BaselineNone // these readings are about the canary alone
+	}
 	return Query{Namespace: "search", Name: "docs", Revision: "rev-b", StableRevision: "rev-a", Canary: canary, Stable: stable, Spec: s, Now: t0.Add(at)}
 }
 
@@ -279,5 +282,38 @@ func TestParseSampleFromRegistry(t *testing.T) {
 	}
 	if _, err := ParseSample(strings.NewReader("embedserver_requests_total{code=\"200\" 5\n")); err == nil {
 		t.Error("malformed exposition parsed without error")
+	}
+}
+
+// Both tracks are read in one pass, so the canary is judged against stable
+// over the same window: a canary answering 400 to every request stable serves
+// fails, though no 5xx threshold sees it; a stable track that cannot be read
+// leaves no baseline, and the verdict says so.
+func TestBuiltinJudgesAgainstStable(t *testing.T) {
+	c1, s1, s2 := newFakePod(t, "docs-canary-1"), newFakePod(t, "docs-stable-1"), newFakePod(t, "docs-stable-2")
+	b := &Builtin{Timeout: time.Second}
+	canary, stable := targets(c1), targets(s1, s2)
+	mustAnalyze(t, b, query(canary, stable, 0))
+
+	c1.serve(100, "400", 3*time.Millisecond, "")
+	s1.serve(100, "200", 3*time.Millisecond, "")
+	s2.serve(99, "200", 3*time.Millisecond, "")
+	s2.serve(1, "400", 3*time.Millisecond, "")
+	res := mustAnalyze(t, b, query(canary, stable, 30*time.Second))
+	st := res.Status
+	if st.Verdict != v1alpha1.VerdictFail || st.ErrorRate != "0.0000" || st.FailureRate != "1.0000" ||
+		!strings.Contains(st.Message, "failure rate 1.0000 vs stable 0.0050 (+0.9950 > +0.01)") {
+		t.Errorf("400s everywhere: %+v", st)
+	}
+	if st.Baseline == nil || st.Baseline.Requests != 200 || st.Baseline.FailureRate != "0.0050" {
+		t.Errorf("baseline %+v, want stable's 200 requests at 0.0050", st.Baseline)
+	}
+
+	s1.srv.Close()
+	s2.srv.Close()
+	c1.serve(100, "200", 3*time.Millisecond, "")
+	res = mustAnalyze(t, b, query(canary, stable, 60*time.Second))
+	if res.Status.Verdict != v1alpha1.VerdictInconclusive || !strings.Contains(res.Status.Message, "no stable baseline (scrape stable rev-a pods:") {
+		t.Errorf("stable unreadable: %+v", res.Status)
 	}
 }

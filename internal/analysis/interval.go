@@ -14,8 +14,11 @@ type Interval struct {
 	// Errors: 5xx answers that were not shed (504 deadline and 502 upstream
 	// failures count; queue-timeout and draining 503s do not).
 	Errors int64
-	// Shed: 429 (queue full) plus queue-timeout 503.
+	// Shed: 429 (queue full, memory) plus queue-timeout 503.
 	Shed int64
+	// Failures: every answer that is neither 2xx nor shed (a 429, a
+	// queue-timeout or draining 503): 4xx a client got as much as 5xx.
+	Failures int64
 	// P99 of the request duration, interpolated within the histogram bucket as
 	// Prometheus' histogram_quantile does. HasLatency is false when the interval
 	// has no observation (P99 is then meaningless).
@@ -77,19 +80,24 @@ func FromIncrease(s Sample) Interval {
 }
 
 func (iv *Interval) fill(s Sample) {
-	var requests, fiveXX, tooMany float64
+	var requests, fiveXX, tooMany, ok float64
 	for code, v := range s.Codes {
 		requests += v
 		if strings.HasPrefix(code, "5") && len(code) == 3 {
 			fiveXX += v
 		}
+		if strings.HasPrefix(code, "2") && len(code) == 3 {
+			ok += v
+		}
 		if code == "429" {
 			tooMany += v
 		}
 	}
+	shed503 := s.Shed[ShedQueueTimeout] + s.Shed[ShedDraining]
 	iv.Requests = round(requests)
-	iv.Errors = max(round(fiveXX-s.Shed[ShedQueueTimeout]-s.Shed[ShedDraining]), 0)
+	iv.Errors = max(round(fiveXX-shed503), 0)
 	iv.Shed = round(tooMany + s.Shed[ShedQueueTimeout])
+	iv.Failures = max(round(requests-ok-tooMany-shed503), 0)
 	if q := Quantile(0.99, s.Latency.Buckets); !math.IsNaN(q) {
 		iv.P99 = time.Duration(q * float64(time.Second))
 		iv.HasLatency = true

@@ -72,7 +72,7 @@ func TestDelta(t *testing.T) {
 			name: "one pod, plain increase",
 			prev: map[string]Sample{"a": podA0}, cur: map[string]Sample{"a": podA1},
 			// 90 + 2 + 2 + 5 requests; errors 500s and 504s; shed the 429s.
-			want: Interval{Requests: 99, Errors: 4, Shed: 5, Pods: 1, HasLatency: true, P99: time.Duration((0.1 + 0.9*(98.01-90)/9) * float64(time.Second))},
+			want: Interval{Requests: 99, Errors: 4, Failures: 4, Shed: 5, Pods: 1, HasLatency: true, P99: time.Duration((0.1 + 0.9*(98.01-90)/9) * float64(time.Second))},
 		},
 		{
 			name: "queue-timeout and draining 503s are shed, not errors",
@@ -80,19 +80,19 @@ func TestDelta(t *testing.T) {
 			cur: map[string]Sample{"a": sample(map[string]float64{"200": 80, "503": 15, "502": 3, "429": 2},
 				map[string]float64{ShedQueueTimeout: 10, ShedDraining: 4, ShedQueueFull: 2}, Bucket{0.5, 110}, Bucket{inf, 110})},
 			// 503: 10 queue timeout (shed) + 4 draining (neither) + 1 real error; 502: 3 errors.
-			want: Interval{Requests: 90, Errors: 4, Shed: 12, Pods: 1, HasLatency: true, P99: 495 * time.Millisecond},
+			want: Interval{Requests: 90, Errors: 4, Failures: 4, Shed: 12, Pods: 1, HasLatency: true, P99: 495 * time.Millisecond},
 		},
 		{
 			name: "counter reset: current counters are the delta",
 			prev: map[string]Sample{"a": podA1},
 			cur:  map[string]Sample{"a": sample(map[string]float64{"200": 30, "500": 1}, nil, Bucket{0.1, 31}, Bucket{1, 31}, Bucket{inf, 31})},
-			want: Interval{Requests: 31, Errors: 1, Pods: 1, Resets: 1, HasLatency: true, P99: time.Duration(0.1 * 30.69 / 31 * float64(time.Second))},
+			want: Interval{Requests: 31, Errors: 1, Failures: 1, Pods: 1, Resets: 1, HasLatency: true, P99: time.Duration(0.1 * 30.69 / 31 * float64(time.Second))},
 		},
 		{
 			name: "pod gone between samples is left out",
 			prev: map[string]Sample{"a": podA0, "b": podA0},
 			cur:  map[string]Sample{"a": podA1},
-			want: Interval{Requests: 99, Errors: 4, Shed: 5, Pods: 1, Gone: 1, HasLatency: true, P99: time.Duration((0.1 + 0.9*(98.01-90)/9) * float64(time.Second))},
+			want: Interval{Requests: 99, Errors: 4, Failures: 4, Shed: 5, Pods: 1, Gone: 1, HasLatency: true, P99: time.Duration((0.1 + 0.9*(98.01-90)/9) * float64(time.Second))},
 		},
 		{
 			name: "new pod only gives a baseline",

@@ -69,13 +69,13 @@ func (p *Prometheus) Analyze(ctx context.Context, q Query) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("query canary %s: %w", q.Revision, err)
 	}
-	res := &Result{Canary: canary, Status: Status(canary, q.Spec, q.Revision, q.Now)}
-	if q.StableRevision != "" {
-		if st, err := p.track(ctx, papi, q, q.StableRevision); err == nil {
-			res.Stable = &st
-		}
+	t := Tracks{Canary: canary}
+	if st, err := p.track(ctx, papi, q, q.StableRevision); err != nil {
+		t.StableProblem = fmt.Sprintf("query stable %s: %v", q.StableRevision, err)
+	} else {
+		t.Stable = &st
 	}
-	return res, nil
+	return &Result{Canary: canary, Stable: t.Stable, Status: Status(t, q.Spec, q.Revision, q.Now)}, nil
 }
 
 func (p *Prometheus) track(ctx context.Context, papi promv1.API, q Query, revision string) (Interval, error) {
@@ -85,10 +85,17 @@ func (p *Prometheus) track(ctx context.Context, papi promv1.API, q Query, revisi
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	rq, sq, lq := p.Queries(q.Namespace, q.Name, revision, interval(q.Spec))
+	rq, sq, lq := p.Queries(q.Namespace, q.Name, revision, IntervalOf(q.Spec))
 	s := Sample{Codes: map[string]float64{}, Shed: map[string]float64{}}
-	if err := runQuery(ctx, papi, rq, q.Now, func(m model.Metric, v float64) { s.Codes[string(m["code"])] += v }); err != nil {
+	series := 0
+	if err := runQuery(ctx, papi, rq, q.Now, func(m model.Metric, v float64) { s.Codes[string(m["code"])] += v; series++ }); err != nil {
 		return Interval{}, err
+	}
+	// The server exports every common code from its start (at 0), so a track
+	// with ready pods always has series: none means Prometheus does not see
+	// them (not scraped, relabelled differently), never "no traffic".
+	if series == 0 {
+		return Interval{}, fmt.Errorf("no %s series for revision %s: is Prometheus scraping these pods with the labels %s?", MetricRequests, revision, p.labelNames())
 	}
 	if err := runQuery(ctx, papi, sq, q.Now, func(m model.Metric, v float64) { s.Shed[string(m["reason"])] += v }); err != nil {
 		return Interval{}, err
@@ -129,6 +136,14 @@ func runQuery(ctx context.Context, papi promv1.API, q string, at time.Time, each
 		each(s.Metric, f)
 	}
 	return nil
+}
+
+func (p *Prometheus) labelNames() string {
+	l := p.Labels
+	if l == (Labels{}) {
+		l = DefaultLabels
+	}
+	return strings.Join([]string{l.Namespace, l.Instance, l.Revision}, ", ")
 }
 
 // quote renders a PromQL string literal.

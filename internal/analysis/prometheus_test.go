@@ -86,6 +86,7 @@ func TestPrometheusAnalyzer(t *testing.T) {
 
 	p := &Prometheus{Address: srv.URL, Client: &http.Client{Timeout: 5 * time.Second}}
 	q := query(nil, nil, time.Minute)
+	q.Spec.Baseline = v1alpha1.BaselineStable // Prometheus reads both tracks by revision
 	res, err := p.Analyze(context.Background(), q)
 	if err != nil {
 		t.Fatalf("Analyze: %v", err)
@@ -130,13 +131,24 @@ func TestPrometheusAnalyzer(t *testing.T) {
 		t.Errorf("failing canary: %v %+v", err, res)
 	}
 
-	// No traffic at all: inconclusive, with no latency.
+	// No series at all for a canary with ready pods: Prometheus does not see
+	// it, which is no verdict (the controller makes it Inconclusive with this
+	// error), never "no traffic".
 	fake.mu.Lock()
 	fake.answers = map[string]map[string]string{}
 	fake.mu.Unlock()
+	if res, err := p.Analyze(context.Background(), q); err == nil || !strings.Contains(err.Error(), "no embedserver_requests_total series for revision rev-b") {
+		t.Errorf("no series: %v %+v", err, res)
+	}
+
+	// Series for the canary but none for stable: no baseline, named.
+	fake.mu.Lock()
+	fake.answers[MetricRequests+" rev-b"] = map[string]string{"200": "100"}
+	fake.answers[MetricDuration+" rev-b"] = map[string]string{"0.1": "100", "+Inf": "100"}
+	fake.mu.Unlock()
 	res, err = p.Analyze(context.Background(), q)
-	if err != nil || res.Status.Verdict != v1alpha1.VerdictInconclusive || res.Status.LatencyP99 != nil {
-		t.Errorf("no data: %v %+v", err, res)
+	if err != nil || res.Status.Verdict != v1alpha1.VerdictInconclusive || !strings.Contains(res.Status.Message, "no stable baseline (query stable rev-a: no embedserver_requests_total series") {
+		t.Errorf("no stable series: %v %+v", err, res)
 	}
 
 	// Prometheus errors are errors, not verdicts.

@@ -1,7 +1,7 @@
 // Package contract is what the operator and the embedding server agree on: the
 // server's flag names and defaults, its ports, the environment variable of the
 // API key, and the metric names and shed reasons the canary analysis reads
-// (DESIGN.md names them). Both binaries import it, so none of these is a string
+// (docs/embedserver.md lists them). Both binaries import it, so none of these is a string
 // written twice. The CRD's kubebuilder defaults are literal markers; a test in
 // internal/podtemplate checks that the generated CRD defaults to these values.
 package contract
@@ -44,6 +44,7 @@ const (
 	FlagDrainTimeout    = "drain-timeout"
 	FlagDrainDelay      = "drain-delay"
 	FlagMaxBodyBytes    = "max-body-bytes"
+	FlagMaxPendingBytes = "max-pending-bytes"
 	FlagMaxInputs       = "max-inputs"
 	FlagCoalesceLinger  = "coalesce-linger"
 	FlagRetryAfter      = "retry-after"
@@ -68,6 +69,7 @@ const (
 	DefaultDrainTimeout    = 30 * time.Second
 	DefaultDrainDelay      = 3 * time.Second
 	DefaultMaxBodyBytes    = 4 << 20
+	DefaultMaxPendingBytes = 64 << 20
 	DefaultMaxInputs       = 2048
 	DefaultCoalesceLinger  = 2 * time.Millisecond
 	DefaultRetryAfter      = time.Second
@@ -87,6 +89,8 @@ const (
 	MetricBatchSize        = "embedserver_batch_size"                // histogram
 	MetricMaxInFlight      = "embedserver_max_in_flight"             // gauge
 	MetricMaxQueue         = "embedserver_max_queue"                 // gauge
+	MetricPendingBytes     = "embedserver_pending_bytes"             // gauge
+	MetricMaxPendingBytes  = "embedserver_max_pending_bytes"         // gauge
 )
 
 // Shed reasons, the values of embedserver_shed_total{reason}: requests refused
@@ -95,7 +99,8 @@ const (
 	ShedQueueFull    = "queue_full"    // answered 429: every slot busy and the queue full
 	ShedQueueTimeout = "queue_timeout" // answered 503: no slot within the queue timeout
 	ShedDraining     = "draining"      // answered 503: the server is shutting down
+	ShedMemory       = "memory"        // answered 429: the body would pass --max-pending-bytes
 )
 
 // ShedReasons lists every reason, so each series can exist from the start.
-var ShedReasons = []string{ShedQueueFull, ShedQueueTimeout, ShedDraining}
+var ShedReasons = []string{ShedQueueFull, ShedQueueTimeout, ShedDraining, ShedMemory}

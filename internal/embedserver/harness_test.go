@@ -115,6 +115,7 @@ type answer struct {
 	status int
 	header http.Header
 	body   []byte
+	closed bool // the server closes the connection after this answer
 }
 
 func (h *harness) post(t *testing.T, ctx context.Context, body string) answer {

@@ -31,8 +31,9 @@ type Metrics struct {
 	byCode        map[int]prometheus.Counter
 	shedQueueFull prometheus.Counter
 
-	// lim is the server's limiter, read by the gauges; set by New.
-	lim atomic.Pointer[limiter.Limiter]
+	// The server's limits, read by the gauges; set by New.
+	lim     atomic.Pointer[limiter.Limiter]
+	pending atomic.Pointer[limiter.Bytes]
 }
 
 // Upstream records one upstream attempt (provider.Observer).
@@ -65,6 +66,16 @@ func (m *Metrics) limiterGauge(read func(*limiter.Limiter) int) func() float64 {
 	}
 }
 
+// bytesGauge reads the server's byte budget; 0 before a server uses m.
+func (m *Metrics) bytesGauge(read func(*limiter.Bytes) int64) func() float64 {
+	return func() float64 {
+		if b := m.pending.Load(); b != nil {
+			return float64(read(b))
+		}
+		return 0
+	}
+}
+
 // NewMetrics registers the contract's metric names on a private registry.
 func NewMetrics() *Metrics {
 	reg := prometheus.NewRegistry()
@@ -76,7 +87,7 @@ func NewMetrics() *Metrics {
 		duration: prometheus.NewHistogram(prometheus.HistogramOpts{Name: contract.MetricRequestDuration,
 			Help: "Time from arrival to answer of embedding requests, queue wait included.", Buckets: latency}),
 		shed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: contract.MetricShed,
-			Help: "Requests refused to protect the server: queue_full (429), queue_timeout (503), draining (503)."}, []string{"reason"}),
+			Help: "Requests refused to protect the server: queue_full (429), memory (429), queue_timeout (503), draining (503)."}, []string{"reason"}),
 		upstreamRequests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: contract.MetricUpstreamRequests,
 			Help: "Upstream attempts by HTTP status, or \"timeout\"/\"error\" when none came."}, []string{"code"}),
 		upstreamDuration: prometheus.NewHistogram(prometheus.HistogramOpts{Name: contract.MetricUpstreamDuration,
@@ -95,6 +106,10 @@ func NewMetrics() *Metrics {
 			m.limiterGauge((*limiter.Limiter).MaxInFlight)),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: contract.MetricMaxQueue, Help: "Configured --max-queue."},
 			m.limiterGauge((*limiter.Limiter).MaxQueue)),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: contract.MetricPendingBytes, Help: "Body bytes held by requests being read or not yet answered."},
+			m.bytesGauge((*limiter.Bytes).Used)),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: contract.MetricMaxPendingBytes, Help: "Configured --max-pending-bytes."},
+			m.bytesGauge((*limiter.Bytes).Max)),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)

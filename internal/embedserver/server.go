@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -31,16 +32,19 @@ import (
 // values get the contract's defaults (internal/contract), except DrainTimeout
 // and DrainDelay, whose zero means what it says: no wait.
 type Config struct {
-	Model          string        // the one model served
-	Dimensions     int           // vector size when a request names none; 0: the model's own
-	Space          string        // the vector space served, named in GET /v1/models
-	MaxInFlight    int           // requests running at once
-	MaxQueue       int           // requests waiting for a slot
-	MaxInputs      int           // inputs per request; more is 413
-	MaxBodyBytes   int64         // request body; more is 413
-	RequestTimeout time.Duration // whole request, queue wait included; 504 past it
-	QueueTimeout   time.Duration // longest wait for a slot; 503 past it
-	DrainTimeout   time.Duration // longest wait for work in flight at shutdown; 0: none
+	Model        string // the one model served
+	Dimensions   int    // vector size when a request names none; 0: the model's own
+	Space        string // the vector space served, named in GET /v1/models
+	MaxInFlight  int    // requests running at once
+	MaxQueue     int    // requests waiting for a slot
+	MaxInputs    int    // inputs per request; more is 413
+	MaxBodyBytes int64  // request body; more is 413
+	// MaxPendingBytes bounds the bodies being read or held by requests not yet
+	// answered; a request that would pass it is shed (429, reason memory).
+	MaxPendingBytes int64
+	RequestTimeout  time.Duration // whole request, queue wait included; 504 past it
+	QueueTimeout    time.Duration // longest wait for a slot; 503 past it
+	DrainTimeout    time.Duration // longest wait for work in flight at shutdown; 0: none
 	// DrainDelay keeps the listener open at least this long after shutdown
 	// begins, even when idle, answering 503 draining with Retry-After: clients
 	// that have not yet seen the pod leave the Service's endpoints get an
@@ -65,6 +69,7 @@ type Server struct {
 	cfg      Config
 	provider provider.Provider
 	limiter  *limiter.Limiter
+	pending  *limiter.Bytes // body bytes held by requests not yet answered
 	metrics  *Metrics
 	log      *slog.Logger
 	draining atomic.Bool
@@ -80,6 +85,9 @@ func New(cfg Config, p provider.Provider) *Server {
 	}
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = contract.DefaultMaxBodyBytes
+	}
+	if cfg.MaxPendingBytes <= 0 {
+		cfg.MaxPendingBytes = contract.DefaultMaxPendingBytes
 	}
 	if cfg.MaxInputs <= 0 {
 		cfg.MaxInputs = contract.DefaultMaxInputs
@@ -100,8 +108,10 @@ func New(cfg Config, p provider.Provider) *Server {
 		cfg.Metrics = NewMetrics()
 	}
 	lim := limiter.New(cfg.MaxInFlight, cfg.MaxQueue)
+	pending := limiter.NewBytes(cfg.MaxPendingBytes)
 	cfg.Metrics.lim.Store(lim)
-	s := &Server{cfg: cfg, provider: p, limiter: lim, metrics: cfg.Metrics, log: cfg.Logger}
+	cfg.Metrics.pending.Store(pending)
+	s := &Server{cfg: cfg, provider: p, limiter: lim, pending: pending, metrics: cfg.Metrics, log: cfg.Logger}
 	s.queueFull = openaiapi.NewPreparedError(&provider.Error{Status: http.StatusTooManyRequests, Type: "rate_limit_error", Code: "queue_full",
 		Message: fmt.Sprintf("server busy: %d requests running and %d waiting", lim.MaxInFlight(), lim.MaxQueue()), RetryAfter: cfg.RetryAfter})
 	return s
@@ -177,15 +187,47 @@ func (s *Server) defaultDimensions() int {
 	return 0
 }
 
-// statusClientClosed is recorded (never sent) when the client left first.
+// statusClientClosed is recorded when the client left first. The answer
+// written then (408 client_closed) reaches nobody, unless the client only
+// closed its sending side and still reads.
 const statusClientClosed = 499
 
-func (s *Server) embeddings(w http.ResponseWriter, r *http.Request) {
+// answerWriter remembers whether an answer was written, so that no path can end
+// in net/http's implicit 200 with an empty body.
+type answerWriter struct {
+	http.ResponseWriter
+	answered bool
+}
+
+func (a *answerWriter) WriteHeader(code int) {
+	a.answered = true
+	a.ResponseWriter.WriteHeader(code)
+}
+
+func (a *answerWriter) Write(b []byte) (int, error) {
+	a.answered = true
+	return a.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the connection.
+func (a *answerWriter) Unwrap() http.ResponseWriter { return a.ResponseWriter }
+
+func (s *Server) embeddings(rw http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	status := http.StatusOK
+	w := &answerWriter{ResponseWriter: rw}
+	dropBody := false // a shed upload: read the rest of it once answered and counted
 	defer func() {
+		if !w.answered {
+			s.log.Error("no answer was written; answering 500", "status", status)
+			status = http.StatusInternalServerError
+			openaiapi.WriteError(w, &provider.Error{Status: status, Type: "server_error", Message: "internal error: no answer"})
+		}
 		s.metrics.countRequest(status)
 		s.metrics.duration.Observe(time.Since(start).Seconds())
+		if dropBody {
+			s.dropBody(w, r)
+		}
 	}()
 	fail := func(e *provider.Error) {
 		status = e.Status
@@ -206,6 +248,12 @@ func (s *Server) embeddings(w http.ResponseWriter, r *http.Request) {
 	}
 	defer s.active.Add(-1)
 
+	// A declared body over the limit is refused before a byte of it is read.
+	if r.ContentLength > s.cfg.MaxBodyBytes {
+		w.Header().Set("Connection", "close")
+		fail(s.bodyTooLarge())
+		return
+	}
 	// Under overload most requests are refused: refuse them before reading or
 	// decoding anything, so a flood costs little CPU and memory.
 	if s.limiter.Full() {
@@ -216,15 +264,27 @@ func (s *Server) embeddings(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeoutCause(r.Context(), s.cfg.RequestTimeout, errRequestTimeout)
 	defer cancel()
 
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
+	body, held, err := s.readBody(r)
+	defer s.pending.Release(held)
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		switch {
+		case errors.Is(err, errPendingFull):
+			s.shedMemory(w, r, &status)
+			dropBody = true
 		case errors.As(err, &tooBig):
-			fail(&provider.Error{Status: http.StatusRequestEntityTooLarge, Type: "invalid_request_error", Code: "body_too_large",
-				Message: fmt.Sprintf("request body is over the limit of %d bytes", s.cfg.MaxBodyBytes)})
+			w.Header().Set("Connection", "close")
+			fail(s.bodyTooLarge())
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			// The connection's read deadline (the request timeout) passed with the
+			// body still arriving.
+			w.Header().Set("Connection", "close")
+			fail(&provider.Error{Status: http.StatusRequestTimeout, Type: "invalid_request_error", Code: "request_timeout",
+				Message: fmt.Sprintf("the request body did not arrive within the request timeout of %v", s.cfg.RequestTimeout)})
+		case errors.Is(err, io.ErrUnexpectedEOF):
+			fail(provider.BadRequest("", "the request body ended before its Content-Length of %d bytes", r.ContentLength))
 		case r.Context().Err() != nil:
-			status = statusClientClosed
+			s.answerClientGone(&status, fail)
 		default:
 			fail(provider.BadRequest("", "could not read the request body: %v", err))
 		}
@@ -252,7 +312,7 @@ func (s *Server) embeddings(w http.ResponseWriter, r *http.Request) {
 			fail(&provider.Error{Status: http.StatusServiceUnavailable, Type: "server_error", Code: "queue_timeout",
 				Message: fmt.Sprintf("no free slot within the queue timeout of %v", s.cfg.QueueTimeout), RetryAfter: s.cfg.RetryAfter})
 		default:
-			s.answerContextEnd(ctx, r, &status, fail)
+			s.answerContextEnd(r, &status, fail)
 		}
 		return
 	}
@@ -270,7 +330,7 @@ func (s *Server) embeddings(w http.ResponseWriter, r *http.Request) {
 		// A shared upstream call may hit the same deadline a moment before this
 		// request's own timer fires: both are this request running out of time.
 		if ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) {
-			s.answerContextEnd(ctx, r, &status, fail)
+			s.answerContextEnd(r, &status, fail)
 			return
 		}
 		s.log.Error("embedding failed", "err", err)
@@ -290,6 +350,67 @@ func (s *Server) embeddings(w http.ResponseWriter, r *http.Request) {
 	if cap(out) <= maxPooledResponse {
 		*bufp = out
 		responseBuffers.Put(bufp)
+	}
+}
+
+func (s *Server) bodyTooLarge() *provider.Error {
+	return &provider.Error{Status: http.StatusRequestEntityTooLarge, Type: "invalid_request_error", Code: "body_too_large",
+		Message: fmt.Sprintf("request body is over the limit of %d bytes", s.cfg.MaxBodyBytes)}
+}
+
+// errPendingFull: the body would pass --max-pending-bytes.
+var errPendingFull = errors.New("pending bytes full")
+
+// readChunk is how much more of a body without Content-Length is reserved at
+// a time, as it arrives.
+const readChunk = 64 << 10
+
+// readBody reads the request body into memory reserved from the byte budget
+// and returns it with the number of bytes reserved, which the caller releases
+// once the request is answered (also on error). A declared length is reserved
+// whole before the first byte is read; a body without one (chunked) reserves
+// as it arrives, buffer by buffer as the buffer doubles. The buffers it
+// outgrew stay reserved too: they are garbage, but resident until the
+// collector runs, and the budget is what the process holds. Neither can pass
+// MaxBodyBytes (*http.MaxBytesError).
+func (s *Server) readBody(r *http.Request) (body []byte, held int64, err error) {
+	if n := r.ContentLength; n >= 0 {
+		if !s.pending.TryReserve(n) {
+			return nil, 0, errPendingFull
+		}
+		body = make([]byte, n)
+		if _, err := io.ReadFull(r.Body, body); err != nil {
+			return nil, n, err
+		}
+		return body, n, nil
+	}
+	limit := s.cfg.MaxBodyBytes
+	for {
+		if len(body) == cap(body) {
+			if int64(len(body)) > limit {
+				return nil, held, &http.MaxBytesError{Limit: limit}
+			}
+			// Grow to twice the size (at least readChunk), one byte past the
+			// limit at most, reserving the new buffer before making it.
+			grow := min(max(int64(cap(body)), readChunk), limit+1-int64(len(body)))
+			next := int64(cap(body)) + grow
+			if !s.pending.TryReserve(next) {
+				return nil, held, errPendingFull
+			}
+			body = append(make([]byte, 0, next), body...)
+			held += next
+		}
+		n, err := r.Body.Read(body[len(body):cap(body)])
+		body = body[:len(body)+n]
+		if err == io.EOF {
+			if int64(len(body)) > limit {
+				return nil, held, &http.MaxBytesError{Limit: limit}
+			}
+			return body, held, nil
+		}
+		if err != nil {
+			return nil, held, err
+		}
 	}
 }
 
@@ -336,16 +457,57 @@ func (s *Server) enter() bool {
 	return true
 }
 
-// answerContextEnd answers a request that ran out of time: 504, or nothing
-// (recorded as 499) when the client left first.
-func (s *Server) answerContextEnd(ctx context.Context, r *http.Request, status *int, fail func(*provider.Error)) {
+// answerContextEnd answers a request that ran out of time: 504, or, when the
+// client left first, 499 (see statusClientClosed).
+func (s *Server) answerContextEnd(r *http.Request, status *int, fail func(*provider.Error)) {
 	if r.Context().Err() != nil {
-		*status = statusClientClosed
+		s.answerClientGone(status, fail)
 		return
 	}
 	fail(&provider.Error{Status: http.StatusGatewayTimeout, Type: "server_error", Code: "request_timeout",
 		Message: fmt.Sprintf("no answer within the request timeout of %v", s.cfg.RequestTimeout)})
 }
+
+// answerClientGone records 499 and still answers, so that a client that only
+// closed its sending side gets an error rather than an empty 200.
+func (s *Server) answerClientGone(status *int, fail func(*provider.Error)) {
+	fail(&provider.Error{Status: http.StatusRequestTimeout, Type: "invalid_request_error", Code: "client_closed",
+		Message: "the client closed the connection before the request was answered"})
+	*status = statusClientClosed
+}
+
+// shedMemory refuses a request whose body would pass --max-pending-bytes,
+// before reading it (or, without Content-Length, as soon as it would). The
+// client is likely still sending that body: closing at once would reset the
+// connection and lose the answer, so the caller then drops the rest of the
+// body (dropBody).
+func (s *Server) shedMemory(w http.ResponseWriter, r *http.Request, status *int) {
+	s.metrics.shed.WithLabelValues(contract.ShedMemory).Inc()
+	*status = http.StatusTooManyRequests
+	w.Header()["Connection"] = []string{"close"}
+	size := "its body"
+	if r.ContentLength >= 0 {
+		size = fmt.Sprintf("its %d bytes", r.ContentLength)
+	}
+	openaiapi.WriteError(w, &provider.Error{Status: http.StatusTooManyRequests, Type: "rate_limit_error", Code: contract.ShedMemory, RetryAfter: s.cfg.RetryAfter,
+		Message: fmt.Sprintf("server busy: the bodies of requests in progress hold %d bytes, and %s would pass --max-pending-bytes %d",
+			s.pending.Used(), size, s.pending.Max())})
+}
+
+// dropBody sends the answer written so far, then reads the rest of the body
+// (at most --max-body-bytes) through a small pooled buffer and drops it, for
+// at most lingerTimeout, so that a client still uploading reads the answer
+// instead of a reset connection. Memory stays bounded; only time is spent.
+func (s *Server) dropBody(w http.ResponseWriter, r *http.Request) {
+	rc := http.NewResponseController(w)
+	_ = rc.Flush()
+	_ = rc.SetReadDeadline(time.Now().Add(min(lingerTimeout, s.cfg.RequestTimeout)))
+	_, _ = io.CopyN(io.Discard, r.Body, s.cfg.MaxBodyBytes+1)
+}
+
+// lingerTimeout bounds how long a shed upload is read and dropped so that its
+// sender can read the answer.
+const lingerTimeout = 5 * time.Second
 
 // Draining reports whether shutdown has begun.
 func (s *Server) Draining() bool { return s.draining.Load() }

@@ -20,14 +20,26 @@ import (
 	"github.com/ragops/rag-operator/internal/provider"
 )
 
-// Latency is the time taken to answer: Base, plus a uniform extra in [0, Jitter),
-// plus Tail with probability TailProb (a slow minority, as real APIs have).
+// Latency is the time taken to answer: Base, plus PerInput for each input of
+// the call (a model's work grows with the batch), plus a uniform extra in
+// [0, Jitter), plus Tail with probability TailProb (a slow minority, as real
+// APIs have).
 type Latency struct {
 	Base     time.Duration
+	PerInput time.Duration
 	Jitter   time.Duration
 	TailProb float64
 	Tail     time.Duration
 }
+
+// Encodings of the answer's vectors (Config.Encoding).
+const (
+	// EncodingAsAsked honours the request's encoding_format, as OpenAI does.
+	EncodingAsAsked = ""
+	// EncodingFloat answers float arrays whatever encoding_format says, as
+	// Ollama, LocalAI and several TEI versions do.
+	EncodingFloat = "float"
+)
 
 // Config is the upstream's behaviour. It can be changed while serving.
 type Config struct {
@@ -38,6 +50,7 @@ type Config struct {
 	HangRate      float64       // fraction never answered (until the caller leaves or Close)
 	Script        []int         // statuses for the first calls, in order (200 = normal), before the rates apply
 	Dims          int           // vector size when the request has no dimensions; 0 means 8
+	Encoding      string        // EncodingAsAsked or EncodingFloat
 	MaxBatch      int           // more inputs per call is a 400; 0 means no limit
 	APIKey        string        // when set, calls need "Authorization: Bearer <key>"
 }
@@ -51,8 +64,11 @@ type Stats struct {
 	InFlight    int64         `json:"in_flight"`
 	MaxInFlight int64         `json:"max_in_flight"`
 	ByStatus    map[int]int64 `json:"by_status"`
-	CallTimes   []time.Time   `json:"-"`
+	CallTimes   []time.Time   `json:"-"` // arrival of the most recent calls, at most maxCallTimes
 }
+
+// maxCallTimes bounds Stats.CallTimes, so a long benchmark keeps memory flat.
+const maxCallTimes = 1024
 
 // Server is the fake upstream; it is an http.Handler.
 type Server struct {
@@ -107,7 +123,7 @@ func (s *Server) ResetStats() {
 }
 
 // outcome picks what this call gets and how long it waits, under one lock.
-func (s *Server) outcome(cfg *Config) (status int, wait time.Duration) {
+func (s *Server) outcome(cfg *Config, inputs int) (status int, wait time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	status = http.StatusOK
@@ -126,7 +142,7 @@ func (s *Server) outcome(cfg *Config) (status int, wait time.Duration) {
 		}
 	}
 	l := cfg.Latency
-	wait = l.Base
+	wait = l.Base + time.Duration(inputs)*l.PerInput
 	if l.Jitter > 0 {
 		wait += time.Duration(s.rng.Int64N(int64(l.Jitter)))
 	}
@@ -166,6 +182,9 @@ func (s *Server) embeddings(w http.ResponseWriter, r *http.Request) {
 	s.stats.Calls++
 	s.stats.InFlight++
 	s.stats.MaxInFlight = max(s.stats.MaxInFlight, s.stats.InFlight)
+	if len(s.stats.CallTimes) >= maxCallTimes {
+		s.stats.CallTimes = s.stats.CallTimes[1:]
+	}
 	s.stats.CallTimes = append(s.stats.CallTimes, time.Now())
 	s.mu.Unlock()
 	defer func() {
@@ -195,7 +214,7 @@ func (s *Server) embeddings(w http.ResponseWriter, r *http.Request) {
 		openaiapi.WriteError(w, provider.BadRequest("input", "at most %d inputs per call", cfg.MaxBatch))
 		return
 	}
-	status, wait := s.outcome(cfg)
+	status, wait := s.outcome(cfg, len(req.Inputs))
 	if status == 0 {
 		s.mu.Lock()
 		s.stats.Hung++
@@ -258,7 +277,7 @@ func (s *Server) embeddings(w http.ResponseWriter, r *http.Request) {
 		model = "fake-embedding"
 	}
 	bufp := answers.Get().(*[]byte)
-	*bufp = openaiapi.AppendResponse((*bufp)[:0], model, resp.Embeddings, resp.PromptTokens, req.Base64)
+	*bufp = openaiapi.AppendResponse((*bufp)[:0], model, resp.Embeddings, resp.PromptTokens, req.Base64 && cfg.Encoding != EncodingFloat)
 	_, _ = w.Write(*bufp)
 	answers.Put(bufp)
 }

@@ -1,11 +1,16 @@
 package fakeupstream
 
 import (
+	"encoding/json"
+	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ragops/rag-operator/internal/openaiapi"
 )
 
 func post(t *testing.T, url string) *http.Response {
@@ -72,4 +77,46 @@ func TestHangReleasedByClose(t *testing.T) {
 	}
 	up.Close()
 	<-done
+}
+
+// An upstream like Ollama answers float arrays even when base64 is asked, with
+// the same vector for the same text as one that honours encoding_format; and a
+// call's latency grows with its inputs.
+func TestEncodingAndPerInputLatency(t *testing.T) {
+	ask := func(t *testing.T, cfg Config, body string) ([]float32, time.Duration, string) {
+		t.Helper()
+		up := New(cfg)
+		ts := httptest.NewServer(up)
+		defer ts.Close()
+		defer up.Close()
+		start := time.Now()
+		resp, err := http.Post(ts.URL+"/v1/embeddings", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		raw, _ := io.ReadAll(resp.Body)
+		took := time.Since(start)
+		var er openaiapi.EmbeddingResponse
+		if err := json.Unmarshal(raw, &er); err != nil {
+			t.Fatal(err)
+		}
+		v, err := er.Vectors(len(er.Data))
+		if err != nil || len(v) == 0 {
+			t.Fatalf("%v: %s", err, raw)
+		}
+		return v[0], took, string(er.Data[0].Embedding[:1])
+	}
+	b64 := `{"input":["same text","x","y","z"],"encoding_format":"base64"}`
+	asAsked, _, shapeAsked := ask(t, Config{Dims: 16}, b64)
+	floats, _, shapeFloat := ask(t, Config{Dims: 16, Encoding: EncodingFloat}, b64)
+	if shapeAsked != `"` || shapeFloat != `[` {
+		t.Fatalf("answers start %q and %q, want a base64 string and a float array", shapeAsked, shapeFloat)
+	}
+	if len(asAsked) != 16 || fmt.Sprint(asAsked) != fmt.Sprint(floats) {
+		t.Fatalf("the same text gave %v and %v", asAsked, floats)
+	}
+	if _, took, _ := ask(t, Config{Latency: Latency{PerInput: 50 * time.Millisecond}}, b64); took < 200*time.Millisecond {
+		t.Fatalf("4 inputs at 50ms each answered in %v", took)
+	}
 }

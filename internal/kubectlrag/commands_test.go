@@ -15,6 +15,7 @@ import (
 
 	ragv1 "github.com/ragops/rag-operator/api/v1alpha1"
 	"github.com/ragops/rag-operator/internal/kubectlrag"
+	"github.com/ragops/rag-operator/internal/testsupport/poll"
 )
 
 func TestStatusExitCodes(t *testing.T) {
@@ -115,17 +116,6 @@ func startWatch(t *testing.T, ns string, args ...string) (out *syncBuffer, errOu
 	return out, errOut, ch
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 func waitExit(t *testing.T, done <-chan int) int {
 	t.Helper()
 	select {
@@ -141,14 +131,14 @@ func TestStatusWatchUntilHealthy(t *testing.T) {
 	ns := newNamespace(t)
 	svc := setStatus(t, createService(t, ns, "docs"), progressing)
 	out, errOut, done := startWatch(t, ns, "docs", "--timeout", "45s")
-	waitFor(t, "the first view", func() bool { return strings.Contains(out.String(), "Progressing") })
+	poll.Until(t, "the first view", func() bool { return strings.Contains(out.String(), "Progressing") })
 
 	// The operator advances the canary, then promotes it.
 	setStatus(t, svc, func(s *ragv1.RAGService) {
 		progressing(s)
 		s.Status.CurrentStep, s.Status.CanaryWeight, s.Status.EffectiveWeight = 2, 50, 50
 	})
-	waitFor(t, "the second view", func() bool { return strings.Contains(out.String(), "50% desired, 50% effective") })
+	poll.Until(t, "the second view", func() bool { return strings.Contains(out.String(), "50% desired, 50% effective") })
 	setStatus(t, svc, func(s *ragv1.RAGService) {
 		healthy(s)
 		s.Status.StableRevision = "5d2a11"
@@ -169,7 +159,7 @@ func TestStatusWatchRolledBack(t *testing.T) {
 	ns := newNamespace(t)
 	svc := setStatus(t, createService(t, ns, "docs"), progressing)
 	out, errOut, done := startWatch(t, ns, "docs", "--timeout", "45s")
-	waitFor(t, "the first view", func() bool { return strings.Contains(out.String(), "Progressing") })
+	poll.Until(t, "the first view", func() bool { return strings.Contains(out.String(), "Progressing") })
 	setStatus(t, svc, rolledBack)
 	if code := waitExit(t, done); code != kubectlrag.ExitFailed {
 		t.Fatalf("exit code %d, want 1\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
@@ -189,7 +179,7 @@ func TestStatusWatchWaitsForNewGeneration(t *testing.T) {
 		t.Fatal(err)
 	}
 	out, errOut, done := startWatch(t, ns, "docs", "--timeout", "45s")
-	waitFor(t, "the first view", func() bool { return strings.Contains(out.String(), "observe generation 2") })
+	poll.Until(t, "the first view", func() bool { return strings.Contains(out.String(), "observe generation 2") })
 	select {
 	case code := <-done:
 		t.Fatalf("returned %d before the operator observed the new generation", code)
@@ -220,7 +210,7 @@ func TestStatusWatchDeleted(t *testing.T) {
 	ns := newNamespace(t)
 	svc := setStatus(t, createService(t, ns, "docs"), progressing)
 	out, errOut, done := startWatch(t, ns, "docs", "--timeout", "45s")
-	waitFor(t, "the first view", func() bool { return strings.Contains(out.String(), "Progressing") })
+	poll.Until(t, "the first view", func() bool { return strings.Contains(out.String(), "Progressing") })
 	if err := k8s.Delete(context.Background(), svc); err != nil {
 		t.Fatal(err)
 	}
@@ -350,12 +340,13 @@ func TestHistory(t *testing.T) {
 		s.Status.Rollback = &ragv1.RollbackStatus{Revision: "ccc333", Reason: "AnalysisFailed", Message: "error rate 0.20 above 0.01", Time: metav1.Now()}
 	})
 	ctx := context.Background()
+	spaces := map[string]string{"ccc333": `,"args":["--model=hash-256","--space=v2"]`, "ddd444": `,"args":["--space=v2"]`}
 	for i, hash := range []string{"aaa111", "bbb222", "ccc333", "ddd444"} {
 		cr := &appsv1.ControllerRevision{
 			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "docs-" + hash,
 				Labels:          map[string]string{ragv1.LabelInstance: "docs", ragv1.LabelRevision: hash},
 				OwnerReferences: []metav1.OwnerReference{ownerRef(svc)}},
-			Data:     runtime.RawExtension{Raw: []byte(`{"spec":{"containers":[{"name":"embedserver","image":"ragops/embedserver:test"}]}}`)},
+			Data:     runtime.RawExtension{Raw: []byte(`{"spec":{"containers":[{"name":"embedserver","image":"ragops/embedserver:test"` + spaces[hash] + `}]}}`)},
 			Revision: int64(i + 1),
 		}
 		if err := k8s.Create(ctx, cr); err != nil {
@@ -402,11 +393,11 @@ func TestHistory(t *testing.T) {
 	}
 	lines := strings.Split(r.out, "\n")
 	wantRows := [][]string{
-		{"REVISION", "HASH", "AGE", "STATE", "MESSAGE"},
-		{"1", "aaa111", "Promoted", "Promoted canary aaa111 to stable"},
-		{"2", "bbb222", "Stable"},
-		{"3", "ccc333", "RolledBack", "AnalysisFailed: error rate 0.20 above 0.01"},
-		{"4", "ddd444", "Canary", "step 2, weight 20%"},
+		{"REVISION", "HASH", "AGE", "SPACE", "STATE", "MESSAGE"},
+		{"1", "aaa111", " - ", "Promoted", "Promoted canary aaa111 to stable"},
+		{"2", "bbb222", " - ", "Stable"},
+		{"3", "ccc333", " v2 ", "RolledBack", "AnalysisFailed: error rate 0.20 above 0.01"},
+		{"4", "ddd444", " v2 ", "Canary", "step 2, weight 20%"},
 	}
 	for i, want := range wantRows {
 		for _, w := range want {
@@ -469,7 +460,7 @@ func TestStatusWatchStalledNewSpec(t *testing.T) {
 		t.Fatal(err)
 	}
 	out, errOut, done := startWatch(t, ns, "docs", "--timeout", "45s")
-	waitFor(t, "the first view", func() bool { return strings.Contains(out.String(), "observe generation 2") })
+	poll.Until(t, "the first view", func() bool { return strings.Contains(out.String(), "observe generation 2") })
 	setStatus(t, svc, func(s *ragv1.RAGService) {
 		c := condition(ragv1.ConditionStalled, metav1.ConditionTrue, "InvalidSpec", "image ragops/embedserver:broken cannot run")
 		c.ObservedGeneration = s.Generation

@@ -16,6 +16,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	ragv1 "github.com/ragops/rag-operator/api/v1alpha1"
+	"github.com/ragops/rag-operator/internal/contract"
+	"github.com/ragops/rag-operator/internal/podtemplate"
 )
 
 // HistoryRow is one revision of a RAGService and what became of it.
@@ -23,10 +25,30 @@ type HistoryRow struct {
 	Revision int64
 	Hash     string
 	Created  time.Time
+	// Space is the vector space the revision declares (its --space), "" for
+	// the unnamed one.
+	Space string
 	// State is Stable, Canary, RolledBack, or the reason of the last event that
 	// names the revision, or Superseded.
 	State   string
 	Message string
+}
+
+// revisionSpace reads the space a revision's pod template declares.
+func revisionSpace(r appsv1.ControllerRevision) string {
+	tpl, err := podtemplate.Decode(r.Data.Raw)
+	if err != nil || tpl.Spec == nil {
+		return ""
+	}
+	prefix := "--" + contract.FlagSpace + "="
+	for _, c := range tpl.Spec.Containers {
+		for _, a := range c.Args {
+			if v, ok := strings.CutPrefix(a, prefix); ok {
+				return v
+			}
+		}
+	}
+	return ""
 }
 
 // BuildHistory joins the service's ControllerRevisions with its status and
@@ -39,7 +61,7 @@ func BuildHistory(svc *ragv1.RAGService, revs []appsv1.ControllerRevision, event
 		if hash == "" {
 			hash = strings.TrimPrefix(r.Name, svc.Name+"-")
 		}
-		row := HistoryRow{Revision: r.Revision, Hash: hash, Created: r.CreationTimestamp.Time}
+		row := HistoryRow{Revision: r.Revision, Hash: hash, Created: r.CreationTimestamp.Time, Space: revisionSpace(r)}
 		st := &svc.Status
 		switch {
 		case hash == st.CanaryRevision:
@@ -74,9 +96,9 @@ func BuildHistory(svc *ragv1.RAGService, revs []appsv1.ControllerRevision, event
 // RenderHistory writes the revisions and then the events, oldest first.
 func RenderHistory(w io.Writer, rows []HistoryRow, events []corev1.Event, now time.Time) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "REVISION\tHASH\tAGE\tSTATE\tMESSAGE")
+	fmt.Fprintln(tw, "REVISION\tHASH\tAGE\tSPACE\tSTATE\tMESSAGE")
 	for _, r := range rows {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", r.Revision, r.Hash, age(metav1.NewTime(r.Created), now), r.State, oneLine(r.Message))
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", r.Revision, r.Hash, age(metav1.NewTime(r.Created), now), orDash(r.Space), r.State, oneLine(r.Message))
 	}
 	if err := tw.Flush(); err != nil {
 		return fmt.Errorf("write history: %w", err)

@@ -22,6 +22,7 @@ import (
 
 	ragv1 "github.com/ragops/rag-operator/api/v1alpha1"
 	"github.com/ragops/rag-operator/internal/kubectlrag"
+	"github.com/ragops/rag-operator/internal/testsupport/kubetest"
 )
 
 // One real kube-apiserver (envtest) for the package; each test works in its own namespace.
@@ -35,19 +36,9 @@ func TestMain(m *testing.M) {
 }
 
 func runMain(m *testing.M) int {
-	assets := os.Getenv("KUBEBUILDER_ASSETS")
-	if assets == "" {
-		fmt.Fprintln(os.Stderr, "KUBEBUILDER_ASSETS is not set: build the binaries with `make k8s-bins` and run the tests through make, which exports KUBEBUILDER_ASSETS=bin/k8s")
-		return 1
-	}
-	env := &envtest.Environment{
-		CRDDirectoryPaths:     []string{filepath.Join("..", "..", "config", "crd", "bases")},
-		ErrorIfCRDPathMissing: true,
-		BinaryAssetsDirectory: assets,
-	}
-	cfg, err := env.Start()
+	env, cfg, err := kubetest.Start(filepath.Join("..", "..", "config", "crd", "bases"))
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "start envtest: %v\n", err)
+		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	defer func() {
@@ -129,27 +120,7 @@ func run(t *testing.T, ns string, args ...string) result {
 	return result{code: code, out: out.String(), errOut: errOut.String()}
 }
 
-var nsCounter struct {
-	sync.Mutex
-	n int
-}
-
-func newNamespace(t *testing.T) string {
-	t.Helper()
-	nsCounter.Lock()
-	nsCounter.n++
-	name := fmt.Sprintf("t%d-%s", nsCounter.n, strings.ToLower(strings.ReplaceAll(t.Name(), "/", "-")))
-	nsCounter.Unlock()
-	if len(name) > 60 {
-		name = name[:60]
-	}
-	name = strings.Trim(strings.ReplaceAll(name, "_", "-"), "-")
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}
-	if err := k8s.Create(context.Background(), ns); err != nil {
-		t.Fatalf("create namespace: %v", err)
-	}
-	return name
-}
+func newNamespace(t *testing.T) string { return kubetest.Namespace(t, k8s) }
 
 func createService(t *testing.T, ns, name string) *ragv1.RAGService {
 	t.Helper()

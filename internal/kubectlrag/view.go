@@ -102,12 +102,20 @@ func RenderStatus(w io.Writer, svc *ragv1.RAGService, tracks []Track, now time.T
 		if a.LatencyP99 != nil {
 			p99 = a.LatencyP99.Duration.String()
 		}
-		fmt.Fprintf(w, "Analysis:    %s %s ago (revision %s): %d requests, error rate %s, shed rate %s, p99 %s, failures %d (tolerated %d)\n",
-			a.Verdict, age(a.Time, now), orNone(a.Revision), a.Requests, orDash(a.ErrorRate), orDash(a.ShedRate), p99, a.Failures, limit)
+		fmt.Fprintf(w, "Analysis:    %s %s ago (revision %s): %d requests, error rate %s, shed rate %s, failure rate %s, p99 %s, failures %d (tolerated %d)\n",
+			a.Verdict, age(a.Time, now), orNone(a.Revision), a.Requests, orDash(a.ErrorRate), orDash(a.ShedRate), orDash(a.FailureRate), p99, a.Failures, limit)
+		if b := a.Baseline; b != nil {
+			bp99 := "-"
+			if b.LatencyP99 != nil {
+				bp99 = b.LatencyP99.Duration.String()
+			}
+			fmt.Fprintf(w, "  stable:    %d requests, failure rate %s, p99 %s\n", b.Requests, orDash(b.FailureRate), bp99)
+		}
 		if a.Message != "" {
 			fmt.Fprintf(w, "             %s\n", a.Message)
 		}
 	}
+	renderSpace(w, svc, now)
 	if rb := st.Rollback; rb != nil {
 		fmt.Fprintf(w, "Rollback:    revision %s, %s, %s ago", rb.Revision, rb.Reason, age(rb.Time, now))
 		if rb.Message != "" {
@@ -128,6 +136,52 @@ func RenderStatus(w io.Writer, svc *ragv1.RAGService, tracks []Track, now time.T
 		}
 	}
 	return nil
+}
+
+// renderSpace says which vector space stable serves, what the last check of a
+// canary's space found, and what a cutover waits for.
+func renderSpace(w io.Writer, svc *ragv1.RAGService, now time.Time) {
+	st := &svc.Status
+	es := st.EmbeddingSpace
+	if es == nil {
+		return
+	}
+	fmt.Fprintf(w, "Space:       %s (stable)\n", spaceName(es.Name))
+	if es.Revision != "" && es.Verdict != "" {
+		fmt.Fprintf(w, "Space check: %s for revision %s", es.Verdict, es.Revision)
+		if es.Time != nil {
+			fmt.Fprintf(w, ", %s ago", age(*es.Time, now))
+		}
+		if es.Probes > 0 {
+			fmt.Fprintf(w, ": %d probes, dimensions %d -> %d, min cosine %s, mean cosine %s, neighbour overlap %s",
+				es.Probes, es.StableDimensions, es.CanaryDimensions, orDash(es.MinCosine), orDash(es.MeanCosine), orDash(es.NeighborOverlap))
+		}
+		if es.Attempts > 0 && es.Verdict == ragv1.SpacePending {
+			fmt.Fprintf(w, " (%d failed probe attempts)", es.Attempts)
+		}
+		fmt.Fprintln(w)
+		if es.Message != "" {
+			fmt.Fprintf(w, "             %s\n", oneLine(es.Message))
+		}
+	}
+	c := st.CanaryRevision
+	if c == "" || es.Revision != c || es.CanarySpace == es.Name {
+		return
+	}
+	preview := svc.Name + "-" + ragv1.TrackCanary
+	if c == st.StableRevision {
+		fmt.Fprintf(w, "Cutover:     clients moved to space %s (revision %s); stable is taking its template, then both tracks serve it\n", spaceName(es.CanarySpace), c)
+		return
+	}
+	fmt.Fprintf(w, "Cutover:     space %s -> %s with revision %s, previewed on Service %s while clients stay on stable;\n", spaceName(es.Name), spaceName(es.CanarySpace), c, preview)
+	fmt.Fprintf(w, "             re-index against %s, then: kubectl rag promote %s\n", preview, svc.Name)
+}
+
+func spaceName(s string) string {
+	if s == "" {
+		return `"" (unnamed)`
+	}
+	return s
 }
 
 // describeStep says which canary step runs, as "2/4: pause 1m (30s elapsed)".

@@ -96,6 +96,7 @@ func TestRenderStatusGolden(t *testing.T) {
 				StepStartTime: ptr.To(ago(2 * time.Minute)),
 				Analysis: &ragv1.AnalysisStatus{Time: ago(10 * time.Second), Revision: "5d2a11", Requests: 120,
 					ErrorRate: "0.001", ShedRate: "0", LatencyP99: &metav1.Duration{Duration: 80 * time.Millisecond},
+					FailureRate: "0.0020", Baseline: &ragv1.BaselineStatus{Requests: 480, FailureRate: "0.0021", LatencyP99: &metav1.Duration{Duration: 75 * time.Millisecond}},
 					Verdict: ragv1.VerdictPass, Failures: 1},
 			},
 			Conditions: []metav1.Condition{
@@ -120,12 +121,55 @@ Tracks:
   TRACK   REVISION  PODS
   stable  7c9f5d    4/4 ready
   canary  5d2a11    1/1 ready
-Analysis:    Pass 10s ago (revision 5d2a11): 120 requests, error rate 0.001, shed rate 0, p99 80ms, failures 1 (tolerated 2)
+Analysis:    Pass 10s ago (revision 5d2a11): 120 requests, error rate 0.001, shed rate 0, failure rate 0.0020, p99 80ms, failures 1 (tolerated 2)
+  stable:    480 requests, failure rate 0.0021, p99 75ms
 Conditions:
   TYPE   STATUS  REASON       AGE  MESSAGE
   Ready  False   Progressing  2m   canary at step 1/2
 `
 	if got := buf.String(); got != want {
 		t.Errorf("view differs.\ngot:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+func TestRenderSpace(t *testing.T) {
+	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	at := metav1.NewTime(now.Add(-time.Minute))
+	for _, c := range []struct {
+		name string
+		st   ragv1.RolloutStatus
+		want string
+	}{
+		{"no record", ragv1.RolloutStatus{StableRevision: "a"}, ""},
+		{"stable only", ragv1.RolloutStatus{StableRevision: "a", EmbeddingSpace: &ragv1.EmbeddingSpaceStatus{Name: "v1"}}, "Space:       v1 (stable)\n"},
+		{"a compatible canary", ragv1.RolloutStatus{StableRevision: "a", CanaryRevision: "b", EmbeddingSpace: &ragv1.EmbeddingSpaceStatus{
+			Revision: "b", Verdict: ragv1.SpaceCompatible, Time: &at, Probes: 81, StableDimensions: 384, CanaryDimensions: 384,
+			MinCosine: "1.0000", MeanCosine: "1.0000", NeighborOverlap: "1.0000", Message: "min cosine 1.0000 >= 0.999"}},
+			"Space:       \"\" (unnamed) (stable)\n" +
+				"Space check: Compatible for revision b, 60s ago: 81 probes, dimensions 384 -> 384, min cosine 1.0000, mean cosine 1.0000, neighbour overlap 1.0000\n" +
+				"             min cosine 1.0000 >= 0.999\n"},
+		{"probes failing", ragv1.RolloutStatus{StableRevision: "a", CanaryRevision: "b", EmbeddingSpace: &ragv1.EmbeddingSpaceStatus{
+			Name: "v1", CanarySpace: "v1", Revision: "b", Verdict: ragv1.SpacePending, Attempts: 3, Time: &at, Message: "probe http://10.0.0.7:8080: no answer within 20s"}},
+			"Space:       v1 (stable)\n" +
+				"Space check: Pending for revision b, 60s ago (3 failed probe attempts)\n" +
+				"             probe http://10.0.0.7:8080: no answer within 20s\n"},
+		{"a cutover waiting for a person", ragv1.RolloutStatus{StableRevision: "a", CanaryRevision: "b", EmbeddingSpace: &ragv1.EmbeddingSpaceStatus{
+			Name: "v1", CanarySpace: "v2", Revision: "b", Verdict: ragv1.SpaceChanged, Time: &at, Probes: 81, StableDimensions: 384, CanaryDimensions: 256,
+			Message: "dimensions 384 -> 256"}},
+			"Space:       v1 (stable)\n" +
+				"Space check: Changed for revision b, 60s ago: 81 probes, dimensions 384 -> 256, min cosine -, mean cosine -, neighbour overlap -\n" +
+				"             dimensions 384 -> 256\n" +
+				"Cutover:     space v1 -> v2 with revision b, previewed on Service docs-canary while clients stay on stable;\n" +
+				"             re-index against docs-canary, then: kubectl rag promote docs\n"},
+		{"a cutover being promoted", ragv1.RolloutStatus{StableRevision: "b", CanaryRevision: "b", EmbeddingSpace: &ragv1.EmbeddingSpaceStatus{
+			Name: "v1", CanarySpace: "v2", Revision: "b"}},
+			"Space:       v1 (stable)\n" +
+				"Cutover:     clients moved to space v2 (revision b); stable is taking its template, then both tracks serve it\n"},
+	} {
+		var buf bytes.Buffer
+		renderSpace(&buf, &ragv1.RAGService{ObjectMeta: metav1.ObjectMeta{Name: "docs"}, Status: ragv1.RAGServiceStatus{RolloutStatus: c.st}}, now)
+		if got := buf.String(); got != c.want {
+			t.Errorf("%s:\ngot:\n%s\nwant:\n%s", c.name, got, c.want)
+		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -248,5 +249,39 @@ func TestTryAcquire(t *testing.T) {
 	}
 	if l.InFlight() != 0 || l.QueueDepth() != 0 {
 		t.Fatalf("in flight %d, queued %d after all releases", l.InFlight(), l.QueueDepth())
+	}
+}
+
+// Concurrent reservations never pass the bound together, and every byte comes
+// back.
+func TestBytesUnderRace(t *testing.T) {
+	b := NewBytes(1000)
+	var wg sync.WaitGroup
+	var over atomic.Bool
+	for g := 0; g < 16; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 2000; i++ {
+				n := int64(1 + (g*31+i)%300)
+				if !b.TryReserve(n) {
+					continue
+				}
+				if b.Used() > b.Max() {
+					over.Store(true)
+				}
+				b.Release(n)
+			}
+		}()
+	}
+	wg.Wait()
+	if over.Load() || b.Used() != 0 {
+		t.Fatalf("over the bound %v, %d bytes still reserved", over.Load(), b.Used())
+	}
+	if !b.TryReserve(1000) || b.TryReserve(1) {
+		t.Fatal("the whole budget must fit once, and nothing more beside it")
+	}
+	if b.TryReserve(1001) {
+		t.Fatal("more than the budget was granted")
 	}
 }

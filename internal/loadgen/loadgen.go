@@ -1,7 +1,11 @@
-// Package loadgen drives an embeddings endpoint at fixed concurrency levels and
-// classifies every answer the way a team validating a deployment needs: ok, shed
-// (429/503), errors, timeouts (504) and "hung" — no answer within the server's
-// deadline plus a margin, the failure this project exists to prevent.
+// Package loadgen sends embedding load and says what came back. Run drives an
+// embeddings endpoint at fixed concurrency levels (ragload's matrix) and
+// classifies every answer the way a team validating a deployment needs: ok,
+// shed (429/503), errors, timeouts (504) and "hung" — no answer within the
+// server's deadline plus a margin, the failure this project exists to prevent.
+// Endpoints follows a Service's ready EndpointSlices, so load can go straight
+// to its pods (split by pod and track) as they come and go; StartLoad keeps a
+// steady rate on them (the end-to-end tests and the demo).
 package loadgen
 
 import (
@@ -10,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"slices"
 	"sync"
@@ -21,6 +26,7 @@ import (
 // Config is one level's run.
 type Config struct {
 	URL         string        // the embeddings URL, e.g. http://127.0.0.1:8080/v1/embeddings
+	Targets     Targets       // or where each request goes (a Service's endpoints); URL is then unused
 	Concurrency int           // clients sending back to back
 	Duration    time.Duration // run this long (used when Requests is 0)
 	Requests    int           // or send exactly this many in total
@@ -31,20 +37,105 @@ type Config struct {
 	Client      *http.Client  // nil: one sized for Concurrency
 }
 
+// Counts classify requests by what came back.
+type Counts struct {
+	Requests int
+	OK       int
+	Shed     int // 429 and 503
+	Errors   int // other statuses and transport errors
+	Timeouts int // 504
+	Hung     int // no answer within Deadline+Margin
+}
+
+// count classifies one request: hung, a transport error, or its status.
+func (c *Counts) count(status int, hung bool, err error) {
+	c.Requests++
+	switch {
+	case hung:
+		c.Hung++
+	case err != nil:
+		c.Errors++
+	case status == http.StatusOK:
+		c.OK++
+	case status == http.StatusTooManyRequests, status == http.StatusServiceUnavailable:
+		c.Shed++
+	case status == http.StatusGatewayTimeout:
+		c.Timeouts++
+	default:
+		c.Errors++
+	}
+}
+
+func (c *Counts) add(o Counts) {
+	c.Requests += o.Requests
+	c.OK += o.OK
+	c.Shed += o.Shed
+	c.Errors += o.Errors
+	c.Timeouts += o.Timeouts
+	c.Hung += o.Hung
+}
+
 // Result is what one level saw.
 type Result struct {
 	Concurrency int
-	Requests    int
-	OK          int
-	Shed        int // 429 and 503
-	Errors      int // other statuses and transport errors
-	Timeouts    int // 504
-	Hung        int // no answer within Deadline+Margin
-	ByStatus    map[int]int
-	P50, P99    time.Duration
-	Max         time.Duration
-	Elapsed     time.Duration
-	FirstError  string
+	Counts
+	ByStatus   map[int]int
+	P50, P99   time.Duration
+	Max        time.Duration
+	Elapsed    time.Duration
+	FirstError string
+	// With Config.Targets: the same counts per pod, and how many times a
+	// client found no ready endpoint (it waited 100ms, and that request was
+	// not sent).
+	Pods     map[string]*Tally
+	NoTarget int
+}
+
+// Tally is what one pod (or, in Tracks, one track) answered.
+type Tally struct {
+	Pod, Track string
+	Counts
+	P50, P99  time.Duration
+	latencies []time.Duration // of the answered requests; sorted by finish
+}
+
+func (t *Tally) finish() {
+	slices.Sort(t.latencies)
+	t.P50, t.P99 = Percentile(t.latencies, 0.50), Percentile(t.latencies, 0.99)
+}
+
+func (t *Tally) merge(o *Tally) {
+	t.add(o.Counts)
+	t.latencies = append(t.latencies, o.latencies...)
+}
+
+// Tracks merges the level's pods by track, sorted by track.
+func (r Result) Tracks() []*Tally {
+	return merge([]Result{r}, func(t *Tally) string { return t.Track }, func(t *Tally) *Tally { return &Tally{Track: t.Track} })
+}
+
+// PodTotals merges the pods of every level, sorted by track then pod.
+func PodTotals(results []Result) []*Tally {
+	return merge(results, func(t *Tally) string { return t.Track + "/" + t.Pod }, func(t *Tally) *Tally { return &Tally{Pod: t.Pod, Track: t.Track} })
+}
+
+func merge(results []Result, key func(*Tally) string, empty func(*Tally) *Tally) []*Tally {
+	by := map[string]*Tally{}
+	for _, r := range results {
+		for _, p := range r.Pods {
+			k := key(p)
+			if by[k] == nil {
+				by[k] = empty(p)
+			}
+			by[k].merge(p)
+		}
+	}
+	out := make([]*Tally, 0, len(by))
+	for _, k := range slices.Sorted(maps.Keys(by)) {
+		by[k].finish()
+		out = append(out, by[k])
+	}
+	return out
 }
 
 // Throughput is answered requests per second.
@@ -68,6 +159,9 @@ func Run(ctx context.Context, cfg Config) Result {
 		client = &http.Client{Transport: tr}
 	}
 	res := Result{Concurrency: cfg.Concurrency, ByStatus: map[int]int{}}
+	if cfg.Targets != nil {
+		res.Pods = map[string]*Tally{}
+	}
 	var (
 		mu        sync.Mutex
 		latencies []time.Duration
@@ -90,32 +184,45 @@ func Run(ctx context.Context, cfg Config) Result {
 		go func() {
 			defer wg.Done()
 			for more() {
-				status, d, err := one(client, cfg)
-				mu.Lock()
-				res.Requests++
-				switch {
-				case errors.Is(err, context.DeadlineExceeded):
-					res.Hung++
-				case err != nil:
-					res.Errors++
-					if res.FirstError == "" {
-						res.FirstError = err.Error()
+				target := Target{URL: cfg.URL}
+				if cfg.Targets != nil {
+					t, ok := cfg.Targets.Next()
+					if !ok {
+						mu.Lock()
+						res.NoTarget++
+						mu.Unlock()
+						select {
+						case <-ctx.Done():
+						case <-time.After(100 * time.Millisecond):
+						}
+						continue
 					}
-				default:
-					res.ByStatus[status]++
-					switch status {
-					case http.StatusOK:
-						res.OK++
-					case http.StatusTooManyRequests, http.StatusServiceUnavailable:
-						res.Shed++
-					case http.StatusGatewayTimeout:
-						res.Timeouts++
-					default:
-						res.Errors++
-					}
+					target = t
 				}
+				status, d, err := one(client, cfg, target.URL)
+				hung := errors.Is(err, context.DeadlineExceeded)
+				mu.Lock()
+				res.count(status, hung, err)
 				if err == nil {
+					res.ByStatus[status]++
 					latencies = append(latencies, d)
+				} else if !hung && res.FirstError == "" {
+					res.FirstError = err.Error()
+				}
+				if res.Pods != nil {
+					key := target.Pod
+					if key == "" {
+						key = target.URL
+					}
+					p := res.Pods[key]
+					if p == nil {
+						p = &Tally{Pod: target.Pod, Track: target.Track}
+						res.Pods[key] = p
+					}
+					p.count(status, hung, err)
+					if err == nil {
+						p.latencies = append(p.latencies, d)
+					}
 				}
 				mu.Unlock()
 			}
@@ -128,14 +235,17 @@ func Run(ctx context.Context, cfg Config) Result {
 	if len(latencies) > 0 {
 		res.Max = latencies[len(latencies)-1]
 	}
+	for _, p := range res.Pods {
+		p.finish()
+	}
 	return res
 }
 
 // one sends a request and waits at most Deadline+Margin for the whole answer.
-func one(client *http.Client, cfg Config) (int, time.Duration, error) {
+func one(client *http.Client, cfg Config, url string) (int, time.Duration, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.Deadline+cfg.Margin)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, cfg.URL, bytes.NewReader(cfg.Body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(cfg.Body))
 	if err != nil {
 		return 0, 0, fmt.Errorf("building request: %w", err)
 	}
@@ -177,6 +287,39 @@ func Print(w io.Writer, results []Result) {
 	for _, r := range results {
 		fmt.Fprintf(tw, "%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%.1f\t\n", r.Concurrency, r.Requests, r.OK, r.Shed, r.Errors, r.Timeouts, r.Hung,
 			round(r.P50), round(r.P99), round(r.Max), r.Throughput())
+	}
+	_ = tw.Flush()
+}
+
+// PrintTracks writes, per level, one line per track of the pods that answered.
+func PrintTracks(w io.Writer, results []Result) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "clients\ttrack\trequests\tok\tshed\terrors\ttimeouts\thung\tp50\tp99\t")
+	for _, r := range results {
+		for _, t := range r.Tracks() {
+			fmt.Fprintf(tw, "%d\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t\n", r.Concurrency, t.Track, t.Requests, t.OK, t.Shed, t.Errors, t.Timeouts, t.Hung,
+				round(t.P50), round(t.P99))
+		}
+	}
+	_ = tw.Flush()
+}
+
+// PrintPods writes one line per pod over all levels; ready says whether the
+// pod is still a ready endpoint (a pod that went says "gone").
+func PrintPods(w io.Writer, results []Result, ready func(pod string) bool) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "pod\ttrack\tendpoint\trequests\tok\tshed\terrors\ttimeouts\thung\tp50\tp99\t")
+	for _, p := range PodTotals(results) {
+		state := "gone"
+		if ready(p.Pod) {
+			state = "ready"
+		}
+		pod := p.Pod
+		if pod == "" {
+			pod = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t\n", pod, p.Track, state, p.Requests, p.OK, p.Shed, p.Errors, p.Timeouts, p.Hung,
+			round(p.P50), round(p.P99))
 	}
 	_ = tw.Flush()
 }

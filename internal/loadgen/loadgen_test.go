@@ -4,6 +4,8 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -51,5 +53,96 @@ func TestClassifies(t *testing.T) {
 	r := Run(context.Background(), Config{URL: ts.URL, Concurrency: 1, Requests: 7, Deadline: 100 * time.Millisecond, Margin: 50 * time.Millisecond})
 	if r.Requests != 7 || r.OK != 2 || r.Shed != 2 || r.Timeouts != 1 || r.Errors != 1 || r.Hung != 1 {
 		t.Fatalf("%+v", r)
+	}
+}
+
+// staticTargets hands out a fixed list round-robin, as Endpoints does with
+// the ready endpoints it last resolved.
+type staticTargets struct {
+	mu   sync.Mutex
+	list []Target
+	i    int
+}
+
+func (s *staticTargets) Next() (Target, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.list) == 0 {
+		return Target{}, false
+	}
+	t := s.list[s.i%len(s.list)]
+	s.i++
+	return t, true
+}
+
+// With targets, every request is counted for the pod that answered it, and
+// the pods add up to their tracks and to the level.
+func TestCountsPerPodAndTrack(t *testing.T) {
+	status := func(code int) *httptest.Server {
+		return httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(code) }))
+	}
+	ok1, ok2, shed := status(200), status(200), status(429)
+	defer ok1.Close()
+	defer ok2.Close()
+	defer shed.Close()
+	targets := &staticTargets{list: []Target{
+		{URL: ok1.URL, Pod: "docs-stable-a", Track: "stable"},
+		{URL: ok2.URL, Pod: "docs-stable-b", Track: "stable"},
+		{URL: shed.URL, Pod: "docs-canary-a", Track: "canary"},
+	}}
+	r := Run(context.Background(), Config{Targets: targets, Concurrency: 3, Requests: 30, Deadline: time.Second, Margin: time.Second})
+	if r.Requests != 30 || r.OK != 20 || r.Shed != 10 || r.NoTarget != 0 {
+		t.Fatalf("level: %+v", r.Counts)
+	}
+	for pod, want := range map[string]Counts{
+		"docs-stable-a": {Requests: 10, OK: 10}, "docs-stable-b": {Requests: 10, OK: 10}, "docs-canary-a": {Requests: 10, Shed: 10},
+	} {
+		if got := r.Pods[pod]; got == nil || got.Counts != want {
+			t.Errorf("pod %s: %+v, want %+v", pod, got, want)
+		}
+	}
+	tracks := r.Tracks()
+	if len(tracks) != 2 || tracks[0].Track != "canary" || tracks[0].Shed != 10 || tracks[1].Track != "stable" || tracks[1].OK != 20 || tracks[1].P99 <= 0 {
+		t.Errorf("tracks: %+v %+v", tracks[0], tracks[1])
+	}
+	totals := PodTotals([]Result{r, r})
+	if len(totals) != 3 || totals[0].Pod != "docs-canary-a" || totals[0].Requests != 20 {
+		t.Errorf("pod totals over two levels: %+v", totals[0])
+	}
+	var b strings.Builder
+	PrintPods(&b, []Result{r}, func(pod string) bool { return pod != "docs-stable-b" })
+	if !strings.Contains(b.String(), "docs-stable-b  stable      gone") || !strings.Contains(b.String(), "docs-stable-a  stable     ready") {
+		t.Errorf("pods table:\n%s", b.String())
+	}
+}
+
+// No ready endpoint: nothing is sent, the level still ends, and it says so.
+func TestNoTargetIsCountedNotSent(t *testing.T) {
+	start := time.Now()
+	r := Run(context.Background(), Config{Targets: &staticTargets{}, Concurrency: 2, Requests: 4, Deadline: time.Second})
+	if r.Requests != 0 || r.NoTarget != 4 {
+		t.Fatalf("%+v, NoTarget %d", r.Counts, r.NoTarget)
+	}
+	if time.Since(start) > 5*time.Second {
+		t.Fatal("a level without endpoints did not end")
+	}
+}
+
+func TestAnswerDims(t *testing.T) {
+	for _, c := range []struct {
+		body string
+		dims int
+		ok   bool
+	}{
+		{`{"object":"list","data":[{"object":"embedding","index":0,"embedding":[0.1,-0.2,0.3]}]}`, 3, true},
+		// Four little-endian float32s, as the official clients decode them.
+		{`{"data":[{"embedding":"AACAPwAAAEAAAEBAAACAQA=="}]}`, 4, true},
+		{`{"data":[]}`, 0, false},
+		{`{"error":{"message":"x"}}`, 0, false},
+		{`not json`, 0, false},
+	} {
+		if d, ok := answerDims([]byte(c.body)); d != c.dims || ok != c.ok {
+			t.Errorf("answerDims(%s) = %d, %v; want %d, %v", c.body, d, ok, c.dims, c.ok)
+		}
 	}
 }

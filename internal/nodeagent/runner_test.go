@@ -1,7 +1,6 @@
 package nodeagent
 
 import (
-	"context"
 	"flag"
 	"fmt"
 	"io"
@@ -17,6 +16,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"github.com/ragops/rag-operator/internal/testsupport/poll"
 )
 
 // The test binary doubles as the container's server when this variable is set.
@@ -82,7 +83,7 @@ func TestContainerLifecycle(t *testing.T) {
 	go c.run()
 	defer c.stop(time.Second)
 
-	waitFor(t, "ready", func() bool { o := c.observe(); return o.Running && o.Ready })
+	poll.Until(t, "ready", func() bool { o := c.observe(); return o.Running && o.Ready })
 	body := get(t, "http://"+podIP+":18080/")
 	if body != "key=v1" {
 		t.Fatalf("pod answered %q", body)
@@ -92,7 +93,7 @@ func TestContainerLifecycle(t *testing.T) {
 	if err := syscall.Kill(first, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "restarted and ready", func() bool {
+	poll.Until(t, "restarted and ready", func() bool {
 		o := c.observe()
 		return o.Running && o.Ready && o.ProcessID != first
 	})
@@ -112,19 +113,6 @@ func TestContainerLifecycle(t *testing.T) {
 	}
 	if _, err := http.Get("http://" + podIP + ":18080/"); err == nil {
 		t.Fatal("stopped container still answers")
-	}
-}
-
-func waitFor(t *testing.T, what string, ok func() bool) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
-	for !ok() {
-		select {
-		case <-ctx.Done():
-			t.Fatalf("timed out waiting for %s", what)
-		case <-time.After(50 * time.Millisecond):
-		}
 	}
 }
 

@@ -9,7 +9,8 @@ import (
 )
 
 // FuzzDecodeRequest: no body crashes the decoder; an accepted body has between 1
-// and MaxInputs non-empty inputs, and a refused one says why with 400 or 413.
+// and MaxInputs non-empty inputs, with the texts encoding/json reads, and a
+// refused one says why with 400 or 413.
 func FuzzDecodeRequest(f *testing.F) {
 	for _, s := range []string{
 		`{"input":"hi"}`, `{"input":["a","b"],"encoding_format":"base64"}`, `{"input":[1,2]}`,
@@ -34,6 +35,26 @@ func FuzzDecodeRequest(f *testing.F) {
 		for i, in := range r.Inputs {
 			if in.IsTokens && len(in.Tokens) == 0 || !in.IsTokens && in.Text == "" {
 				t.Fatalf("input %d empty: %+v", i, in)
+			}
+		}
+		var ref struct{ Input any }
+		if err := json.Unmarshal(body, &ref); err != nil {
+			t.Fatalf("accepted a body encoding/json refuses: %v", err)
+		}
+		var texts []string
+		switch v := ref.Input.(type) {
+		case string:
+			texts = []string{v}
+		case []any:
+			for _, it := range v {
+				if s, ok := it.(string); ok {
+					texts = append(texts, s)
+				}
+			}
+		}
+		for i, want := range texts {
+			if i >= len(r.Inputs) || r.Inputs[i].Text != want {
+				t.Fatalf("input %d: %q, encoding/json reads %q", i, r.Inputs[i].Text, want)
 			}
 		}
 		if r.Dimensions < 0 {

@@ -14,17 +14,38 @@ import (
 	"slices"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/ragops/rag-operator/internal/provider"
 )
 
 // EmbeddingRequest is the body of POST /v1/embeddings.
 type EmbeddingRequest struct {
-	Input          json.RawMessage `json:"input"`
-	Model          string          `json:"model,omitempty"`
-	EncodingFormat string          `json:"encoding_format,omitempty"`
-	Dimensions     *int            `json:"dimensions,omitempty"`
-	User           string          `json:"user,omitempty"`
+	Input          bodyView `json:"input"`
+	Model          string   `json:"model,omitempty"`
+	EncodingFormat string   `json:"encoding_format,omitempty"`
+	Dimensions     *int     `json:"dimensions,omitempty"`
+	User           string   `json:"user,omitempty"`
+}
+
+// bodyView is a JSON value as it stands in the body json.Unmarshal reads: a
+// view, not a copy (json.RawMessage copies). json.Unmarshal hands an
+// Unmarshaler a slice of its own input, so keeping it is safe for as long as
+// that input is neither freed nor changed: DecodeRequest's callers promise so.
+type bodyView []byte
+
+func (v *bodyView) UnmarshalJSON(b []byte) error {
+	*v = b
+	return nil
+}
+
+// MarshalJSON writes the value as it is, as json.RawMessage does, so that a
+// client can build a request around an input it encoded itself.
+func (v bodyView) MarshalJSON() ([]byte, error) {
+	if v == nil {
+		return []byte("null"), nil
+	}
+	return v, nil
 }
 
 // Request is a decoded, validated embeddings request.
@@ -43,6 +64,10 @@ type Limits struct {
 
 // DecodeRequest parses and validates a request body. Every error is a
 // *provider.Error with status 400 or 413 and the offending parameter.
+//
+// The texts it returns are views of body where the JSON needs no unescaping
+// (the usual case), so a large upload is not held twice: the caller must not
+// change body afterwards.
 func DecodeRequest(body []byte, lim Limits) (Request, error) {
 	var raw EmbeddingRequest
 	if err := json.Unmarshal(body, &raw); err != nil {
@@ -83,13 +108,50 @@ func tooMany(n, max int) error {
 		Message: fmt.Sprintf("input has %d items; at most %d are allowed per request", n, max)}
 }
 
-func decodeInput(raw json.RawMessage, lim Limits) ([]provider.Input, error) {
+// text reads a JSON string literal (known to be valid JSON): a view of raw
+// when it holds no escapes and is valid UTF-8, else a copy decoded by
+// encoding/json (which also replaces invalid UTF-8, as it would anyway).
+func text(raw []byte) (string, error) {
+	if len(raw) >= 2 && raw[0] == '"' {
+		inner := raw[1 : len(raw)-1]
+		if bytes.IndexByte(inner, '\\') < 0 && utf8.Valid(inner) {
+			return unsafeString(inner), nil
+		}
+	}
+	var s string
+	err := json.Unmarshal(raw, &s)
+	return s, err
+}
+
+// items splits a JSON array (known to be valid JSON) into views of its elements.
+func items(raw []byte) [][]byte {
+	s := scanner{b: raw}
+	s.expect('[')
+	var out [][]byte
+	if s.peek() == ']' {
+		return out
+	}
+	for s.err == nil {
+		s.ws()
+		start := s.i
+		s.skip(0)
+		out = append(out, raw[start:s.i])
+		if s.peek() != ',' {
+			break
+		}
+		s.i++
+	}
+	return out
+}
+
+func decodeInput(raw []byte, lim Limits) ([]provider.Input, error) {
+	raw = bytes.TrimSpace(raw)
 	switch firstByte(raw) {
 	case 0, 'n':
 		return nil, provider.BadRequest("input", "input is required")
 	case '"':
-		var s string
-		if err := json.Unmarshal(raw, &s); err != nil {
+		s, err := text(raw)
+		if err != nil {
 			return nil, provider.BadRequest("input", "input: %v", err)
 		}
 		if s == "" {
@@ -100,10 +162,7 @@ func decodeInput(raw json.RawMessage, lim Limits) ([]provider.Input, error) {
 	default:
 		return nil, provider.BadRequest("input", "input must be a string, an array of strings, an array of token ids or an array of arrays of token ids")
 	}
-	var items []json.RawMessage
-	if err := json.Unmarshal(raw, &items); err != nil {
-		return nil, provider.BadRequest("input", "input: %v", err)
-	}
+	items := items(raw)
 	if len(items) == 0 {
 		return nil, provider.BadRequest("input", "input must not be an empty array")
 	}
@@ -114,8 +173,12 @@ func decodeInput(raw json.RawMessage, lim Limits) ([]provider.Input, error) {
 		}
 		out := make([]provider.Input, len(items))
 		for i, it := range items {
-			if err := json.Unmarshal(it, &out[i].Text); err != nil || firstByte(it) != '"' {
+			if firstByte(it) != '"' {
 				return nil, provider.BadRequest("input", "input[%d] must be a string like the other items", i)
+			}
+			var err error
+			if out[i].Text, err = text(it); err != nil {
+				return nil, provider.BadRequest("input", "input[%d]: %v", i, err)
 			}
 			if out[i].Text == "" {
 				return nil, provider.BadRequest("input", "input[%d] must not be an empty string", i)
@@ -150,7 +213,7 @@ func decodeInput(raw json.RawMessage, lim Limits) ([]provider.Input, error) {
 	}
 }
 
-func tokenIDs(raw json.RawMessage, where string) ([]int, error) {
+func tokenIDs(raw []byte, where string) ([]int, error) {
 	var ids []int
 	if err := json.Unmarshal(raw, &ids); err != nil {
 		return nil, provider.BadRequest("input", "%s must be an array of integer token ids", where)
@@ -179,10 +242,6 @@ func AppendResponse(dst []byte, model string, vectors [][]float32, promptTokens 
 		dst = slices.Grow(dst, 160+len(model)+len(vectors)*per)
 	}
 	dst = append(dst, `{"object":"list","data":[`...)
-	var raw []byte // one vector's little-endian bytes, reused
-	if b64 && len(vectors) > 0 {
-		raw = make([]byte, 0, 4*len(vectors[0]))
-	}
 	for i, v := range vectors {
 		if i > 0 {
 			dst = append(dst, ',')
@@ -191,12 +250,8 @@ func AppendResponse(dst []byte, model string, vectors [][]float32, promptTokens 
 		dst = strconv.AppendInt(dst, int64(i), 10)
 		dst = append(dst, `,"embedding":`...)
 		if b64 {
-			raw = raw[:0]
-			for _, x := range v {
-				raw = binary.LittleEndian.AppendUint32(raw, math.Float32bits(x))
-			}
 			dst = append(dst, '"')
-			dst = base64.StdEncoding.AppendEncode(dst, raw)
+			dst = appendBase64Floats(dst, v)
 			dst = append(dst, '"')
 		} else {
 			dst = append(dst, '[')
@@ -211,14 +266,51 @@ func AppendResponse(dst []byte, model string, vectors [][]float32, promptTokens 
 		dst = append(dst, '}')
 	}
 	dst = append(dst, `],"model":`...)
-	mj, _ := json.Marshal(model)
-	dst = append(dst, mj...)
+	dst = AppendJSONString(dst, model)
 	dst = append(dst, `,"usage":{"prompt_tokens":`...)
 	dst = strconv.AppendInt(dst, int64(promptTokens), 10)
 	dst = append(dst, `,"total_tokens":`...)
 	dst = strconv.AppendInt(dst, int64(promptTokens), 10)
 	dst = append(dst, "}}\n"...)
 	return dst
+}
+
+// appendBase64Floats appends the base64 of v's little-endian float32 bytes,
+// twelve floats (48 bytes, whole base64 groups) at a time through a buffer on
+// the stack, so that no vector needs a byte copy of its own.
+func appendBase64Floats(dst []byte, v []float32) []byte {
+	var chunk [48]byte
+	for len(v) > 0 {
+		n := min(len(v), 12)
+		for i, x := range v[:n] {
+			binary.LittleEndian.PutUint32(chunk[4*i:], math.Float32bits(x))
+		}
+		dst = base64.StdEncoding.AppendEncode(dst, chunk[:4*n])
+		v = v[n:]
+	}
+	return dst
+}
+
+// PlainJSON reports whether s can stand between quotes in JSON as it is: valid
+// UTF-8 without quotes, backslashes or control characters.
+func PlainJSON(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return utf8.ValidString(s)
+}
+
+// AppendJSONString appends s as a JSON string: as it is between quotes when
+// it is PlainJSON (a model name or a text, as a rule), else as encoding/json
+// writes it.
+func AppendJSONString(dst []byte, s string) []byte {
+	if PlainJSON(s) {
+		return append(append(append(dst, '"'), s...), '"')
+	}
+	q, _ := json.Marshal(s)
+	return append(dst, q...)
 }
 
 // EmbeddingResponse is the decoded response body.

@@ -157,3 +157,51 @@ func TestParseRetryAfter(t *testing.T) {
 		t.Fatal("RetryAfterSeconds rounding")
 	}
 }
+
+// A request built around an input encoded by the caller encodes that input as
+// it is, and decodes back to the same texts.
+func TestEmbeddingRequestRoundTrip(t *testing.T) {
+	b, err := json.Marshal(EmbeddingRequest{Input: []byte(`["a","b\"c"]`), Model: "m"})
+	if err != nil || string(b) != `{"input":["a","b\"c"],"model":"m"}` {
+		t.Fatalf("%s %v", b, err)
+	}
+	r, err := DecodeRequest(b, Limits{})
+	if err != nil || len(r.Inputs) != 2 || r.Inputs[0].Text != "a" || r.Inputs[1].Text != `b"c` || r.Model != "m" {
+		t.Fatalf("%+v %v", r, err)
+	}
+}
+
+// Encoding an answer allocates nothing per float (nor per vector) once the
+// buffer has grown, and decoding one allocates as often for 64 vectors as for
+// 4: never per vector or per number.
+func TestCodecAllocations(t *testing.T) {
+	answer := func(n int) [][]float32 {
+		vecs := make([][]float32, n)
+		for i := range vecs {
+			vecs[i] = make([]float32, 384)
+			for j := range vecs[i] {
+				vecs[i][j] = float32(i*384+j) / 7919
+			}
+		}
+		return vecs
+	}
+	for _, b64 := range []bool{false, true} {
+		decodeAllocs := map[int]float64{}
+		for _, n := range []int{4, 64} {
+			vecs := answer(n)
+			buf := AppendResponse(nil, "m", vecs, 1, b64)
+			if a := testing.AllocsPerRun(20, func() { buf = AppendResponse(buf[:0], "m", vecs, 1, b64) }); a > 0 {
+				t.Errorf("base64 %v, %d vectors: AppendResponse allocates %v times per answer", b64, n, a)
+			}
+			body := append([]byte(nil), buf...)
+			decodeAllocs[n] = testing.AllocsPerRun(20, func() {
+				if _, _, err := DecodeResponse(body, n); err != nil {
+					t.Fatal(err)
+				}
+			})
+		}
+		if decodeAllocs[64] > decodeAllocs[4] {
+			t.Errorf("base64 %v: DecodeResponse allocates %v times for 4 vectors, %v for 64", b64, decodeAllocs[4], decodeAllocs[64])
+		}
+	}
+}

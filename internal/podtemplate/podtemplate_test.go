@@ -9,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 
 	ragv1 "github.com/ragops/rag-operator/api/v1alpha1"
 )
@@ -66,10 +67,10 @@ func TestArgs(t *testing.T) {
 			[]string{"--upstream-url", "--dimensions"}},
 		{"openai with endpoint and dimensions", func(s *ragv1.RAGService) {
 			s.Spec.Embedding = ragv1.EmbeddingSpec{Provider: ragv1.ProviderOpenAI, Model: "text-embedding-3-large",
-				Endpoint: "https://api.example.test/v1", Dimensions: ptr(int32(1024)), MaxBatchSize: 16}
+				Endpoint: "https://api.example.test/v1", Dimensions: ptr.To(int32(1024)), MaxBatchSize: 16}
 		}, []string{"--provider=openai", "--model=text-embedding-3-large", "--upstream-url=https://api.example.test/v1",
 			"--dimensions=1024", "--max-batch-size=16"}, nil},
-		{"zero queue", func(s *ragv1.RAGService) { s.Spec.Concurrency.MaxQueue = ptr(int32(0)) }, []string{"--max-queue=0"}, nil},
+		{"zero queue", func(s *ragv1.RAGService) { s.Spec.Concurrency.MaxQueue = ptr.To(int32(0)) }, []string{"--max-queue=0"}, nil},
 		{"minute timeouts print as Go durations", func(s *ragv1.RAGService) {
 			s.Spec.Timeouts.Request = metav1.Duration{Duration: 90 * time.Second}
 		}, []string{"--request-timeout=1m30s"}, nil},
@@ -217,7 +218,7 @@ func TestRevision(t *testing.T) {
 		"image":          func(s *ragv1.RAGService) { s.Spec.Image = "other:1" },
 		"model":          func(s *ragv1.RAGService) { s.Spec.Embedding.Model = "hash-256" },
 		"maxInFlight":    func(s *ragv1.RAGService) { s.Spec.Concurrency.MaxInFlight = 9 },
-		"maxQueue":       func(s *ragv1.RAGService) { s.Spec.Concurrency.MaxQueue = ptr(int32(1)) },
+		"maxQueue":       func(s *ragv1.RAGService) { s.Spec.Concurrency.MaxQueue = ptr.To(int32(1)) },
 		"request":        func(s *ragv1.RAGService) { s.Spec.Timeouts.Request = metav1.Duration{Duration: time.Minute} },
 		"drain":          func(s *ragv1.RAGService) { s.Spec.Timeouts.Drain = metav1.Duration{Duration: time.Second} },
 		"retry":          func(s *ragv1.RAGService) { s.Spec.Retry.MaxAttempts = 5 },
@@ -234,8 +235,8 @@ func TestRevision(t *testing.T) {
 		seen[rev] = name
 	}
 	same := map[string]func(*ragv1.RAGService){
-		"replicas": func(s *ragv1.RAGService) { s.Spec.Replicas = ptr(int32(9)) },
-		"steps":    func(s *ragv1.RAGService) { s.Spec.Rollout.Steps = []ragv1.RolloutStep{{SetWeight: ptr(int32(5))}} },
+		"replicas": func(s *ragv1.RAGService) { s.Spec.Replicas = ptr.To(int32(9)) },
+		"steps":    func(s *ragv1.RAGService) { s.Spec.Rollout.Steps = []ragv1.RolloutStep{{SetWeight: ptr.To(int32(5))}} },
 		"paused":   func(s *ragv1.RAGService) { s.Spec.Rollout.Paused = true },
 		"analysis": func(s *ragv1.RAGService) { s.Spec.Rollout.Analysis = &ragv1.AnalysisSpec{MaxErrorRate: "0.5"} },
 	}
@@ -296,5 +297,3 @@ func revisionOf(t *testing.T, svc *ragv1.RAGService) string {
 	}
 	return rev
 }
-
-func ptr[T any](v T) *T { return &v }

@@ -27,9 +27,12 @@ type planner struct {
 	canaryReplicas int32
 	transition     Transition
 	reason, msg    string
-	state          State
-	events         []Event
-	requeue        time.Duration
+	// standing is the reason and message of the last thing decided: where the
+	// rollout stands after the pass (a wait after an advance, say).
+	standing Problem
+	state    State
+	events   []Event
+	requeue  time.Duration
 
 	// cmd is the command still to be acted on or declined; used and ignored
 	// say what became of Input.Command.
@@ -94,6 +97,7 @@ func (p *planner) run() {
 			p.runCanary()
 			if p.transition == TransitionHold {
 				p.msg += fmt.Sprintf("; revision %s waits for the rollout to resume", d)
+				p.standing.Message = p.msg
 			}
 			return
 		}
@@ -227,6 +231,7 @@ func (p *planner) start(reason, msg string) {
 }
 
 func (p *planner) set(t Transition, reason, msg string) {
+	p.standing = Problem{Reason: reason, Message: msg}
 	// A wait after an advance in the same pass reports the advance.
 	if t == TransitionWait && (p.transition == TransitionAdvance || p.transition == TransitionStart) {
 		p.msg += "; " + msg
@@ -289,6 +294,7 @@ func (p *planner) finish() Plan {
 		Transition:     p.transition,
 		Reason:         p.reason,
 		Message:        p.msg,
+		Standing:       p.standing,
 		State:          p.state,
 		Selects:        sel,
 		Events:         p.events,

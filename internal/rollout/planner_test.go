@@ -7,6 +7,7 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 
 	"github.com/ragops/rag-operator/api/v1alpha1"
 )
@@ -72,8 +73,8 @@ func running(step int32, startAgo time.Duration, ready int32) func(*Input) {
 func analysisOn(policy v1alpha1.NoDataPolicy) func(*Input) {
 	return func(in *Input) {
 		in.Rollout.Analysis = &v1alpha1.AnalysisSpec{
-			Interval: metav1.Duration{Duration: 30 * time.Second}, MinRequests: i64(20),
-			OnNoData: policy, FailureLimit: i32(1),
+			Interval: metav1.Duration{Duration: 30 * time.Second}, MinRequests: ptr.To[int64](20),
+			OnNoData: policy, FailureLimit: ptr.To[int32](1),
 		}
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 
 	"github.com/ragops/rag-operator/api/v1alpha1"
 	"github.com/ragops/rag-operator/internal/testsupport/deploysim"
@@ -514,8 +515,6 @@ func diffLines(want, got string) string {
 
 // --- scenario helpers ---
 
-func i32(v int32) *int32 { return &v }
-func i64(v int64) *int64 { return &v }
 func dur(d time.Duration) *metav1.Duration {
 	return &metav1.Duration{Duration: d}
 }
@@ -538,7 +537,7 @@ func canarySpec() v1alpha1.RolloutSpec {
 func withAnalysis(r v1alpha1.RolloutSpec, onNoData v1alpha1.NoDataPolicy) v1alpha1.RolloutSpec {
 	r.Analysis = &v1alpha1.AnalysisSpec{
 		Provider: v1alpha1.AnalysisBuiltin, Interval: metav1.Duration{Duration: 20 * time.Second},
-		MinRequests: i64(20), OnNoData: onNoData, FailureLimit: i32(1),
+		MinRequests: ptr.To[int64](20), OnNoData: onNoData, FailureLimit: ptr.To[int32](1),
 		MaxErrorRate: "0.01", MaxShedRate: "0.10", MaxLatencyP99: metav1.Duration{Duration: 2 * time.Second},
 	}
 	return r

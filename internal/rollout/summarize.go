@@ -2,6 +2,7 @@ package rollout
 
 import (
 	"fmt"
+	"time"
 
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -32,6 +33,9 @@ type Problem struct {
 type Observation struct {
 	// Generation of the RAGService; conditions carry it.
 	Generation int64
+	// Now is the time of the pass: a condition that changes its status says
+	// it changed then, so two summaries of one pass are equal.
+	Now time.Time
 	// Replicas is spec.replicas.
 	Replicas int32
 	// Stable and Canary are the tracks as they stand after the pass applied them.
@@ -90,13 +94,13 @@ func Summarize(o Observation) Summary {
 	for _, c := range old {
 		conds = append(conds, *c.DeepCopy())
 	}
-	gen := o.Generation
+	at := stamp{gen: o.Generation, now: o.Now}
 	sit := classify(o)
-	conds = setAvailable(conds, gen, o.Stable, o.Replicas)
-	conds = setRolledBack(conds, gen, sit.rolledBack, o.Memory.Rollback)
-	conds = setStalled(conds, gen, sit.stalled)
-	conds = setReconciling(conds, gen, sit.reconciling, o.Err)
-	conds = setReady(conds, gen, o.Err, o.SecretProblem)
+	conds = setAvailable(conds, at, o.Stable, o.Replicas)
+	conds = setRolledBack(conds, at, sit.rolledBack, o.Memory.Rollback)
+	conds = setStalled(conds, at, sit.stalled)
+	conds = setReconciling(conds, at, sit.reconciling, o.Err)
+	conds = setReady(conds, at, o.Err, o.SecretProblem)
 	return Summary{
 		Conditions:    conds,
 		Phase:         phaseOf(sit.phase, conds),
@@ -141,6 +145,9 @@ func classify(o Observation) situation {
 		return sit
 	}
 	why := &Problem{p.Reason, p.Message}
+	if p.Standing.Reason != "" {
+		why = &Problem{p.Standing.Reason, p.Standing.Message}
+	}
 	switch p.State {
 	case StateRolledBack:
 		return situation{stalled: why, rolledBack: true, phase: v1alpha1.PhaseRolledBack}
@@ -182,44 +189,44 @@ func phaseOf(p v1alpha1.Phase, conds []metav1.Condition) v1alpha1.Phase {
 
 // setAvailable is True when the stable track serves with at least spec.replicas
 // ready pods.
-func setAvailable(conds []metav1.Condition, gen int64, stable Track, replicas int32) []metav1.Condition {
+func setAvailable(conds []metav1.Condition, at stamp, stable Track, replicas int32) []metav1.Condition {
 	if !stable.Exists {
-		return set(conds, gen, v1alpha1.ConditionAvailable, metav1.ConditionFalse, ReasonDeploymentMissing, "stable Deployment does not exist yet")
+		return set(conds, at, v1alpha1.ConditionAvailable, metav1.ConditionFalse, ReasonDeploymentMissing, "stable Deployment does not exist yet")
 	}
 	ready := stable.serving()
 	msg := fmt.Sprintf("%d of %d stable replicas ready", ready, replicas)
 	if ready >= replicas {
-		return set(conds, gen, v1alpha1.ConditionAvailable, metav1.ConditionTrue, ReasonMinimumAvailable, msg)
+		return set(conds, at, v1alpha1.ConditionAvailable, metav1.ConditionTrue, ReasonMinimumAvailable, msg)
 	}
-	return set(conds, gen, v1alpha1.ConditionAvailable, metav1.ConditionFalse, ReasonBelowMinimum, msg)
+	return set(conds, at, v1alpha1.ConditionAvailable, metav1.ConditionFalse, ReasonBelowMinimum, msg)
 }
 
 // setRolledBack is True while the rollout holds after a rollback.
-func setRolledBack(conds []metav1.Condition, gen int64, on bool, rb *v1alpha1.RollbackStatus) []metav1.Condition {
+func setRolledBack(conds []metav1.Condition, at stamp, on bool, rb *v1alpha1.RollbackStatus) []metav1.Condition {
 	if !on || rb == nil {
 		return remove(conds, v1alpha1.ConditionRolledBack)
 	}
-	return set(conds, gen, v1alpha1.ConditionRolledBack, metav1.ConditionTrue, rb.Reason,
+	return set(conds, at, v1alpha1.ConditionRolledBack, metav1.ConditionTrue, rb.Reason,
 		fmt.Sprintf("revision %s was rolled back: %s", rb.Revision, rb.Message))
 }
 
 // setStalled marks a state that needs a person: a bad spec, a held or
 // rolled-back rollout, a missed deadline. Absent otherwise.
-func setStalled(conds []metav1.Condition, gen int64, why *Problem) []metav1.Condition {
+func setStalled(conds []metav1.Condition, at stamp, why *Problem) []metav1.Condition {
 	if why == nil {
 		return remove(conds, v1alpha1.ConditionStalled)
 	}
-	return set(conds, gen, v1alpha1.ConditionStalled, metav1.ConditionTrue, why.Reason, why.Message)
+	return set(conds, at, v1alpha1.ConditionStalled, metav1.ConditionTrue, why.Reason, why.Message)
 }
 
 // setReconciling is True while the service moves toward its spec, and while a
 // transient error makes the operator try again. Absent otherwise.
-func setReconciling(conds []metav1.Condition, gen int64, why *Problem, err error) []metav1.Condition {
+func setReconciling(conds []metav1.Condition, at stamp, why *Problem, err error) []metav1.Condition {
 	switch {
 	case err != nil:
-		return set(conds, gen, v1alpha1.ConditionReconciling, metav1.ConditionTrue, ReasonReconcileFailed, err.Error())
+		return set(conds, at, v1alpha1.ConditionReconciling, metav1.ConditionTrue, ReasonReconcileFailed, err.Error())
 	case why != nil:
-		return set(conds, gen, v1alpha1.ConditionReconciling, metav1.ConditionTrue, why.Reason, why.Message)
+		return set(conds, at, v1alpha1.ConditionReconciling, metav1.ConditionTrue, why.Reason, why.Message)
 	}
 	return remove(conds, v1alpha1.ConditionReconciling)
 }
@@ -227,9 +234,9 @@ func setReconciling(conds []metav1.Condition, gen int64, why *Problem, err error
 // setReady summarises the other conditions into Ready: False with the reason
 // of the first of a reconcile error, a Secret problem, Stalled, RolledBack,
 // Reconciling, Available that stands in the way; True otherwise.
-func setReady(conds []metav1.Condition, gen int64, err error, secretProblem string) []metav1.Condition {
+func setReady(conds []metav1.Condition, at stamp, err error, secretProblem string) []metav1.Condition {
 	ready := func(status metav1.ConditionStatus, reason, msg string) []metav1.Condition {
-		return set(conds, gen, v1alpha1.ConditionReady, status, reason, msg)
+		return set(conds, at, v1alpha1.ConditionReady, status, reason, msg)
 	}
 	if err != nil {
 		return ready(metav1.ConditionFalse, ReasonReconcileFailed, err.Error())
@@ -289,7 +296,7 @@ func events(o Observation, sit situation, old, cur []metav1.Condition) []Event {
 	switch {
 	case c.Status == metav1.ConditionTrue:
 		out = append(out, Event{Type: EventNormal, Reason: "Ready", Message: c.Message})
-	case told(c.Reason) || (len(p.Events) > 0 && c.Reason == p.Reason):
+	case told(c.Reason) || (len(p.Events) > 0 && (c.Reason == p.Reason || c.Reason == p.Standing.Reason)):
 		// The plan's own events already say why.
 	case sit.stalled == nil && o.Err == nil && o.SecretProblem == "":
 		// Merely on its way: a canary step, a paused rollout, pods starting.
@@ -313,8 +320,17 @@ func changed(old, cur []metav1.Condition, t string) *metav1.Condition {
 	return c
 }
 
-func set(conds []metav1.Condition, gen int64, t string, status metav1.ConditionStatus, reason, msg string) []metav1.Condition {
-	apimeta.SetStatusCondition(&conds, metav1.Condition{Type: t, Status: status, Reason: reason, Message: msg, ObservedGeneration: gen})
+// stamp is what every condition of a pass carries: the generation observed
+// and, for a condition that changes its status, the time of the change.
+type stamp struct {
+	gen int64
+	now time.Time
+}
+
+func set(conds []metav1.Condition, at stamp, t string, status metav1.ConditionStatus, reason, msg string) []metav1.Condition {
+	// A zero time lets SetStatusCondition take the clock's: only tests do that.
+	apimeta.SetStatusCondition(&conds, metav1.Condition{Type: t, Status: status, Reason: reason, Message: msg,
+		ObservedGeneration: at.gen, LastTransitionTime: metav1.NewTime(at.now)})
 	return conds
 }
 

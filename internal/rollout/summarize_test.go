@@ -3,6 +3,7 @@ package rollout
 import (
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
@@ -65,7 +66,7 @@ func TestSetAvailable(t *testing.T) {
 		{"old-revision pods serve and count", Track{Exists: true, ReadyReplicas: 1, ServingReplicas: 3}, 3, cond{T, ReasonMinimumAvailable}},
 		{"zero replicas asked", Track{Exists: true}, 0, cond{T, ReasonMinimumAvailable}},
 	} {
-		got := condsOf(setAvailable(nil, 1, c.stable, c.replicas))[v1alpha1.ConditionAvailable]
+		got := condsOf(setAvailable(nil, stamp{gen: 1}, c.stable, c.replicas))[v1alpha1.ConditionAvailable]
 		if got != c.want {
 			t.Errorf("%s: Available %+v, want %+v", c.name, got, c.want)
 		}
@@ -85,7 +86,7 @@ func TestSetRolledBack(t *testing.T) {
 		{"no record", true, nil, nil},
 	} {
 		start := conds(map[string]cond{v1alpha1.ConditionRolledBack: {T, "Old"}})
-		got := apimeta.FindStatusCondition(setRolledBack(start, 4, c.on, c.rb), v1alpha1.ConditionRolledBack)
+		got := apimeta.FindStatusCondition(setRolledBack(start, stamp{gen: 4}, c.on, c.rb), v1alpha1.ConditionRolledBack)
 		if diff := cmp.Diff(c.want, got, ignoreTime); diff != "" {
 			t.Errorf("%s: RolledBack (-want +got):\n%s", c.name, diff)
 		}
@@ -110,7 +111,7 @@ func TestSetStalledAndReconciling(t *testing.T) {
 		{"an error on a stalled service keeps both", why, nil, boom, map[string]cond{v1alpha1.ConditionStalled: {T, "X"}, v1alpha1.ConditionReconciling: {T, ReasonReconcileFailed}}},
 	} {
 		start := conds(map[string]cond{v1alpha1.ConditionStalled: {T, "Old"}, v1alpha1.ConditionReconciling: {T, "Old"}})
-		got := condsOf(setReconciling(setStalled(start, 1, c.stalled), 1, c.reconciling, c.err))
+		got := condsOf(setReconciling(setStalled(start, stamp{gen: 1}, c.stalled), stamp{gen: 1}, c.reconciling, c.err))
 		if diff := cmp.Diff(c.want, got); diff != "" {
 			t.Errorf("%s (-want +got):\n%s", c.name, diff)
 		}
@@ -134,7 +135,7 @@ func TestSetReady(t *testing.T) {
 		{"a Secret problem beats the rest", map[string]cond{v1alpha1.ConditionAvailable: {T, ""}, v1alpha1.ConditionStalled: {T, "S"}}, nil, "no key", cond{F, ReasonSecretNotFound}},
 		{"an error beats everything", map[string]cond{v1alpha1.ConditionAvailable: {T, ""}}, errors.New("x"), "no key", cond{F, ReasonReconcileFailed}},
 	} {
-		got := condsOf(setReady(conds(c.conds), 1, c.err, c.secret))[v1alpha1.ConditionReady]
+		got := condsOf(setReady(conds(c.conds), stamp{gen: 1}, c.err, c.secret))[v1alpha1.ConditionReady]
 		if got != c.want {
 			t.Errorf("%s: Ready %+v, want %+v", c.name, got, c.want)
 		}
@@ -347,6 +348,21 @@ func TestSummarize(t *testing.T) {
 	}
 }
 
+// Two summaries of one pass are equal, so the one written with the decision
+// and the one written at the end of the pass differ only in what the pass
+// changed.
+func TestSummarizeIsRepeatable(t *testing.T) {
+	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	o := Observation{Now: now, Generation: 3, Replicas: 3, Stable: healthyStable, Plan: planOf(StateProgressing, TransitionStart, "CanaryStarted", "CanaryStarted"), Conditions: conds(healthyConds)}
+	a, b := Summarize(o), Summarize(o)
+	if diff := cmp.Diff(a, b); diff != "" {
+		t.Errorf("two summaries of one pass differ (-first +second):\n%s", diff)
+	}
+	if c := apimeta.FindStatusCondition(a.Conditions, v1alpha1.ConditionReconciling); c == nil || !c.LastTransitionTime.Time.Equal(now) {
+		t.Errorf("Reconciling %+v: a condition that appears carries the pass's time", c)
+	}
+}
+
 func TestSummarizeCounts(t *testing.T) {
 	s := Summarize(Observation{
 		Replicas: 3,
@@ -378,6 +394,26 @@ func TestResolveCommand(t *testing.T) {
 		cmd, outranked := ResolveCommand(c.ann)
 		if cmd != c.cmd || !cmp.Equal(outranked, c.outranked) || !cmp.Equal(PresentCommands(c.ann), c.present) {
 			t.Errorf("%v: command %q outranked %v present %v; want %q %v %v", c.ann, cmd, outranked, PresentCommands(c.ann), c.cmd, c.outranked, c.present)
+		}
+	}
+}
+
+// A pass that advances to a step that waits says where the rollout stands
+// now, not what it did: Reconciling carries the wait's reason.
+func TestSummarizeStandsWhereThePassEnded(t *testing.T) {
+	in := base()
+	running(2, time.Hour, 2)(&in) // step 2 done: advances to step 3, a pause until promoted
+	p := Decide(in)
+	if p.Transition != TransitionAdvance || p.Standing.Reason != "WaitingForPromote" {
+		t.Fatalf("plan %s %s, standing %+v: want an advance that stands waiting for promote", p.Transition, p.Reason, p.Standing)
+	}
+	s := Summarize(Observation{Replicas: 4, Stable: in.Stable, Plan: &p, Conditions: conds(healthyConds)})
+	if c := condsOf(s.Conditions)[v1alpha1.ConditionReconciling]; c != (cond{T, "WaitingForPromote"}) || s.Phase != v1alpha1.PhasePaused {
+		t.Errorf("Reconciling %+v phase %s, want WaitingForPromote and Paused", c, s.Phase)
+	}
+	for _, e := range s.Events {
+		if e.Reason == "WaitingForPromote" {
+			t.Errorf("the pass's StepAdvanced event already tells it; got another: %+v", e)
 		}
 	}
 }

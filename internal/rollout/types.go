@@ -196,6 +196,10 @@ type Plan struct {
 	Transition Transition
 	Reason     string
 	Message    string
+	// Standing says where the rollout stands after the pass: the reason and
+	// message of its last decision (after an advance to a step that waits, the
+	// wait's). The Reconciling and Stalled conditions carry it.
+	Standing Problem
 	// State is where the rollout stands.
 	State State
 	// Selects is which tracks the shared Service sends clients to; applied

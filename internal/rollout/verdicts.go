@@ -14,30 +14,35 @@ import (
 // progress deadline's business, and "no data" from pods that are not serving
 // yet must never count as a failure.
 func AnalysisDue(in Input) bool {
-	a := in.Rollout.Analysis
 	st := in.Memory
-	if a == nil || in.Rollout.Strategy == v1alpha1.StrategyRollingUpdate {
-		return false
-	}
-	if st.CanaryRevision == "" || st.CanaryRevision == st.StableRevision {
+	if !AnalysisActive(in.Rollout, st, in.Space) {
 		return false
 	}
 	if cn := in.Canary; !cn.Exists || cn.Revision != st.CanaryRevision || cn.ReadyReplicas == 0 {
 		return false
 	}
-	// A canary that clients do not reach yet (the preview of a cutover, or
-	// its space unproven) has no traffic of theirs to judge.
-	es := st.EmbeddingSpace
-	if es != nil && es.Revision == st.CanaryRevision && es.CanarySpace != es.Name {
-		return false
-	}
-	if in.Space.Check && (es == nil || es.Revision != st.CanaryRevision || es.Verdict != v1alpha1.SpaceCompatible) {
-		return false
-	}
+	a := in.Rollout.Analysis
 	if st.Analysis == nil || st.Analysis.Revision != st.CanaryRevision {
 		return true
 	}
 	return !in.Now.Before(st.Analysis.Time.Add(interval(a)))
+}
+
+// AnalysisActive says whether analysis judges the running canary: it is
+// configured and a canary runs that clients reach (not promoting, not the
+// preview of a cutover, its space proven when the check is on). A canary that
+// clients do not reach has no traffic of theirs to judge. Probe traffic runs
+// exactly while this holds.
+func AnalysisActive(r v1alpha1.RolloutSpec, m v1alpha1.RolloutStatus, space SpaceInput) bool {
+	c := m.CanaryRevision
+	if r.Analysis == nil || r.Strategy == v1alpha1.StrategyRollingUpdate || c == "" || c == m.StableRevision {
+		return false
+	}
+	es := m.EmbeddingSpace
+	if es != nil && es.Revision == c && es.CanarySpace != es.Name {
+		return false
+	}
+	return !space.Check || (es != nil && es.Revision == c && es.Verdict == v1alpha1.SpaceCompatible)
 }
 
 // recordVerdict folds a new verdict on the current canary into the memory and

@@ -9,6 +9,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,6 +25,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	ragv1 "github.com/ragops/rag-operator/api/v1alpha1"
+	"github.com/ragops/rag-operator/internal/fakeupstream"
 )
 
 var (
@@ -200,16 +203,23 @@ type svcSpec struct {
 	Name, Namespace string
 	Replicas        int
 	MaxInFlight     int
-	BadUpstream     bool   // provider openai at 127.0.0.1:9: every request fails with 502
+	Model           string // default hash-64 (builtin), or the upstream's model name
+	Endpoint        string // provider openai at this base URL (a fake upstream of the test)
+	Space           string // spec.embedding.space
 	Steps           string // YAML list under rollout.steps, indented by 4
 	Analysis        bool
+	AnalysisExtra   string // more fields under rollout.analysis, indented by 6
 }
 
 // manifest renders the RAGService as a user (or a GitOps pipeline) writes it.
 func (s svcSpec) manifest() string {
-	emb := "    provider: builtin\n    model: hash-64\n"
-	if s.BadUpstream {
-		emb = "    provider: openai\n    model: text-embedding-3-small\n    endpoint: http://127.0.0.1:9/v1\n"
+	model := cmpOr(s.Model, "hash-64")
+	emb := "    provider: builtin\n    model: " + model + "\n"
+	if s.Endpoint != "" {
+		emb = "    provider: openai\n    model: " + model + "\n    endpoint: " + s.Endpoint + "\n"
+	}
+	if s.Space != "" {
+		emb += "    space: " + s.Space + "\n"
 	}
 	steps := s.Steps
 	if steps == "" {
@@ -224,7 +234,7 @@ func (s svcSpec) manifest() string {
       maxErrorRate: "0.01"
       maxShedRate: "0.10"
       maxLatencyP99: 2s
-`
+` + s.AnalysisExtra
 	}
 	if s.MaxInFlight == 0 {
 		s.MaxInFlight = 8
@@ -248,6 +258,38 @@ spec:
     steps:
 %s    progressDeadline: 2m
 %s`, s.Name, s.Namespace, s.Replicas, emb, s.MaxInFlight, steps, analysis)
+}
+
+// startUpstream serves a fake OpenAI-compatible upstream (the builtin hash
+// model's vectors) on the host end of the pod network's veth pair, where pods
+// reach it, until the test ends; it returns the base URL for spec.embedding.endpoint.
+func startUpstream(t *testing.T, cfg fakeupstream.Config) string {
+	t.Helper()
+	ip := os.Getenv("E2E_HOST_IP")
+	if ip == "" {
+		t.Fatal("E2E_HOST_IP is not set: run `make test-e2e-run`")
+	}
+	ln, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
+	if err != nil {
+		t.Fatalf("listening on the pod network's host address: %v", err)
+	}
+	up := fakeupstream.New(cfg)
+	srv := &http.Server{Handler: up, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() {
+		up.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+	})
+	return "http://" + ln.Addr().String() + "/v1"
+}
+
+func cmpOr(s, def string) string {
+	if s != "" {
+		return s
+	}
+	return def
 }
 
 func apply(t *testing.T, s svcSpec) {

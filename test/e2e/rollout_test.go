@@ -12,7 +12,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	ragv1 "github.com/ragops/rag-operator/api/v1alpha1"
-	"github.com/ragops/rag-operator/test/e2e/podload"
+	"github.com/ragops/rag-operator/internal/fakeupstream"
+	"github.com/ragops/rag-operator/internal/loadgen"
 )
 
 // capacity polls the service's pods every 200ms and remembers the fewest ready
@@ -98,13 +99,13 @@ func TestCanaryPromotedAndRolledBackUnderLoad(t *testing.T) {
 	mustKubectl(t, "", "wait", "--for=condition=Ready", "ragsvc/docs", "-n", ns, "--timeout=90s")
 	first := getSvc(t, ns, "docs").Status.StableRevision
 
-	load, err := podload.Start(context.Background(), podload.Config{Client: k8s, Namespace: ns, Service: "docs", Concurrency: 4, Rate: 30})
+	load, err := loadgen.StartLoad(context.Background(), loadgen.LoadConfig{Client: k8s, Namespace: ns, Service: "docs", Concurrency: 4, Rate: 30})
 	if err != nil {
 		t.Fatal(err)
 	}
 	capa := watchCapacity(ns, "docs")
 	stopped := false
-	stop := func() podload.Stats {
+	stop := func() loadgen.Stats {
 		stopped = true
 		return load.Stop()
 	}
@@ -130,9 +131,11 @@ func TestCanaryPromotedAndRolledBackUnderLoad(t *testing.T) {
 	}
 	t.Logf("promoted %s -> %s", first, second)
 
-	// The bad change: every canary request fails upstream.
+	// The bad change: an upstream that fails half its calls (with the same
+	// vectors, so the canary proves its space first, on retried probes, and is
+	// then judged on what clients get).
 	bad := good
-	bad.BadUpstream = true
+	bad.Endpoint = startUpstream(t, fakeupstream.Config{ErrorRate: 0.5, Dims: 64})
 	apply(t, bad)
 	code, out = exitCode("rag", "status", "docs", "-n", ns, "--watch", "--timeout", "120s")
 	if code != 1 {
@@ -166,22 +169,22 @@ func TestCanaryPromotedAndRolledBackUnderLoad(t *testing.T) {
 		t.Logf("  %s %s %s (%s): %s", f.Time.Format("15:04:05.000"), f.Outcome, f.Pod, f.Track, f.Detail)
 	}
 
-	if n := stats.Count(ragv1.TrackStable, podload.OK); n < 500 {
+	if n := stats.Count(ragv1.TrackStable, loadgen.OutcomeOK); n < 500 {
 		t.Errorf("only %d successful requests on the stable track: the load did not run", n)
 	}
-	if n := stats.Count(ragv1.TrackStable, podload.Error) + stats.Count(ragv1.TrackStable, podload.ConnFail); n != 0 {
+	if n := stats.Count(ragv1.TrackStable, loadgen.OutcomeError) + stats.Count(ragv1.TrackStable, loadgen.OutcomeConnFail); n != 0 {
 		t.Errorf("%d failed requests on the stable track (5xx, 503 without Retry-After, or connection errors to a live pod)", n)
 	}
 	// A stable pod being deleted (promotion replaces them) keeps answering for
 	// its --drain-delay while clients catch up with the endpoints: no request may
 	// meet a refused connection there either.
-	if n := stats.Count(ragv1.TrackStable, podload.Drain); n != 0 {
+	if n := stats.Count(ragv1.TrackStable, loadgen.OutcomeDrain); n != 0 {
 		t.Errorf("%d connection errors to stable pods being deleted: the drain delay did not cover the endpoint update", n)
 	}
-	if n := stats.Count(ragv1.TrackCanary, podload.Error); n == 0 {
+	if n := stats.Count(ragv1.TrackCanary, loadgen.OutcomeError); n == 0 {
 		t.Errorf("the bad canary answered no errors: the failure was not real")
 	}
-	if stats.Count("unknown", podload.OK)+stats.Count("unknown", podload.Error) > 0 {
+	if stats.Count("unknown", loadgen.OutcomeOK)+stats.Count("unknown", loadgen.OutcomeError) > 0 {
 		t.Errorf("requests went to pods of no known track: %v", stats.Counts["unknown"])
 	}
 	if polls < 50 {

@@ -49,8 +49,16 @@ t=$SECONDS
 "$ROOT/hack/cluster/up.sh"
 echo "test-e2e: cluster up in $((SECONDS - t))s"
 kubectl --kubeconfig "$KUBECONFIG_OUT" apply --server-side -f config/crd/bases
-kubectl --kubeconfig "$KUBECONFIG_OUT" wait --for=condition=Established crd/ragservices.rag.ragops.io --timeout=30s
+# kubectl wait errors out (instead of waiting) while the new CRD has no status
+# conditions at all yet: retry it until they exist.
+for i in $(seq 1 30); do
+	kubectl --kubeconfig "$KUBECONFIG_OUT" wait --for=condition=Established crd/ragservices.rag.ragops.io --timeout=30s 2>/dev/null && break
+	((i < 30)) || { echo "test-e2e: the RAGService CRD was not Established within 30s" >&2; exit 1; }
+	sleep 1
+done
 
 export PATH=$LOCAL_DIR/bin:$PATH
-export E2E_KUBECONFIG=$KUBECONFIG_OUT E2E_MANAGER=$LOCAL_DIR/bin/manager E2E_STATE_DIR=$LOCAL_DIR
+# E2E_HOST_IP: the host end of the pod network's veth pair, where the tests'
+# fake upstreams listen so that pods reach them.
+export E2E_KUBECONFIG=$KUBECONFIG_OUT E2E_MANAGER=$LOCAL_DIR/bin/manager E2E_STATE_DIR=$LOCAL_DIR E2E_HOST_IP=$LINK_HOST_IP
 go test ./test/e2e/ -count=1 -timeout 20m -v ${E2E_RUN:+-run "$E2E_RUN"}

@@ -27,7 +27,7 @@ type Options struct {
 	UpstreamURL     string
 
 	MaxInFlight, MaxQueue, MaxBatchSize, MaxAttempts, MaxInputs int
-	MaxBodyBytes                                                int64
+	MaxBodyBytes, MaxPendingBytes                               int64
 
 	RequestTimeout, QueueTimeout, UpstreamTimeout time.Duration
 	InitialBackoff, DrainTimeout, DrainDelay      time.Duration
@@ -63,6 +63,7 @@ func Parse(args []string, stderr io.Writer) (Options, error) {
 	fs.DurationVar(&o.DrainTimeout, contract.FlagDrainTimeout, contract.DefaultDrainTimeout, "on SIGTERM, longest wait for requests in flight (0: none)")
 	fs.DurationVar(&o.DrainDelay, contract.FlagDrainDelay, contract.DefaultDrainDelay, "on SIGTERM, keep answering (503 draining, with Retry-After) at least this long, so clients still routed here by a stale endpoint list get an answer; capped by --drain-timeout")
 	fs.Int64Var(&o.MaxBodyBytes, contract.FlagMaxBodyBytes, contract.DefaultMaxBodyBytes, "request body limit; 413 beyond")
+	fs.Int64Var(&o.MaxPendingBytes, contract.FlagMaxPendingBytes, contract.DefaultMaxPendingBytes, "bodies being read or held by requests not yet answered, in bytes; a request that would pass it is shed with 429 (reason memory) before its body is read")
 	fs.IntVar(&o.MaxInputs, contract.FlagMaxInputs, contract.DefaultMaxInputs, "inputs per request; 413 beyond")
 	fs.DurationVar(&o.Linger, contract.FlagCoalesceLinger, contract.DefaultCoalesceLinger, "openai: the most a small request waits for others to share an upstream call while one is in flight; the wait is 1/80 of the recent upstream latency, at least 100µs, at most this (negative: never wait)")
 	fs.DurationVar(&o.RetryAfter, contract.FlagRetryAfter, contract.DefaultRetryAfter, "Retry-After sent with 429 and 503")
@@ -94,6 +95,9 @@ func (o *Options) validate() error {
 		if d <= 0 {
 			return fmt.Errorf("--%s must be positive", name)
 		}
+	}
+	if o.MaxPendingBytes < o.MaxBodyBytes {
+		return fmt.Errorf("--max-pending-bytes %d must be at least --max-body-bytes %d, or a body of the largest size could never be read", o.MaxPendingBytes, o.MaxBodyBytes)
 	}
 	if o.DrainTimeout < 0 || o.DrainDelay < 0 {
 		return errors.New("--drain-timeout and --drain-delay must not be negative")

@@ -24,7 +24,8 @@ func TestDefaultsAreTheContract(t *testing.T) {
 		Addr: ":8080", AdminAddr: ":9090", Provider: contract.ProviderBuiltin, Model: contract.DefaultBuiltinModel,
 		MaxInFlight: contract.DefaultMaxInFlight, MaxQueue: contract.DefaultMaxQueue, MaxBatchSize: contract.DefaultMaxBatchSize,
 		MaxAttempts: contract.DefaultMaxAttempts, MaxInputs: contract.DefaultMaxInputs, MaxBodyBytes: contract.DefaultMaxBodyBytes,
-		RequestTimeout: contract.DefaultRequestTimeout, QueueTimeout: contract.DefaultQueueTimeout, UpstreamTimeout: contract.DefaultUpstreamTimeout,
+		MaxPendingBytes: contract.DefaultMaxPendingBytes,
+		RequestTimeout:  contract.DefaultRequestTimeout, QueueTimeout: contract.DefaultQueueTimeout, UpstreamTimeout: contract.DefaultUpstreamTimeout,
 		InitialBackoff: contract.DefaultInitialBackoff, DrainTimeout: contract.DefaultDrainTimeout, DrainDelay: contract.DefaultDrainDelay,
 		Linger: contract.DefaultCoalesceLinger, RetryAfter: contract.DefaultRetryAfter, LogLevel: slog.LevelInfo,
 	}
@@ -67,6 +68,7 @@ func TestParseErrors(t *testing.T) {
 		{"negative queue", []string{"--max-queue=-1"}, "--max-queue not negative"},
 		{"zero timeout", []string{"--queue-timeout", "0s"}, "--queue-timeout must be positive"},
 		{"negative drain", []string{"--drain-timeout=-1s"}, "must not be negative"},
+		{"pending below body", []string{"--max-body-bytes=2000", "--max-pending-bytes=1000"}, "--max-pending-bytes 1000 must be at least --max-body-bytes 2000"},
 		{"log level", []string{"--log-level=loud"}, "--log-level"},
 		{"stray argument", []string{"serve"}, "unexpected arguments"},
 		{"unknown flag", []string{"--max-inflight=3"}, "flag provided but not defined"},

@@ -59,13 +59,17 @@ func newBatcher(max int, ceiling time.Duration, call callFunc) *batcher {
 }
 
 // submit adds inputs (at most max) to a batch and returns the member whose done
-// channel receives their vectors.
-func (b *batcher) submit(ctx context.Context, key batchKey, inputs []provider.Input) *member {
+// channel receives their vectors. When the member's batch goes out at once with
+// this member alone in it and inline is set, submit also returns that batch
+// for the caller to run in its own goroutine (b.run), which saves a goroutine
+// and a wake-up per call. Alone, because the caller must be free to leave when
+// its own request ends while others' requests keep a shared call going.
+func (b *batcher) submit(ctx context.Context, key batchKey, inputs []provider.Input, inline bool) (*member, *batch) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	bt := b.pending[key]
 	if bt != nil && len(bt.inputs)+len(inputs) > b.max {
-		b.flushLocked(bt)
+		go b.run(b.flushLocked(bt))
 		bt = nil
 	}
 	if bt == nil {
@@ -86,25 +90,35 @@ func (b *batcher) submit(ctx context.Context, key batchKey, inputs []provider.In
 	switch {
 	case len(bt.inputs) >= b.max || b.ceiling < 0 || b.inFlight == 0:
 		b.flushLocked(bt)
+		if inline && len(bt.members) == 1 {
+			return m, bt
+		}
+		go b.run(bt)
 	case bt.timer == nil:
+		// The timer's own goroutine makes the call.
 		bt.timer = time.AfterFunc(lingerFor(b.latency, b.ceiling), func() {
 			b.mu.Lock()
-			defer b.mu.Unlock()
-			if b.pending[key] == bt {
+			flush := b.pending[key] == bt
+			if flush {
 				b.flushLocked(bt)
+			}
+			b.mu.Unlock()
+			if flush {
+				b.run(bt)
 			}
 		})
 	}
-	return m
+	return m, nil
 }
 
-func (b *batcher) flushLocked(bt *batch) {
+// flushLocked takes bt out of the pending batches; the caller runs it.
+func (b *batcher) flushLocked(bt *batch) *batch {
 	delete(b.pending, bt.key)
 	if bt.timer != nil {
 		bt.timer.Stop()
 	}
 	b.inFlight++
-	go b.run(bt)
+	return bt
 }
 
 // run makes the upstream call. Its context lasts until the latest member's

@@ -22,6 +22,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/ragops/rag-operator/internal/contract"
 	"github.com/ragops/rag-operator/internal/openaiapi"
@@ -117,13 +118,24 @@ func (c *Client) Embed(ctx context.Context, req provider.Request) (provider.Resp
 	var members []*member
 	for off := 0; off < len(req.Inputs); off += c.cfg.MaxBatchSize {
 		end := min(off+c.cfg.MaxBatchSize, len(req.Inputs))
-		members = append(members, c.batcher.submit(ctx, key, req.Inputs[off:end]))
+		// The last chunk's call, when it goes out at once, runs here: this
+		// goroutine would only wait for it.
+		m, run := c.batcher.submit(ctx, key, req.Inputs[off:end], end == len(req.Inputs))
+		members = append(members, m)
+		if run != nil {
+			c.batcher.run(run)
+		}
 	}
 	out := provider.Response{Embeddings: make([][]float32, 0, len(req.Inputs))}
 	for _, m := range members {
 		select {
 		case r := <-m.done:
 			if r.err != nil {
+				if _, ok := provider.AsError(r.err); !ok && ctx.Err() != nil {
+					// The call ended because this request did (its deadline, or its
+					// client left; a call run here returns only then): say which.
+					return provider.Response{}, fmt.Errorf("waiting for upstream: %w", context.Cause(ctx))
+				}
 				return provider.Response{}, r.err
 			}
 			out.Embeddings = append(out.Embeddings, r.vectors...)
@@ -228,38 +240,70 @@ func finalError(ue *upstreamError, attempts int, extra string) error {
 		Message: fmt.Sprintf("upstream failed after %d attempt(s): %v%s", attempts, ue, extra), Err: ue}
 }
 
-type upstreamRequest struct {
-	Input          any    `json:"input"`
-	Model          string `json:"model"`
-	EncodingFormat string `json:"encoding_format"`
-	Dimensions     int    `json:"dimensions,omitempty"`
-	User           string `json:"user,omitempty"`
+// requestBody is one upstream call's body as pieces written in order (with
+// writev where the connection allows). A long text that needs no escaping in
+// JSON (the usual case) is sent from its own bytes, which for the embedding
+// server are a view of the client's request body: a large upload is not
+// copied again for the upstream. Everything else is encoded into small glue
+// buffers between them.
+type requestBody struct {
+	pieces net.Buffers
+	size   int64
 }
 
-func (c *Client) body(key batchKey, inputs []provider.Input) ([]byte, error) {
+// reader returns a fresh reader over the body, for each attempt.
+func (b requestBody) reader() io.ReadCloser {
+	pieces := append(net.Buffers(nil), b.pieces...) // Read consumes its receiver
+	return io.NopCloser(&pieces)
+}
+
+// zeroCopyMin is the length from which a text is sent from its own bytes;
+// shorter ones are cheaper to copy into the glue.
+const zeroCopyMin = 512
+
+func (c *Client) body(key batchKey, inputs []provider.Input) (requestBody, error) {
 	// base64 is what the official clients ask for by default, so any upstream they
-	// work with supports it, and it decodes several times faster than JSON floats;
-	// an upstream that ignores it and sends floats is understood too.
-	r := upstreamRequest{Model: c.cfg.Model, EncodingFormat: "base64", Dimensions: key.dims, User: key.user}
-	if key.tokens {
-		ids := make([][]int, len(inputs))
-		for i, in := range inputs {
-			ids[i] = in.Tokens
-		}
-		r.Input = ids
-	} else {
-		texts := make([]string, len(inputs))
-		for i, in := range inputs {
-			texts[i] = in.Text
-		}
-		r.Input = texts
+	// work with supports it, and it decodes faster than JSON floats; an upstream
+	// that ignores it and sends floats is understood too.
+	var b requestBody
+	glue := make([]byte, 0, 256)
+	glue = openaiapi.AppendJSONString(append(glue, `{"model":`...), c.cfg.Model)
+	glue = append(glue, `,"encoding_format":"base64"`...)
+	if key.dims > 0 {
+		glue = strconv.AppendInt(append(glue, `,"dimensions":`...), int64(key.dims), 10)
 	}
-	return json.Marshal(r)
+	if key.user != "" {
+		glue = openaiapi.AppendJSONString(append(glue, `,"user":`...), key.user)
+	}
+	glue = append(glue, `,"input":[`...)
+	for i, in := range inputs {
+		if i > 0 {
+			glue = append(glue, ',')
+		}
+		switch {
+		case key.tokens:
+			ids, err := json.Marshal(in.Tokens)
+			if err != nil {
+				return b, err
+			}
+			glue = append(glue, ids...)
+		case len(in.Text) >= zeroCopyMin && openaiapi.PlainJSON(in.Text):
+			b.pieces = append(b.pieces, append(glue, '"'), unsafe.Slice(unsafe.StringData(in.Text), len(in.Text)))
+			glue = append(make([]byte, 0, 64), '"')
+		default:
+			glue = openaiapi.AppendJSONString(glue, in.Text)
+		}
+	}
+	b.pieces = append(b.pieces, append(glue, "]}"...))
+	for _, p := range b.pieces {
+		b.size += int64(len(p))
+	}
+	return b, nil
 }
 
 const maxResponseBytes = 256 << 20
 
-func (c *Client) attempt(ctx context.Context, body []byte, n int) ([][]float32, int, error) {
+func (c *Client) attempt(ctx context.Context, body requestBody, n int) ([][]float32, int, error) {
 	actx, cancel := context.WithTimeout(ctx, c.cfg.AttemptTimeout)
 	defer cancel()
 	start := time.Now()
@@ -269,10 +313,12 @@ func (c *Client) attempt(ctx context.Context, body []byte, n int) ([][]float32, 
 			c.cfg.Observer.Upstream(code, time.Since(start))
 		}
 	}()
-	req, err := http.NewRequestWithContext(actx, http.MethodPost, c.url, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(actx, http.MethodPost, c.url, body.reader())
 	if err != nil {
 		return nil, 0, fmt.Errorf("building upstream request: %w", err)
 	}
+	req.ContentLength = body.size
+	req.GetBody = func() (io.ReadCloser, error) { return body.reader(), nil }
 	req.Header.Set("Content-Type", "application/json")
 	if c.cfg.APIKey != "" {
 		req.Header.Set("Authorization", "Bearer "+c.cfg.APIKey)

@@ -3,6 +3,7 @@ package openai
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -312,5 +313,52 @@ func TestLyingContentLengthIsNotPreallocated(t *testing.T) {
 	}
 	if grew := after.TotalAlloc - before.TotalAlloc; grew > 64<<20 {
 		t.Fatalf("allocated %d MiB for answers that sent a few bytes", grew>>20)
+	}
+}
+
+// The upstream reads every text as it was sent, whether the body carries it
+// from its own bytes (long, nothing to escape) or encoded (short, or with
+// quotes, backslashes, control characters or non-ASCII letters).
+func TestRequestBodyCarriesEveryText(t *testing.T) {
+	long := strings.Repeat("plain words of a long document ", 40)
+	texts := []string{
+		long, "short", long + `with "quotes" and \backslashes\`, "tab\tnew\nline" + long, "héllo wörld " + long,
+		strings.Repeat("ünïcödé ", 100), `<html> & "json"`, long,
+	}
+	in := make([]provider.Input, len(texts))
+	for i, s := range texts {
+		in[i] = provider.Input{Text: s}
+	}
+	for _, user := range []string{"", `a "quoted" user`} {
+		e := newEnv(t, fakeupstream.Config{}, Config{MaxBatchSize: 64})
+		resp, err := e.client.Embed(context.Background(), provider.Request{Inputs: in, User: user})
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkVectors(t, in, resp.Embeddings)
+		if st := e.up.Stats(); st.Calls != 1 || st.ByStatus[200] != 1 {
+			t.Fatalf("stats %+v", st)
+		}
+	}
+	body, err := (&Client{cfg: Config{Model: "m"}}).body(batchKey{dims: 3, user: "u"}, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(body.reader())
+	var got struct {
+		Input          []string `json:"input"`
+		Model          string   `json:"model"`
+		EncodingFormat string   `json:"encoding_format"`
+		Dimensions     int      `json:"dimensions"`
+		User           string   `json:"user"`
+	}
+	if err := json.Unmarshal(raw, &got); err != nil || int64(len(raw)) != body.size {
+		t.Fatalf("body of %d bytes (size says %d): %v", len(raw), body.size, err)
+	}
+	if fmt.Sprint(got.Input) != fmt.Sprint(texts) || got.Model != "m" || got.EncodingFormat != "base64" || got.Dimensions != 3 || got.User != "u" {
+		t.Fatalf("body decodes to %+v", got)
+	}
+	if again, _ := io.ReadAll(body.reader()); string(again) != string(raw) {
+		t.Fatal("a second attempt reads another body")
 	}
 }

@@ -70,7 +70,7 @@ func TestBatcherLingerFollowsCallLatency(t *testing.T) {
 		t.Fatalf("before any call: linger %v, want the ceiling", got)
 	}
 	one := func() {
-		m := b.submit(context.Background(), batchKey{}, []provider.Input{{Text: "x"}})
+		m, _ := b.submit(context.Background(), batchKey{}, []provider.Input{{Text: "x"}}, false)
 		<-m.done
 		// run updates the estimate after delivering; wait for it to finish.
 		for {
@@ -97,5 +97,32 @@ func TestBatcherLingerFollowsCallLatency(t *testing.T) {
 	defer b.mu.Unlock()
 	if b.latency != est {
 		t.Fatalf("a failed call moved the estimate from %v to %v", est, b.latency)
+	}
+}
+
+// A call shared by several requests is never run in one of their goroutines,
+// so each can leave when its own request ends, even the one whose chunk filled
+// the batch and sent it.
+func TestSharedCallDoesNotHoldALeavingRequest(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	b := newBatcher(2, time.Hour, func(ctx context.Context, _ batchKey, inputs []provider.Input) ([][]float32, int, error) {
+		select {
+		case <-release:
+		case <-ctx.Done():
+			return nil, 0, ctx.Err()
+		}
+		return make([][]float32, len(inputs)), 0, nil
+	})
+	// A call in flight, so the next chunk waits for company.
+	if _, run := b.submit(context.Background(), batchKey{user: "other"}, []provider.Input{{Text: "x"}}, false); run != nil {
+		t.Fatal("a chunk submitted without inline was handed back to run")
+	}
+	if _, run := b.submit(context.Background(), batchKey{}, []provider.Input{{Text: "a"}}, true); run != nil {
+		t.Fatal("a chunk that waits for company was handed back to run")
+	}
+	// This chunk fills the batch, which goes out at once with two members.
+	if _, run := b.submit(context.Background(), batchKey{}, []provider.Input{{Text: "b"}}, true); run != nil {
+		t.Fatal("a shared call was handed to one of its requests to run")
 	}
 }

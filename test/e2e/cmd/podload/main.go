@@ -17,7 +17,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/ragops/rag-operator/test/e2e/podload"
+	"github.com/ragops/rag-operator/internal/loadgen"
 )
 
 func main() {
@@ -49,7 +49,7 @@ func main() {
 	ctx, cancel := context.WithTimeout(ctx, *dur)
 	defer cancel()
 	start := time.Now()
-	l, err := podload.Start(ctx, podload.Config{Client: c, Namespace: *ns, Service: *svc, Concurrency: *conc, Rate: *rate})
+	l, err := loadgen.StartLoad(ctx, loadgen.LoadConfig{Client: c, Namespace: *ns, Service: *svc, Concurrency: *conc, Rate: *rate})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "podload:", err)
 		os.Exit(1)

@@ -1,0 +1,339 @@
+package loadgen
+
+// A steady load on a RAGService the way a client without kube-proxy must
+// send it: at a rate, over the Service's ready endpoints (Endpoints), every
+// answer recorded by the track of the pod that gave it (rag.ragops.io/track),
+// so a test can say "the stable track never failed" and a demo can print what
+// the users saw.
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"maps"
+	"net"
+	"net/http"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+// maxAnswer bounds what is read of an OK answer to learn its vector size.
+const maxAnswer = 16 << 20
+
+// Outcomes of one request of a steady load.
+const (
+	OutcomeOK       = "ok"       // 200
+	OutcomeShed     = "shed"     // 429, or 503 with Retry-After (queue timeout, draining)
+	OutcomeError    = "error"    // any other status: 5xx, 503 without Retry-After, 4xx
+	OutcomeDrain    = "drain"    // connection error to a pod that was being deleted (or was gone) right after
+	OutcomeConnFail = "connfail" // connection error to a pod that was not being deleted
+)
+
+// LoadConfig says where and how hard a steady load sends.
+type LoadConfig struct {
+	Client      client.Reader // reads EndpointSlices and Pods
+	Namespace   string
+	Service     string        // the RAGService's Service: both tracks
+	Concurrency int           // workers sending at once
+	Rate        float64       // requests per second over all workers; 0: back to back
+	Refresh     time.Duration // how often endpoints are resolved again; default 250ms
+	Timeout     time.Duration // per request; default 15s
+	Body        []byte        // default: one short input
+}
+
+// Failure is one request that did not end in OK or Shed.
+type Failure struct {
+	Time    time.Time
+	Pod     string
+	Track   string
+	Outcome string
+	Detail  string // status and body, or the transport error
+}
+
+// Stats are the outcomes so far.
+type Stats struct {
+	Counts   map[string]map[string]int // track -> outcome -> count
+	Codes    map[string]map[int]int    // track -> HTTP status -> count
+	Failures []Failure                 // the first 20 per track that were not OK/Shed
+	NoTarget int                       // times a worker found no ready endpoint
+	// Dims are the vector sizes of the OK answers: what the clients' index
+	// would have received, with when each size was first and last seen.
+	Dims map[int]DimsSeen
+}
+
+// DimsSeen is how often, and from when to when, answers of one vector size
+// came back.
+type DimsSeen struct {
+	Count       int
+	First, Last time.Time
+}
+
+// answerDims is the vector size of an embeddings answer's first vector, float
+// array or base64; false when the body is not such an answer.
+func answerDims(body []byte) (int, bool) {
+	var a struct {
+		Data []struct {
+			Embedding json.RawMessage `json:"embedding"`
+		} `json:"data"`
+	}
+	if json.Unmarshal(body, &a) != nil || len(a.Data) == 0 {
+		return 0, false
+	}
+	raw := a.Data[0].Embedding
+	var floats []float64
+	if json.Unmarshal(raw, &floats) == nil {
+		return len(floats), true
+	}
+	var b64 string
+	if json.Unmarshal(raw, &b64) == nil {
+		if dec, err := base64.StdEncoding.DecodeString(b64); err == nil {
+			return len(dec) / 4, true
+		}
+	}
+	return 0, false
+}
+
+// Total is the number of requests with an outcome on track ("" = all tracks).
+func (s Stats) Total(track string) int {
+	n := 0
+	for t, m := range s.Counts {
+		if track == "" || t == track {
+			for _, c := range m {
+				n += c
+			}
+		}
+	}
+	return n
+}
+
+// Count is the number of requests of track ("" = all) with outcome.
+func (s Stats) Count(track, outcome string) int {
+	n := 0
+	for t, m := range s.Counts {
+		if track == "" || t == track {
+			n += m[outcome]
+		}
+	}
+	return n
+}
+
+// Print writes a table: one row per track with its outcomes and status codes.
+func (s Stats) Print(w io.Writer) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "TRACK\tREQUESTS\tOK\tSHED\tERRORS\tCONN-ERR(DRAIN)\tCONN-ERR(OTHER)\tSTATUS CODES")
+	tracks := make([]string, 0, len(s.Counts))
+	for t := range s.Counts {
+		tracks = append(tracks, t)
+	}
+	sort.Strings(tracks)
+	for _, t := range tracks {
+		m := s.Counts[t]
+		codes := make([]int, 0, len(s.Codes[t]))
+		for c := range s.Codes[t] {
+			codes = append(codes, c)
+		}
+		sort.Ints(codes)
+		var cs []string
+		for _, c := range codes {
+			cs = append(cs, fmt.Sprintf("%d:%d", c, s.Codes[t][c]))
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\n", t, s.Total(t), m[OutcomeOK], m[OutcomeShed], m[OutcomeError], m[OutcomeDrain], m[OutcomeConnFail], strings.Join(cs, " "))
+	}
+	_ = tw.Flush()
+	if len(s.Dims) > 0 {
+		fmt.Fprintln(w, "\nVector sizes of the OK answers:")
+		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "DIMENSIONS\tANSWERS\tFIRST\tLAST")
+		for _, d := range slices.Sorted(maps.Keys(s.Dims)) {
+			seen := s.Dims[d]
+			fmt.Fprintf(tw, "%d\t%d\t%s\t%s\n", d, seen.Count, seen.First.Format("15:04:05.000"), seen.Last.Format("15:04:05.000"))
+		}
+		_ = tw.Flush()
+	}
+}
+
+// Load is a running steady load.
+type Load struct {
+	cfg       LoadConfig
+	client    *http.Client
+	endpoints *Endpoints
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+
+	mu    sync.Mutex
+	stats Stats
+}
+
+// StartLoad resolves the endpoints once and starts the workers; they run
+// until ctx ends or Stop is called.
+func StartLoad(ctx context.Context, cfg LoadConfig) (*Load, error) {
+	if cfg.Concurrency < 1 {
+		cfg.Concurrency = 1
+	}
+	if cfg.Refresh <= 0 {
+		cfg.Refresh = 250 * time.Millisecond
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 15 * time.Second
+	}
+	if cfg.Body == nil {
+		cfg.Body = []byte(`{"input":["How do I roll out a new embedding model safely?"]}`)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	eps, err := FollowEndpoints(ctx, cfg.Client, cfg.Namespace, cfg.Service, cfg.Refresh)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	l := &Load{cfg: cfg, cancel: cancel, endpoints: eps,
+		client: &http.Client{Timeout: cfg.Timeout, Transport: &http.Transport{
+			MaxIdleConnsPerHost: cfg.Concurrency, IdleConnTimeout: 30 * time.Second,
+			DialContext: (&net.Dialer{Timeout: 2 * time.Second}).DialContext}},
+		stats: Stats{Counts: map[string]map[string]int{}, Codes: map[string]map[int]int{}, Dims: map[int]DimsSeen{}}}
+
+	var tokens <-chan time.Time
+	if cfg.Rate > 0 {
+		t := time.NewTicker(time.Duration(float64(time.Second) / cfg.Rate))
+		l.wg.Add(1)
+		go func() { defer l.wg.Done(); <-ctx.Done(); t.Stop() }()
+		tokens = t.C
+	}
+	for range cfg.Concurrency {
+		l.wg.Add(1)
+		go l.worker(ctx, tokens)
+	}
+	return l, nil
+}
+
+// Stop stops sending, waits for requests in flight and returns the totals.
+func (l *Load) Stop() Stats {
+	l.cancel()
+	l.wg.Wait()
+	l.endpoints.Stop()
+	l.client.CloseIdleConnections()
+	return l.Snapshot()
+}
+
+// Snapshot returns a copy of the stats so far.
+func (l *Load) Snapshot() Stats {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	s := Stats{Counts: map[string]map[string]int{}, Codes: map[string]map[int]int{}, NoTarget: l.stats.NoTarget,
+		Failures: slices.Clone(l.stats.Failures), Dims: maps.Clone(l.stats.Dims)}
+	for t, m := range l.stats.Counts {
+		s.Counts[t] = map[string]int{}
+		for k, v := range m {
+			s.Counts[t][k] = v
+		}
+	}
+	for t, m := range l.stats.Codes {
+		s.Codes[t] = map[int]int{}
+		for k, v := range m {
+			s.Codes[t][k] = v
+		}
+	}
+	return s
+}
+
+func (l *Load) worker(ctx context.Context, tokens <-chan time.Time) {
+	defer l.wg.Done()
+	for {
+		if tokens != nil {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tokens:
+			}
+		} else if ctx.Err() != nil {
+			return
+		}
+		t, ok := l.endpoints.Next()
+		if !ok {
+			l.mu.Lock()
+			l.stats.NoTarget++
+			l.mu.Unlock()
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+			continue
+		}
+		l.one(t)
+	}
+}
+
+// one sends a request (not bound to the load's context: a request in flight
+// when the load stops still gets its answer) and records its outcome.
+func (l *Load) one(t Target) {
+	req, _ := http.NewRequest(http.MethodPost, t.URL, bytes.NewReader(l.cfg.Body))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := l.client.Do(req)
+	var (
+		outcome, detail string
+		code, dims      int
+		dimsOK          bool
+	)
+	switch {
+	case err != nil:
+		outcome, detail = OutcomeConnFail, err.Error()
+		if l.endpoints.Deleting(t.Pod) {
+			outcome = OutcomeDrain
+		}
+	default:
+		code = resp.StatusCode
+		limit := int64(512)
+		if code == http.StatusOK {
+			limit = maxAnswer // read whole, for the vector size
+		}
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, limit))
+		_ = resp.Body.Close()
+		switch {
+		case code == http.StatusOK:
+			outcome = OutcomeOK
+			dims, dimsOK = answerDims(body)
+		case code == http.StatusTooManyRequests, code == http.StatusServiceUnavailable && resp.Header.Get("Retry-After") != "":
+			outcome = OutcomeShed
+		default:
+			outcome, detail = OutcomeError, fmt.Sprintf("%d %s", code, strings.TrimSpace(string(body)))
+		}
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.stats.Counts[t.Track] == nil {
+		l.stats.Counts[t.Track] = map[string]int{}
+		l.stats.Codes[t.Track] = map[int]int{}
+	}
+	l.stats.Counts[t.Track][outcome]++
+	if code != 0 {
+		l.stats.Codes[t.Track][code]++
+	}
+	if dimsOK {
+		now := time.Now()
+		d := l.stats.Dims[dims]
+		if d.Count == 0 {
+			d.First = now
+		}
+		d.Count++
+		d.Last = now
+		l.stats.Dims[dims] = d
+	}
+	kept := 0
+	for _, f := range l.stats.Failures {
+		if f.Track == t.Track {
+			kept++
+		}
+	}
+	if outcome != OutcomeOK && outcome != OutcomeShed && kept < 20 {
+		l.stats.Failures = append(l.stats.Failures, Failure{Time: time.Now(), Pod: t.Pod, Track: t.Track, Outcome: outcome, Detail: detail})
+	}
+}

@@ -1,0 +1,28 @@
+// Package poll waits in tests for something that should happen, with one
+// budget for the whole project: a test that waits longer than Budget for a
+// thing to happen has found a bug, not a slow machine.
+package poll
+
+import (
+	"testing"
+	"time"
+)
+
+// Budget is how long any test waits for something that should happen.
+const Budget = 30 * time.Second
+
+// Interval is how often Until looks again.
+const Interval = 20 * time.Millisecond
+
+// Until returns once cond holds, and fails t (naming what it waited for) when
+// it still does not after Budget.
+func Until(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(Budget)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited %s for %s", Budget, what)
+		}
+		time.Sleep(Interval)
+	}
+}
