@@ -288,6 +288,9 @@ func TestTemplateCustomValues(t *testing.T) {
 		t.Fatalf("ServiceMonitor endpoints: %v", ep)
 	}
 	e := ep[0].(map[string]any)
+	if e["honorLabels"] != true {
+		t.Errorf("ServiceMonitor endpoint does not keep the ragops_* series' namespace label: %v", e)
+	}
 	if e["scheme"] != "https" || e["bearerTokenFile"] != "/var/run/secrets/kubernetes.io/serviceaccount/token" {
 		t.Errorf("ServiceMonitor endpoint does not scrape with a token over HTTPS: %v", e)
 	}
