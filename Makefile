@@ -72,9 +72,9 @@ lint: $(GOLANGCI_LINT) ## golangci-lint.
 ##@ Test
 
 # Packages that need no API server, no helm and no npm.
-UNIT_PKGS = $(shell go list ./... | grep -v -e /controllers -e /test/ -e /internal/kubectlrag)
+UNIT_PKGS = $(shell go list ./... | grep -v -e /controllers -e /test/ -e /internal/kubectlrag -e /cmd/manager)
 # Packages that run against envtest's real kube-apiserver and etcd.
-INTEGRATION_PKGS = ./controllers/... ./internal/kubectlrag/...
+INTEGRATION_PKGS = ./controllers/... ./internal/kubectlrag/... ./cmd/manager/...
 
 .PHONY: test
 test: verify-generated mod-check fmt-check vet lint test-unit test-embedserver test-integration test-chart test-platform test-e2e ## Everything: generated files, tidy go.mod, gofmt, vet, golangci-lint, unit, server extras, envtest, chart, platform tools, end-to-end.
@@ -114,8 +114,8 @@ build: ## Build the binaries into bin/.
 	CGO_ENABLED=0 go build -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/...
 
 .PHONY: run
-run: manifests ## Run the manager against the cluster in $$KUBECONFIG.
-	go run ./cmd/manager --embedserver-image=$(EMBEDSERVER_IMAGE)
+run: manifests ## Run the manager against the cluster in $$KUBECONFIG (plain HTTP metrics on :8080).
+	go run ./cmd/manager --embedserver-image=$(EMBEDSERVER_IMAGE) --metrics-secure=false --metrics-bind-address=:8080
 
 .PHONY: install
 install: manifests ## Install the CRD into the cluster in $$KUBECONFIG.

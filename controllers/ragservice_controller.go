@@ -26,7 +26,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
-	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	ragv1 "github.com/ragops/rag-operator/api/v1alpha1"
@@ -36,6 +35,7 @@ import (
 	"github.com/ragops/rag-operator/internal/probeclient"
 	"github.com/ragops/rag-operator/internal/probetraffic"
 	"github.com/ragops/rag-operator/internal/rollout"
+	"github.com/ragops/rag-operator/internal/skipapply"
 )
 
 // FieldOwner is the one server-side apply field manager of everything the
@@ -76,6 +76,7 @@ type RAGServiceReconciler struct {
 	Traffic *probetraffic.Runner
 
 	builtinOnce, probeOnce, trafficOnce sync.Once
+	applied                             skipapply.Memory // the last apply of each owned object
 }
 
 // +kubebuilder:rbac:groups=rag.ragops.io,resources=ragservices,verbs=get;list;watch;update;patch
@@ -145,6 +146,7 @@ func (r *RAGServiceReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 			// Gone: owner references let the garbage collector remove what it
 			// owned; its metric series and analysis memory go here.
 			forgetMetrics(req.Namespace, req.Name)
+			r.applied.ForgetOwner(req.NamespacedName)
 			r.traffic().Stop(req.String())
 			r.builtin().Forget(req.Namespace, req.Name)
 		}
@@ -368,7 +370,7 @@ func (r *RAGServiceReconciler) getDeployment(ctx context.Context, svc *ragv1.RAG
 // trackPods lists the pods of one track, of any revision.
 func (r *RAGServiceReconciler) trackPods(ctx context.Context, svc *ragv1.RAGService, track string) ([]corev1.Pod, error) {
 	pods := &corev1.PodList{}
-	if err := r.List(ctx, pods, client.InNamespace(svc.Namespace), client.MatchingLabels(podtemplate.TrackSelectorLabels(svc.Name, track))); err != nil {
+	if err := r.List(ctx, pods, client.InNamespace(svc.Namespace), ofInstance(svc), client.MatchingLabels(podtemplate.TrackSelectorLabels(svc.Name, track))); err != nil {
 		return nil, fmt.Errorf("listing %s pods: %w", track, err)
 	}
 	return pods.Items, nil
@@ -379,7 +381,7 @@ func (r *RAGServiceReconciler) trackPods(ctx context.Context, svc *ragv1.RAGServ
 func (r *RAGServiceReconciler) applyServices(ctx context.Context, s *scope, sel rollout.Selection) error {
 	var sharedErr error
 	for i, svc := range servicesFor(s.obj, sel) {
-		if err := r.Apply(ctx, svc, client.FieldOwner(FieldOwner), client.ForceOwnership); err != nil {
+		if _, err := applyOwned[corev1.Service](ctx, r, s.obj, svc); err != nil {
 			err = fmt.Errorf("applying Service %s: %w", *svc.Name, err)
 			if i == 0 {
 				sharedErr = err
@@ -394,7 +396,7 @@ func (r *RAGServiceReconciler) applyServices(ctx context.Context, s *scope, sel 
 // reconcileServices applies the PodDisruptionBudget (the Services go with the
 // tracks, see reconcileTracks).
 func (r *RAGServiceReconciler) reconcileServices(ctx context.Context, s *scope) (ctrl.Result, error) {
-	if err := r.Apply(ctx, pdbFor(s.obj), client.FieldOwner(FieldOwner), client.ForceOwnership); err != nil {
+	if _, err := applyOwned[policyv1.PodDisruptionBudget](ctx, r, s.obj, pdbFor(s.obj)); err != nil {
 		s.fail(fmt.Errorf("applying PodDisruptionBudget: %w", err))
 	}
 	return ctrl.Result{}, nil
@@ -434,7 +436,7 @@ func (r *RAGServiceReconciler) ensureRevision(ctx context.Context, svc *ragv1.RA
 // listRevisions returns the service's ControllerRevisions, oldest first.
 func (r *RAGServiceReconciler) listRevisions(ctx context.Context, svc *ragv1.RAGService) ([]appsv1.ControllerRevision, error) {
 	list := &appsv1.ControllerRevisionList{}
-	if err := r.List(ctx, list, client.InNamespace(svc.Namespace),
+	if err := r.List(ctx, list, client.InNamespace(svc.Namespace), ofInstance(svc),
 		client.MatchingLabelsSelector{Selector: labels.SelectorFromSet(podtemplate.SelectorLabels(svc.Name))}); err != nil {
 		return nil, fmt.Errorf("listing ControllerRevisions: %w", err)
 	}
@@ -497,6 +499,9 @@ func (r *RAGServiceReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		return fmt.Errorf("indexing %s: %w", secretRefIndex, err)
 	}
 
+	if err := indexByInstance(context.Background(), mgr.GetFieldIndexer()); err != nil {
+		return err
+	}
 	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &ragv1.RAGService{}, probesRefIndex,
 		func(o client.Object) []string {
 			if p := o.(*ragv1.RAGService).Spec.Rollout.SpaceCheck.Probes; p != nil && p.ConfigMapRef != nil {
@@ -513,10 +518,7 @@ func (r *RAGServiceReconciler) SetupWithManager(mgr ctrl.Manager) error {
 
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("ragservice").
-		// Generation changes are spec edits; annotation changes are one-shot
-		// manual commands (promote, abort, retry).
-		For(&ragv1.RAGService{}, builder.WithPredicates(predicate.Or(
-			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
+		For(&ragv1.RAGService{}, builder.WithPredicates(ragServiceChanged)).
 		// Owned objects without a generation filter: a hand edit, a deletion or a
 		// status change of a Deployment must all reach the reconciler.
 		Owns(&appsv1.Deployment{}).

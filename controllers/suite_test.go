@@ -15,6 +15,7 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -107,6 +108,8 @@ func freePorts() (int, int, error) {
 type manager struct {
 	cancel context.CancelFunc
 	done   chan error
+	// client reads through the manager's own cache, as the reconciler does.
+	client client.Client
 }
 
 // startManager runs the reconciler in a manager until the test ends or stop
@@ -114,12 +117,26 @@ type manager struct {
 // if given, changes the reconciler as cmd/manager's flags would.
 func startManager(t *testing.T, configure ...func(*RAGServiceReconciler)) *manager {
 	t.Helper()
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+	return startManagerOn(t, cfg, "", configure...)
+}
+
+// startManagerOn is startManager with the manager's own rest config (a
+// counting transport, say) and, unless ns is "", watching namespace ns only
+// (so that what it does is about this test's services, not earlier tests').
+func startManagerOn(t *testing.T, cfg *rest.Config, ns string, configure ...func(*RAGServiceReconciler)) *manager {
+	t.Helper()
+	opts := ctrl.Options{
 		Scheme:                 testScheme,
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
 		Controller:             config.Controller{SkipNameValidation: ptrTo(true)},
-	})
+	}
+	// The cache cmd/manager runs with, so the tests see what it leaves out.
+	ConfigureCache(&opts)
+	if ns != "" {
+		opts.Cache.DefaultNamespaces = map[string]cache.Config{ns: {}}
+	}
+	mgr, err := ctrl.NewManager(cfg, opts)
 	if err != nil {
 		t.Fatalf("creating manager: %v", err)
 	}
@@ -139,7 +156,7 @@ func startManager(t *testing.T, configure ...func(*RAGServiceReconciler)) *manag
 		t.Fatalf("setting up reconciler: %v", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	m := &manager{cancel: cancel, done: make(chan error, 1)}
+	m := &manager{cancel: cancel, done: make(chan error, 1), client: mgr.GetClient()}
 	go func() { m.done <- mgr.Start(ctx) }()
 	t.Cleanup(m.stop)
 	return m

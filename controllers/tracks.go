@@ -178,12 +178,9 @@ func (r *RAGServiceReconciler) applyTrack(ctx context.Context, s *scope, track, 
 	if err != nil {
 		return err
 	}
-	if err := r.Apply(ctx, dep, client.FieldOwner(FieldOwner), client.ForceOwnership); err != nil {
-		return fmt.Errorf("applying %s Deployment: %w", track, err)
-	}
-	applied, err := fromApplyResult[appsv1.Deployment](dep)
+	applied, err := applyOwned[appsv1.Deployment](ctx, r, s.obj, dep)
 	if err != nil {
-		return err
+		return fmt.Errorf("applying %s Deployment: %w", track, err)
 	}
 	if track == ragv1.TrackStable {
 		s.stable = applied

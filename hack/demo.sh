@@ -96,7 +96,8 @@ done
 step "Starting the operator in the background (log $DEMO_DIR/manager.log)"
 stop_manager # a new binary may have been built
 echo "=== $(date -u +%FT%TZ) demo starts the manager" >>"$DEMO_DIR/manager.log"
-setsid bin/manager --kubeconfig "$KUBECONFIG" --metrics-bind-address "$MANAGER_METRICS" \
+# Plain HTTP metrics on loopback: a local run has no scraper with a token.
+setsid bin/manager --kubeconfig "$KUBECONFIG" --metrics-bind-address "$MANAGER_METRICS" --metrics-secure=false \
 	--health-probe-bind-address "$MANAGER_PROBE" >>"$DEMO_DIR/manager.log" 2>&1 </dev/null &
 echo $! >"$MANAGER_PID"
 for i in $(seq 1 100); do

@@ -3,7 +3,9 @@
 # Helm (charts/rag-operator), then kustomize (config/default) — and proves each
 # install works: the manager runs with the installed ServiceAccount's own token
 # (so the installed least-privilege RBAC is what it gets), a RAGService becomes
-# Ready, `kubectl rag status` exits 0, and a change is promoted through a canary.
+# Ready, `kubectl rag status` exits 0, a change is promoted through a canary, and
+# the secure metrics endpoint refuses an anonymous scrape and the manager's own
+# token, and serves a ServiceAccount bound to the installed metrics-reader role.
 # The manager runs as a local process: the local node agent runs only
 # embedding-server pods, so the installed manager Deployment is scaled to 0.
 # Everything stops on exit.
@@ -18,6 +20,7 @@ source "$ROOT/hack/cluster/config.sh"
 export KUBECONFIG=$KUBECONFIG_OUT
 HELM=${HELM:-$ROOT/bin/helm-v3.22.0}
 NS=rag-operator-system
+METRICS_ADDR=127.0.0.1:64080
 mgr_pid=
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
@@ -55,9 +58,29 @@ run_manager() {
 	kubectl --kubeconfig "$cfg" config set-credentials "$sa" --token="$token" >/dev/null
 	kubectl --kubeconfig "$cfg" config set-context --current --user="$sa" >/dev/null
 	"$work/bin/manager" --kubeconfig "$cfg" --leader-elect --leader-election-namespace "$NS" \
-		--metrics-bind-address=0 --health-probe-bind-address=0 \
+		--metrics-bind-address="$METRICS_ADDR" --metrics-secure=true --health-probe-bind-address=0 \
 		--embedserver-image=ragops/embedserver:install-test >"$work/manager-$sa.log" 2>&1 &
 	mgr_pid=$!
+}
+
+# check_metrics HOW MANAGER_SA READER_SA: HTTPS only for a token allowed by the
+# installed metrics-reader role; the manager reviews tokens with its installed RBAC.
+check_metrics() {
+	local how=$1 url=https://$METRICS_ADDR/metrics code i
+	for i in $(seq 1 100); do
+		curl -sk -o /dev/null "$url" && break
+		((i < 100)) || fail "$how: the metrics endpoint $url is not serving"
+		sleep 0.2
+	done
+	code=$(curl -sk -o /dev/null -w '%{http_code}' "$url")
+	[[ $code == 401 ]] || fail "$how: an anonymous metrics scrape got $code, want 401"
+	code=$(curl -sk -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $(kubectl -n "$NS" create token "$2")" "$url")
+	[[ $code == 403 ]] || fail "$how: the manager's own token (no metrics-reader role) got $code, want 403"
+	curl -sk -H "Authorization: Bearer $(kubectl -n "$NS" create token "$3")" "$url" >"$work/metrics-$how.txt" ||
+		fail "$how: the metrics-reader token was refused: $(head -c 200 "$work/metrics-$how.txt")"
+	grep -q '^controller_runtime_reconcile_total{controller="ragservice"' "$work/metrics-$how.txt" ||
+		fail "$how: the scrape has no reconcile metrics: $(head -c 200 "$work/metrics-$how.txt")"
+	pass "$how: metrics over HTTPS: anonymous 401, the manager's token 403, metrics-reader 200"
 }
 
 # check_rollout HOW: a service becomes Ready, then a change is promoted.
@@ -92,9 +115,12 @@ YAML
 }
 
 # Helm.
-"$HELM" install rag-operator "$ROOT/charts/rag-operator" -n "$NS" --create-namespace --set replicaCount=0 --wait --timeout 60s >/dev/null
+"$HELM" install rag-operator "$ROOT/charts/rag-operator" -n "$NS" --create-namespace --set replicaCount=0 \
+	--set 'metrics.readers[0].name=scraper' --set "metrics.readers[0].namespace=$NS" --wait --timeout 60s >/dev/null
+kubectl -n "$NS" create serviceaccount scraper >/dev/null
 run_manager rag-operator
 check_rollout helm
+check_metrics helm rag-operator scraper
 stop_manager
 "$HELM" uninstall rag-operator -n "$NS" >/dev/null
 kubectl delete namespace "$NS" --timeout=60s >/dev/null
@@ -102,6 +128,10 @@ kubectl delete namespace "$NS" --timeout=60s >/dev/null
 # kustomize (what `make deploy` applies), with the in-cluster manager scaled to 0.
 kubectl apply --server-side --force-conflicts -k "$ROOT/config/default" >/dev/null
 kubectl -n "$NS" scale deployment rag-operator-controller-manager --replicas=0 >/dev/null
+kubectl -n "$NS" create serviceaccount scraper >/dev/null
+kubectl create clusterrolebinding install-test-scraper --clusterrole=rag-operator-metrics-reader \
+	--serviceaccount="$NS:scraper" >/dev/null
 run_manager rag-operator-controller-manager
 check_rollout kustomize
+check_metrics kustomize rag-operator-controller-manager scraper
 echo "ALL PASS"

@@ -2,16 +2,23 @@
 package main
 
 import (
+	"crypto/tls"
+	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
+	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/client/config"
+	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	ragv1 "github.com/ragops/rag-operator/api/v1alpha1"
@@ -26,69 +33,155 @@ func main() {
 	}
 }
 
-func run() error {
-	var (
-		embedServerImage string
-		metricsAddr      string
-		probeAddr        string
-		leaderElect      bool
-		leaderElectNS    string
-	)
-	flag.StringVar(&embedServerImage, "embedserver-image", "ragops/embedserver:"+version.Version,
+// options are the manager's flags.
+type options struct {
+	embedServerImage string
+	metricsAddr      string
+	metricsSecure    bool
+	metricsCertDir   string
+	probeAddr        string
+	pprofAddr        string
+	leaderElect      bool
+	leaderElectNS    string
+
+	maxConcurrentReconciles int
+	kubeAPIQPS              float64
+	kubeAPIBurst            int
+
+	zap zap.Options
+
+	// skipNameValidation lets one process build several managers (tests).
+	skipNameValidation bool
+}
+
+// parseFlags reads the flags of args (without the program name).
+func parseFlags(args []string, stderr io.Writer) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("manager", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.embedServerImage, "embedserver-image", "ragops/embedserver:"+version.Version,
 		"Embedding server image for RAGServices whose spec names none.")
-	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "Address of the metrics endpoint; 0 turns it off.")
-	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address of /healthz and /readyz.")
-	flag.BoolVar(&leaderElect, "leader-elect", false, "Elect a leader, so that only one of several replicas reconciles.")
-	flag.StringVar(&leaderElectNS, "leader-election-namespace", "", "Namespace of the leader election Lease; empty: the pod's own.")
-	opts := zap.Options{}
-	opts.BindFlags(flag.CommandLine)
-	flag.Parse()
+	fs.StringVar(&o.metricsAddr, "metrics-bind-address", ":8443", "Address of the metrics endpoint; 0 turns it off.")
+	fs.BoolVar(&o.metricsSecure, "metrics-secure", true,
+		"Serve metrics over HTTPS, to clients the API server authenticates (TokenReview) and authorizes (SubjectAccessReview: get on /metrics); false serves plain HTTP to anyone, for local runs.")
+	fs.StringVar(&o.metricsCertDir, "metrics-cert-dir", "",
+		"Directory with tls.crt and tls.key for the secure metrics endpoint (reloaded when they change); empty: a self-signed certificate made at start.")
+	fs.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "Address of /healthz and /readyz.")
+	fs.StringVar(&o.pprofAddr, "pprof-bind-address", "", "Address of Go's /debug/pprof/ profiles; empty: off. Never expose it beyond the pod.")
+	fs.BoolVar(&o.leaderElect, "leader-elect", false, "Elect a leader, so that only one of several replicas reconciles.")
+	fs.StringVar(&o.leaderElectNS, "leader-election-namespace", "", "Namespace of the leader election Lease; empty: the pod's own.")
+	fs.IntVar(&o.maxConcurrentReconciles, "max-concurrent-reconciles", 4, "RAGServices reconciled at the same time (one service is never reconciled twice at once).")
+	fs.Float64Var(&o.kubeAPIQPS, "kube-api-qps", 50, "Requests per second the manager sends to the API server, on average (client-side limit).")
+	fs.IntVar(&o.kubeAPIBurst, "kube-api-burst", 100, "Requests the manager may send to the API server in a burst above --kube-api-qps.")
+	o.zap.BindFlags(fs)
+	ctrlconfig.RegisterFlags(fs) // --kubeconfig, read by ctrl.GetConfig
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	switch {
+	case o.maxConcurrentReconciles < 1:
+		return o, fmt.Errorf("--max-concurrent-reconciles must be at least 1, not %d", o.maxConcurrentReconciles)
+	case o.kubeAPIQPS <= 0:
+		return o, fmt.Errorf("--kube-api-qps must be above 0, not %g", o.kubeAPIQPS)
+	case o.kubeAPIBurst < 1:
+		return o, fmt.Errorf("--kube-api-burst must be at least 1, not %d", o.kubeAPIBurst)
+	case fs.NArg() > 0:
+		return o, fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	return o, nil
+}
 
-	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&opts)))
+func run() error {
+	o, err := parseFlags(os.Args[1:], os.Stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&o.zap)))
 	log := ctrl.Log.WithName("setup")
-
-	scheme := runtime.NewScheme()
-	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
-	utilruntime.Must(ragv1.AddToScheme(scheme))
 
 	cfg, err := ctrl.GetConfig()
 	if err != nil {
 		return fmt.Errorf("loading kubeconfig: %w", err)
 	}
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:                  scheme,
-		Metrics:                 metricsserver.Options{BindAddress: metricsAddr},
-		HealthProbeBindAddress:  probeAddr,
-		LeaderElection:          leaderElect,
-		LeaderElectionID:        "rag-operator.ragops.io",
-		LeaderElectionNamespace: leaderElectNS,
-		// Step down at once on SIGTERM so that a new leader need not wait out the lease.
-		LeaderElectionReleaseOnCancel: true,
-	})
+	mgr, err := newManager(cfg, o)
 	if err != nil {
-		return fmt.Errorf("creating manager: %w", err)
-	}
-
-	if err := (&controllers.RAGServiceReconciler{
-		Client:           mgr.GetClient(),
-		APIReader:        mgr.GetAPIReader(),
-		Recorder:         mgr.GetEventRecorder("rag-operator"),
-		EmbedServerImage: embedServerImage,
-	}).SetupWithManager(mgr); err != nil {
-		return fmt.Errorf("setting up the RAGService controller: %w", err)
-	}
-	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return err
 	}
-	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
-		return err
-	}
-
-	log.Info("Starting manager", "version", version.Version, "embedserverImage", embedServerImage)
+	log.Info("Starting manager", "version", version.Version, "embedserverImage", o.embedServerImage,
+		"maxConcurrentReconciles", o.maxConcurrentReconciles, "kubeAPIQPS", o.kubeAPIQPS, "kubeAPIBurst", o.kubeAPIBurst,
+		"metricsSecure", o.metricsSecure)
 	// SetupSignalHandler cancels on SIGTERM/SIGINT: controllers finish their
 	// current reconcile and the manager returns.
 	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {
 		return fmt.Errorf("running manager: %w", err)
 	}
 	return nil
+}
+
+// newManager builds the manager and its controller as the flags say.
+func newManager(cfg *rest.Config, o options) (ctrl.Manager, error) {
+	scheme := runtime.NewScheme()
+	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
+	utilruntime.Must(ragv1.AddToScheme(scheme))
+
+	cfg = rest.CopyConfig(cfg)
+	cfg.QPS, cfg.Burst = float32(o.kubeAPIQPS), o.kubeAPIBurst
+
+	mgrOpts := ctrl.Options{
+		Scheme:                 scheme,
+		Metrics:                metricsOptions(o),
+		HealthProbeBindAddress: o.probeAddr,
+		PprofBindAddress:       o.pprofAddr,
+		Controller: config.Controller{
+			MaxConcurrentReconciles: o.maxConcurrentReconciles,
+			SkipNameValidation:      &o.skipNameValidation,
+		},
+		LeaderElection:          o.leaderElect,
+		LeaderElectionID:        "rag-operator.ragops.io",
+		LeaderElectionNamespace: o.leaderElectNS,
+		// Step down at once on SIGTERM so that a new leader need not wait out the lease.
+		LeaderElectionReleaseOnCancel: true,
+	}
+	controllers.ConfigureCache(&mgrOpts)
+	mgr, err := ctrl.NewManager(cfg, mgrOpts)
+	if err != nil {
+		return nil, fmt.Errorf("creating manager: %w", err)
+	}
+
+	if err := (&controllers.RAGServiceReconciler{
+		Client:           mgr.GetClient(),
+		APIReader:        mgr.GetAPIReader(),
+		Recorder:         mgr.GetEventRecorder("rag-operator"),
+		EmbedServerImage: o.embedServerImage,
+	}).SetupWithManager(mgr); err != nil {
+		return nil, fmt.Errorf("setting up the RAGService controller: %w", err)
+	}
+	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+		return nil, err
+	}
+	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
+		return nil, err
+	}
+	return mgr, nil
+}
+
+// metricsOptions serves metrics as kubebuilder v4 scaffolds it: HTTPS, and only
+// to clients the API server authenticates and authorizes (a ClusterRole
+// granting get on the non-resource URL /metrics: the chart's and kustomize's
+// metrics-reader); or plain HTTP with --metrics-secure=false.
+func metricsOptions(o options) metricsserver.Options {
+	m := metricsserver.Options{BindAddress: o.metricsAddr}
+	if !o.metricsSecure {
+		return m
+	}
+	m.SecureServing = true
+	m.FilterProvider = filters.WithAuthenticationAndAuthorization
+	m.CertDir = o.metricsCertDir
+	// HTTP/1.1 only: HTTP/2's stream reset and rapid reset attacks
+	// (CVE-2023-44487, CVE-2023-39325) need not be served to anyone here.
+	m.TLSOpts = []func(*tls.Config){func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} }}
+	return m
 }

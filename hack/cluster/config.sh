@@ -39,6 +39,9 @@ KWOK_POD_CIDR=$NET_PREFIX.128.0/18
 LINK_HOST_IP=$NET_PREFIX.255.253
 LINK_NS_IP=$NET_PREFIX.255.254
 
+# More kube-apiserver flags, split on spaces (make bench-scale turns on an audit log).
+APISERVER_EXTRA_ARGS=${APISERVER_EXTRA_ARGS:-}
+
 NODE_NAME=${NODE_NAME:-local-1}
 KWOK_NODES=${KWOK_NODES:-2}
 EMBEDSERVER_BINARY=${EMBEDSERVER_BINARY:-$ROOT/bin/embedserver}

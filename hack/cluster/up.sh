@@ -126,7 +126,7 @@ start kube-apiserver "$K8S_BINS/kube-apiserver" \
 	--service-account-key-file="$PKI/sa.pub" --service-account-signing-key-file="$PKI/sa.key" \
 	--service-account-issuer=https://kubernetes.default.svc.cluster.local \
 	--service-cluster-ip-range="$SERVICE_CIDR" \
-	--endpoint-reconciler-type=none --allow-privileged=true
+	--endpoint-reconciler-type=none --allow-privileged=true ${APISERVER_EXTRA_ARGS:-}
 wait_for kube-apiserver 90 curl -sf --cacert "$PKI/ca.crt" -H "Authorization: Bearer $(token admin)" \
 	"https://127.0.0.1:$APISERVER_PORT/readyz"
 

@@ -192,6 +192,9 @@ func TestTemplateDefaults(t *testing.T) {
 		{"RoleBinding", "rag-rag-operator-leader-election"},
 		{"Service", "rag-rag-operator-metrics"},
 		{"Deployment", "rag-rag-operator"},
+		{"ClusterRole", "rag-rag-operator-metrics-auth"},
+		{"ClusterRoleBinding", "rag-rag-operator-metrics-auth"},
+		{"ClusterRole", "rag-rag-operator-metrics-reader"},
 	} {
 		if o := find(objs, want.kind, want.name); o == nil || o.GetName() != want.name {
 			t.Errorf("no %s %s in %v", want.kind, want.name, kinds(objs))
@@ -221,7 +224,8 @@ func TestTemplateDefaults(t *testing.T) {
 	if c.Image != "ragops/manager:0.1.0" {
 		t.Errorf("image %q, want ragops/manager:0.1.0 (appVersion)", c.Image)
 	}
-	for _, arg := range []string{"--leader-elect=true", "--metrics-bind-address=:8080", "--health-probe-bind-address=:8081", "--embedserver-image=ragops/embedserver:0.1.0"} {
+	for _, arg := range []string{"--leader-elect=true", "--metrics-bind-address=:8443", "--metrics-secure=true", "--health-probe-bind-address=:8081",
+		"--embedserver-image=ragops/embedserver:0.1.0", "--max-concurrent-reconciles=4", "--kube-api-qps=50", "--kube-api-burst=100"} {
 		if !contains(c.Args, arg) {
 			t.Errorf("args %v lack %s", c.Args, arg)
 		}
@@ -239,6 +243,34 @@ func TestTemplateDefaults(t *testing.T) {
 	if !reflect.DeepEqual(cr.Object["rules"], role["rules"]) {
 		t.Errorf("chart ClusterRole rules differ from config/rbac/role.yaml:\n%v\n%v", cr.Object["rules"], role["rules"])
 	}
+	// The secure metrics endpoint's RBAC is kustomize's, rule for rule.
+	for _, name := range []string{"metrics-auth", "metrics-reader"} {
+		file := map[string]string{"metrics-auth": "metrics_auth_role.yaml", "metrics-reader": "metrics_reader_role.yaml"}[name]
+		want := readYAML(t, root+"/config/rbac/"+file)
+		if got := find(objs, "ClusterRole", "-"+name); !reflect.DeepEqual(got.Object["rules"], want["rules"]) {
+			t.Errorf("chart ClusterRole %s rules differ from config/rbac/%s:\n%v\n%v", name, file, got.Object["rules"], want["rules"])
+		}
+	}
+	if find(objs, "ClusterRoleBinding", "-metrics-reader") != nil {
+		t.Error("metrics-reader bound though metrics.readers is empty")
+	}
+}
+
+// metrics.secure=false serves plain HTTP: no TokenReview rights, a plain scrape.
+func TestTemplatePlainMetrics(t *testing.T) {
+	objs := render(t, "--set", "metrics.secure=false", "--set", "metrics.serviceMonitor.enabled=true")
+	var d appsv1.Deployment
+	fromUnstructured(t, find(objs, "Deployment", "rag-rag-operator"), &d)
+	if !contains(d.Spec.Template.Spec.Containers[0].Args, "--metrics-secure=false") {
+		t.Errorf("args %v lack --metrics-secure=false", d.Spec.Template.Spec.Containers[0].Args)
+	}
+	if find(objs, "ClusterRole", "-metrics-auth") != nil {
+		t.Error("metrics-auth ClusterRole rendered for plain HTTP metrics")
+	}
+	sm := find(objs, "ServiceMonitor", "")
+	if ep, _, _ := unstructured.NestedSlice(sm.Object, "spec", "endpoints"); len(ep) != 1 || ep[0].(map[string]any)["scheme"] != nil {
+		t.Errorf("plain ServiceMonitor endpoints: %v", ep)
+	}
 }
 
 func TestTemplateCustomValues(t *testing.T) {
@@ -249,6 +281,29 @@ func TestTemplateCustomValues(t *testing.T) {
 	}
 	if got, _, _ := unstructured.NestedString(sm.Object, "metadata", "labels", "release"); got != "prometheus" {
 		t.Errorf("ServiceMonitor label release=%q", got)
+	}
+	// Scraped over HTTPS with Prometheus's token, trusting the CA it is given.
+	ep, _, _ := unstructured.NestedSlice(sm.Object, "spec", "endpoints")
+	if len(ep) != 1 {
+		t.Fatalf("ServiceMonitor endpoints: %v", ep)
+	}
+	e := ep[0].(map[string]any)
+	if e["honorLabels"] != true {
+		t.Errorf("ServiceMonitor endpoint does not keep the ragops_* series' namespace label: %v", e)
+	}
+	if e["scheme"] != "https" || e["bearerTokenFile"] != "/var/run/secrets/kubernetes.io/serviceaccount/token" {
+		t.Errorf("ServiceMonitor endpoint does not scrape with a token over HTTPS: %v", e)
+	}
+	if sn, _, _ := unstructured.NestedString(e, "tlsConfig", "serverName"); sn != "ragops-metrics.rag-system.svc" {
+		t.Errorf("ServiceMonitor tlsConfig not passed through: %v", e["tlsConfig"])
+	}
+	// metrics.readers are bound to the metrics-reader role.
+	crb := find(objs, "ClusterRoleBinding", "ragops-metrics-reader")
+	if crb == nil {
+		t.Fatalf("no metrics-reader ClusterRoleBinding in %v", kinds(objs))
+	}
+	if subj, _, _ := unstructured.NestedSlice(crb.Object, "subjects"); len(subj) != 1 || subj[0].(map[string]any)["name"] != "prometheus-k8s" {
+		t.Errorf("metrics-reader subjects: %v", subj)
 	}
 	if find(objs, "ClusterRole", "-ragservice-editor") != nil {
 		t.Error("aggregated roles rendered though rbac.aggregateToDefaultRoles is false")
@@ -262,10 +317,15 @@ func TestTemplateCustomValues(t *testing.T) {
 		t.Errorf("replicas %v image %s policy %s", d.Spec.Replicas, c.Image, c.ImagePullPolicy)
 	}
 	for _, arg := range []string{"--metrics-bind-address=:9443", "--health-probe-bind-address=:9440", "--zap-log-level=debug",
-		"--embedserver-image=registry.example.com/platform/embedserver:0.2.0-rc.1"} {
+		"--embedserver-image=registry.example.com/platform/embedserver:0.2.0-rc.1", "--metrics-cert-dir=/etc/rag-operator/metrics-certs",
+		"--max-concurrent-reconciles=16", "--kube-api-qps=200", "--kube-api-burst=400"} {
 		if !contains(c.Args, arg) {
 			t.Errorf("args %v lack %s", c.Args, arg)
 		}
+	}
+	if len(pod.Volumes) != 1 || pod.Volumes[0].Secret == nil || pod.Volumes[0].Secret.SecretName != "ragops-metrics-tls" ||
+		len(c.VolumeMounts) != 1 || c.VolumeMounts[0].MountPath != "/etc/rag-operator/metrics-certs" {
+		t.Errorf("metrics certificate Secret not mounted: volumes %+v mounts %+v", pod.Volumes, c.VolumeMounts)
 	}
 	if pod.ServiceAccountName != "ragops-manager" || pod.PriorityClassName != "system-cluster-critical" ||
 		len(pod.Tolerations) != 1 || pod.NodeSelector["kubernetes.io/os"] != "linux" || pod.ImagePullSecrets[0].Name != "regcred" {
@@ -286,6 +346,11 @@ func TestSchemaRefusesBadValues(t *testing.T) {
 		{[]string{"logLevel=verbose"}, "logLevel"},
 		{[]string{"metrics.port=70000"}, "port"},
 		{[]string{"metrics.serviceMonitor.interval=soon"}, "interval"},
+		{[]string{"metrics.secure=maybe"}, "secure"},
+		{[]string{"metrics.readers[0].name=prometheus"}, "namespace"},
+		{[]string{"reconcile.maxConcurrent=0"}, "maxConcurrent"},
+		{[]string{"kubeAPI.qps=0"}, "qps"},
+		{[]string{"kubeAPI.burst=-1"}, "burst"},
 		{[]string{"resources.limits.memory=lots"}, "memory"},
 		{[]string{"replicas=3"}, "replicas"}, // a typo of replicaCount
 	}
@@ -336,6 +401,8 @@ func TestKustomizeDryRunApply(t *testing.T) {
 		{"ClusterRole", "rag-operator-manager-role"},
 		{"Deployment", "rag-operator-controller-manager"},
 		{"Service", "rag-operator-controller-manager-metrics"},
+		{"ClusterRole", "rag-operator-metrics-auth-role"},
+		{"ClusterRole", "rag-operator-metrics-reader"},
 	} {
 		if o := find(objs, want.kind, want.name); o == nil {
 			t.Errorf("no %s %s in %v", want.kind, want.name, kinds(objs))
@@ -351,6 +418,20 @@ func TestKustomizeDryRunApply(t *testing.T) {
 	crb := find(objs, "ClusterRoleBinding", "rag-operator-manager-rolebinding")
 	if ref, _, _ := unstructured.NestedString(crb.Object, "roleRef", "name"); ref != "rag-operator-manager-role" {
 		t.Errorf("ClusterRoleBinding refers to %q", ref)
+	}
+	auth := find(objs, "ClusterRoleBinding", "rag-operator-metrics-auth-rolebinding")
+	if ref, _, _ := unstructured.NestedString(auth.Object, "roleRef", "name"); ref != "rag-operator-metrics-auth-role" {
+		t.Errorf("metrics-auth ClusterRoleBinding refers to %q", ref)
+	}
+	if subj, _, _ := unstructured.NestedSlice(auth.Object, "subjects"); len(subj) != 1 || subj[0].(map[string]any)["namespace"] != "rag-operator-system" {
+		t.Errorf("metrics-auth ClusterRoleBinding subjects: %v", subj)
+	}
+	var d appsv1.Deployment
+	fromUnstructured(t, find(objs, "Deployment", "rag-operator-controller-manager"), &d)
+	for _, arg := range []string{"--metrics-bind-address=:8443", "--metrics-secure=true", "--max-concurrent-reconciles=4", "--kube-api-qps=50", "--kube-api-burst=100"} {
+		if !contains(d.Spec.Template.Spec.Containers[0].Args, arg) {
+			t.Errorf("kustomize manager args %v lack %s", d.Spec.Template.Spec.Containers[0].Args, arg)
+		}
 	}
 	// The namespace exists for real (a dry-run namespace holds nothing); the rest is a dry run.
 	ensureNamespace(t, "rag-operator-system")

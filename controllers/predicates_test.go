@@ -1,0 +1,48 @@
+package controllers
+
+import (
+	"testing"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+
+	ragv1 "github.com/ragops/rag-operator/api/v1alpha1"
+)
+
+func TestRAGServiceChangedPredicate(t *testing.T) {
+	obj := func(gen int64, ann map[string]string) *ragv1.RAGService {
+		return &ragv1.RAGService{ObjectMeta: metav1.ObjectMeta{Name: "docs", Generation: gen, Annotations: ann}}
+	}
+	lastApplied := map[string]string{"kubectl.kubernetes.io/last-applied-configuration": "{}"}
+	promote := map[string]string{ragv1.AnnotationPromote: "true"}
+	cases := []struct {
+		name     string
+		old, cur *ragv1.RAGService
+		want     bool
+	}{
+		{"spec edit", obj(1, nil), obj(2, nil), true},
+		{"status write", obj(1, nil), obj(1, nil), false},
+		{"kubectl apply's annotation", obj(1, nil), obj(1, lastApplied), false},
+		{"foreign annotation changed", obj(1, map[string]string{"a": "1"}), obj(1, map[string]string{"a": "2"}), false},
+		{"promote set", obj(1, lastApplied), obj(1, map[string]string{ragv1.AnnotationPromote: "true", "kubectl.kubernetes.io/last-applied-configuration": "{}"}), true},
+		{"abort set", obj(1, nil), obj(1, map[string]string{ragv1.AnnotationAbort: ""}), true},
+		{"retry set", obj(1, nil), obj(1, map[string]string{ragv1.AnnotationRetry: "true"}), true},
+		{"promote given again with another value", obj(1, promote), obj(1, map[string]string{ragv1.AnnotationPromote: "again"}), true},
+		{"promote unchanged, foreign changed", obj(1, promote), obj(1, map[string]string{ragv1.AnnotationPromote: "true", "a": "b"}), false},
+		{"promote removed (the operator acted)", obj(1, promote), obj(1, nil), false},
+		{"lookalike annotation", obj(1, nil), obj(1, map[string]string{"rag.ragops.io/promoted": "true"}), false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if got := ragServiceChanged.Update(event.UpdateEvent{ObjectOld: c.old, ObjectNew: c.cur}); got != c.want {
+				t.Errorf("Update = %v, want %v", got, c.want)
+			}
+		})
+	}
+	if !ragServiceChanged.Create(event.CreateEvent{Object: obj(1, nil)}) {
+		t.Error("a created RAGService is not reconciled")
+	}
+	if !ragServiceChanged.Delete(event.DeleteEvent{Object: obj(1, nil)}) {
+		t.Error("a deleted RAGService is not reconciled")
+	}
+}

@@ -1,0 +1,259 @@
+package controllers
+
+import (
+	"context"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv1 "k8s.io/api/autoscaling/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	ragv1 "github.com/ragops/rag-operator/api/v1alpha1"
+)
+
+// writeCounter counts the write requests (anything but GET) a manager sends.
+type writeCounter struct {
+	mu     sync.Mutex
+	writes []string // "PATCH /apis/apps/v1/..."
+}
+
+func (w *writeCounter) wrap(rt http.RoundTripper) http.RoundTripper {
+	return roundTripperFunc(func(req *http.Request) (*http.Response, error) {
+		if req.Method != http.MethodGet {
+			w.mu.Lock()
+			w.writes = append(w.writes, req.Method+" "+req.URL.Path)
+			w.mu.Unlock()
+		}
+		return rt.RoundTrip(req)
+	})
+}
+
+func (w *writeCounter) take() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := w.writes
+	w.writes = nil
+	return out
+}
+
+type roundTripperFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripperFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// reconciles is how many passes the RAGService controller finished, from
+// controller-runtime's own metric: tests run one manager at a time, and those
+// that count passes watch their own namespace only.
+func reconciles(g Gomega) float64 {
+	families, err := metrics.Registry.Gather()
+	g.Expect(err).NotTo(HaveOccurred())
+	total := 0.0
+	for _, f := range families {
+		if f.GetName() != "controller_runtime_reconcile_total" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "controller" && l.GetValue() == "ragservice" {
+					total += m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return total
+}
+
+// waitQuiet waits until no pass ran for three seconds (a loaded machine
+// under -race is slow to deliver the last events), and returns the count.
+func waitQuiet(t *testing.T) float64 {
+	t.Helper()
+	g := NewWithT(t)
+	deadline := time.Now().Add(waitLong)
+	last := reconciles(g)
+	for {
+		time.Sleep(3 * time.Second)
+		cur := reconciles(g)
+		if cur == last {
+			return cur
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the controller never went quiet: %v passes, %v three seconds ago", cur, last)
+		}
+		last = cur
+	}
+}
+
+func ownedApplyCount(kind, decision string) float64 {
+	return testutil.ToFloat64(ownedApplies.WithLabelValues(kind, decision))
+}
+
+// A pass over a service whose owned objects are as the last apply left them
+// writes nothing; a hand edit of a Service still is repaired.
+func TestUnchangedServiceWritesNothing(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := newNamespace(t)
+	startSim(t, ns)
+	counter := &writeCounter{}
+	counted := rest.CopyConfig(cfg)
+	counted.WrapTransport = counter.wrap
+	startManagerOn(t, counted, ns)
+
+	g.Expect(k8sClient.Create(ctx, newService(ns, "docs", 2))).To(Succeed())
+	waitHealthy(t, ns, "docs", waitLong)
+	waitQuiet(t)
+	counter.take()
+
+	// Someone else labels the Service: the event runs a pass, which finds
+	// every owned object as it left it.
+	skippedBefore := ownedApplyCount("Service", "skipped")
+	passesBefore := reconciles(g)
+	g.Eventually(func() error {
+		svc := &corev1.Service{}
+		if err := k8sClient.Get(ctx, keyOf(ns, "docs"), svc); err != nil {
+			return err
+		}
+		svc.Labels["team"] = "search"
+		return k8sClient.Update(ctx, svc, client.FieldOwner("kubectl-label"))
+	}, waitLong, 100*time.Millisecond).Should(Succeed())
+	g.Eventually(func() float64 { return ownedApplyCount("Service", "skipped") - skippedBefore }, waitLong, 50*time.Millisecond).
+		Should(BeNumerically(">=", 3), "no pass looked at the Services")
+	waitQuiet(t)
+	g.Expect(reconciles(g)).To(BeNumerically(">", passesBefore))
+	g.Expect(counter.take()).To(BeEmpty(), "a pass that changed nothing wrote")
+
+	// A hand edit of a field the operator set (the selector) changes the
+	// operator's field set: repaired, with one write.
+	g.Eventually(func() error {
+		svc := &corev1.Service{}
+		if err := k8sClient.Get(ctx, keyOf(ns, "docs"), svc); err != nil {
+			return err
+		}
+		svc.Spec.Selector = map[string]string{"app": "someone-else"}
+		return k8sClient.Update(ctx, svc, client.FieldOwner("kubectl-edit"))
+	}, waitLong, 100*time.Millisecond).Should(Succeed())
+	g.Eventually(func(g Gomega) {
+		svc := &corev1.Service{}
+		g.Expect(k8sClient.Get(ctx, keyOf(ns, "docs"), svc)).To(Succeed())
+		g.Expect(svc.Spec.Selector).To(HaveKeyWithValue(ragv1.LabelInstance, "docs"))
+		g.Expect(svc.Spec.Selector).NotTo(HaveKey("app"))
+	}, waitLong, 100*time.Millisecond).Should(Succeed())
+	waitQuiet(t)
+	g.Expect(counter.take()).To(ConsistOf(HaveSuffix("/namespaces/"+ns+"/services/docs")),
+		"the repair should rewrite that Service alone")
+
+	// So is a Deployment whose replicas someone scaled by hand.
+	d := getDeployment(g, ns, "docs-stable")
+	g.Expect(k8sClient.SubResource("scale").Update(ctx, d, client.WithSubResourceBody(
+		&autoscalingv1.Scale{Spec: autoscalingv1.ScaleSpec{Replicas: 5}}), client.FieldOwner("kubectl-scale"))).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		g.Expect(*getDeployment(g, ns, "docs-stable").Spec.Replicas).To(Equal(int32(2)))
+	}, waitLong, 100*time.Millisecond).Should(Succeed())
+}
+
+// The manager caches its own pods, not another app's: its memory grows with
+// its own objects only.
+func TestCacheHoldsOnlyOwnedObjects(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := newNamespace(t)
+	m := startManager(t)
+
+	pod := func(name string, labels map[string]string) *corev1.Pod {
+		return &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: labels},
+			Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox"}}},
+		}
+	}
+	// Another app's pod first, then one of the operator's: the informer sees
+	// events in order, so once the second is cached the first would be too.
+	g.Expect(k8sClient.Create(ctx, pod("web", map[string]string{"app.kubernetes.io/name": "web"}))).To(Succeed())
+	g.Expect(k8sClient.Create(ctx, pod("lookalike", map[string]string{ragv1.LabelName: ragv1.NameEmbedServer}))).To(Succeed())
+	g.Expect(k8sClient.Create(ctx, pod("docs-stable-1", objectLabels(newService(ns, "docs", 1))))).To(Succeed())
+	g.Eventually(func() error {
+		return m.client.Get(ctx, keyOf(ns, "docs-stable-1"), &corev1.Pod{})
+	}, waitLong, 50*time.Millisecond).Should(Succeed())
+
+	for _, name := range []string{"web", "lookalike"} {
+		err := m.client.Get(ctx, keyOf(ns, name), &corev1.Pod{})
+		g.Expect(apierrors.IsNotFound(err)).To(BeTrue(), "pod %s is in the manager's cache (err %v)", name, err)
+	}
+	pods := &corev1.PodList{}
+	g.Expect(m.client.List(ctx, pods, client.InNamespace(ns))).To(Succeed())
+	g.Expect(pods.Items).To(HaveLen(1))
+	g.Expect(pods.Items[0].ManagedFields).To(BeEmpty(), "pods are cached without managedFields")
+
+	// The same for Deployments: someone else's is not cached.
+	dep := &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: ns},
+		Spec: appsv1.DeploymentSpec{
+			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "web"}},
+				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox"}}},
+			},
+		},
+	}
+	g.Expect(k8sClient.Create(ctx, dep)).To(Succeed())
+	g.Expect(k8sClient.Create(ctx, newService(ns, "docs", 1))).To(Succeed())
+	g.Eventually(func() error {
+		return m.client.Get(ctx, keyOf(ns, "docs-stable"), &appsv1.Deployment{})
+	}, waitLong, 50*time.Millisecond).Should(Succeed())
+	err := m.client.Get(ctx, keyOf(ns, "web"), &appsv1.Deployment{})
+	g.Expect(apierrors.IsNotFound(err)).To(BeTrue(), "another app's Deployment is in the manager's cache (err %v)", err)
+
+	// Of its own Deployment the cache keeps the operator's managedFields entry only.
+	own := &appsv1.Deployment{}
+	g.Expect(m.client.Get(ctx, keyOf(ns, "docs-stable"), own)).To(Succeed())
+	g.Expect(own.ManagedFields).To(HaveLen(1))
+	g.Expect(own.ManagedFields[0].Manager).To(Equal(FieldOwner))
+}
+
+// The RAGService watch acts on the operator's own annotations only; the
+// operator's removal of a one-shot annotation runs no second pass.
+func TestWatchIgnoresForeignAnnotations(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t)
+	startSim(t, ns)
+	startManagerOn(t, cfg, ns)
+
+	g.Expect(k8sClient.Create(context.Background(), newService(ns, "docs", 1))).To(Succeed())
+	waitHealthy(t, ns, "docs", waitLong)
+	before := waitQuiet(t)
+
+	annotateByPatch(t, ns, "docs", "kubectl.kubernetes.io/last-applied-configuration")
+	annotateByPatch(t, ns, "docs", "example.com/owner")
+	g.Consistently(func() float64 { return reconciles(g) }, 2*time.Second, 100*time.Millisecond).Should(Equal(before),
+		"a foreign annotation ran a pass")
+
+	// promote acts: on a healthy service there is nothing to promote, which
+	// the operator says in an event before it removes the annotation.
+	annotateByPatch(t, ns, "docs", ragv1.AnnotationPromote)
+	g.Eventually(func(g Gomega) {
+		g.Expect(get(g, ns, "docs").Annotations).NotTo(HaveKey(ragv1.AnnotationPromote))
+		g.Expect(eventReasons(g, ns, "docs")).To(ContainElement("AnnotationIgnored"))
+	}, waitLong, 100*time.Millisecond).Should(Succeed())
+	g.Expect(waitQuiet(t)).To(Equal(before+1), "the annotation's removal ran a pass of its own")
+	svc := waitHealthy(t, ns, "docs", waitLong)
+	g.Expect(svc.Status.ObservedGeneration).To(Equal(svc.Generation))
+}
+
+// annotateByPatch sets an annotation as kubectl annotate does: a merge patch
+// of the metadata alone. (A whole-object update from Go also rewrites
+// spec.rollout.progressDeadline's "10m" default as "10m0s", a spec change.)
+func annotateByPatch(t *testing.T, ns, name, key string) {
+	t.Helper()
+	patch := []byte(`{"metadata":{"annotations":{"` + key + `":"true"}}}`)
+	svc := &ragv1.RAGService{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}
+	NewWithT(t).Expect(k8sClient.Patch(context.Background(), svc, client.RawPatch(types.MergePatchType, patch))).To(Succeed())
+}
