@@ -46,8 +46,9 @@ type Observed struct {
 // Reason says why an object needs an apply; ReasonUpToDate means it does not.
 type Reason string
 
+// The reasons Decide gives, each with what the cache showed.
 const (
-	ReasonUpToDate    Reason = ""
+	ReasonUpToDate    Reason = ""                    // as the last apply left it: no request
 	ReasonAbsent      Reason = "absent"              // not in the cache: new, or deleted by someone
 	ReasonTerminating Reason = "terminating"         // being deleted
 	ReasonUnknown     Reason = "no record"           // not applied since this manager started
