@@ -17,10 +17,13 @@ import (
 	. "github.com/onsi/gomega"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	ragv1 "github.com/ragops/rag-operator/api/v1alpha1"
 	"github.com/ragops/rag-operator/internal/rollout"
+	"github.com/ragops/rag-operator/internal/testsupport/kubetest"
+	"github.com/ragops/rag-operator/internal/testsupport/poll"
 )
 
 // The Argo CD health script (config/argocd/rag.ragops.io/RAGService/health.lua)
@@ -54,7 +57,7 @@ func withImage(s *ragv1.RAGService) { s.Spec.Image = testImage }
 
 func manualSteps(pause ragv1.PauseStep) func(*ragv1.RAGService) {
 	return func(s *ragv1.RAGService) {
-		s.Spec.Rollout.Steps = []ragv1.RolloutStep{{SetWeight: ptrTo(int32(50))}, {Pause: &pause}}
+		s.Spec.Rollout.Steps = []ragv1.RolloutStep{{SetWeight: ptr.To(int32(50))}, {Pause: &pause}}
 		s.Spec.Rollout.Analysis = nil
 	}
 }
@@ -62,7 +65,7 @@ func manualSteps(pause ragv1.PauseStep) func(*ragv1.RAGService) {
 func createHealthy(t *testing.T, ns string, mutate ...func(*ragv1.RAGService)) {
 	t.Helper()
 	NewWithT(t).Expect(k8sClient.Create(context.Background(), newService(ns, "docs", 2, append([]func(*ragv1.RAGService){withImage}, mutate...)...))).To(Succeed())
-	waitHealthy(t, ns, "docs", waitLong)
+	waitHealthy(t, ns, "docs", poll.Budget)
 }
 
 func reconcilingReason(svc *ragv1.RAGService) string {
@@ -162,7 +165,7 @@ func TestArgoCDHealthStatuses(t *testing.T) {
 	written := map[string]bool{}
 
 	// New: created, and no operator has looked at it yet.
-	newNS := newNamespace(t)
+	newNS := kubetest.Namespace(t, k8sClient)
 	NewWithT(t).Expect(k8sClient.Create(context.Background(), newService(newNS, "docs", 2, withImage))).To(Succeed())
 	checkArgoGolden(t, newNS, "new.json", func(svc *ragv1.RAGService) bool { return svc.Status.ObservedGeneration == 0 }, false)
 	written["new.json"] = true
@@ -171,7 +174,7 @@ func TestArgoCDHealthStatuses(t *testing.T) {
 	mgr := startManager(t, func(r *RAGServiceReconciler) { r.EmbedServerImage = "" })
 	// The namespace of the last phase keeps its simulated pods past the
 	// parallel group below.
-	editedNS := newNamespace(t)
+	editedNS := kubetest.Namespace(t, k8sClient)
 	startSim(t, editedNS)
 	createHealthy(t, editedNS)
 
@@ -180,7 +183,7 @@ func TestArgoCDHealthStatuses(t *testing.T) {
 			written[p.file] = true
 			t.Run(strings.TrimSuffix(p.file, ".json"), func(t *testing.T) {
 				t.Parallel()
-				ns := newNamespace(t)
+				ns := kubetest.Namespace(t, k8sClient)
 				startSim(t, ns)
 				p.drive(t, ns)
 				checkArgoGolden(t, ns, p.file, p.reached, true)
@@ -257,7 +260,7 @@ func checkArgoGolden(t *testing.T, ns, file string, reached func(*ragv1.RAGServi
 		if !*updateGolden {
 			g.Expect(cmp.Diff(want, got)).To(BeEmpty(), "%s differs from the status the operator wrote (-want +got); rewrite with `make argocd-statuses` if the change is intended", path)
 		}
-	}, waitLong, 100*time.Millisecond).Should(Succeed())
+	}, poll.Budget, 100*time.Millisecond).Should(Succeed())
 	if *updateGolden {
 		var buf bytes.Buffer
 		enc := json.NewEncoder(&buf)

@@ -9,10 +9,13 @@ import (
 	. "github.com/onsi/gomega"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
 
 	ragv1 "github.com/ragops/rag-operator/api/v1alpha1"
 	"github.com/ragops/rag-operator/internal/rollout"
+	"github.com/ragops/rag-operator/internal/testsupport/kubetest"
+	"github.com/ragops/rag-operator/internal/testsupport/poll"
 )
 
 // canarySpec: four steps with short pauses and a one-second analysis on live
@@ -21,18 +24,18 @@ func canarySpec(s *ragv1.RAGService) {
 	s.Spec.Rollout = ragv1.RolloutSpec{
 		Strategy: ragv1.StrategyCanary,
 		Steps: []ragv1.RolloutStep{
-			{SetWeight: ptrTo(int32(25))},
+			{SetWeight: ptr.To(int32(25))},
 			{Pause: &ragv1.PauseStep{Duration: &metav1.Duration{Duration: 2 * time.Second}}},
-			{SetWeight: ptrTo(int32(50))},
+			{SetWeight: ptr.To(int32(50))},
 			{Pause: &ragv1.PauseStep{Duration: &metav1.Duration{Duration: 2 * time.Second}}},
 		},
 		ProgressDeadline: metav1.Duration{Duration: 30 * time.Second},
 		Analysis: &ragv1.AnalysisSpec{
 			Provider:     ragv1.AnalysisBuiltin,
 			Interval:     metav1.Duration{Duration: time.Second},
-			MinRequests:  ptrTo(int64(5)),
+			MinRequests:  ptr.To(int64(5)),
 			OnNoData:     ragv1.NoDataPause,
-			FailureLimit: ptrTo(int32(1)),
+			FailureLimit: ptr.To(int32(1)),
 			MaxErrorRate: "0.05", MaxShedRate: "0.10",
 			MaxLatencyP99: metav1.Duration{Duration: 2 * time.Second},
 		},
@@ -81,12 +84,12 @@ func (o *observer) statuses() []ragv1.RAGServiceStatus {
 // stable takes the new revision, the canary goes, capacity never drops.
 func TestCanaryPromotion(t *testing.T) {
 	g := NewWithT(t)
-	ns := newNamespace(t)
+	ns := kubetest.Namespace(t, k8sClient)
 	startManager(t)
 	sim := startSim(t, ns)
 
 	g.Expect(k8sClient.Create(context.Background(), newService(ns, "docs", 4, canarySpec))).To(Succeed())
-	before := waitHealthy(t, ns, "docs", waitLong).Status.StableRevision
+	before := waitHealthy(t, ns, "docs", poll.Budget).Status.StableRevision
 	obs := watchStatus(t, ns, "docs")
 
 	update(t, ns, "docs", func(s *ragv1.RAGService) { s.Spec.Concurrency.MaxInFlight = 16 })
@@ -102,7 +105,7 @@ func TestCanaryPromotion(t *testing.T) {
 		g.Expect(*getDeployment(g, ns, "docs-stable").Spec.Replicas).To(Equal(int32(4)))
 		conditionIs(g, svc, ragv1.ConditionReconciling, metav1.ConditionTrue, "")
 		g.Expect(kstatusOf(g, ns, "docs").Status).To(Equal(status.InProgressStatus))
-	}, waitLong, 50*time.Millisecond).Should(Succeed())
+	}, poll.Budget, 50*time.Millisecond).Should(Succeed())
 	canaryRev := get(g, ns, "docs").Status.CanaryRevision
 
 	// Then 50%: two canary pods; analysis has passed on real traffic.
@@ -113,7 +116,7 @@ func TestCanaryPromotion(t *testing.T) {
 		g.Expect(svc.Status.Analysis).NotTo(BeNil())
 		g.Expect(svc.Status.Analysis.Verdict).To(Equal(ragv1.VerdictPass))
 		g.Expect(svc.Status.Analysis.Requests).To(BeNumerically(">=", 5))
-	}, waitLong, 50*time.Millisecond).Should(Succeed())
+	}, poll.Budget, 50*time.Millisecond).Should(Succeed())
 
 	svc := waitHealthy(t, ns, "docs", 60*time.Second)
 	g.Expect(svc.Status.StableRevision).To(Equal(canaryRev))
@@ -121,10 +124,10 @@ func TestCanaryPromotion(t *testing.T) {
 	g.Expect(svc.Status.CanaryRevision).To(BeEmpty())
 	g.Expect(kstatusOf(g, ns, "docs").Status).To(Equal(status.CurrentStatus))
 	g.Expect(args(getDeployment(g, ns, "docs-stable"))).To(ContainElement("--max-in-flight=16"))
-	g.Eventually(func() bool { return deploymentGone(ns, "docs-canary") }, waitLong).Should(BeTrue())
+	g.Eventually(func() bool { return deploymentGone(ns, "docs-canary") }, poll.Budget).Should(BeTrue())
 	g.Eventually(func(g Gomega) {
 		g.Expect(eventReasons(g, ns, "docs")).To(ContainElements("CanaryStarted", "StepAdvanced", "PromotionStarted", "Promoted"))
-	}, waitLong, 100*time.Millisecond).Should(Succeed())
+	}, poll.Budget, 100*time.Millisecond).Should(Succeed())
 
 	// Across every state seen: stable never below spec.replicas, steps only
 	// move forward, and ready capacity never dropped.
@@ -154,12 +157,12 @@ func TestCanaryPromotion(t *testing.T) {
 // and the revision is not tried again until retry is asked for.
 func TestCanaryAnalysisFailureRollsBack(t *testing.T) {
 	g := NewWithT(t)
-	ns := newNamespace(t)
+	ns := kubetest.Namespace(t, k8sClient)
 	startManager(t)
 	sim := startSim(t, ns)
 
 	g.Expect(k8sClient.Create(context.Background(), newService(ns, "docs", 4, canarySpec))).To(Succeed())
-	stable := waitHealthy(t, ns, "docs", waitLong).Status.StableRevision
+	stable := waitHealthy(t, ns, "docs", poll.Budget).Status.StableRevision
 
 	update(t, ns, "docs", func(s *ragv1.RAGService) { s.Spec.Image = "ragops/embedserver:broken" })
 	var bad string
@@ -177,11 +180,11 @@ func TestCanaryAnalysisFailureRollsBack(t *testing.T) {
 		g.Expect(kstatusOf(g, ns, "docs").Status).To(Equal(status.FailedStatus))
 		g.Expect(svc.Status.Analysis.Verdict).To(Equal(ragv1.VerdictFail))
 	}, 60*time.Second, 50*time.Millisecond).Should(Succeed())
-	g.Eventually(func() bool { return deploymentGone(ns, "docs-canary") }, waitLong).Should(BeTrue())
+	g.Eventually(func() bool { return deploymentGone(ns, "docs-canary") }, poll.Budget).Should(BeTrue())
 	g.Expect(getDeployment(g, ns, "docs-stable").Labels[ragv1.LabelRevision]).To(Equal(stable))
 	g.Eventually(func(g Gomega) {
 		g.Expect(eventReasons(g, ns, "docs")).To(ContainElement("AnalysisFailed"))
-	}, waitLong, 100*time.Millisecond).Should(Succeed())
+	}, poll.Budget, 100*time.Millisecond).Should(Succeed())
 	g.Expect(testutil.ToFloat64(rolloutsTotal.WithLabelValues(ns, "docs", "rolled_back"))).To(Equal(1.0))
 	g.Expect(testutil.ToFloat64(analysisVerdicts.WithLabelValues(ns, "docs", "Fail"))).To(BeNumerically(">=", 2))
 
@@ -196,11 +199,11 @@ func TestCanaryAnalysisFailureRollsBack(t *testing.T) {
 		svc := get(g, ns, "docs")
 		g.Expect(svc.Status.CanaryRevision).To(Equal(bad))
 		g.Expect(svc.Annotations).NotTo(HaveKey(ragv1.AnnotationRetry))
-	}, waitLong, 50*time.Millisecond).Should(Succeed())
+	}, poll.Budget, 50*time.Millisecond).Should(Succeed())
 
 	// A GitOps revert to the stable spec is a fast rollback: no steps, Healthy.
 	update(t, ns, "docs", func(s *ragv1.RAGService) { s.Spec.Image = "" })
-	svc := waitHealthy(t, ns, "docs", waitLong)
+	svc := waitHealthy(t, ns, "docs", poll.Budget)
 	g.Expect(svc.Status.StableRevision).To(Equal(stable))
 	g.Expect(condition(svc, ragv1.ConditionRolledBack)).To(BeNil())
 	minReady, _ := sim.minReadySeen("docs")
@@ -211,14 +214,14 @@ func TestCanaryAnalysisFailureRollsBack(t *testing.T) {
 // deadline, whatever else happens.
 func TestProgressDeadlineRollsBack(t *testing.T) {
 	g := NewWithT(t)
-	ns := newNamespace(t)
+	ns := kubetest.Namespace(t, k8sClient)
 	startManager(t)
 	startSim(t, ns)
 
 	g.Expect(k8sClient.Create(context.Background(), newService(ns, "docs", 2, canarySpec, func(s *ragv1.RAGService) {
 		s.Spec.Rollout.ProgressDeadline = metav1.Duration{Duration: 3 * time.Second}
 	}))).To(Succeed())
-	stable := waitHealthy(t, ns, "docs", waitLong).Status.StableRevision
+	stable := waitHealthy(t, ns, "docs", poll.Budget).Status.StableRevision
 
 	start := time.Now()
 	update(t, ns, "docs", func(s *ragv1.RAGService) { s.Spec.Image = "ragops/embedserver:stuck" })
@@ -228,9 +231,9 @@ func TestProgressDeadlineRollsBack(t *testing.T) {
 		g.Expect(svc.Status.Rollback.Reason).To(Equal("ProgressDeadlineExceeded"))
 		g.Expect(svc.Status.StableRevision).To(Equal(stable))
 		g.Expect(svc.Status.CanaryRevision).To(BeEmpty())
-	}, waitLong, 50*time.Millisecond).Should(Succeed())
+	}, poll.Budget, 50*time.Millisecond).Should(Succeed())
 	g.Expect(time.Since(start)).To(BeNumerically(">=", 3*time.Second), "rolled back before the deadline")
-	g.Eventually(func() bool { return deploymentGone(ns, "docs-canary") }, waitLong).Should(BeTrue())
+	g.Eventually(func() bool { return deploymentGone(ns, "docs-canary") }, poll.Budget).Should(BeTrue())
 }
 
 // The planner decides on every pass that could read the tracks: a canary whose
@@ -239,7 +242,7 @@ func TestProgressDeadlineRollsBack(t *testing.T) {
 // the rollout did.
 func TestUnbuildableSpecStillRollsBackAtDeadline(t *testing.T) {
 	g := NewWithT(t)
-	ns := newNamespace(t)
+	ns := kubetest.Namespace(t, k8sClient)
 	startManager(t, func(r *RAGServiceReconciler) { r.EmbedServerImage = "" })
 	startSim(t, ns)
 
@@ -248,12 +251,12 @@ func TestUnbuildableSpecStillRollsBackAtDeadline(t *testing.T) {
 		s.Spec.Rollout.Analysis = nil
 		s.Spec.Rollout.ProgressDeadline = metav1.Duration{Duration: 4 * time.Second}
 	}))).To(Succeed())
-	stable := waitHealthy(t, ns, "docs", waitLong).Status.StableRevision
+	stable := waitHealthy(t, ns, "docs", poll.Budget).Status.StableRevision
 
 	update(t, ns, "docs", func(s *ragv1.RAGService) { s.Spec.Image = "ragops/embedserver:stuck" })
 	g.Eventually(func(g Gomega) {
 		g.Expect(get(g, ns, "docs").Status.CanaryRevision).NotTo(BeEmpty())
-	}, waitLong, 50*time.Millisecond).Should(Succeed())
+	}, poll.Budget, 50*time.Millisecond).Should(Succeed())
 	update(t, ns, "docs", func(s *ragv1.RAGService) { s.Spec.Image = "" })
 
 	g.Eventually(func(g Gomega) {
@@ -265,8 +268,8 @@ func TestUnbuildableSpecStillRollsBackAtDeadline(t *testing.T) {
 		conditionIs(g, svc, ragv1.ConditionStalled, metav1.ConditionTrue, rollout.ReasonInvalidSpec)
 		conditionIs(g, svc, ragv1.ConditionReady, metav1.ConditionFalse, rollout.ReasonInvalidSpec)
 		g.Expect(svc.Status.Phase).To(Equal(ragv1.PhaseDegraded))
-	}, waitLong, 50*time.Millisecond).Should(Succeed())
-	g.Eventually(func() bool { return deploymentGone(ns, "docs-canary") }, waitLong).Should(BeTrue())
+	}, poll.Budget, 50*time.Millisecond).Should(Succeed())
+	g.Eventually(func() bool { return deploymentGone(ns, "docs-canary") }, poll.Budget).Should(BeTrue())
 	g.Expect(getDeployment(g, ns, "docs-stable").Spec.Template.Spec.Containers[0].Image).To(Equal(testImage))
 }
 
@@ -274,16 +277,16 @@ func TestUnbuildableSpecStillRollsBackAtDeadline(t *testing.T) {
 // back; spec.rollout.paused holds a new canary until it is cleared.
 func TestManualControl(t *testing.T) {
 	g := NewWithT(t)
-	ns := newNamespace(t)
+	ns := kubetest.Namespace(t, k8sClient)
 	startManager(t)
 	startSim(t, ns)
 
 	manual := func(s *ragv1.RAGService) {
-		s.Spec.Rollout.Steps = []ragv1.RolloutStep{{SetWeight: ptrTo(int32(50))}, {Pause: &ragv1.PauseStep{}}}
+		s.Spec.Rollout.Steps = []ragv1.RolloutStep{{SetWeight: ptr.To(int32(50))}, {Pause: &ragv1.PauseStep{}}}
 		s.Spec.Rollout.Analysis = nil
 	}
 	g.Expect(k8sClient.Create(context.Background(), newService(ns, "docs", 2, manual))).To(Succeed())
-	first := waitHealthy(t, ns, "docs", waitLong).Status.StableRevision
+	first := waitHealthy(t, ns, "docs", poll.Budget).Status.StableRevision
 
 	// Promote from an indefinite pause.
 	update(t, ns, "docs", func(s *ragv1.RAGService) { s.Spec.Concurrency.MaxInFlight = 4 })
@@ -291,10 +294,10 @@ func TestManualControl(t *testing.T) {
 		svc := get(g, ns, "docs")
 		g.Expect(svc.Status.Phase).To(Equal(ragv1.PhasePaused))
 		g.Expect(svc.Status.CurrentStep).To(Equal(int32(1)))
-	}, waitLong, 50*time.Millisecond).Should(Succeed())
+	}, poll.Budget, 50*time.Millisecond).Should(Succeed())
 	second := get(g, ns, "docs").Status.CanaryRevision
 	annotate(t, ns, "docs", ragv1.AnnotationPromote)
-	svc := waitHealthy(t, ns, "docs", waitLong)
+	svc := waitHealthy(t, ns, "docs", poll.Budget)
 	g.Expect(svc.Status.StableRevision).To(Equal(second))
 	g.Expect(svc.Annotations).NotTo(HaveKey(ragv1.AnnotationPromote))
 
@@ -302,7 +305,7 @@ func TestManualControl(t *testing.T) {
 	update(t, ns, "docs", func(s *ragv1.RAGService) { s.Spec.Concurrency.MaxInFlight = 5 })
 	g.Eventually(func(g Gomega) {
 		g.Expect(get(g, ns, "docs").Status.Phase).To(Equal(ragv1.PhasePaused))
-	}, waitLong, 50*time.Millisecond).Should(Succeed())
+	}, poll.Budget, 50*time.Millisecond).Should(Succeed())
 	annotate(t, ns, "docs", ragv1.AnnotationAbort)
 	g.Eventually(func(g Gomega) {
 		svc := get(g, ns, "docs")
@@ -310,8 +313,8 @@ func TestManualControl(t *testing.T) {
 		g.Expect(svc.Status.Rollback.Reason).To(Equal("Aborted"))
 		g.Expect(svc.Status.StableRevision).To(Equal(second))
 		g.Expect(svc.Annotations).NotTo(HaveKey(ragv1.AnnotationAbort))
-	}, waitLong, 50*time.Millisecond).Should(Succeed())
-	g.Eventually(func() bool { return deploymentGone(ns, "docs-canary") }, waitLong).Should(BeTrue())
+	}, poll.Budget, 50*time.Millisecond).Should(Succeed())
+	g.Eventually(func() bool { return deploymentGone(ns, "docs-canary") }, poll.Budget).Should(BeTrue())
 
 	// paused holds a new change; clearing it lets the canary start.
 	update(t, ns, "docs", func(s *ragv1.RAGService) {
@@ -328,21 +331,21 @@ func TestManualControl(t *testing.T) {
 	update(t, ns, "docs", func(s *ragv1.RAGService) { s.Spec.Rollout.Paused = false })
 	g.Eventually(func(g Gomega) {
 		g.Expect(get(g, ns, "docs").Status.CanaryRevision).NotTo(BeEmpty())
-	}, waitLong, 50*time.Millisecond).Should(Succeed())
+	}, poll.Budget, 50*time.Millisecond).Should(Succeed())
 	g.Expect(first).NotTo(Equal(second))
 }
 
 // A spec change during a canary restarts it with the new revision at step 0.
 func TestSpecChangeDuringCanary(t *testing.T) {
 	g := NewWithT(t)
-	ns := newNamespace(t)
+	ns := kubetest.Namespace(t, k8sClient)
 	startManager(t)
 	startSim(t, ns)
 
 	g.Expect(k8sClient.Create(context.Background(), newService(ns, "docs", 2, canarySpec, func(s *ragv1.RAGService) {
 		s.Spec.Rollout.Steps = append(s.Spec.Rollout.Steps, ragv1.RolloutStep{Pause: &ragv1.PauseStep{}})
 	}))).To(Succeed())
-	waitHealthy(t, ns, "docs", waitLong)
+	waitHealthy(t, ns, "docs", poll.Budget)
 
 	update(t, ns, "docs", func(s *ragv1.RAGService) { s.Spec.Concurrency.MaxInFlight = 3 })
 	var first string
@@ -350,7 +353,7 @@ func TestSpecChangeDuringCanary(t *testing.T) {
 		svc := get(g, ns, "docs")
 		g.Expect(svc.Status.CurrentStep).To(BeNumerically(">=", 1))
 		first = svc.Status.CanaryRevision
-	}, waitLong, 50*time.Millisecond).Should(Succeed())
+	}, poll.Budget, 50*time.Millisecond).Should(Succeed())
 
 	update(t, ns, "docs", func(s *ragv1.RAGService) { s.Spec.Concurrency.MaxInFlight = 4 })
 	g.Eventually(func(g Gomega) {
@@ -358,29 +361,29 @@ func TestSpecChangeDuringCanary(t *testing.T) {
 		g.Expect(svc.Status.CanaryRevision).NotTo(Equal(first))
 		g.Expect(svc.Status.CanaryRevision).NotTo(BeEmpty())
 		g.Expect(args(getDeployment(g, ns, "docs-canary"))).To(ContainElement("--max-in-flight=4"))
-	}, waitLong, 50*time.Millisecond).Should(Succeed())
+	}, poll.Budget, 50*time.Millisecond).Should(Succeed())
 	g.Eventually(func(g Gomega) {
 		g.Expect(eventReasons(g, ns, "docs")).To(ContainElement("CanaryRestarted"))
-	}, waitLong, 100*time.Millisecond).Should(Succeed())
+	}, poll.Budget, 100*time.Millisecond).Should(Succeed())
 }
 
 // A manager stopped mid-rollout and started again (with no memory) resumes
 // from status and finishes the promotion.
 func TestManagerRestartMidRollout(t *testing.T) {
 	g := NewWithT(t)
-	ns := newNamespace(t)
+	ns := kubetest.Namespace(t, k8sClient)
 	m := startManager(t)
 	sim := startSim(t, ns)
 
 	g.Expect(k8sClient.Create(context.Background(), newService(ns, "docs", 4, canarySpec))).To(Succeed())
-	waitHealthy(t, ns, "docs", waitLong)
+	waitHealthy(t, ns, "docs", poll.Budget)
 	update(t, ns, "docs", func(s *ragv1.RAGService) { s.Spec.Concurrency.MaxInFlight = 12 })
 
 	var atStop ragv1.RAGServiceStatus
 	g.Eventually(func(g Gomega) {
 		atStop = get(g, ns, "docs").Status
 		g.Expect(atStop.CurrentStep).To(BeNumerically(">=", 1))
-	}, waitLong, 50*time.Millisecond).Should(Succeed())
+	}, poll.Budget, 50*time.Millisecond).Should(Succeed())
 	m.stop()
 
 	// While no operator runs, nothing moves.

@@ -3,8 +3,6 @@ package controllers
 import (
 	"context"
 	"fmt"
-	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,23 +16,6 @@ import (
 
 	ragv1 "github.com/ragops/rag-operator/api/v1alpha1"
 )
-
-var nsCounter atomic.Int32
-
-// newNamespace creates a namespace for one test.
-func newNamespace(t *testing.T) string {
-	t.Helper()
-	name := fmt.Sprintf("t%d-%s", nsCounter.Add(1), strings.ToLower(strings.ReplaceAll(t.Name(), "/", "-")))
-	if len(name) > 60 {
-		name = name[:60]
-	}
-	name = strings.TrimRight(name, "-")
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}
-	if err := k8sClient.Create(context.Background(), ns); err != nil {
-		t.Fatalf("creating namespace: %v", err)
-	}
-	return name
-}
 
 // newService is a small builtin-model RAGService; mutate adjusts it.
 func newService(ns, name string, replicas int32, mutate ...func(*ragv1.RAGService)) *ragv1.RAGService {

@@ -11,6 +11,8 @@ import (
 	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
 
 	ragv1 "github.com/ragops/rag-operator/api/v1alpha1"
+	"github.com/ragops/rag-operator/internal/testsupport/kubetest"
+	"github.com/ragops/rag-operator/internal/testsupport/poll"
 )
 
 // kstatusOf is what kstatus readers (Flux health checks, cli-utils' status
@@ -31,7 +33,7 @@ func kstatusOf(g Gomega, ns, name string) *status.Result {
 // which it would call Current.
 func TestKstatusNewServiceIsInProgress(t *testing.T) {
 	g := NewWithT(t)
-	ns := newNamespace(t)
+	ns := kubetest.Namespace(t, k8sClient)
 	g.Expect(k8sClient.Create(context.Background(), newService(ns, "docs", 2))).To(Succeed())
 	res := kstatusOf(g, ns, "docs")
 	g.Expect(res.Status).To(Equal(status.InProgressStatus), "kstatus: %s", res.Message)
@@ -44,13 +46,13 @@ func TestKstatusNewServiceIsInProgress(t *testing.T) {
 // such a spec.
 func TestKstatusReadsStalledSpecAsFailed(t *testing.T) {
 	g := NewWithT(t)
-	ns := newNamespace(t)
+	ns := kubetest.Namespace(t, k8sClient)
 	startManager(t, func(r *RAGServiceReconciler) { r.EmbedServerImage = "" })
 	startSim(t, ns)
 
 	withImage := func(s *ragv1.RAGService) { s.Spec.Image = testImage }
 	g.Expect(k8sClient.Create(context.Background(), newService(ns, "docs", 2, withImage))).To(Succeed())
-	waitHealthy(t, ns, "docs", waitLong)
+	waitHealthy(t, ns, "docs", poll.Budget)
 	g.Expect(kstatusOf(g, ns, "docs").Status).To(Equal(status.CurrentStatus))
 
 	update(t, ns, "docs", func(s *ragv1.RAGService) { s.Spec.Image = "" })
@@ -61,12 +63,12 @@ func TestKstatusReadsStalledSpecAsFailed(t *testing.T) {
 		res := kstatusOf(g, ns, "docs")
 		g.Expect(res.Status).To(Equal(status.FailedStatus), "kstatus: %s", res.Message)
 		g.Expect(res.Message).To(ContainSubstring("no embedding server image"))
-	}, waitLong, 50*time.Millisecond).Should(Succeed())
+	}, poll.Budget, 50*time.Millisecond).Should(Succeed())
 	// The tracks keep serving the last good revision meanwhile.
 	g.Expect(getDeployment(g, ns, "docs-stable").Spec.Template.Spec.Containers[0].Image).To(Equal(testImage))
 
 	update(t, ns, "docs", withImage)
-	svc := waitHealthy(t, ns, "docs", waitLong)
+	svc := waitHealthy(t, ns, "docs", poll.Budget)
 	g.Expect(condition(svc, ragv1.ConditionStalled)).To(BeNil())
 	g.Expect(kstatusOf(g, ns, "docs").Status).To(Equal(status.CurrentStatus))
 }

@@ -20,6 +20,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	ragv1 "github.com/ragops/rag-operator/api/v1alpha1"
+	"github.com/ragops/rag-operator/internal/testsupport/kubetest"
+	"github.com/ragops/rag-operator/internal/testsupport/poll"
 )
 
 // writeCounter counts the write requests (anything but GET) a manager sends.
@@ -78,7 +80,7 @@ func reconciles(g Gomega) float64 {
 func waitQuiet(t *testing.T) float64 {
 	t.Helper()
 	g := NewWithT(t)
-	deadline := time.Now().Add(waitLong)
+	deadline := time.Now().Add(poll.Budget)
 	last := reconciles(g)
 	for {
 		time.Sleep(3 * time.Second)
@@ -102,7 +104,7 @@ func ownedApplyCount(kind, decision string) float64 {
 func TestUnchangedServiceWritesNothing(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
-	ns := newNamespace(t)
+	ns := kubetest.Namespace(t, k8sClient)
 	startSim(t, ns)
 	counter := &writeCounter{}
 	counted := rest.CopyConfig(cfg)
@@ -110,7 +112,7 @@ func TestUnchangedServiceWritesNothing(t *testing.T) {
 	startManagerOn(t, counted, ns)
 
 	g.Expect(k8sClient.Create(ctx, newService(ns, "docs", 2))).To(Succeed())
-	waitHealthy(t, ns, "docs", waitLong)
+	waitHealthy(t, ns, "docs", poll.Budget)
 	waitQuiet(t)
 	counter.take()
 
@@ -125,8 +127,8 @@ func TestUnchangedServiceWritesNothing(t *testing.T) {
 		}
 		svc.Labels["team"] = "search"
 		return k8sClient.Update(ctx, svc, client.FieldOwner("kubectl-label"))
-	}, waitLong, 100*time.Millisecond).Should(Succeed())
-	g.Eventually(func() float64 { return ownedApplyCount("Service", "skipped") - skippedBefore }, waitLong, 50*time.Millisecond).
+	}, poll.Budget, 100*time.Millisecond).Should(Succeed())
+	g.Eventually(func() float64 { return ownedApplyCount("Service", "skipped") - skippedBefore }, poll.Budget, 50*time.Millisecond).
 		Should(BeNumerically(">=", 3), "no pass looked at the Services")
 	waitQuiet(t)
 	g.Expect(reconciles(g)).To(BeNumerically(">", passesBefore))
@@ -141,13 +143,13 @@ func TestUnchangedServiceWritesNothing(t *testing.T) {
 		}
 		svc.Spec.Selector = map[string]string{"app": "someone-else"}
 		return k8sClient.Update(ctx, svc, client.FieldOwner("kubectl-edit"))
-	}, waitLong, 100*time.Millisecond).Should(Succeed())
+	}, poll.Budget, 100*time.Millisecond).Should(Succeed())
 	g.Eventually(func(g Gomega) {
 		svc := &corev1.Service{}
 		g.Expect(k8sClient.Get(ctx, keyOf(ns, "docs"), svc)).To(Succeed())
 		g.Expect(svc.Spec.Selector).To(HaveKeyWithValue(ragv1.LabelInstance, "docs"))
 		g.Expect(svc.Spec.Selector).NotTo(HaveKey("app"))
-	}, waitLong, 100*time.Millisecond).Should(Succeed())
+	}, poll.Budget, 100*time.Millisecond).Should(Succeed())
 	waitQuiet(t)
 	g.Expect(counter.take()).To(ConsistOf(HaveSuffix("/namespaces/"+ns+"/services/docs")),
 		"the repair should rewrite that Service alone")
@@ -158,7 +160,7 @@ func TestUnchangedServiceWritesNothing(t *testing.T) {
 		&autoscalingv1.Scale{Spec: autoscalingv1.ScaleSpec{Replicas: 5}}), client.FieldOwner("kubectl-scale"))).To(Succeed())
 	g.Eventually(func(g Gomega) {
 		g.Expect(*getDeployment(g, ns, "docs-stable").Spec.Replicas).To(Equal(int32(2)))
-	}, waitLong, 100*time.Millisecond).Should(Succeed())
+	}, poll.Budget, 100*time.Millisecond).Should(Succeed())
 }
 
 // The manager caches its own pods, not another app's: its memory grows with
@@ -166,7 +168,7 @@ func TestUnchangedServiceWritesNothing(t *testing.T) {
 func TestCacheHoldsOnlyOwnedObjects(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
-	ns := newNamespace(t)
+	ns := kubetest.Namespace(t, k8sClient)
 	m := startManager(t)
 
 	pod := func(name string, labels map[string]string) *corev1.Pod {
@@ -182,7 +184,7 @@ func TestCacheHoldsOnlyOwnedObjects(t *testing.T) {
 	g.Expect(k8sClient.Create(ctx, pod("docs-stable-1", objectLabels(newService(ns, "docs", 1))))).To(Succeed())
 	g.Eventually(func() error {
 		return m.client.Get(ctx, keyOf(ns, "docs-stable-1"), &corev1.Pod{})
-	}, waitLong, 50*time.Millisecond).Should(Succeed())
+	}, poll.Budget, 50*time.Millisecond).Should(Succeed())
 
 	for _, name := range []string{"web", "lookalike"} {
 		err := m.client.Get(ctx, keyOf(ns, name), &corev1.Pod{})
@@ -208,7 +210,7 @@ func TestCacheHoldsOnlyOwnedObjects(t *testing.T) {
 	g.Expect(k8sClient.Create(ctx, newService(ns, "docs", 1))).To(Succeed())
 	g.Eventually(func() error {
 		return m.client.Get(ctx, keyOf(ns, "docs-stable"), &appsv1.Deployment{})
-	}, waitLong, 50*time.Millisecond).Should(Succeed())
+	}, poll.Budget, 50*time.Millisecond).Should(Succeed())
 	err := m.client.Get(ctx, keyOf(ns, "web"), &appsv1.Deployment{})
 	g.Expect(apierrors.IsNotFound(err)).To(BeTrue(), "another app's Deployment is in the manager's cache (err %v)", err)
 
@@ -223,12 +225,12 @@ func TestCacheHoldsOnlyOwnedObjects(t *testing.T) {
 // operator's removal of a one-shot annotation runs no second pass.
 func TestWatchIgnoresForeignAnnotations(t *testing.T) {
 	g := NewWithT(t)
-	ns := newNamespace(t)
+	ns := kubetest.Namespace(t, k8sClient)
 	startSim(t, ns)
 	startManagerOn(t, cfg, ns)
 
 	g.Expect(k8sClient.Create(context.Background(), newService(ns, "docs", 1))).To(Succeed())
-	waitHealthy(t, ns, "docs", waitLong)
+	waitHealthy(t, ns, "docs", poll.Budget)
 	before := waitQuiet(t)
 
 	annotateByPatch(t, ns, "docs", "kubectl.kubernetes.io/last-applied-configuration")
@@ -242,9 +244,9 @@ func TestWatchIgnoresForeignAnnotations(t *testing.T) {
 	g.Eventually(func(g Gomega) {
 		g.Expect(get(g, ns, "docs").Annotations).NotTo(HaveKey(ragv1.AnnotationPromote))
 		g.Expect(eventReasons(g, ns, "docs")).To(ContainElement("AnnotationIgnored"))
-	}, waitLong, 100*time.Millisecond).Should(Succeed())
+	}, poll.Budget, 100*time.Millisecond).Should(Succeed())
 	g.Expect(waitQuiet(t)).To(Equal(before+1), "the annotation's removal ran a pass of its own")
-	svc := waitHealthy(t, ns, "docs", waitLong)
+	svc := waitHealthy(t, ns, "docs", poll.Budget)
 	g.Expect(svc.Status.ObservedGeneration).To(Equal(svc.Generation))
 }
 

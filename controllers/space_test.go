@@ -11,10 +11,13 @@ import (
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 
 	ragv1 "github.com/ragops/rag-operator/api/v1alpha1"
 	"github.com/ragops/rag-operator/internal/probeclient"
 	"github.com/ragops/rag-operator/internal/rollout"
+	"github.com/ragops/rag-operator/internal/testsupport/kubetest"
+	"github.com/ragops/rag-operator/internal/testsupport/poll"
 )
 
 // spaceSpec: two short steps, no analysis: the tests are about the space.
@@ -22,7 +25,7 @@ func spaceSpec(s *ragv1.RAGService) {
 	s.Spec.Rollout = ragv1.RolloutSpec{
 		Strategy: ragv1.StrategyCanary,
 		Steps: []ragv1.RolloutStep{
-			{SetWeight: ptrTo(int32(50))},
+			{SetWeight: ptr.To(int32(50))},
 			{Pause: &ragv1.PauseStep{Duration: &metav1.Duration{Duration: time.Second}}},
 		},
 		ProgressDeadline: metav1.Duration{Duration: 30 * time.Second},
@@ -90,7 +93,7 @@ func watchServed(t *testing.T, sim *sim, ns, name string, replicas int32) *serve
 		w.mu.Lock()
 		defer w.mu.Unlock()
 		return len(w.selectors)
-	}, waitLong, 10*time.Millisecond).Should(BeNumerically(">", 0), "no first sample of the Service")
+	}, poll.Budget, 10*time.Millisecond).Should(BeNumerically(">", 0), "no first sample of the Service")
 	return w
 }
 
@@ -130,11 +133,11 @@ func withCountingProbe(c *countingProbe) func(*RAGServiceReconciler) {
 // the canary exists, and the canary is rolled back with the numbers.
 func TestSpaceGuardRefusesUndeclaredModelChange(t *testing.T) {
 	g := NewWithT(t)
-	ns := newNamespace(t)
+	ns := kubetest.Namespace(t, k8sClient)
 	startManager(t)
 	sim := startSim(t, ns)
 	g.Expect(k8sClient.Create(context.Background(), newService(ns, "docs", 2, spaceSpec))).To(Succeed())
-	stable := waitHealthy(t, ns, "docs", waitLong).Status.StableRevision
+	stable := waitHealthy(t, ns, "docs", poll.Budget).Status.StableRevision
 	served := watchServed(t, sim, ns, "docs", 2)
 
 	update(t, ns, "docs", func(s *ragv1.RAGService) { s.Spec.Embedding.Model = "hash-32" })
@@ -150,13 +153,13 @@ func TestSpaceGuardRefusesUndeclaredModelChange(t *testing.T) {
 		g.Expect(es.Probes).To(BeNumerically(">=", 64))
 		g.Expect(svc.Status.StableRevision).To(Equal(stable))
 		conditionIs(g, svc, ragv1.ConditionRolledBack, metav1.ConditionTrue, rollout.ReasonEmbeddingSpaceChanged)
-	}, waitLong, 50*time.Millisecond).Should(Succeed())
-	g.Eventually(func() bool { return deploymentGone(ns, "docs-canary") }, waitLong).Should(BeTrue())
+	}, poll.Budget, 50*time.Millisecond).Should(Succeed())
+	g.Eventually(func() bool { return deploymentGone(ns, "docs-canary") }, poll.Budget).Should(BeTrue())
 	g.Eventually(func(g Gomega) {
 		svc := &corev1.Service{}
 		g.Expect(k8sClient.Get(context.Background(), keyOf(ns, "docs"), svc)).To(Succeed())
 		g.Expect(svc.Spec.Selector).NotTo(HaveKey(ragv1.LabelTrack), "after the rollback the Service selects both tracks again")
-	}, waitLong).Should(Succeed())
+	}, poll.Budget).Should(Succeed())
 
 	selectors, mixed, _, models, canary := served.snapshot()
 	g.Expect(mixed).To(BeEmpty(), "the Service sent clients to two models at %v", mixed)
@@ -170,11 +173,11 @@ func TestSpaceGuardRefusesUndeclaredModelChange(t *testing.T) {
 // 1, clients reach the canary once it is proven, and it is promoted.
 func TestSpaceGuardPassesCompatibleChange(t *testing.T) {
 	g := NewWithT(t)
-	ns := newNamespace(t)
+	ns := kubetest.Namespace(t, k8sClient)
 	startManager(t)
 	sim := startSim(t, ns)
 	g.Expect(k8sClient.Create(context.Background(), newService(ns, "docs", 2, spaceSpec))).To(Succeed())
-	waitHealthy(t, ns, "docs", waitLong)
+	waitHealthy(t, ns, "docs", poll.Budget)
 	served := watchServed(t, sim, ns, "docs", 2)
 
 	update(t, ns, "docs", func(s *ragv1.RAGService) { s.Spec.Concurrency.MaxInFlight = 4 })
@@ -186,8 +189,8 @@ func TestSpaceGuardPassesCompatibleChange(t *testing.T) {
 		g.Expect(es.Verdict).To(Equal(ragv1.SpaceCompatible), "status: %+v", es)
 		g.Expect([]string{es.MinCosine, es.MeanCosine, es.NeighborOverlap}).To(Equal([]string{"1.0000", "1.0000", "1.0000"}))
 		canaryRev = es.Revision
-	}, waitLong, 50*time.Millisecond).Should(Succeed())
-	svc := waitHealthy(t, ns, "docs", waitLong)
+	}, poll.Budget, 50*time.Millisecond).Should(Succeed())
+	svc := waitHealthy(t, ns, "docs", poll.Budget)
 	g.Expect(svc.Status.StableRevision).To(Equal(canaryRev), "the proven revision was promoted")
 
 	selectors, mixed, minReady, _, canary := served.snapshot()
@@ -201,7 +204,7 @@ func TestSpaceGuardPassesCompatibleChange(t *testing.T) {
 // revision it already checked, and goes on where the last one stopped.
 func TestSpaceVerdictSurvivesRestart(t *testing.T) {
 	g := NewWithT(t)
-	ns := newNamespace(t)
+	ns := kubetest.Namespace(t, k8sClient)
 	first := &countingProbe{next: http.DefaultTransport}
 	m := startManager(t, withCountingProbe(first))
 	startSim(t, ns)
@@ -209,7 +212,7 @@ func TestSpaceVerdictSurvivesRestart(t *testing.T) {
 		spaceSpec(s)
 		s.Spec.Rollout.Steps = append(s.Spec.Rollout.Steps, ragv1.RolloutStep{Pause: &ragv1.PauseStep{}}) // waits for promote
 	}))).To(Succeed())
-	waitHealthy(t, ns, "docs", waitLong)
+	waitHealthy(t, ns, "docs", poll.Budget)
 
 	update(t, ns, "docs", func(s *ragv1.RAGService) { s.Spec.Concurrency.MaxInFlight = 4 })
 	g.Eventually(func(g Gomega) {
@@ -217,14 +220,14 @@ func TestSpaceVerdictSurvivesRestart(t *testing.T) {
 		g.Expect(svc.Status.EmbeddingSpace).NotTo(BeNil())
 		g.Expect(svc.Status.EmbeddingSpace.Verdict).To(Equal(ragv1.SpaceCompatible))
 		g.Expect(svc.Status.Phase).To(Equal(ragv1.PhasePaused), "waiting for promote: %+v", svc.Status)
-	}, waitLong, 50*time.Millisecond).Should(Succeed())
+	}, poll.Budget, 50*time.Millisecond).Should(Succeed())
 	g.Expect(first.n.Load()).To(BeNumerically(">=", 2), "the first manager probed both tracks")
 	m.stop()
 
 	second := &countingProbe{next: http.DefaultTransport}
 	startManager(t, withCountingProbe(second))
 	annotate(t, ns, "docs", ragv1.AnnotationPromote)
-	svc := waitHealthy(t, ns, "docs", waitLong)
+	svc := waitHealthy(t, ns, "docs", poll.Budget)
 	g.Expect(svc.Status.EmbeddingSpace.Verdict).To(Equal(ragv1.SpaceCompatible))
 	g.Expect(second.n.Load()).To(BeZero(), "the restarted manager probed a revision already checked")
 }
@@ -235,13 +238,13 @@ func TestSpaceVerdictSurvivesRestart(t *testing.T) {
 // moment serves both spaces, and capacity never drops.
 func TestCutover(t *testing.T) {
 	g := NewWithT(t)
-	ns := newNamespace(t)
+	ns := kubetest.Namespace(t, k8sClient)
 	startManager(t)
 	sim := startSim(t, ns)
 	g.Expect(k8sClient.Create(context.Background(), newService(ns, "docs", 3, spaceSpec, func(s *ragv1.RAGService) {
 		s.Spec.Embedding.Space = "v1"
 	}))).To(Succeed())
-	old := waitHealthy(t, ns, "docs", waitLong)
+	old := waitHealthy(t, ns, "docs", poll.Budget)
 	g.Expect(old.Status.EmbeddingSpace.Name).To(Equal("v1"))
 	served := watchServed(t, sim, ns, "docs", 3)
 
@@ -255,7 +258,7 @@ func TestCutover(t *testing.T) {
 		preview = svc.Status.CanaryRevision
 		g.Expect(*getDeployment(g, ns, "docs-canary").Spec.Replicas).To(Equal(int32(3)), "the preview runs at full size")
 		g.Expect(svc.Status.EffectiveWeight).To(BeZero(), "no client reaches the preview")
-	}, waitLong, 50*time.Millisecond).Should(Succeed())
+	}, poll.Budget, 50*time.Millisecond).Should(Succeed())
 	previewSvc := &corev1.Service{}
 	g.Expect(k8sClient.Get(context.Background(), keyOf(ns, "docs-canary"), previewSvc)).To(Succeed())
 	g.Expect(previewSvc.Spec.Selector).To(HaveKeyWithValue(ragv1.LabelTrack, ragv1.TrackCanary), "docs-canary is the preview a re-indexing job uses")
@@ -264,15 +267,15 @@ func TestCutover(t *testing.T) {
 	g.Expect(shared.Spec.Selector).To(HaveKeyWithValue(ragv1.LabelTrack, ragv1.TrackStable))
 
 	annotate(t, ns, "docs", ragv1.AnnotationPromote)
-	svc := waitHealthy(t, ns, "docs", waitLong)
+	svc := waitHealthy(t, ns, "docs", poll.Budget)
 	g.Expect(svc.Status.StableRevision).To(Equal(preview))
 	g.Expect(svc.Status.EmbeddingSpace.Name).To(Equal("v2"))
 	g.Expect(getDeployment(g, ns, "docs-stable").Spec.Template.Spec.Containers[0].Args).To(ContainElement("--space=v2"))
-	g.Eventually(func() bool { return deploymentGone(ns, "docs-canary") }, waitLong).Should(BeTrue())
+	g.Eventually(func() bool { return deploymentGone(ns, "docs-canary") }, poll.Budget).Should(BeTrue())
 	g.Eventually(func(g Gomega) {
 		g.Expect(k8sClient.Get(context.Background(), keyOf(ns, "docs"), shared)).To(Succeed())
 		g.Expect(shared.Spec.Selector).NotTo(HaveKey(ragv1.LabelTrack))
-	}, waitLong).Should(Succeed())
+	}, poll.Budget).Should(Succeed())
 
 	selectors, mixed, minReady, models, _ := served.snapshot()
 	g.Expect(mixed).To(BeEmpty(), "the Service sent clients to both spaces at %v", mixed)
@@ -286,7 +289,7 @@ func TestCutover(t *testing.T) {
 // then checked with those probes.
 func TestProbeConfigMap(t *testing.T) {
 	g := NewWithT(t)
-	ns := newNamespace(t)
+	ns := kubetest.Namespace(t, k8sClient)
 	startManager(t)
 	startSim(t, ns)
 	g.Expect(k8sClient.Create(context.Background(), newService(ns, "docs", 1, spaceSpec, func(s *ragv1.RAGService) {
@@ -296,7 +299,7 @@ func TestProbeConfigMap(t *testing.T) {
 		svc := get(g, ns, "docs")
 		conditionIs(g, svc, ragv1.ConditionStalled, metav1.ConditionTrue, ReasonProbesNotFound)
 		g.Expect(condition(svc, ragv1.ConditionStalled).Message).To(ContainSubstring(`ConfigMap "golden" named by spec.rollout.spaceCheck.probes.configMapRef does not exist`))
-	}, waitLong, 50*time.Millisecond).Should(Succeed())
+	}, poll.Budget, 50*time.Millisecond).Should(Succeed())
 
 	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "golden", Namespace: ns}, Data: map[string]string{"other": "x"}}
 	g.Expect(k8sClient.Create(context.Background(), cm)).To(Succeed())
@@ -304,11 +307,11 @@ func TestProbeConfigMap(t *testing.T) {
 		svc := get(g, ns, "docs")
 		conditionIs(g, svc, ragv1.ConditionStalled, metav1.ConditionTrue, ReasonProbesNotFound)
 		g.Expect(condition(svc, ragv1.ConditionStalled).Message).To(ContainSubstring(`has no key "probes.txt"`))
-	}, waitLong, 50*time.Millisecond).Should(Succeed())
+	}, poll.Budget, 50*time.Millisecond).Should(Succeed())
 
 	cm.Data = map[string]string{"probes.txt": "# golden queries\nhow do I rotate an API key\nWie setze ich mein Passwort zurück?\nrefund policy for annual plans\n"}
 	g.Expect(k8sClient.Update(context.Background(), cm)).To(Succeed())
-	waitHealthy(t, ns, "docs", waitLong)
+	waitHealthy(t, ns, "docs", poll.Budget)
 
 	update(t, ns, "docs", func(s *ragv1.RAGService) { s.Spec.Concurrency.MaxInFlight = 4 })
 	g.Eventually(func(g Gomega) {
@@ -316,6 +319,6 @@ func TestProbeConfigMap(t *testing.T) {
 		g.Expect(es).NotTo(BeNil())
 		g.Expect(es.Verdict).To(Equal(ragv1.SpaceCompatible))
 		g.Expect(es.Probes).To(Equal(int32(3)), "the ConfigMap's three probes were compared")
-	}, waitLong, 50*time.Millisecond).Should(Succeed())
-	waitHealthy(t, ns, "docs", waitLong)
+	}, poll.Budget, 50*time.Millisecond).Should(Succeed())
+	waitHealthy(t, ns, "docs", poll.Budget)
 }

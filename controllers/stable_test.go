@@ -17,20 +17,21 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	ragv1 "github.com/ragops/rag-operator/api/v1alpha1"
 	"github.com/ragops/rag-operator/internal/rollout"
+	"github.com/ragops/rag-operator/internal/testsupport/kubetest"
+	"github.com/ragops/rag-operator/internal/testsupport/poll"
 )
-
-const waitLong = 30 * time.Second
 
 // An openai-provider service gets its Deployment, Services, PDB and revision,
 // all owned by the RAGService and written by one field manager.
 func TestStableTrackObjects(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
-	ns := newNamespace(t)
+	ns := kubetest.Namespace(t, k8sClient)
 	startManager(t)
 
 	svc := newService(ns, "docs", 3, func(s *ragv1.RAGService) {
@@ -38,7 +39,7 @@ func TestStableTrackObjects(t *testing.T) {
 			Provider:        ragv1.ProviderOpenAI,
 			Model:           "text-embedding-3-small",
 			Endpoint:        "http://127.0.0.1:9/v1",
-			Dimensions:      ptrTo(int32(256)),
+			Dimensions:      ptr.To(int32(256)),
 			APIKeySecretRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "openai"}, Key: "api-key"},
 		}
 		s.Spec.Pod.NodeSelector = map[string]string{"pool": "embed"}
@@ -47,7 +48,7 @@ func TestStableTrackObjects(t *testing.T) {
 	g.Expect(k8sClient.Create(ctx, svc)).To(Succeed())
 
 	var dep *appsv1.Deployment
-	g.Eventually(func(g Gomega) { dep = getDeployment(g, ns, "docs-stable") }, waitLong, 100*time.Millisecond).Should(Succeed())
+	g.Eventually(func(g Gomega) { dep = getDeployment(g, ns, "docs-stable") }, poll.Budget, 100*time.Millisecond).Should(Succeed())
 
 	g.Expect(*dep.Spec.Replicas).To(Equal(int32(3)))
 	g.Expect(dep.Spec.Selector.MatchLabels).To(Equal(map[string]string{
@@ -89,7 +90,7 @@ func TestStableTrackObjects(t *testing.T) {
 
 	for name, track := range map[string]string{"docs": "", "docs-stable": "stable", "docs-canary": "canary"} {
 		s := &corev1.Service{}
-		g.Eventually(func() error { return k8sClient.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, s) }, waitLong).Should(Succeed())
+		g.Eventually(func() error { return k8sClient.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, s) }, poll.Budget).Should(Succeed())
 		g.Expect(s.Spec.Ports).To(HaveLen(1))
 		g.Expect(s.Spec.Ports[0].Name).To(Equal("http"))
 		g.Expect(s.Spec.Ports[0].Port).To(Equal(int32(80)))
@@ -101,7 +102,7 @@ func TestStableTrackObjects(t *testing.T) {
 		g.Expect(s.Spec.Selector).To(Equal(want), "Service %s", name)
 	}
 	pdb := &policyv1.PodDisruptionBudget{}
-	g.Eventually(func() error { return k8sClient.Get(ctx, types.NamespacedName{Namespace: ns, Name: "docs"}, pdb) }, waitLong).Should(Succeed())
+	g.Eventually(func() error { return k8sClient.Get(ctx, types.NamespacedName{Namespace: ns, Name: "docs"}, pdb) }, poll.Budget).Should(Succeed())
 	g.Expect(pdb.Spec.MaxUnavailable.IntValue()).To(Equal(1))
 
 	cr := &appsv1.ControllerRevision{}
@@ -118,7 +119,7 @@ func TestStableTrackObjects(t *testing.T) {
 		g.Expect(s.Status.StableRevision).To(Equal(dep.Labels[ragv1.LabelRevision]))
 		g.Expect(s.Status.Selector).To(Equal("app.kubernetes.io/instance=docs,app.kubernetes.io/name=embedserver"))
 		g.Expect(s.Status.Phase).To(Equal(ragv1.PhaseProgressing))
-	}, waitLong, 100*time.Millisecond).Should(Succeed())
+	}, poll.Budget, 100*time.Millisecond).Should(Succeed())
 
 	// The Secret appearing is noticed through the Secret watch.
 	g.Expect(k8sClient.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "openai", Namespace: ns},
@@ -126,19 +127,19 @@ func TestStableTrackObjects(t *testing.T) {
 	g.Eventually(func(g Gomega) {
 		s := get(g, ns, "docs")
 		g.Expect(condition(s, ragv1.ConditionReady).Reason).NotTo(Equal(rollout.ReasonSecretNotFound))
-	}, waitLong, 100*time.Millisecond).Should(Succeed())
+	}, poll.Budget, 100*time.Millisecond).Should(Succeed())
 }
 
 // Status follows the pods: Ready, Available, counts and the printer columns.
 func TestReadyFollowsPods(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
-	ns := newNamespace(t)
+	ns := kubetest.Namespace(t, k8sClient)
 	startManager(t)
 	startSim(t, ns)
 
 	g.Expect(k8sClient.Create(ctx, newService(ns, "docs", 2))).To(Succeed())
-	svc := waitHealthy(t, ns, "docs", waitLong)
+	svc := waitHealthy(t, ns, "docs", poll.Budget)
 	conditionIs(g, svc, ragv1.ConditionAvailable, metav1.ConditionTrue, rollout.ReasonMinimumAvailable)
 	g.Expect(condition(svc, ragv1.ConditionReconciling)).To(BeNil(), "Reconciling is absent when false")
 	g.Expect(condition(svc, ragv1.ConditionStalled)).To(BeNil(), "Stalled is absent when false")
@@ -146,7 +147,7 @@ func TestReadyFollowsPods(t *testing.T) {
 	g.Expect(svc.Status.ReadyReplicas).To(Equal(int32(2)))
 	g.Eventually(func(g Gomega) {
 		g.Expect(eventReasons(g, ns, "docs")).To(ContainElement("Ready"))
-	}, waitLong, 100*time.Millisecond).Should(Succeed())
+	}, poll.Budget, 100*time.Millisecond).Should(Succeed())
 
 	// The printer columns, as `kubectl get ragsvc` renders them (server-side table).
 	table := getTable(g, ns, "docs")
@@ -177,14 +178,14 @@ func getTable(g Gomega, ns, name string) *metav1.Table {
 func TestRollingUpdateChangesTemplate(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
-	ns := newNamespace(t)
+	ns := kubetest.Namespace(t, k8sClient)
 	startManager(t)
 	sim := startSim(t, ns)
 
 	g.Expect(k8sClient.Create(ctx, newService(ns, "docs", 3, func(s *ragv1.RAGService) {
 		s.Spec.Rollout.Strategy = ragv1.StrategyRollingUpdate
 	}))).To(Succeed())
-	before := waitHealthy(t, ns, "docs", waitLong).Status.StableRevision
+	before := waitHealthy(t, ns, "docs", poll.Budget).Status.StableRevision
 
 	update(t, ns, "docs", func(s *ragv1.RAGService) { s.Spec.Concurrency.MaxInFlight = 16 })
 	g.Eventually(func(g Gomega) {
@@ -194,37 +195,37 @@ func TestRollingUpdateChangesTemplate(t *testing.T) {
 		g.Expect(args(d)).To(ContainElement("--max-in-flight=16"))
 		g.Expect(d.Labels[ragv1.LabelRevision]).To(Equal(svc.Status.StableRevision))
 		g.Expect(deploymentGone(ns, "docs-canary")).To(BeTrue())
-	}, waitLong, 100*time.Millisecond).Should(Succeed())
-	waitHealthy(t, ns, "docs", waitLong)
+	}, poll.Budget, 100*time.Millisecond).Should(Succeed())
+	waitHealthy(t, ns, "docs", poll.Budget)
 	minReady, ok := sim.minReadySeen("docs")
 	g.Expect(ok).To(BeTrue())
 	g.Expect(minReady).To(BeNumerically(">=", 3), "ready capacity dropped below spec.replicas")
 
 	// A replicas-only change starts no rollout and keeps the revision.
 	rev := get(g, ns, "docs").Status.StableRevision
-	update(t, ns, "docs", func(s *ragv1.RAGService) { s.Spec.Replicas = ptrTo(int32(4)) })
+	update(t, ns, "docs", func(s *ragv1.RAGService) { s.Spec.Replicas = ptr.To(int32(4)) })
 	g.Eventually(func(g Gomega) {
 		g.Expect(*getDeployment(g, ns, "docs-stable").Spec.Replicas).To(Equal(int32(4)))
-	}, waitLong, 100*time.Millisecond).Should(Succeed())
-	g.Expect(waitHealthy(t, ns, "docs", waitLong).Status.StableRevision).To(Equal(rev))
+	}, poll.Budget, 100*time.Millisecond).Should(Succeed())
+	g.Expect(waitHealthy(t, ns, "docs", poll.Budget).Status.StableRevision).To(Equal(rev))
 }
 
 // Owned objects deleted or edited by hand are put back.
 func TestOwnedObjectsRestored(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
-	ns := newNamespace(t)
+	ns := kubetest.Namespace(t, k8sClient)
 	startManager(t)
 
 	g.Expect(k8sClient.Create(ctx, newService(ns, "docs", 2))).To(Succeed())
 	var dep *appsv1.Deployment
-	g.Eventually(func(g Gomega) { dep = getDeployment(g, ns, "docs-stable") }, waitLong, 100*time.Millisecond).Should(Succeed())
+	g.Eventually(func(g Gomega) { dep = getDeployment(g, ns, "docs-stable") }, poll.Budget, 100*time.Millisecond).Should(Succeed())
 
 	g.Expect(k8sClient.Delete(ctx, dep)).To(Succeed())
 	g.Eventually(func(g Gomega) {
 		d := getDeployment(g, ns, "docs-stable")
 		g.Expect(d.UID).NotTo(Equal(dep.UID))
-	}, waitLong, 100*time.Millisecond).Should(Succeed())
+	}, poll.Budget, 100*time.Millisecond).Should(Succeed())
 
 	// A hand edit by someone else: image and replicas.
 	g.Eventually(func() error {
@@ -233,14 +234,14 @@ func TestOwnedObjectsRestored(t *testing.T) {
 			return err
 		}
 		d.Spec.Template.Spec.Containers[0].Image = "someone/else:latest"
-		d.Spec.Replicas = ptrTo(int32(7))
+		d.Spec.Replicas = ptr.To(int32(7))
 		return k8sClient.Update(ctx, d, client.FieldOwner("kubectl-edit"))
-	}, waitLong, 100*time.Millisecond).Should(Succeed())
+	}, poll.Budget, 100*time.Millisecond).Should(Succeed())
 	g.Eventually(func(g Gomega) {
 		d := getDeployment(g, ns, "docs-stable")
 		g.Expect(d.Spec.Template.Spec.Containers[0].Image).To(Equal(testImage))
 		g.Expect(*d.Spec.Replicas).To(Equal(int32(2)))
-	}, waitLong, 100*time.Millisecond).Should(Succeed())
+	}, poll.Budget, 100*time.Millisecond).Should(Succeed())
 
 	svc := &corev1.Service{}
 	g.Expect(k8sClient.Get(ctx, types.NamespacedName{Namespace: ns, Name: "docs"}, svc)).To(Succeed())
@@ -249,7 +250,7 @@ func TestOwnedObjectsRestored(t *testing.T) {
 		s := &corev1.Service{}
 		g.Expect(k8sClient.Get(ctx, types.NamespacedName{Namespace: ns, Name: "docs"}, s)).To(Succeed())
 		g.Expect(s.UID).NotTo(Equal(svc.UID))
-	}, waitLong, 100*time.Millisecond).Should(Succeed())
+	}, poll.Budget, 100*time.Millisecond).Should(Succeed())
 }
 
 // An HPA that scales the stable Deployment owns its replicas: the operator
@@ -257,17 +258,17 @@ func TestOwnedObjectsRestored(t *testing.T) {
 func TestHPAOnDeploymentNotFought(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
-	ns := newNamespace(t)
+	ns := kubetest.Namespace(t, k8sClient)
 	startManager(t)
 
 	g.Expect(k8sClient.Create(ctx, newService(ns, "docs", 2))).To(Succeed())
-	g.Eventually(func(g Gomega) { getDeployment(g, ns, "docs-stable") }, waitLong, 100*time.Millisecond).Should(Succeed())
+	g.Eventually(func(g Gomega) { getDeployment(g, ns, "docs-stable") }, poll.Budget, 100*time.Millisecond).Should(Succeed())
 
 	hpa := &autoscalingv2.HorizontalPodAutoscaler{
 		ObjectMeta: metav1.ObjectMeta{Name: "docs", Namespace: ns},
 		Spec: autoscalingv2.HorizontalPodAutoscalerSpec{
 			ScaleTargetRef: autoscalingv2.CrossVersionObjectReference{APIVersion: "apps/v1", Kind: "Deployment", Name: "docs-stable"},
-			MinReplicas:    ptrTo(int32(2)), MaxReplicas: 10,
+			MinReplicas:    ptr.To(int32(2)), MaxReplicas: 10,
 		},
 	}
 	g.Expect(k8sClient.Create(ctx, hpa)).To(Succeed())
@@ -275,7 +276,7 @@ func TestHPAOnDeploymentNotFought(t *testing.T) {
 	g.Eventually(func(g Gomega) {
 		d := getDeployment(g, ns, "docs-stable")
 		g.Expect(fieldOwnedBy(d, FieldOwner, "f:replicas")).To(BeFalse())
-	}, waitLong, 100*time.Millisecond).Should(Succeed())
+	}, poll.Budget, 100*time.Millisecond).Should(Succeed())
 
 	// The HPA scales the Deployment through its scale subresource, as the real one does.
 	scale := &autoscalingv1.Scale{Spec: autoscalingv1.ScaleSpec{Replicas: 6}}
@@ -286,7 +287,7 @@ func TestHPAOnDeploymentNotFought(t *testing.T) {
 	update(t, ns, "docs", func(s *ragv1.RAGService) { s.Spec.Pod.Annotations = map[string]string{"touched": "yes"} })
 	g.Eventually(func(g Gomega) {
 		g.Expect(get(g, ns, "docs").Status.ObservedGeneration).To(Equal(int64(2)))
-	}, waitLong, 100*time.Millisecond).Should(Succeed())
+	}, poll.Budget, 100*time.Millisecond).Should(Succeed())
 	g.Consistently(func(g Gomega) {
 		g.Expect(*getDeployment(g, ns, "docs-stable").Spec.Replicas).To(Equal(int32(6)))
 	}, 2*time.Second, 200*time.Millisecond).Should(Succeed())
@@ -297,7 +298,7 @@ func TestHPAOnDeploymentNotFought(t *testing.T) {
 func TestScaleSubresource(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
-	ns := newNamespace(t)
+	ns := kubetest.Namespace(t, k8sClient)
 	startManager(t)
 
 	svc := newService(ns, "docs", 2)
@@ -307,12 +308,12 @@ func TestScaleSubresource(t *testing.T) {
 	g.Eventually(func(g Gomega) {
 		g.Expect(*get(g, ns, "docs").Spec.Replicas).To(Equal(int32(5)))
 		g.Expect(*getDeployment(g, ns, "docs-stable").Spec.Replicas).To(Equal(int32(5)))
-	}, waitLong, 100*time.Millisecond).Should(Succeed())
+	}, poll.Budget, 100*time.Millisecond).Should(Succeed())
 	got := &autoscalingv1.Scale{}
 	g.Eventually(func(g Gomega) {
 		g.Expect(k8sClient.SubResource("scale").Get(ctx, get(g, ns, "docs"), got)).To(Succeed())
 		g.Expect(got.Status.Selector).To(Equal("app.kubernetes.io/instance=docs,app.kubernetes.io/name=embedserver"))
-	}, waitLong, 100*time.Millisecond).Should(Succeed())
+	}, poll.Budget, 100*time.Millisecond).Should(Succeed())
 }
 
 // fieldOwnedBy reports whether manager's managed fields of d include field
@@ -341,7 +342,7 @@ func fieldOwnedBy(d *appsv1.Deployment, manager, field string) bool {
 // flaked TestManualControl before patches carried the resourceVersion).
 func TestStatusPatchFromStaleBaseConflicts(t *testing.T) {
 	g := NewWithT(t)
-	ns := newNamespace(t)
+	ns := kubetest.Namespace(t, k8sClient)
 	ctx := context.Background()
 	r := &RAGServiceReconciler{Client: k8sClient}
 	g.Expect(k8sClient.Create(ctx, newService(ns, "docs", 1))).To(Succeed())

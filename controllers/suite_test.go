@@ -14,6 +14,7 @@ import (
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -24,6 +25,7 @@ import (
 
 	ragv1 "github.com/ragops/rag-operator/api/v1alpha1"
 	"github.com/ragops/rag-operator/internal/analysis"
+	"github.com/ragops/rag-operator/internal/testsupport/kubetest"
 )
 
 // The suite runs against a real kube-apiserver and etcd (envtest, with the
@@ -53,17 +55,9 @@ func runSuite(m *testing.M) int {
 	utilruntime.Must(ragv1.AddToScheme(testScheme))
 	ctrl.SetLogger(zap.New(zap.WriteTo(os.Stderr), zap.UseDevMode(true), zap.Level(zapLevel())))
 
-	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
-		fmt.Fprintln(os.Stderr, "KUBEBUILDER_ASSETS is not set: run `make test-integration`, which builds etcd and kube-apiserver into bin/k8s")
-		return 1
-	}
-	testEnv = &envtest.Environment{
-		CRDDirectoryPaths:     []string{filepath.Join("..", "config", "crd", "bases")},
-		ErrorIfCRDPathMissing: true,
-	}
 	var err error
-	if cfg, err = testEnv.Start(); err != nil {
-		fmt.Fprintln(os.Stderr, "starting envtest:", err)
+	if testEnv, cfg, err = kubetest.Start(filepath.Join("..", "config", "crd", "bases")); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	defer func() {
@@ -129,7 +123,7 @@ func startManagerOn(t *testing.T, cfg *rest.Config, ns string, configure ...func
 		Scheme:                 testScheme,
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
-		Controller:             config.Controller{SkipNameValidation: ptrTo(true)},
+		Controller:             config.Controller{SkipNameValidation: ptr.To(true)},
 	}
 	// The cache cmd/manager runs with, so the tests see what it leaves out.
 	ConfigureCache(&opts)
@@ -170,5 +164,3 @@ func (m *manager) stop() {
 	m.cancel = nil
 	<-m.done
 }
-
-func ptrTo[T any](v T) *T { return &v }

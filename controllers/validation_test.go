@@ -7,15 +7,17 @@ import (
 
 	. "github.com/onsi/gomega"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	ragv1 "github.com/ragops/rag-operator/api/v1alpha1"
+	"github.com/ragops/rag-operator/internal/testsupport/kubetest"
 )
 
 // Every validation rule of the CRD refuses a bad manifest at the API server,
 // with a message that names the field. No operator runs here: this is the CRD.
 func TestValidationRefusesBadManifests(t *testing.T) {
-	ns := newNamespace(t)
+	ns := kubetest.Namespace(t, k8sClient)
 	cases := []struct {
 		name string
 		spec map[string]any
@@ -131,7 +133,7 @@ func TestValidationRefusesBadManifests(t *testing.T) {
 	g.Expect(*ok.Spec.Rollout.AutoRollback).To(BeTrue())
 	g.Expect(ok.Spec.Embedding.MaxBatchSize).To(Equal(int32(64)))
 	sc := ok.Spec.Rollout.SpaceCheck
-	g.Expect(sc.Enabled).To(Equal(ptrTo(true)))
+	g.Expect(sc.Enabled).To(Equal(ptr.To(true)))
 	g.Expect([]any{sc.MinCosine, sc.MinNeighborOverlap, sc.K}).To(Equal([]any{"0.999", "0.9", int32(5)}))
 
 	withAnalysis := newService(ns, "good-analysis", 1, func(s *ragv1.RAGService) { s.Spec.Rollout.Analysis = &ragv1.AnalysisSpec{} })

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/ragops/rag-operator/internal/fakeupstream"
+	"github.com/ragops/rag-operator/internal/testsupport/poll"
 )
 
 // Bad flags exit 2 with the reason on stderr (the whole table of reasons is in
@@ -52,24 +53,6 @@ func freeAddr(t *testing.T, ip string) string {
 	return ln.Addr().String()
 }
 
-func waitReady(t *testing.T, url string) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		resp, err := http.Get(url)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s never ready", url)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // The real binary, as a pod runs it: requests in flight at SIGTERM complete, new
 // ones are refused with 503, readiness drops, and the process exits 0.
 func TestSIGTERMDrainsRealProcess(t *testing.T) {
@@ -99,7 +82,7 @@ func TestSIGTERMDrainsRealProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { _ = cmd.Process.Kill() }()
-	waitReady(t, "http://"+admin+"/readyz")
+	poll.UntilStatus(t, "http://"+admin+"/readyz", http.StatusOK)
 
 	post := func() (int, string) {
 		c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 20 * time.Second}
@@ -127,20 +110,7 @@ func TestSIGTERMDrainsRealProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Readiness drops and new work is refused while the old finishes.
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		resp, err := http.Get("http://" + admin + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusServiceUnavailable {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("readyz never went false")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	poll.UntilStatus(t, "http://"+admin+"/readyz", http.StatusServiceUnavailable)
 	if code, body := post(); code != http.StatusServiceUnavailable || !strings.Contains(body, `"draining"`) {
 		t.Fatalf("new request during drain: %d %s", code, body)
 	}

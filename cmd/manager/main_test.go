@@ -20,8 +20,9 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/yaml"
+
+	"github.com/ragops/rag-operator/internal/testsupport/kubetest"
 )
 
 func TestParseFlags(t *testing.T) {
@@ -131,16 +132,9 @@ func waitMetric(t *testing.T, scrape func() (int, string), metric string) {
 
 func startAPIServer(t *testing.T) *rest.Config {
 	t.Helper()
-	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
-		t.Fatal("KUBEBUILDER_ASSETS is not set: run `make test-integration`, which builds etcd and kube-apiserver into bin/k8s")
-	}
-	env := &envtest.Environment{
-		CRDDirectoryPaths:     []string{filepath.Join("..", "..", "config", "crd", "bases")},
-		ErrorIfCRDPathMissing: true,
-	}
-	cfg, err := env.Start()
+	env, cfg, err := kubetest.Start(filepath.Join("..", "..", "config", "crd", "bases"))
 	if err != nil {
-		t.Fatalf("starting envtest: %v", err)
+		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = env.Stop() })
 	return cfg

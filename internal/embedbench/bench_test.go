@@ -30,6 +30,7 @@ import (
 	"github.com/ragops/rag-operator/internal/openaiapi"
 	"github.com/ragops/rag-operator/internal/provider"
 	"github.com/ragops/rag-operator/internal/provider/openai"
+	"github.com/ragops/rag-operator/internal/testsupport/poll"
 )
 
 const body = `{"input":"How do I roll back a canary of the embedding service?","model":"fake-embedding"}`
@@ -164,7 +165,7 @@ func BenchmarkOverload(b *testing.B) {
 		if err := cmd.Start(); err != nil {
 			b.Fatal(err)
 		}
-		waitReady(b, "http://"+admin+"/readyz")
+		poll.UntilStatus(b, "http://"+admin+"/readyz", http.StatusOK)
 
 		// EMBEDBENCH_PROFILE=file saves a CPU profile of the server during both phases.
 		profDone := make(chan struct{})
@@ -199,7 +200,7 @@ func BenchmarkOverload(b *testing.B) {
 		if err := bare.Start(); err != nil {
 			b.Fatal(err)
 		}
-		waitReady(b, "http://"+bareAddr+"/ready")
+		poll.UntilStatus(b, "http://"+bareAddr+"/ready", http.StatusOK)
 		bareBurst, bareSpread := overloadPhases(bareAddr, bare.Process.Pid, conns)
 		_ = bare.Process.Signal(os.Interrupt)
 		_ = bare.Wait()
@@ -366,20 +367,6 @@ func freeAddr(b *testing.B) string {
 	}
 	defer ln.Close()
 	return ln.Addr().String()
-}
-
-func waitReady(b *testing.B, url string) {
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
-		if resp, err := http.Get(url); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return
-			}
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	b.Fatalf("%s never ready", url)
 }
 
 // cpuTime reads a process's user+system CPU time from /proc (clock ticks of 10ms).

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/ragops/rag-operator/internal/loadgen"
+	"github.com/ragops/rag-operator/internal/testsupport/poll"
 )
 
 // The proxy matrix: the embedding server against calling the upstream directly
@@ -87,7 +88,7 @@ func start(b *testing.B, name string, cmd *exec.Cmd, ready string) *process {
 	}
 	p := &process{name: name, cmd: cmd}
 	b.Cleanup(p.stop)
-	waitReady(b, ready)
+	poll.UntilStatus(b, ready, http.StatusOK)
 	return p
 }
 

@@ -15,6 +15,7 @@ import (
 
 	"github.com/ragops/rag-operator/internal/builtinmodel"
 	"github.com/ragops/rag-operator/internal/provider"
+	"github.com/ragops/rag-operator/internal/testsupport/poll"
 )
 
 // scripted is a provider whose behaviour the input text chooses, so that every
@@ -139,7 +140,7 @@ func TestEveryFailurePathAnswers(t *testing.T) {
 			}
 			if tt.setup.drained {
 				go func() { _ = h.shutdown(t) }()
-				waitFor(t, "draining", h.srv.Draining)
+				poll.Until(t, "draining", h.srv.Draining)
 			}
 			a := rawExchange(t, h.url, tt.req, tt.halfClose)
 			if a.status != tt.status || len(a.body) == 0 {
@@ -204,7 +205,7 @@ func TestByteBudgetWithConcurrentUploads(t *testing.T) {
 	for range 3 {
 		<-p.held
 	}
-	waitFor(t, "the others shed", func() bool { return len(statuses) == uploads-3 })
+	poll.Until(t, "the others shed", func() bool { return len(statuses) == uploads-3 })
 	if got := h.metric(t, `embedserver_pending_bytes`); got > budget || got < 3*float64(len(body)) {
 		t.Fatalf("pending bytes %v with 3 bodies of %d held, budget %d", got, len(body), budget)
 	}
@@ -221,5 +222,5 @@ func TestByteBudgetWithConcurrentUploads(t *testing.T) {
 	if got := h.metric(t, `embedserver_shed_total{reason="memory"}`); got != uploads-3 {
 		t.Fatalf("memory sheds counted %v", got)
 	}
-	waitFor(t, "every byte released", func() bool { return h.metric(t, `embedserver_pending_bytes`) == 0 })
+	poll.Until(t, "every byte released", func() bool { return h.metric(t, `embedserver_pending_bytes`) == 0 })
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/ragops/rag-operator/internal/fakeupstream"
 	"github.com/ragops/rag-operator/internal/provider"
 	"github.com/ragops/rag-operator/internal/provider/openai"
+	"github.com/ragops/rag-operator/internal/testsupport/poll"
 )
 
 func TestEmbeddingsInputForms(t *testing.T) {
@@ -268,7 +269,7 @@ func TestAdminEndpointsAndGauges(t *testing.T) {
 		}
 	}
 	release()
-	waitFor(t, "slots freed", func() bool { return h.metric(t, "embedserver_in_flight") == 0 })
+	poll.Until(t, "slots freed", func() bool { return h.metric(t, "embedserver_in_flight") == 0 })
 	a := get(t, h.admin+"/metrics")
 	for _, name := range []string{"embedserver_requests_total", "embedserver_request_duration_seconds_bucket", "embedserver_shed_total",
 		"embedserver_upstream_requests_total", "embedserver_upstream_duration_seconds", "embedserver_upstream_retries_total", "embedserver_batch_size"} {
@@ -277,7 +278,7 @@ func TestAdminEndpointsAndGauges(t *testing.T) {
 		}
 	}
 	// A handler counts its answer as it returns, just after freeing its slot.
-	waitFor(t, "5 client-closed requests counted", func() bool { return h.metric(t, `embedserver_requests_total{code="499"}`) == 5 })
+	poll.Until(t, "5 client-closed requests counted", func() bool { return h.metric(t, `embedserver_requests_total{code="499"}`) == 5 })
 }
 
 func readAll(resp *http.Response) []byte {

@@ -18,6 +18,7 @@ import (
 	"github.com/ragops/rag-operator/internal/openaiapi"
 	"github.com/ragops/rag-operator/internal/provider"
 	"github.com/ragops/rag-operator/internal/provider/openai"
+	"github.com/ragops/rag-operator/internal/testsupport/poll"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -198,18 +199,6 @@ func (h *harness) metric(t *testing.T, series string) float64 {
 	return 0
 }
 
-// waitFor polls cond for up to 10s.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
-
 // occupy starts n requests that hold slots (or queue places) until the returned
 // func is called; it waits until the limiter sees them.
 func (h *harness) occupy(t *testing.T, inFlight, queued int) (release func()) {
@@ -225,11 +214,11 @@ func (h *harness) occupy(t *testing.T, inFlight, queued int) (release func()) {
 	for i := 0; i < inFlight; i++ {
 		send()
 	}
-	waitFor(t, "slots taken", func() bool { return h.srv.limiter.InFlight() == inFlight })
+	poll.Until(t, "slots taken", func() bool { return h.srv.limiter.InFlight() == inFlight })
 	for i := 0; i < queued; i++ {
 		send()
 	}
-	waitFor(t, "queue filled", func() bool { return h.srv.limiter.QueueDepth() == queued })
+	poll.Until(t, "queue filled", func() bool { return h.srv.limiter.QueueDepth() == queued })
 	return func() {
 		cancel()
 		for i := 0; i < inFlight+queued; i++ {

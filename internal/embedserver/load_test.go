@@ -13,6 +13,7 @@ import (
 	"github.com/ragops/rag-operator/internal/fakeupstream"
 	"github.com/ragops/rag-operator/internal/loadgen"
 	"github.com/ragops/rag-operator/internal/provider/openai"
+	"github.com/ragops/rag-operator/internal/testsupport/poll"
 )
 
 // The incident's validation matrix through real HTTP on loopback: whatever the
@@ -68,7 +69,7 @@ func TestValidationMatrix(t *testing.T) {
 				}
 			}
 			// Nothing is left holding a slot.
-			waitFor(t, "slots released", func() bool { return h.srv.limiter.InFlight() == 0 && h.srv.limiter.QueueDepth() == 0 })
+			poll.Until(t, "slots released", func() bool { return h.srv.limiter.InFlight() == 0 && h.srv.limiter.QueueDepth() == 0 })
 		})
 	}
 }
@@ -79,17 +80,17 @@ func TestClientDisconnectLeavesQueue(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan answer, 1)
 	go func() { done <- h.post(t, ctx, `{"input":"impatient"}`) }()
-	waitFor(t, "request queued", func() bool { return h.srv.limiter.QueueDepth() == 1 })
+	poll.Until(t, "request queued", func() bool { return h.srv.limiter.QueueDepth() == 1 })
 	cancel()
 	<-done
-	waitFor(t, "queue left", func() bool { return h.srv.limiter.QueueDepth() == 0 })
+	poll.Until(t, "queue left", func() bool { return h.srv.limiter.QueueDepth() == 0 })
 	release()
-	waitFor(t, "slot freed", func() bool { return h.srv.limiter.InFlight() == 0 })
+	poll.Until(t, "slot freed", func() bool { return h.srv.limiter.InFlight() == 0 })
 	// Only the occupying request ever reached the upstream.
 	if calls := h.up.Stats().Calls; calls != 1 {
 		t.Fatalf("upstream calls %d, want 1: the departed request's work started", calls)
 	}
-	waitFor(t, "2 client-closed requests counted", func() bool { return h.metric(t, `embedserver_requests_total{code="499"}`) == 2 })
+	poll.Until(t, "2 client-closed requests counted", func() bool { return h.metric(t, `embedserver_requests_total{code="499"}`) == 2 })
 }
 
 func checkHash8(_ *testing.T, inputs []string, got [][]float32) error {
@@ -169,11 +170,11 @@ func TestDrain(t *testing.T) {
 	for i := 0; i < 3; i++ {
 		go func(i int) { results <- h.post(t, context.Background(), fmt.Sprintf(`{"input":"in flight %d"}`, i)) }(i)
 	}
-	waitFor(t, "3 in flight", func() bool { return h.srv.limiter.InFlight() == 3 })
+	poll.Until(t, "3 in flight", func() bool { return h.srv.limiter.InFlight() == 3 })
 
 	stopped := make(chan error, 1)
 	go func() { stopped <- h.shutdown(t) }()
-	waitFor(t, "draining", h.srv.Draining)
+	poll.Until(t, "draining", h.srv.Draining)
 
 	if a := get(t, h.admin+"/readyz"); a.status != http.StatusServiceUnavailable {
 		t.Fatalf("readyz while draining: %d", a.status)
@@ -206,7 +207,7 @@ func TestDrainTimeout(t *testing.T) {
 		fakeupstream.Config{Latency: fakeupstream.Latency{Base: time.Minute}}, openai.Config{})
 	result := make(chan answer, 1)
 	go func() { result <- h.post(t, context.Background(), `{"input":"stuck"}`) }()
-	waitFor(t, "in flight", func() bool { return h.srv.limiter.InFlight() == 1 })
+	poll.Until(t, "in flight", func() bool { return h.srv.limiter.InFlight() == 1 })
 	err := h.shutdown(t)
 	if err == nil || !strings.Contains(err.Error(), "drain timeout") {
 		t.Fatalf("err %v, want a drain timeout", err)
@@ -224,7 +225,7 @@ func TestDrainDelayAnswersLateClients(t *testing.T) {
 	began := time.Now()
 	stopped := make(chan error, 1)
 	go func() { stopped <- h.shutdown(t) }()
-	waitFor(t, "draining", h.srv.Draining)
+	poll.Until(t, "draining", h.srv.Draining)
 
 	fresh := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
 	resp, err := fresh.Post(h.url+"/v1/embeddings", "application/json", strings.NewReader(`{"input":"late"}`))

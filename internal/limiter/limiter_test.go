@@ -3,12 +3,15 @@ package limiter
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/ragops/rag-operator/internal/testsupport/poll"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -24,13 +27,7 @@ func acquireAsync(t *testing.T, ctx context.Context, l *Limiter, wantDepth int) 
 		rel, err := l.Acquire(ctx)
 		ch <- result{rel, err}
 	}()
-	deadline := time.Now().Add(5 * time.Second)
-	for l.QueueDepth() != wantDepth {
-		if time.Now().After(deadline) {
-			t.Fatalf("queue depth %d, want %d", l.QueueDepth(), wantDepth)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	poll.Until(t, fmt.Sprintf("queue depth %d", wantDepth), func() bool { return l.QueueDepth() == wantDepth })
 	return ch
 }
 

@@ -19,6 +19,7 @@ import (
 	"github.com/ragops/rag-operator/internal/embedserver"
 	"github.com/ragops/rag-operator/internal/openaiapi"
 	"github.com/ragops/rag-operator/internal/provider"
+	"github.com/ragops/rag-operator/internal/testsupport/poll"
 )
 
 // TestEmbedRealServers probes real embedding servers with the built-in set
@@ -268,10 +269,7 @@ func TestEmbedServerErrors(t *testing.T) {
 		srv := startEmbedServer(t, "hash-384", embedserver.Config{DrainDelay: time.Second, DrainTimeout: 5 * time.Second})
 		stopped := make(chan error, 1)
 		go func() { stopped <- srv.stop() }()
-		deadline := time.Now().Add(10 * time.Second)
-		for !srv.srv.Draining() && time.Now().Before(deadline) {
-			time.Sleep(5 * time.Millisecond)
-		}
+		poll.Until(t, "the server draining", srv.srv.Draining)
 		_, err := Client{}.Embed(ctx, srv.url, "hash-384", []string{"a", "b"})
 		want := fmt.Sprintf("probe %s: HTTP 503 (draining): the server is shutting down; retry on another replica", srv.url)
 		if err == nil || err.Error() != want {

@@ -27,8 +27,9 @@ import (
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/yaml"
+
+	"github.com/ragops/rag-operator/internal/testsupport/kubetest"
 )
 
 const (
@@ -43,11 +44,6 @@ var k8s client.Client
 func TestMain(m *testing.M) { os.Exit(runMain(m)) }
 
 func runMain(m *testing.M) int {
-	assets := os.Getenv("KUBEBUILDER_ASSETS")
-	if assets == "" {
-		fmt.Fprintln(os.Stderr, "KUBEBUILDER_ASSETS is not set: run `make test-chart` (it builds bin/k8s and exports it)")
-		return 1
-	}
 	// Helm keeps its caches out of the user's home.
 	tmp, err := os.MkdirTemp("", "chart-test")
 	if err != nil {
@@ -58,15 +54,10 @@ func runMain(m *testing.M) int {
 	for _, v := range []string{"HELM_CACHE_HOME", "HELM_CONFIG_HOME", "HELM_DATA_HOME"} {
 		os.Setenv(v, filepath.Join(tmp, v))
 	}
-	env := &envtest.Environment{
-		// The chart's own CRD, plus a stand-in for the Prometheus Operator's.
-		CRDDirectoryPaths:     []string{filepath.Join(chartDir, "crds"), "testdata/servicemonitor-crd.yaml"},
-		ErrorIfCRDPathMissing: true,
-		BinaryAssetsDirectory: assets,
-	}
-	cfg, err := env.Start()
+	// The chart's own CRD, plus a stand-in for the Prometheus Operator's.
+	env, cfg, err := kubetest.Start(filepath.Join(chartDir, "crds"), "testdata/servicemonitor-crd.yaml")
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "start envtest: %v\n", err)
+		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	defer func() { _ = env.Stop() }()

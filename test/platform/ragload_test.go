@@ -27,6 +27,7 @@ import (
 	ragv1 "github.com/ragops/rag-operator/api/v1alpha1"
 	"github.com/ragops/rag-operator/internal/builtinmodel"
 	"github.com/ragops/rag-operator/internal/embedserver"
+	"github.com/ragops/rag-operator/internal/testsupport/kubetest"
 )
 
 var (
@@ -42,19 +43,14 @@ var (
 func apiServer(t *testing.T) (client.Client, string) {
 	t.Helper()
 	apiOnce.Do(func() {
-		assets := os.Getenv("KUBEBUILDER_ASSETS")
-		if assets == "" {
-			apiErr = fmt.Errorf("KUBEBUILDER_ASSETS is not set: run `make test-platform`, which builds etcd and kube-apiserver into bin/k8s")
-			return
-		}
-		env := &envtest.Environment{BinaryAssetsDirectory: assets}
+		env := &envtest.Environment{}
 		if os.Getenv(netnsEnv) != "" {
 			// No default route to guess it from in the test's own namespace.
 			env.ControlPlane.GetAPIServer().Configure().Set("advertise-address", apiServerAddress)
 		}
-		cfg, err := env.Start()
+		env, cfg, err := kubetest.StartEnv(env)
 		if err != nil {
-			apiErr = fmt.Errorf("starting envtest: %w", err)
+			apiErr = err
 			return
 		}
 		atExit(func() { _ = env.Stop() })

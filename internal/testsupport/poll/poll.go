@@ -4,6 +4,8 @@
 package poll
 
 import (
+	"fmt"
+	"net/http"
 	"testing"
 	"time"
 )
@@ -25,4 +27,21 @@ func Until(t testing.TB, what string, cond func() bool) {
 		}
 		time.Sleep(Interval)
 	}
+}
+
+// UntilStatus returns once a GET of url answers code (200 for a server that
+// came up, 503 for one that started draining), and fails t after Budget.
+// Each GET has a second: a server that accepts and never answers must not
+// hold the poll past its budget.
+func UntilStatus(t testing.TB, url string, code int) {
+	t.Helper()
+	c := &http.Client{Timeout: time.Second}
+	Until(t, fmt.Sprintf("GET %s to answer %d", url, code), func() bool {
+		resp, err := c.Get(url)
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == code
+	})
 }
