@@ -20,6 +20,7 @@ import (
 	"github.com/ragops/rag-operator/internal/contract"
 	"github.com/ragops/rag-operator/internal/embedserver"
 	"github.com/ragops/rag-operator/internal/embedserver/serverflags"
+	"github.com/ragops/rag-operator/internal/gctune"
 	"github.com/ragops/rag-operator/internal/provider"
 	"github.com/ragops/rag-operator/internal/provider/openai"
 	"github.com/ragops/rag-operator/internal/version"
@@ -69,6 +70,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		DrainTimeout: o.DrainTimeout, DrainDelay: o.DrainDelay, RetryAfter: o.RetryAfter, Metrics: metrics, Logger: log, Pprof: o.Pprof},
 		provider.FailRate(p, o.FailRate, uint64(time.Now().UnixNano())))
 
+	if gctune.Applies(getenv) {
+		// The bodies the server may hold, and room for everything else.
+		budget := uint64(o.MaxPendingBytes) + gcHeadroom
+		go gctune.Run(ctx, budget, time.Second)
+		log.Info("garbage collector tuned", "gogc", gctune.Percent, "memory_budget_bytes", budget)
+	}
+
 	apiLn, err := net.Listen("tcp", o.Addr)
 	if err != nil {
 		fmt.Fprintln(stderr, "embedserver:", err)
@@ -90,6 +98,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	log.Info("stopped")
 	return 0
 }
+
+// gcHeadroom is the memory beyond --max-pending-bytes under which the
+// collector runs at gctune.Percent: connections, buffers, metrics.
+const gcHeadroom = 64 << 20
 
 // redact drops user info from a URL before it is logged.
 func redact(u string) string {
