@@ -101,7 +101,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 
 // gcHeadroom is the memory beyond --max-pending-bytes under which the
 // collector runs at gctune.Percent: connections, buffers, metrics.
-const gcHeadroom = 64 << 20
+const gcHeadroom = 32 << 20
 
 // redact drops user info from a URL before it is logged.
 func redact(u string) string {
