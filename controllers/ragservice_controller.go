@@ -4,7 +4,9 @@
 package controllers
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -266,13 +268,27 @@ func (r *RAGServiceReconciler) record(obj *ragv1.RAGService, events []rollout.Ev
 // The planner's decision, written the same way, is thus always made from the
 // status it read.
 func (r *RAGServiceReconciler) patchStatus(ctx context.Context, obj, base *ragv1.RAGService) error {
-	if apiequality.Semantic.DeepEqual(obj.Status, base.Status) {
+	if sameStatus(obj.Status, base.Status) {
 		return nil // an empty patch is still a request
 	}
 	if base.Status.ObservedGeneration == 0 && len(base.Status.Conditions) == 0 && base.Status.StableRevision == "" {
 		return r.Status().Update(ctx, obj)
 	}
 	return r.Status().Patch(ctx, obj, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{}))
+}
+
+// sameStatus says whether two statuses are stored alike. It compares what the
+// API server stores (JSON), not the Go values: a condition's transition time
+// is kept to the second, so a summary stamped with this pass's clock differs
+// from the same summary read back from the server only in nanoseconds, and a
+// write of it would be a patch of nothing but the resourceVersion.
+func sameStatus(a, b ragv1.RAGServiceStatus) bool {
+	if apiequality.Semantic.DeepEqual(a, b) {
+		return true
+	}
+	ja, errA := json.Marshal(a)
+	jb, errB := json.Marshal(b)
+	return errA == nil && errB == nil && bytes.Equal(ja, jb)
 }
 
 // reconcileTemplate builds the desired pod template and records its revision.
