@@ -79,6 +79,7 @@ type RAGServiceReconciler struct {
 
 	builtinOnce, probeOnce, trafficOnce sync.Once
 	applied                             skipapply.Memory // the last apply of each owned object
+	own                                 ownWrites        // the last write of each RAGService, until the cache has it
 }
 
 // +kubebuilder:rbac:groups=rag.ragops.io,resources=ragservices,verbs=get;list;watch;update;patch
@@ -149,11 +150,15 @@ func (r *RAGServiceReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 			// owned; its metric series and analysis memory go here.
 			forgetMetrics(req.Namespace, req.Name)
 			r.applied.ForgetOwner(req.NamespacedName)
+			r.own.forget(req.NamespacedName)
 			r.traffic().Stop(req.String())
 			r.builtin().Forget(req.Namespace, req.Name)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
+	// A read from before this manager's own last write is stale for
+	// certain: the pass works from what that write returned (ownWrites).
+	obj = r.own.fresher(obj)
 	if !obj.DeletionTimestamp.IsZero() {
 		return ctrl.Result{}, nil
 	}
@@ -175,7 +180,7 @@ func (r *RAGServiceReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 			return
 		}
 		sum := r.summarize(s, retErr)
-		switch err := r.patchStatus(ctx, obj, s.base); {
+		switch err := r.writeStatus(ctx, obj, s.base); {
 		case err == nil:
 			r.record(obj, sum.Events)
 		case s.decided:
@@ -289,6 +294,19 @@ func sameStatus(a, b ragv1.RAGServiceStatus) bool {
 	ja, errA := json.Marshal(a)
 	jb, errB := json.Marshal(b)
 	return errA == nil && errB == nil && bytes.Equal(ja, jb)
+}
+
+// writeStatus is patchStatus, remembering what the write returned (ownWrites).
+func (r *RAGServiceReconciler) writeStatus(ctx context.Context, obj, base *ragv1.RAGService) error {
+	if sameStatus(obj.Status, base.Status) {
+		return nil
+	}
+	before := base.ResourceVersion
+	if err := r.patchStatus(ctx, obj, base); err != nil {
+		return err
+	}
+	r.own.wrote(before, obj)
+	return nil
 }
 
 // reconcileTemplate builds the desired pod template and records its revision.

@@ -95,7 +95,7 @@ func (r *RAGServiceReconciler) reconcileTracks(ctx context.Context, s *scope) (c
 			// conditions at the end of the pass.)
 			svc.Status.ObservedGeneration = svc.Generation
 		}
-		if err := r.patchStatus(ctx, svc, s.base); err != nil {
+		if err := r.writeStatus(ctx, svc, s.base); err != nil {
 			if apierrors.IsConflict(err) {
 				err = fmt.Errorf("%w: %w", errStaleRead, err)
 			}
@@ -304,6 +304,8 @@ func (r *RAGServiceReconciler) removeAnnotations(ctx context.Context, s *scope, 
 	if err := r.Patch(ctx, after, client.RawPatch(types.MergePatchType, patch)); err != nil {
 		return fmt.Errorf("removing annotations %v: %w", keys, err)
 	}
+	// The newest version there is (only this manager writes the status).
+	r.own.wrote("", after)
 	// Our own metadata change must not make this pass's status write conflict:
 	// when the status is still the one we last wrote, the new resourceVersion
 	// is as good a base as the old one.
