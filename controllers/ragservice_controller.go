@@ -76,10 +76,15 @@ type RAGServiceReconciler struct {
 	// Traffic sends probe requests to both tracks while a canary is
 	// analysed; nil means a default one. SetupWithManager runs it.
 	Traffic *probetraffic.Runner
+	// ProgressWindow is how long the status may hold back counts and
+	// messages while the service is Reconciling (progressDetailOnly); 0
+	// means DefaultProgressWindow, a negative value holds nothing back.
+	ProgressWindow time.Duration
 
 	builtinOnce, probeOnce, trafficOnce sync.Once
 	applied                             skipapply.Memory // the last apply of each owned object
 	own                                 ownWrites        // the last write of each RAGService, until the cache has it
+	held                                heldBack         // services whose status holds back progress details
 }
 
 // +kubebuilder:rbac:groups=rag.ragops.io,resources=ragservices,verbs=get;list;watch;update;patch
@@ -151,6 +156,7 @@ func (r *RAGServiceReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 			forgetMetrics(req.Namespace, req.Name)
 			r.applied.ForgetOwner(req.NamespacedName)
 			r.own.forget(req.NamespacedName)
+			r.held.done(req.NamespacedName)
 			r.traffic().Stop(req.String())
 			r.builtin().Forget(req.Namespace, req.Name)
 		}
@@ -180,6 +186,16 @@ func (r *RAGServiceReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 			return
 		}
 		sum := r.summarize(s, retErr)
+		// Counts and messages that moved on the way wait for the next write
+		// that matters, within the progress window; events need the status
+		// they tell of written, unless the decision write has it.
+		if retErr == nil && (s.decided || len(sum.Events) == 0) && progressDetailOnly(s.base.Status, obj.Status) {
+			if wait := r.held.hold(req.NamespacedName, s.now, r.progressWindow()); wait > 0 {
+				r.record(obj, sum.Events)
+				result = lowestRequeue(result, ctrl.Result{RequeueAfter: wait})
+				return
+			}
+		}
 		switch err := r.writeStatus(ctx, obj, s.base); {
 		case err == nil:
 			r.record(obj, sum.Events)
@@ -299,6 +315,7 @@ func sameStatus(a, b ragv1.RAGServiceStatus) bool {
 // writeStatus is patchStatus, remembering what the write returned (ownWrites).
 func (r *RAGServiceReconciler) writeStatus(ctx context.Context, obj, base *ragv1.RAGService) error {
 	if sameStatus(obj.Status, base.Status) {
+		r.held.done(client.ObjectKeyFromObject(obj)) // nothing is held back
 		return nil
 	}
 	before := base.ResourceVersion
@@ -306,6 +323,7 @@ func (r *RAGServiceReconciler) writeStatus(ctx context.Context, obj, base *ragv1
 		return err
 	}
 	r.own.wrote(before, obj)
+	r.held.done(client.ObjectKeyFromObject(obj)) // whatever was held back is written
 	return nil
 }
 
@@ -497,6 +515,13 @@ func (r *RAGServiceReconciler) reconcileRevisionHistory(ctx context.Context, s *
 		}
 	}
 	return ctrl.Result{}, nil
+}
+
+func (r *RAGServiceReconciler) progressWindow() time.Duration {
+	if r.ProgressWindow == 0 {
+		return DefaultProgressWindow
+	}
+	return r.ProgressWindow
 }
 
 func (r *RAGServiceReconciler) now() time.Time {
