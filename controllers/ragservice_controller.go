@@ -175,8 +175,8 @@ func (r *RAGServiceReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 
 	// The summary (conditions, phase, events) is written at the end of every
 	// pass that got this far, whatever happened: the conditions must tell the
-	// truth even when a step failed. The rollout decision itself was written
-	// before anything acted on it (reconcileTracks).
+	// truth even when a step failed. A decision that changed the rollout
+	// memory was written before anything acted on it (reconcileTracks).
 	defer func() {
 		if errors.Is(retErr, errStaleRead) {
 			// The rollout decision was made from a stale read and refused:

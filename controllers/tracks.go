@@ -83,7 +83,14 @@ func (r *RAGServiceReconciler) reconcileTracks(ctx context.Context, s *scope) (c
 	// memory as it was read needs no such write: whoever runs the next pass
 	// reads the same memory and decides the same from it, so the pass acts
 	// first and the end of the pass writes the summary once (Reconcile).
-	if memoryChanged(s.base.Status.RolloutStatus, plan.Memory) {
+	//
+	// Nor does a service's first revision (Initialize, from no memory): it
+	// follows from the spec alone. A manager killed after acting on it finds
+	// the stable Deployment running the spec's revision and no memory, and
+	// adopts it (rollout.Decide), which records what Initialize would have;
+	// the first status write, a full update, then comes once, at the end.
+	first := plan.Transition == rollout.TransitionInitialize && s.base.Status.StableRevision == ""
+	if memoryChanged(s.base.Status.RolloutStatus, plan.Memory) && !first {
 		// The conditions go with the decision, so no reader ever sees a
 		// decision beside the last pass's conditions (a canary next to
 		// Healthy); the end of the pass writes them again only if applying
