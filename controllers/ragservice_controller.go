@@ -4,7 +4,9 @@
 package controllers
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -74,9 +76,15 @@ type RAGServiceReconciler struct {
 	// Traffic sends probe requests to both tracks while a canary is
 	// analysed; nil means a default one. SetupWithManager runs it.
 	Traffic *probetraffic.Runner
+	// ProgressWindow is how long the status may hold back counts and
+	// messages while the service is Reconciling (progressDetailOnly); 0
+	// means DefaultProgressWindow, a negative value holds nothing back.
+	ProgressWindow time.Duration
 
 	builtinOnce, probeOnce, trafficOnce sync.Once
 	applied                             skipapply.Memory // the last apply of each owned object
+	own                                 ownWrites        // the last write of each RAGService, until the cache has it
+	held                                heldBack         // services whose status holds back progress details
 }
 
 // +kubebuilder:rbac:groups=rag.ragops.io,resources=ragservices,verbs=get;list;watch;update;patch
@@ -147,11 +155,16 @@ func (r *RAGServiceReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 			// owned; its metric series and analysis memory go here.
 			forgetMetrics(req.Namespace, req.Name)
 			r.applied.ForgetOwner(req.NamespacedName)
+			r.own.forget(req.NamespacedName)
+			r.held.done(req.NamespacedName)
 			r.traffic().Stop(req.String())
 			r.builtin().Forget(req.Namespace, req.Name)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
+	// A read from before this manager's own last write is stale for
+	// certain: the pass works from what that write returned (ownWrites).
+	obj = r.own.fresher(obj)
 	if !obj.DeletionTimestamp.IsZero() {
 		return ctrl.Result{}, nil
 	}
@@ -162,8 +175,8 @@ func (r *RAGServiceReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 
 	// The summary (conditions, phase, events) is written at the end of every
 	// pass that got this far, whatever happened: the conditions must tell the
-	// truth even when a step failed. The rollout decision itself was written
-	// before anything acted on it (reconcileTracks).
+	// truth even when a step failed. A decision that changed the rollout
+	// memory was written before anything acted on it (reconcileTracks).
 	defer func() {
 		if errors.Is(retErr, errStaleRead) {
 			// The rollout decision was made from a stale read and refused:
@@ -173,7 +186,17 @@ func (r *RAGServiceReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 			return
 		}
 		sum := r.summarize(s, retErr)
-		switch err := r.patchStatus(ctx, obj, s.base); {
+		// Counts and messages that moved on the way wait for the next write
+		// that matters, within the progress window; events need the status
+		// they tell of written, unless the decision write has it.
+		if retErr == nil && (s.decided || len(sum.Events) == 0) && progressDetailOnly(s.base.Status, obj.Status) {
+			if wait := r.held.hold(req.NamespacedName, s.now, r.progressWindow()); wait > 0 {
+				r.record(obj, sum.Events)
+				result = lowestRequeue(result, ctrl.Result{RequeueAfter: wait})
+				return
+			}
+		}
+		switch err := r.writeStatus(ctx, obj, s.base); {
 		case err == nil:
 			r.record(obj, sum.Events)
 		case s.decided:
@@ -266,13 +289,42 @@ func (r *RAGServiceReconciler) record(obj *ragv1.RAGService, events []rollout.Ev
 // The planner's decision, written the same way, is thus always made from the
 // status it read.
 func (r *RAGServiceReconciler) patchStatus(ctx context.Context, obj, base *ragv1.RAGService) error {
-	if apiequality.Semantic.DeepEqual(obj.Status, base.Status) {
+	if sameStatus(obj.Status, base.Status) {
 		return nil // an empty patch is still a request
 	}
 	if base.Status.ObservedGeneration == 0 && len(base.Status.Conditions) == 0 && base.Status.StableRevision == "" {
 		return r.Status().Update(ctx, obj)
 	}
 	return r.Status().Patch(ctx, obj, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{}))
+}
+
+// sameStatus says whether two statuses are stored alike. It compares what the
+// API server stores (JSON), not the Go values: a condition's transition time
+// is kept to the second, so a summary stamped with this pass's clock differs
+// from the same summary read back from the server only in nanoseconds, and a
+// write of it would be a patch of nothing but the resourceVersion.
+func sameStatus(a, b ragv1.RAGServiceStatus) bool {
+	if apiequality.Semantic.DeepEqual(a, b) {
+		return true
+	}
+	ja, errA := json.Marshal(a)
+	jb, errB := json.Marshal(b)
+	return errA == nil && errB == nil && bytes.Equal(ja, jb)
+}
+
+// writeStatus is patchStatus, remembering what the write returned (ownWrites).
+func (r *RAGServiceReconciler) writeStatus(ctx context.Context, obj, base *ragv1.RAGService) error {
+	if sameStatus(obj.Status, base.Status) {
+		r.held.done(client.ObjectKeyFromObject(obj)) // nothing is held back
+		return nil
+	}
+	before := base.ResourceVersion
+	if err := r.patchStatus(ctx, obj, base); err != nil {
+		return err
+	}
+	r.own.wrote(before, obj)
+	r.held.done(client.ObjectKeyFromObject(obj)) // whatever was held back is written
+	return nil
 }
 
 // reconcileTemplate builds the desired pod template and records its revision.
@@ -463,6 +515,13 @@ func (r *RAGServiceReconciler) reconcileRevisionHistory(ctx context.Context, s *
 		}
 	}
 	return ctrl.Result{}, nil
+}
+
+func (r *RAGServiceReconciler) progressWindow() time.Duration {
+	if r.ProgressWindow == 0 {
+		return DefaultProgressWindow
+	}
+	return r.ProgressWindow
 }
 
 func (r *RAGServiceReconciler) now() time.Time {

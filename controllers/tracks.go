@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -76,20 +77,43 @@ func (r *RAGServiceReconciler) reconcileTracks(ctx context.Context, s *scope) (c
 	plan := rollout.Decide(in)
 	s.plan = &plan
 	svc.Status.RolloutStatus = plan.Memory
-	// The conditions go with the decision, so no reader ever sees a decision
-	// beside the last pass's conditions (a canary next to Healthy); the end of
-	// the pass writes them again only if applying changed them.
-	r.summarize(s, errors.Join(s.errs...))
-	if err := r.patchStatus(ctx, svc, s.base); err != nil {
-		if apierrors.IsConflict(err) {
-			err = fmt.Errorf("%w: %w", errStaleRead, err)
+	// The decision is written before anything acts on it when it changed the
+	// rollout memory: a manager killed after acting must find what it decided
+	// (a canary started, a step taken, a rollback). A decision that leaves the
+	// memory as it was read needs no such write: whoever runs the next pass
+	// reads the same memory and decides the same from it, so the pass acts
+	// first and the end of the pass writes the summary once (Reconcile).
+	//
+	// Nor does a service's first revision (Initialize, from no memory): it
+	// follows from the spec alone. A manager killed after acting on it finds
+	// the stable Deployment running the spec's revision and no memory, and
+	// adopts it (rollout.Decide), which records what Initialize would have;
+	// the first status write, a full update, then comes once, at the end.
+	first := plan.Transition == rollout.TransitionInitialize && s.base.Status.StableRevision == ""
+	if memoryChanged(s.base.Status.RolloutStatus, plan.Memory) && !first {
+		// The conditions go with the decision, so no reader ever sees a
+		// decision beside the last pass's conditions (a canary next to
+		// Healthy); the end of the pass writes them again only if applying
+		// changed them.
+		r.summarize(s, errors.Join(s.errs...))
+		if len(s.errs) == 0 {
+			// Observed with the decision: everything the decision needs was
+			// read without a failure. (A step that fails later says so in the
+			// conditions at the end of the pass.)
+			svc.Status.ObservedGeneration = svc.Generation
 		}
-		return ctrl.Result{}, fmt.Errorf("recording the rollout decision: %w", err)
+		if err := r.writeStatus(ctx, svc, s.base); err != nil {
+			if apierrors.IsConflict(err) {
+				err = fmt.Errorf("%w: %w", errStaleRead, err)
+			}
+			return ctrl.Result{}, fmt.Errorf("recording the rollout decision: %w", err)
+		}
+		s.decided = true
+		s.base = svc.DeepCopy()
 	}
-	s.decided = true
-	s.base = svc.DeepCopy()
 	// Counted once the decision is recorded: a pass whose write conflicts is
-	// decided again from the newer status, and must not count twice.
+	// decided again from the newer status, and must not count twice. (The
+	// transitions counted all change the memory, so they are recorded first.)
 	recordMetrics(svc, &plan, in.Verdict)
 
 	if present := rollout.PresentCommands(svc.Annotations); len(present) > 0 {
@@ -287,6 +311,8 @@ func (r *RAGServiceReconciler) removeAnnotations(ctx context.Context, s *scope, 
 	if err := r.Patch(ctx, after, client.RawPatch(types.MergePatchType, patch)); err != nil {
 		return fmt.Errorf("removing annotations %v: %w", keys, err)
 	}
+	// The newest version there is (only this manager writes the status).
+	r.own.wrote("", after)
 	// Our own metadata change must not make this pass's status write conflict:
 	// when the status is still the one we last wrote, the new resourceVersion
 	// is as good a base as the old one.
@@ -295,4 +321,14 @@ func (r *RAGServiceReconciler) removeAnnotations(ctx context.Context, s *scope, 
 		s.obj.ResourceVersion = after.ResourceVersion
 	}
 	return nil
+}
+
+// memoryChanged says whether a decision changed the rollout memory it was
+// made from. The effective weight is left out: it is counted from the ready
+// pods on every pass, not remembered, and the end of the pass writes it.
+func memoryChanged(read, decided ragv1.RolloutStatus) bool {
+	read.EffectiveWeight, decided.EffectiveWeight = 0, 0
+	a, errA := json.Marshal(read)
+	b, errB := json.Marshal(decided)
+	return errA != nil || errB != nil || !bytes.Equal(a, b)
 }

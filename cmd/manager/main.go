@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
 
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
@@ -47,6 +48,7 @@ type options struct {
 	maxConcurrentReconciles int
 	kubeAPIQPS              float64
 	kubeAPIBurst            int
+	progressWindow          time.Duration
 
 	zap zap.Options
 
@@ -73,6 +75,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.maxConcurrentReconciles, "max-concurrent-reconciles", 4, "RAGServices reconciled at the same time (one service is never reconciled twice at once).")
 	fs.Float64Var(&o.kubeAPIQPS, "kube-api-qps", 50, "Requests per second the manager sends to the API server, on average (client-side limit).")
 	fs.IntVar(&o.kubeAPIBurst, "kube-api-burst", 100, "Requests the manager may send to the API server in a burst above --kube-api-qps.")
+	fs.DurationVar(&o.progressWindow, "status-progress-window", controllers.DefaultProgressWindow,
+		"How long a RAGService's status may hold back pod counts and messages while it is Reconciling (what kstatus, kubectl wait and the printer columns read is written at once); 0s or less holds nothing back.")
 	o.zap.BindFlags(fs)
 	ctrlconfig.RegisterFlags(fs) // --kubeconfig, read by ctrl.GetConfig
 	if err := fs.Parse(args); err != nil {
@@ -156,6 +160,7 @@ func newManager(cfg *rest.Config, o options) (ctrl.Manager, error) {
 		APIReader:        mgr.GetAPIReader(),
 		Recorder:         mgr.GetEventRecorder("rag-operator"),
 		EmbedServerImage: o.embedServerImage,
+		ProgressWindow:   progressWindow(o.progressWindow),
 	}).SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("setting up the RAGService controller: %w", err)
 	}
@@ -184,4 +189,13 @@ func metricsOptions(o options) metricsserver.Options {
 	// (CVE-2023-44487, CVE-2023-39325) need not be served to anyone here.
 	m.TLSOpts = []func(*tls.Config){func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} }}
 	return m
+}
+
+// progressWindow maps the flag to the reconciler's field, where 0 means the
+// default: the flag's 0s holds nothing back.
+func progressWindow(d time.Duration) time.Duration {
+	if d <= 0 {
+		return -1
+	}
+	return d
 }

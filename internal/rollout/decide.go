@@ -118,6 +118,13 @@ func (p *planner) adopt() bool {
 	}
 	p.st.StableRevision = st.Revision
 	p.event(EventNormal, "Adopted", fmt.Sprintf("Adopted stable revision %s from its Deployment", st.Revision))
+	if p.st.EmbeddingSpace == nil && st.Revision == p.in.DesiredRevision {
+		// Stable runs the template the spec asks for, which carries the
+		// space it declares: what Initialize would have recorded (the
+		// controller acts on a first revision before writing it, so a
+		// manager killed in between leaves exactly this to adopt).
+		p.st.EmbeddingSpace = &v1alpha1.EmbeddingSpaceStatus{Name: p.in.Space.Declared}
+	}
 	if p.st.CanaryRevision == "" && cn.Exists && cn.Revision != "" && cn.Replicas > 0 && cn.Revision != st.Revision {
 		// The step is unknown: start the canary over, keeping its pods.
 		p.st.CanaryRevision = cn.Revision

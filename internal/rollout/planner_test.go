@@ -740,3 +740,23 @@ func TestSpaceChangeProblem(t *testing.T) {
 		}
 	}
 }
+
+// A first revision acted on before it was written (the controller writes it
+// once, at the end of its pass) and a manager killed in between: the next
+// pass adopts the stable Deployment and records what Initialize would have,
+// the space its template declares included.
+func TestAdoptingTheFirstRevisionRecordsWhatInitializeWould(t *testing.T) {
+	in := Input{Now: now, Replicas: 2, Rollout: v1alpha1.RolloutSpec{Strategy: v1alpha1.StrategyCanary},
+		DesiredRevision: "a", Space: SpaceInput{Declared: "docs-v1", Check: true}}
+	initialized := Decide(in)
+	if initialized.Transition != TransitionInitialize {
+		t.Fatalf("transition %s, want Initialize", initialized.Transition)
+	}
+
+	in.Stable = Track{Revision: "a", Exists: true, Replicas: 2}
+	adopted := Decide(in)
+	if d := cmp.Diff(initialized.Memory, adopted.Memory); d != "" {
+		t.Errorf("adopted memory differs from what Initialize recorded (-initialized +adopted):\n%s", d)
+	}
+
+}

@@ -14,6 +14,10 @@ func (p *planner) promote(reason, msg string) {
 	p.canaryReplicas = CanaryReplicas(p.in.Replicas, p.st.CanaryWeight)
 	p.set(TransitionPromote, reason, msg)
 	p.event(EventNormal, reason, msg)
+	// Once this pass switched stable, the rollout stands where the next pass
+	// finds it: the conditions say so now, not a pass later (a status write
+	// that would change their words alone).
+	p.standing = Problem{Reason: "WaitingForStableRollout", Message: promotingMessage(p.st.StableRevision)}
 	p.state = StateProgressing
 	p.requeue = 0
 	p.requeueIn(canaryRequeue)
@@ -48,7 +52,7 @@ func (p *planner) promoting() {
 		}
 		return
 	}
-	p.set(TransitionWait, "WaitingForStableRollout", fmt.Sprintf("Promoting revision %s: waiting for the stable Deployment to roll out", s))
+	p.set(TransitionWait, "WaitingForStableRollout", promotingMessage(s))
 	p.state = StateProgressing
 	if end, ok := p.deadline(); ok {
 		if !p.in.Now.After(end) {
@@ -59,4 +63,8 @@ func (p *planner) promoting() {
 		}
 	}
 	p.requeueIn(canaryRequeue)
+}
+
+func promotingMessage(rev string) string {
+	return fmt.Sprintf("Promoting revision %s: waiting for the stable Deployment to roll out", rev)
 }

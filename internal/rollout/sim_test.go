@@ -331,15 +331,25 @@ func (s *sim) step() {
 	}
 	// The controller persists the decision first, then removes the one-shot
 	// annotations, applies the Deployments and writes the summary; a restart
-	// reads the memory back from JSON as the API server stores it.
-	s.memory = roundTrip(s.t, plan.Memory)
-	for _, a := range PresentCommands(s.annotations) {
-		delete(s.annotations, a)
-		s.logf("annotation %s removed", a)
+	// reads the memory back from JSON as the API server stores it. (A
+	// decision that leaves the memory as it was needs no write first: it is
+	// the same either way here.) A first revision is acted on first and
+	// written once, at the end of the pass: killed in between, the next pass
+	// finds a stable Deployment and no memory, and adopts it.
+	actFirst := plan.Transition == TransitionInitialize && s.memory.StableRevision == ""
+	persist := func() {
+		s.memory = roundTrip(s.t, plan.Memory)
+		for _, a := range PresentCommands(s.annotations) {
+			delete(s.annotations, a)
+			s.logf("annotation %s removed", a)
+		}
 	}
-	if s.sc.killAt[s.now] {
-		s.logf("manager killed after writing the decision, before applying Deployments")
-		return
+	if !actFirst {
+		persist()
+		if s.sc.killAt[s.now] {
+			s.logf("manager killed after writing the decision, before applying Deployments")
+			return
+		}
 	}
 	var applied strings.Builder
 	if plan.Selects != s.selects {
@@ -350,6 +360,14 @@ func (s *sim) step() {
 	s.apply(&applied, s.stable, "stable", plan.StableRevision, plan.StableReplicas, plan.StableRevision != "")
 	s.apply(&applied, s.canary, "canary", plan.CanaryRevision, plan.CanaryReplicas, plan.CanaryRevision != "")
 	s.checkServing()
+	if actFirst {
+		if s.sc.killAt[s.now] {
+			s.out.WriteString(applied.String())
+			s.logf("manager killed after applying the first revision, before writing it")
+			return
+		}
+		persist()
+	}
 
 	sum := Summarize(Observation{
 		Generation: 1, Replicas: s.replicas, Stable: s.track(s.stable), Canary: s.track(s.canary),

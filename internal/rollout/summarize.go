@@ -164,8 +164,11 @@ func classify(o Observation) situation {
 		return situation{reconciling: why, phase: v1alpha1.PhaseProgressing}
 	}
 	if st := o.Stable; !st.Exists || st.Revision != p.StableRevision || !st.RolledOut {
-		if p.Transition == TransitionNone {
-			// Nothing was decided: say what the stable track is doing.
+		if p.Transition == TransitionNone || p.Transition == TransitionInitialize || p.Transition == TransitionRollingUpdate {
+			// Nothing was decided, or only what stable runs (its event says
+			// so): say what the stable track is doing, in the words every
+			// later pass of the roll uses, so those passes write no status
+			// that changes the words alone.
 			why = &Problem{ReasonRollingOut, fmt.Sprintf("Rolling out stable revision %s: %d/%d pods ready", p.StableRevision, st.serving(), o.Replicas)}
 		}
 		return situation{reconciling: why, phase: v1alpha1.PhaseProgressing}
@@ -296,7 +299,7 @@ func events(o Observation, sit situation, old, cur []metav1.Condition) []Event {
 	switch {
 	case c.Status == metav1.ConditionTrue:
 		out = append(out, Event{Type: EventNormal, Reason: "Ready", Message: c.Message})
-	case told(c.Reason) || (len(p.Events) > 0 && (c.Reason == p.Reason || c.Reason == p.Standing.Reason)):
+	case told(c.Reason) || (len(p.Events) > 0 && (c.Reason == p.Reason || c.Reason == p.Standing.Reason || c.Reason == ReasonRollingOut)):
 		// The plan's own events already say why.
 	case sit.stalled == nil && o.Err == nil && o.SecretProblem == "":
 		// Merely on its way: a canary step, a paused rollout, pods starting.

@@ -193,10 +193,12 @@ func TestSummarize(t *testing.T) {
 			events: []Event{normal(ReasonRollingOut)},
 		},
 		{
-			name:   "first revision deploying: the plan's reason, told by its event",
+			// Worded as every later pass of the roll words it (no status write
+			// for the words alone); the plan's event tells the transition.
+			name:   "first revision deploying: rolling out, told by the plan's event",
 			o:      Observation{Replicas: 3, Stable: Track{}, Plan: planOf(StateSteady, TransitionInitialize, "Initialized", "Initialized")},
 			phase:  v1alpha1.PhaseProgressing,
-			conds:  map[string]cond{v1alpha1.ConditionReady: {F, "Initialized"}, v1alpha1.ConditionAvailable: {F, ReasonDeploymentMissing}, v1alpha1.ConditionReconciling: {T, "Initialized"}},
+			conds:  map[string]cond{v1alpha1.ConditionReady: {F, ReasonRollingOut}, v1alpha1.ConditionAvailable: {F, ReasonDeploymentMissing}, v1alpha1.ConditionReconciling: {T, ReasonRollingOut}},
 			events: []Event{normal("Initialized")},
 		},
 		{

@@ -1,0 +1,75 @@
+package controllers
+
+import (
+	"sync"
+	"time"
+
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/types"
+
+	ragv1 "github.com/ragops/rag-operator/api/v1alpha1"
+)
+
+// DefaultProgressWindow is how long the status may hold back counts and
+// messages that moved while a service is Reconciling (see progressDetailOnly).
+const DefaultProgressWindow = 10 * time.Second
+
+// progressDetailOnly says whether cur differs from written, the status last
+// written, only in what a person reads while the service is on its way: the
+// pod counts (replicas, readyReplicas, effectiveWeight) and the conditions'
+// messages, with Reconciling True in both. Such a status is written with the
+// next change that matters, or once the progress window is over: while pods
+// start one by one, each count is a state of a few seconds, and writing each
+// cost a status write per pod and track.
+//
+// Everything a machine reads is never held back: the rollout memory (it is
+// written before anything acts on it), observedGeneration, the phase, the
+// selector, and each condition's presence, status and reason (kstatus,
+// `kubectl wait`, Argo CD's health check, the printer columns Ready and
+// Phase). Nor is a settled status (no Reconciling): its counts are written at
+// once, so the end state is always the truth.
+func progressDetailOnly(written, cur ragv1.RAGServiceStatus) bool {
+	if !apimeta.IsStatusConditionTrue(written.Conditions, ragv1.ConditionReconciling) ||
+		!apimeta.IsStatusConditionTrue(cur.Conditions, ragv1.ConditionReconciling) {
+		return false
+	}
+	a, b := *written.DeepCopy(), *cur.DeepCopy()
+	for _, st := range []*ragv1.RAGServiceStatus{&a, &b} {
+		st.Replicas, st.ReadyReplicas, st.EffectiveWeight = 0, 0, 0
+		for i := range st.Conditions {
+			st.Conditions[i].Message = ""
+		}
+	}
+	return sameStatus(a, b)
+}
+
+// heldBack remembers, per RAGService, since when its status holds back
+// progress details; lost on restart, when the next such pass starts over.
+type heldBack struct {
+	mu    sync.Mutex
+	since map[types.NamespacedName]time.Time
+}
+
+// hold returns how much longer the details of key may be held back at now:
+// the window from the first pass that held them back; zero or less means
+// write them now.
+func (h *heldBack) hold(key types.NamespacedName, now time.Time, window time.Duration) time.Duration {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.since == nil {
+		h.since = map[types.NamespacedName]time.Time{}
+	}
+	since, ok := h.since[key]
+	if !ok {
+		since = now
+		h.since[key] = now
+	}
+	return since.Add(window).Sub(now)
+}
+
+// done forgets key: its status is written (or needs no write).
+func (h *heldBack) done(key types.NamespacedName) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	delete(h.since, key)
+}
