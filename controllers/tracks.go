@@ -311,8 +311,10 @@ func (r *RAGServiceReconciler) removeAnnotations(ctx context.Context, s *scope, 
 	if err := r.Patch(ctx, after, client.RawPatch(types.MergePatchType, patch)); err != nil {
 		return fmt.Errorf("removing annotations %v: %w", keys, err)
 	}
-	// The newest version there is (only this manager writes the status).
-	r.own.wrote("", after)
+	// The newest version there is (only this manager writes the status), and
+	// the version this pass read, still carrying the command, is stale: a
+	// pass from it would answer the command again.
+	r.own.wrote(s.obj.ResourceVersion, after)
 	// Our own metadata change must not make this pass's status write conflict:
 	// when the status is still the one we last wrote, the new resourceVersion
 	// is as good a base as the old one.

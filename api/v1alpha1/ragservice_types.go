@@ -512,8 +512,11 @@ const (
 // RAGServiceStatus is what the operator observed and decided. Everything the
 // rollout needs to continue after a restart lives here, in RolloutStatus.
 type RAGServiceStatus struct {
-	// ObservedGeneration is the last generation the operator acted on: reconciled
-	// cleanly, or found Stalled (a spec it cannot act on until it is edited).
+	// ObservedGeneration is the last generation the operator acted on: a rollout
+	// decision made from it with everything read, a clean pass, or Stalled (a
+	// spec it cannot act on until it is edited). A step that fails after the
+	// decision leaves it set and says so in the conditions (Reconciling True,
+	// reason ReconcileFailed).
 	// +kubebuilder:default=0
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
