@@ -289,9 +289,6 @@ func (r *RAGServiceReconciler) record(obj *ragv1.RAGService, events []rollout.Ev
 // The planner's decision, written the same way, is thus always made from the
 // status it read.
 func (r *RAGServiceReconciler) patchStatus(ctx context.Context, obj, base *ragv1.RAGService) error {
-	if sameStatus(obj.Status, base.Status) {
-		return nil // an empty patch is still a request
-	}
 	if base.Status.ObservedGeneration == 0 && len(base.Status.Conditions) == 0 && base.Status.StableRevision == "" {
 		return r.Status().Update(ctx, obj)
 	}
@@ -304,18 +301,22 @@ func (r *RAGServiceReconciler) patchStatus(ctx context.Context, obj, base *ragv1
 // from the same summary read back from the server only in nanoseconds, and a
 // write of it would be a patch of nothing but the resourceVersion.
 func sameStatus(a, b ragv1.RAGServiceStatus) bool {
-	if apiequality.Semantic.DeepEqual(a, b) {
-		return true
-	}
+	return apiequality.Semantic.DeepEqual(a, b) || sameJSON(a, b)
+}
+
+// sameJSON says whether a and b encode to the same JSON (and both encode).
+func sameJSON(a, b any) bool {
 	ja, errA := json.Marshal(a)
 	jb, errB := json.Marshal(b)
 	return errA == nil && errB == nil && bytes.Equal(ja, jb)
 }
 
-// writeStatus is patchStatus, remembering what the write returned (ownWrites).
+// writeStatus is patchStatus when the status changed, remembering what the
+// write returned (ownWrites).
 func (r *RAGServiceReconciler) writeStatus(ctx context.Context, obj, base *ragv1.RAGService) error {
 	if sameStatus(obj.Status, base.Status) {
-		r.held.done(client.ObjectKeyFromObject(obj)) // nothing is held back
+		// An empty patch is still a request; nothing is held back.
+		r.held.done(client.ObjectKeyFromObject(obj))
 		return nil
 	}
 	before := base.ResourceVersion

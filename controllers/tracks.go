@@ -1,7 +1,6 @@
 package controllers
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -330,7 +329,5 @@ func (r *RAGServiceReconciler) removeAnnotations(ctx context.Context, s *scope, 
 // pods on every pass, not remembered, and the end of the pass writes it.
 func memoryChanged(read, decided ragv1.RolloutStatus) bool {
 	read.EffectiveWeight, decided.EffectiveWeight = 0, 0
-	a, errA := json.Marshal(read)
-	b, errB := json.Marshal(decided)
-	return errA != nil || errB != nil || !bytes.Equal(a, b)
+	return !sameJSON(read, decided)
 }

@@ -1,4 +1,4 @@
-# Embedding server targets (issue 3). Included by the top Makefile.
+# Embedding server targets. Included by the top Makefile.
 
 OPENAI_COMPAT_DIR := test/openai-compat
 
