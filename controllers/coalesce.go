@@ -29,8 +29,7 @@ const DefaultProgressWindow = 10 * time.Second
 // Phase). Nor is a settled status (no Reconciling): its counts are written at
 // once, so the end state is always the truth.
 func progressDetailOnly(written, cur ragv1.RAGServiceStatus) bool {
-	if !apimeta.IsStatusConditionTrue(written.Conditions, ragv1.ConditionReconciling) ||
-		!apimeta.IsStatusConditionTrue(cur.Conditions, ragv1.ConditionReconciling) {
+	if !bothReconciling(written, cur) {
 		return false
 	}
 	a, b := *written.DeepCopy(), *cur.DeepCopy()
@@ -41,6 +40,25 @@ func progressDetailOnly(written, cur ragv1.RAGServiceStatus) bool {
 		}
 	}
 	return sameStatus(a, b)
+}
+
+// mayHoldBack says whether cur, the summary of a pass, may wait for a later
+// pass instead of being written now over written, the status last written:
+// when it moved in progress details only (progressDetailOnly), or, with the
+// service Reconciling in both, when the pass saw a Deployment whose status has
+// yet to catch up with its pods (observe.Settling). The Deployment
+// controller's update that ends such a moment is on its way and brings the
+// next pass, so a pod reported ready before its Deployment counts it (which
+// flips Available one pass ahead of Ready) is written with what that update
+// changes, not apart. Both wait within the progress window only; a settled
+// status is never held.
+func mayHoldBack(written, cur ragv1.RAGServiceStatus, settling bool) bool {
+	return bothReconciling(written, cur) && (settling || progressDetailOnly(written, cur))
+}
+
+func bothReconciling(written, cur ragv1.RAGServiceStatus) bool {
+	return apimeta.IsStatusConditionTrue(written.Conditions, ragv1.ConditionReconciling) &&
+		apimeta.IsStatusConditionTrue(cur.Conditions, ragv1.ConditionReconciling)
 }
 
 // heldBack remembers, per RAGService, since when its status holds back

@@ -77,7 +77,7 @@ type RAGServiceReconciler struct {
 	// analysed; nil means a default one. SetupWithManager runs it.
 	Traffic *probetraffic.Runner
 	// ProgressWindow is how long the status may hold back counts and
-	// messages while the service is Reconciling (progressDetailOnly); 0
+	// messages while the service is Reconciling (mayHoldBack); 0
 	// means DefaultProgressWindow, a negative value holds nothing back.
 	ProgressWindow time.Duration
 
@@ -133,6 +133,12 @@ type scope struct {
 	errs []error
 }
 
+// settling says whether either track's Deployment status has yet to catch up
+// with its pods (observe.Settling).
+func (s *scope) settling() bool {
+	return observe.Settling(s.stable, s.stablePods) || observe.Settling(s.canary, s.canaryPods)
+}
+
 // fail records an error that does not stop the pass.
 func (s *scope) fail(err error) { s.errs = append(s.errs, err) }
 
@@ -186,10 +192,11 @@ func (r *RAGServiceReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 			return
 		}
 		sum := r.summarize(s, retErr)
-		// Counts and messages that moved on the way wait for the next write
-		// that matters, within the progress window; events need the status
-		// they tell of written, unless the decision write has it.
-		if retErr == nil && (s.decided || len(sum.Events) == 0) && progressDetailOnly(s.base.Status, obj.Status) {
+		// Counts and messages that moved on the way, and whatever a pass saw
+		// while a Deployment's status lagged its pods, wait for the next
+		// write that matters, within the progress window; events need the
+		// status they tell of written, unless the decision write has it.
+		if retErr == nil && (s.decided || len(sum.Events) == 0) && mayHoldBack(s.base.Status, obj.Status, s.settling()) {
 			if wait := r.held.hold(req.NamespacedName, s.now, r.progressWindow()); wait > 0 {
 				r.record(obj, sum.Events)
 				result = lowestRequeue(result, ctrl.Result{RequeueAfter: wait})

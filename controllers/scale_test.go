@@ -312,13 +312,12 @@ func writeBreakdown(writes []string) (byKind map[string]int, status int) {
 // canary (setWeight 100, no analysis, no space check: the benchmark's
 // service) rolled out to promoted. The owned objects' writes are what the
 // rollout needs; the RAGService's status is written when the rollout memory
-// must be recorded before acting, when what kstatus and the printer columns
-// read changes, and once more for counts a pod start left behind (see
-// docs/scale.md, Writes).
+// must be recorded before acting and when what kstatus and the printer
+// columns read changes (see docs/scale.md, Status writes).
 func TestCreateAndRolloutWrites(t *testing.T) {
 	g := NewWithT(t)
 	ns := kubetest.Namespace(t, k8sClient)
-	startSim(t, ns, quiet)
+	startSim(t, ns, quiet, lagging)
 	counter := &writeCounter{}
 	counted := rest.CopyConfig(cfg)
 	counted.WrapTransport = counter.wrap
@@ -339,9 +338,10 @@ func TestCreateAndRolloutWrites(t *testing.T) {
 	createKinds, createStatus := writeBreakdown(create)
 	t.Logf("create: %d writes, %d of them the status, %d refused: %v", len(create), createStatus, len(refused), createKinds)
 	// The decision and the summary go in one full update at the end of the
-	// first pass, and Ready is the next; a pod count in between waits for it.
+	// first pass, and Ready is the next; a pod count in between, and the pod
+	// seen ready before its Deployment counts it (lagging), wait for it.
 	// (Before: 5, the decision and the end of each pass written apart.)
-	g.Expect(createStatus).To(BeNumerically("<=", 3), "status writes of a create: %v", create)
+	g.Expect(createStatus).To(BeNumerically("<=", 2), "status writes of a create: %v", create)
 
 	update(t, ns, "docs", func(s *ragv1.RAGService) { s.Spec.Concurrency.MaxInFlight = 16 })
 	g.Eventually(func(g Gomega) {
@@ -357,9 +357,10 @@ func TestCreateAndRolloutWrites(t *testing.T) {
 	rolloutKinds, rolloutStatus := writeBreakdown(rollout)
 	t.Logf("rollout: %d writes, %d of them the status, %d refused: %v", len(rollout), rolloutStatus, len(refused), rolloutKinds)
 	// The canary's start, the promotion and its end are each written before
-	// they are acted on, and the counts once the canary is gone. (Before: 7
-	// or 8, one of them refused with 409.)
-	g.Expect(rolloutStatus).To(BeNumerically("<=", 5), "status writes of a rollout: %v", rollout)
+	// they are acted on; the end's write already counts without the canary
+	// it removes. (Before: 4, the counts once the canary was gone written
+	// apart; 7 or 8, one of them refused with 409, before that.)
+	g.Expect(rolloutStatus).To(BeNumerically("<=", 3), "status writes of a rollout: %v", rollout)
 	g.Expect(refused).To(BeEmpty(), "status writes refused as stale reads")
 
 	// The end state tells the truth: the counts nothing holds back once the

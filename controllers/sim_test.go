@@ -57,6 +57,7 @@ type sim struct {
 	minReady map[string]int32 // per RAGService: least ready pods seen once it was full
 	full     map[string]bool
 	sent     map[string]int // requests answered, by status code
+	lagging  bool           // Deployment status reported a tick after the pods
 }
 
 type simPod struct {
@@ -84,11 +85,19 @@ func allocAddr() string {
 	return a
 }
 
-// quiet is a startSim option: no client load, only what the operator sends.
-const quiet = "quiet"
+// Options of startSim.
+const (
+	// quiet: no client load, only what the operator sends.
+	quiet = "quiet"
+	// lagging: a Deployment's status counts its pods as they were one tick
+	// (100 ms) before, as on a real cluster, where the pod watch shows a pod
+	// ready before the Deployment controller has counted it.
+	lagging = "lagging"
+)
 
 func startSim(t *testing.T, ns string, opts ...string) *sim {
-	s := &sim{t: t, ns: ns, pods: map[string]*simPod{}, minReady: map[string]int32{}, full: map[string]bool{}, sent: map[string]int{}}
+	s := &sim{t: t, ns: ns, pods: map[string]*simPod{}, minReady: map[string]int32{}, full: map[string]bool{}, sent: map[string]int{},
+		lagging: slices.Contains(opts, lagging)}
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -169,6 +178,11 @@ func (s *sim) reconcileDeployment(ctx context.Context, d *appsv1.Deployment) err
 	for i, p := range mine {
 		view[i] = deploysim.Pod{Revision: p.revision, Ready: p.ready}
 	}
+	if s.lagging {
+		if err := s.reportStatus(ctx, d, rev); err != nil {
+			return err
+		}
+	}
 	// One move per tick, as the envtest clock is real time.
 	switch a := deploysim.Next(deploysim.Strategy{MaxSurge: rollout.MaxSurge(want), MaxUnavailable: rollout.MaxUnavailable}, want, rev, view); {
 	case a.Create:
@@ -177,6 +191,9 @@ func (s *sim) reconcileDeployment(ctx context.Context, d *appsv1.Deployment) err
 		}
 	case a.Delete >= 0:
 		s.deletePod(ctx, mine[a.Delete])
+	}
+	if s.lagging {
+		return nil
 	}
 	return s.reportStatus(ctx, d, rev)
 }

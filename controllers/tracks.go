@@ -94,7 +94,7 @@ func (r *RAGServiceReconciler) reconcileTracks(ctx context.Context, s *scope) (c
 		// decision beside the last pass's conditions (a canary next to
 		// Healthy); the end of the pass writes them again only if applying
 		// changed them.
-		r.summarize(s, errors.Join(s.errs...))
+		r.summarize(s.after(&plan), errors.Join(s.errs...))
 		if len(s.errs) == 0 {
 			// Observed with the decision: everything the decision needs was
 			// read without a failure. (A step that fails later says so in the
@@ -151,6 +151,20 @@ func (r *RAGServiceReconciler) reconcileTracks(ctx context.Context, s *scope) (c
 		log.Info("Rollout", "transition", plan.Transition, "reason", plan.Reason, "message", plan.Message)
 	}
 	return ctrl.Result{RequeueAfter: plan.RequeueAfter}, nil
+}
+
+// after is the scope as this pass leaves it once it has acted on plan, as far
+// as the summary counts it: a canary the plan removes is deleted right after
+// the decision is written, and its pods no longer count (as at the end of
+// the pass). Summarized so, the decision write has the counts the end of the
+// pass would write next; if the deletion fails, the end of the pass says so.
+func (s *scope) after(plan *rollout.Plan) *scope {
+	if plan.CanaryRevision != "" || s.canary == nil {
+		return s
+	}
+	next := *s
+	next.canary, next.canaryPods = nil, nil
+	return &next
 }
 
 // followProbeTraffic keeps synthetic requests going to both tracks' ready

@@ -10,7 +10,9 @@
 #      (a one-step canary), and at the first N also BENCH_UNRELATED_PODS pods
 #      of another app against the manager's RSS.
 # API writes are counted from the kube-apiserver's audit log, by user. Results
-# (JSON per side and N, and report.md) are kept in .local/bench-scale-results.
+# (JSON per side and N, report.md, the managers' logs and the audit logs, with
+# the body of every status write of the manager) are kept in
+# .local/bench-scale-results.
 # Each phase waits at most BENCH_PHASE_TIMEOUT; no new N starts after
 # BENCH_TIMEOUT_MIN minutes; BENCH_SIDES="operator" skips the baseline (while
 # developing). Everything stops on exit. Needs root (the pod
@@ -73,6 +75,10 @@ apiVersion: audit.k8s.io/v1
 kind: Policy
 omitStages: [RequestReceived, ResponseStarted]
 rules:
+- level: Request
+  users: ["system:serviceaccount:rag-bench:manager"]
+  verbs: [update, patch]
+  resources: [{group: rag.ragops.io, resources: [ragservices/status]}]
 - level: Metadata
   users: [admin, "system:serviceaccount:rag-bench:manager"]
   verbs: [create, update, patch, delete, deletecollection]
@@ -105,6 +111,7 @@ side() { # side N [extra flags]
 	wait "$child" || { say "$side N=$n did not finish (see above); its result so far is kept"; failed=1; }
 	child=
 	mv "$LOCAL_DIR/state/manager.log" "$RESULTS/manager-$side-$n.log" 2>/dev/null || true
+	gzip -c "$AUDIT_LOG" >"$RESULTS/audit-$side-$n.log.gz" 2>/dev/null || true
 	down
 }
 
