@@ -26,8 +26,9 @@ const DefaultProgressWindow = 10 * time.Second
 // written before anything acts on it), observedGeneration, the phase, the
 // selector, and each condition's presence, status and reason (kstatus,
 // `kubectl wait`, Argo CD's health check, the printer columns Ready and
-// Phase). Nor is a settled status (no Reconciling): its counts are written at
-// once, so the end state is always the truth.
+// Phase), unless a Deployment's status lags (mayHoldBack). Nor is a settled
+// status (no Reconciling): its counts are written at once, so the end state is
+// always the truth.
 func progressDetailOnly(written, cur ragv1.RAGServiceStatus) bool {
 	if !bothReconciling(written, cur) {
 		return false
