@@ -338,9 +338,10 @@ func TestCreateAndRolloutWrites(t *testing.T) {
 	createKinds, createStatus := writeBreakdown(create)
 	t.Logf("create: %d writes, %d of them the status, %d refused: %v", len(create), createStatus, len(refused), createKinds)
 	// The decision and the summary go in one full update at the end of the
-	// first pass, and Ready is the next; a pod count in between, and the pod
-	// seen ready before its Deployment counts it (lagging), wait for it.
-	// (Before: 5, the decision and the end of each pass written apart.)
+	// first pass, and Ready is the next; a pod count in between waits for it.
+	// (Before: 5, the decision and the end of each pass written apart.) The
+	// sim's Deployment status lags its pods by a tick, as on a cluster; the
+	// hold while it lags is TestMayHoldBack's.
 	g.Expect(createStatus).To(BeNumerically("<=", 2), "status writes of a create: %v", create)
 
 	update(t, ns, "docs", func(s *ragv1.RAGService) { s.Spec.Concurrency.MaxInFlight = 16 })

@@ -12,7 +12,7 @@ import (
 
 // runReport prints the results as docs/scale.md's tables: Flux's benchmark
 // shape (objects, type, component, duration, max memory) with the baseline
-// and the ratios beside, then the targets of issue 14 marked met or not.
+// and the ratios beside, then the scale targets (docs/scale.md) marked met or not.
 func runReport(files []string) error {
 	if len(files) == 0 {
 		return fmt.Errorf("report: no result files")
@@ -99,7 +99,7 @@ func report(w io.Writer, base, op map[int]*Result) {
 		fmt.Fprintf(w, "| %s | %s | %s |\n", k, kindPerService(create, k, top), kindPerService(rollout, k, top))
 	}
 
-	fmt.Fprintf(w, "\nTargets (issue 14), N = %d:\n\n", top)
+	fmt.Fprintf(w, "\nTargets, N = %d:\n\n", top)
 	bc := phase(b, "create")
 	idle := phase(o, "idle")
 	target := func(ok bool, known bool, what string) {

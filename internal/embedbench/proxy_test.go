@@ -353,7 +353,8 @@ func printCPU(rows []matrixRow) {
 	_ = tw.Flush()
 }
 
-// printTargets marks each target of issue 13 met or not met, from this run.
+// printTargets marks each target of the proxy matrix (docs/embedserver.md) met
+// or not met, from this run.
 func printTargets(rows []matrixRow, haveNginx bool) {
 	mark := func(ok bool) string {
 		if ok {

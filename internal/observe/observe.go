@@ -133,11 +133,12 @@ func Settling(d *appsv1.Deployment, pods []corev1.Pod) bool {
 	}
 	var active, ready int32
 	for i := range pods {
-		if p := &pods[i]; p.DeletionTimestamp != nil || p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
+		p := &pods[i]
+		if p.DeletionTimestamp != nil || p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
 			continue
 		}
 		active++
-		if podReady(&pods[i]) {
+		if podReady(p) {
 			ready++
 		}
 	}

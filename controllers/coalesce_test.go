@@ -1,0 +1,53 @@
+package controllers
+
+import (
+	"testing"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	ragv1 "github.com/ragops/rag-operator/api/v1alpha1"
+)
+
+func TestMayHoldBack(t *testing.T) {
+	cond := func(typ, status, reason, msg string) metav1.Condition {
+		return metav1.Condition{Type: typ, Status: metav1.ConditionStatus(status), Reason: reason, Message: msg}
+	}
+	status := func(ready int32, conds ...metav1.Condition) ragv1.RAGServiceStatus {
+		return ragv1.RAGServiceStatus{ReadyReplicas: ready, Conditions: conds, Phase: ragv1.PhaseProgressing}
+	}
+	rolling := func(msg string) metav1.Condition { return cond(ragv1.ConditionReconciling, "True", "RollingOut", msg) }
+	unavailable := cond("Available", "False", "MinimumReplicasUnavailable", "0 of 1 stable replicas ready")
+	available := cond("Available", "True", "MinimumReplicasAvailable", "1 of 1 stable replicas ready")
+	written := status(0, unavailable, rolling("0/1 pods ready"))
+	healthy := ragv1.RAGServiceStatus{ReadyReplicas: 1, Phase: ragv1.PhaseHealthy,
+		Conditions: []metav1.Condition{available, cond(ragv1.ConditionReady, "True", "Succeeded", "")}}
+
+	for _, c := range []struct {
+		name     string
+		cur      ragv1.RAGServiceStatus
+		settling bool
+		want     bool
+	}{
+		{"a count and a message", status(1, unavailable, rolling("1/1 pods ready")), false, true},
+		{"the same while settling", status(1, unavailable, rolling("1/1 pods ready")), true, true},
+		// The pod watch ahead of the Deployment: Available flips a pass before Ready.
+		{"a reason while settling", status(1, available, rolling("1/1 pods ready")), true, true},
+		{"a reason, nothing settling", status(1, available, rolling("1/1 pods ready")), false, false},
+		{"the phase, nothing settling", func() ragv1.RAGServiceStatus {
+			s := status(0, unavailable, rolling("0/1 pods ready"))
+			s.Phase = ragv1.PhaseDegraded
+			return s
+		}(), false, false},
+		// A settled status is never held, lagging Deployment or not.
+		{"settled", healthy, false, false},
+		{"settled while settling", healthy, true, false},
+	} {
+		if got := mayHoldBack(written, c.cur, c.settling); got != c.want {
+			t.Errorf("%s: mayHoldBack = %v, want %v", c.name, got, c.want)
+		}
+	}
+	// Nothing is held over a status that was not Reconciling.
+	if mayHoldBack(healthy, status(1, available, rolling("")), true) {
+		t.Error("mayHoldBack held a status over a settled one")
+	}
+}
