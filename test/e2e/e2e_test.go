@@ -265,6 +265,14 @@ spec:
 // reach it, until the test ends; it returns the base URL for spec.embedding.endpoint.
 func startUpstream(t *testing.T, cfg fakeupstream.Config) string {
 	t.Helper()
+	url, _ := startUpstreamServer(t, cfg)
+	return url
+}
+
+// startUpstreamServer is startUpstream that also returns the fake, for a test
+// that changes its behaviour while pods call it (SetConfig).
+func startUpstreamServer(t *testing.T, cfg fakeupstream.Config) (string, *fakeupstream.Server) {
+	t.Helper()
 	ip := os.Getenv("E2E_HOST_IP")
 	if ip == "" {
 		t.Fatal("E2E_HOST_IP is not set: run `make test-e2e-run`")
@@ -282,7 +290,7 @@ func startUpstream(t *testing.T, cfg fakeupstream.Config) string {
 		defer cancel()
 		_ = srv.Shutdown(ctx)
 	})
-	return "http://" + ln.Addr().String() + "/v1"
+	return "http://" + ln.Addr().String() + "/v1", up
 }
 
 func cmpOr(s, def string) string {

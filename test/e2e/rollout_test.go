@@ -138,12 +138,26 @@ func TestCanaryPromotedAndRolledBackUnderLoad(t *testing.T) {
 	})
 	t.Logf("promoted %s -> %s", first, second)
 
-	// The bad change: an upstream that fails half its calls (with the same
-	// vectors, so the canary proves its space first, on retried probes, and is
-	// then judged on what clients get).
+	// The bad change: an upstream that embeds in the same space (64 dimensions,
+	// like the builtin model) while the guard probes it, and then fails every
+	// call, so every client request the canary takes fails too, whatever its
+	// retries. (A partly failing upstream is hidden by the server's retries:
+	// with half the calls failing, about one client request in eight fails,
+	// and a rollback after a few seconds may leave the clients none.)
 	bad := good
-	bad.Endpoint = startUpstream(t, fakeupstream.Config{ErrorRate: 0.5, Dims: 64})
+	var badUpstream *fakeupstream.Server
+	bad.Endpoint, badUpstream = startUpstreamServer(t, fakeupstream.Config{Dims: 64})
 	apply(t, bad)
+	eventually(t, 90*time.Second, 100*time.Millisecond, "the bad canary's space found compatible", func() (bool, string) {
+		s := getSvc(t, ns, "docs")
+		es := s.Status.EmbeddingSpace
+		if s.Status.CanaryRevision == "" || es == nil {
+			return false, fmt.Sprintf("canary %q, no space check", s.Status.CanaryRevision)
+		}
+		return es.Revision == s.Status.CanaryRevision && es.Verdict == ragv1.SpaceCompatible,
+			fmt.Sprintf("canary %q, check of %q: %s %s", s.Status.CanaryRevision, es.Revision, es.Verdict, es.Message)
+	})
+	badUpstream.SetConfig(fakeupstream.Config{ErrorRate: 1, Dims: 64})
 	code, out = exitCode("rag", "status", "docs", "-n", ns, "--watch", "--timeout", "120s")
 	if code != 1 {
 		t.Fatalf("kubectl rag status --watch after the bad change: exit %d, want 1\n%s", code, tail(out, 30))
