@@ -52,9 +52,33 @@ func progressDetailOnly(written, cur ragv1.RAGServiceStatus) bool {
 // next pass, so a pod reported ready before its Deployment counts it (which
 // flips Available one pass ahead of Ready) is written with what that update
 // changes, not apart. Both wait within the progress window only; a settled
-// status is never held.
+// status is never held. Nor is a status that differs in nothing: there is
+// nothing to hold, and a pass that held it would start the window's clock, so
+// that the first real change after it was written at once.
 func mayHoldBack(written, cur ragv1.RAGServiceStatus, settling bool) bool {
-	return bothReconciling(written, cur) && (settling || progressDetailOnly(written, cur))
+	return bothReconciling(written, cur) && !sameStatus(written, cur) && (settling || progressDetailOnly(written, cur))
+}
+
+// outlastsWindow says whether cur may wait past the progress window, and
+// without starting its clock: when it differs from written, with the service
+// Reconciling in both, in status.replicas alone (pods that exist but serve no
+// one yet: a pod being scheduled, pulling its image or loading its model).
+// Such a count is written with the next write that matters, which always
+// comes: the pod turns ready (readyReplicas and the messages move), the
+// progress deadline passes (a canary is rolled back or held, a stable
+// Deployment reports it: Stalled), or the service settles. Without this,
+// every pod slower to start than the window cost one status write of a number
+// few read mid-rollout (no printer column; an HPA reads it, through the scale
+// subresource, only to average Object and External metrics per pod, and while
+// Reconciling it counts both tracks anyway), and the window's length was a
+// bet on pod start times.
+func outlastsWindow(written, cur ragv1.RAGServiceStatus) bool {
+	if !bothReconciling(written, cur) || written.Replicas == cur.Replicas {
+		return false
+	}
+	a := *cur.DeepCopy()
+	a.Replicas = written.Replicas
+	return sameStatus(written, a)
 }
 
 func bothReconciling(written, cur ragv1.RAGServiceStatus) bool {

@@ -38,6 +38,9 @@ func TestMayHoldBack(t *testing.T) {
 			s.Phase = ragv1.PhaseDegraded
 			return s
 		}(), false, false},
+		// Nothing to hold: the pass must not start the window's clock.
+		{"nothing moved", written, false, false},
+		{"nothing moved while settling", written, true, false},
 		// A settled status is never held, lagging Deployment or not.
 		{"settled", healthy, false, false},
 		{"settled while settling", healthy, true, false},
@@ -49,5 +52,51 @@ func TestMayHoldBack(t *testing.T) {
 	// Nothing is held over a status that was not Reconciling.
 	if mayHoldBack(healthy, status(1, available, rolling("")), true) {
 		t.Error("mayHoldBack held a status over a settled one")
+	}
+}
+
+func TestOutlastsWindow(t *testing.T) {
+	cond := func(typ, status, reason, msg string) metav1.Condition {
+		return metav1.Condition{Type: typ, Status: metav1.ConditionStatus(status), Reason: reason, Message: msg}
+	}
+	rolling := cond(ragv1.ConditionReconciling, "True", "RollingOut", "Rolling out stable revision abc: 0/1 pods ready")
+	unavailable := cond("Available", "False", "MinimumReplicasUnavailable", "0 of 1 stable replicas ready")
+	status := func(replicas, ready int32, conds ...metav1.Condition) ragv1.RAGServiceStatus {
+		return ragv1.RAGServiceStatus{Replicas: replicas, ReadyReplicas: ready, Phase: ragv1.PhaseProgressing, Conditions: conds}
+	}
+	written := status(0, 0, unavailable, rolling)
+
+	for _, c := range []struct {
+		name string
+		cur  ragv1.RAGServiceStatus
+		want bool
+	}{
+		{"the create's pod exists, not ready", status(1, 0, unavailable, rolling), true},
+		{"a surge pod exists, not ready", func() ragv1.RAGServiceStatus { s := status(2, 0, unavailable, rolling); return s }(), true},
+		{"nothing moved", status(0, 0, unavailable, rolling), false},
+		{"a pod turned ready", status(1, 1, unavailable, rolling), false},
+		{"the weight moved", func() ragv1.RAGServiceStatus {
+			s := status(1, 0, unavailable, rolling)
+			s.EffectiveWeight = 50
+			return s
+		}(), false},
+		{"a message moved", status(1, 0, cond("Available", "False", "MinimumReplicasUnavailable", "0 of 2 stable replicas ready"), rolling), false},
+		{"a reason moved", status(1, 0, cond("Available", "False", "DeploymentMissing", "stable Deployment does not exist yet"), rolling), false},
+		{"the phase moved", func() ragv1.RAGServiceStatus {
+			s := status(1, 0, unavailable, rolling)
+			s.Phase = ragv1.PhaseDegraded
+			return s
+		}(), false},
+		{"settled", ragv1.RAGServiceStatus{Replicas: 1, Phase: ragv1.PhaseHealthy,
+			Conditions: []metav1.Condition{cond(ragv1.ConditionReady, "True", "Succeeded", "")}}, false},
+	} {
+		if got := outlastsWindow(written, c.cur); got != c.want {
+			t.Errorf("%s: outlastsWindow = %v, want %v", c.name, got, c.want)
+		}
+	}
+	// Nothing waits over a status that was not Reconciling.
+	settled := status(0, 0, unavailable)
+	if outlastsWindow(settled, status(1, 0, unavailable, rolling)) {
+		t.Error("outlastsWindow held a count over a status that was not Reconciling")
 	}
 }

@@ -194,9 +194,16 @@ func (r *RAGServiceReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		sum := r.summarize(s, retErr)
 		// Counts and messages that moved on the way, and whatever a pass saw
 		// while a Deployment's status lagged its pods, wait for the next
-		// write that matters, within the progress window; events need the
+		// write that matters, within the progress window (the count of pods
+		// not ready yet, past it too: outlastsWindow); events need the
 		// status they tell of written, unless the decision write has it.
 		if retErr == nil && (s.decided || len(sum.Events) == 0) && mayHoldBack(s.base.Status, obj.Status, s.settling()) {
+			if r.progressWindow() > 0 && outlastsWindow(s.base.Status, obj.Status) {
+				// The next write that matters brings the count; the window's
+				// clock starts when something else moves.
+				r.record(obj, sum.Events)
+				return
+			}
 			if wait := r.held.hold(req.NamespacedName, s.now, r.progressWindow()); wait > 0 {
 				r.record(obj, sum.Events)
 				result = lowestRequeue(result, ctrl.Result{RequeueAfter: wait})

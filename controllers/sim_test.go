@@ -58,6 +58,7 @@ type sim struct {
 	full     map[string]bool
 	sent     map[string]int // requests answered, by status code
 	lagging  bool           // Deployment status reported a tick after the pods
+	slow     bool           // pods become ready slowStartDelay after they are created
 }
 
 type simPod struct {
@@ -65,6 +66,7 @@ type simPod struct {
 	ip                                string
 	model                             string // what its server embeds with
 	ready                             bool
+	readyAt                           time.Time // slow start: when it turns ready
 	cancel                            context.CancelFunc
 	done                              chan struct{}
 }
@@ -93,11 +95,17 @@ const (
 	// (100 ms) before, as on a real cluster, where the pod watch shows a pod
 	// ready before the Deployment controller has counted it.
 	lagging = "lagging"
+	// slowStart: a pod turns ready slowStartDelay after it is created, as a
+	// pod that pulls an image or loads a model does: its Deployment counts it
+	// as a replica, not ready, for that long.
+	slowStart = "slow-start"
 )
+
+const slowStartDelay = 3 * time.Second
 
 func startSim(t *testing.T, ns string, opts ...string) *sim {
 	s := &sim{t: t, ns: ns, pods: map[string]*simPod{}, minReady: map[string]int32{}, full: map[string]bool{}, sent: map[string]int{},
-		lagging: slices.Contains(opts, lagging)}
+		lagging: slices.Contains(opts, lagging), slow: slices.Contains(opts, slowStart)}
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -137,6 +145,7 @@ func (s *sim) tick(ctx context.Context) {
 	if err := k8sClient.List(ctx, deps, client.InNamespace(s.ns)); err != nil {
 		return
 	}
+	s.turnReady(ctx)
 	live := map[string]bool{}
 	for i := range deps.Items {
 		d := &deps.Items[i]
@@ -251,6 +260,9 @@ func (s *sim) createPod(ctx context.Context, d *appsv1.Deployment, rev string) e
 			return err
 		}
 		p.ready = true
+		if s.slow {
+			p.ready, p.readyAt = false, time.Now().Add(slowStartDelay)
+		}
 	}
 	pod.Status = corev1.PodStatus{
 		Phase:  corev1.PodRunning,
@@ -268,6 +280,31 @@ func (s *sim) createPod(ctx context.Context, d *appsv1.Deployment, rev string) e
 	s.pods[name] = p
 	s.mu.Unlock()
 	return nil
+}
+
+// turnReady reports ready the slow-starting pods whose time has come.
+func (s *sim) turnReady(ctx context.Context) {
+	s.mu.Lock()
+	var due []*simPod
+	for _, p := range s.pods {
+		if !p.ready && !p.readyAt.IsZero() && !time.Now().Before(p.readyAt) {
+			due = append(due, p)
+		}
+	}
+	s.mu.Unlock()
+	for _, p := range due {
+		pod := &corev1.Pod{}
+		if err := k8sClient.Get(ctx, client.ObjectKey{Namespace: s.ns, Name: p.name}, pod); err != nil {
+			continue
+		}
+		pod.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue, LastTransitionTime: metav1.Now()}}
+		if err := k8sClient.Status().Update(ctx, pod); err != nil {
+			continue // the next tick tries again
+		}
+		s.mu.Lock()
+		p.ready = true
+		s.mu.Unlock()
+	}
 }
 
 func (s *sim) deletePod(ctx context.Context, p *simPod) {
