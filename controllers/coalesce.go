@@ -51,10 +51,11 @@ func progressDetailOnly(written, cur ragv1.RAGServiceStatus) bool {
 // controller's update that ends such a moment is on its way and brings the
 // next pass, so a pod reported ready before its Deployment counts it (which
 // flips Available one pass ahead of Ready) is written with what that update
-// changes, not apart. Both wait within the progress window only; a settled
-// status is never held. Nor is a status that differs in nothing: there is
-// nothing to hold, and a pass that held it would start the window's clock, so
-// that the first real change after it was written at once.
+// changes, not apart. Both wait within the progress window only (a lag that
+// moved only what pods move, lagWindows of it: holdWindow); a settled status is never held. Nor is a
+// status that differs in nothing: there is nothing to hold, and a pass that
+// held it would start the window's clock, so that the first real change after
+// it was written at once.
 func mayHoldBack(written, cur ragv1.RAGServiceStatus, settling bool) bool {
 	return bothReconciling(written, cur) && !sameStatus(written, cur) && (settling || progressDetailOnly(written, cur))
 }
@@ -79,6 +80,47 @@ func outlastsWindow(written, cur ragv1.RAGServiceStatus) bool {
 	a := *cur.DeepCopy()
 	a.Replicas = written.Replicas
 	return sameStatus(written, a)
+}
+
+// lagWindows is how many progress windows a summary may wait while a
+// Deployment's status lags its pods and what moved is what the pods moved
+// (podsMovedOnly): the Deployment controller of a loaded cluster is that far
+// behind the pod watch (11 s on the benchmark cluster with 100 services
+// created at once), and what waits is what the Deployment itself does not
+// show yet either. A Deployment controller further behind than that is a
+// cluster in trouble; the pods' view is written then.
+const lagWindows = 3
+
+// holdWindow is how long a summary held back may wait, from the first pass
+// that held it: the progress window, or lagWindows of it while a lagging
+// Deployment explains the wait (podsAhead); a window that holds nothing back
+// (zero or less) stays so.
+func holdWindow(window time.Duration, podsAhead bool) time.Duration {
+	if podsAhead && window > 0 {
+		return lagWindows * window
+	}
+	return window
+}
+
+// podsMovedOnly says whether cur differs from written, with the service
+// Reconciling in both, only in what the pod watch moves ahead of a
+// Deployment's status: the counts, the conditions' messages and the
+// Available condition. Anything else (a Secret found, a step, a reason of
+// Ready) has its own cause, and a lagging Deployment is no reason to hold it
+// longer than the window.
+func podsMovedOnly(written, cur ragv1.RAGServiceStatus) bool {
+	if !bothReconciling(written, cur) {
+		return false
+	}
+	a, b := *written.DeepCopy(), *cur.DeepCopy()
+	for _, st := range []*ragv1.RAGServiceStatus{&a, &b} {
+		st.Replicas, st.ReadyReplicas, st.EffectiveWeight = 0, 0, 0
+		apimeta.RemoveStatusCondition(&st.Conditions, ragv1.ConditionAvailable)
+		for i := range st.Conditions {
+			st.Conditions[i].Message = ""
+		}
+	}
+	return sameStatus(a, b)
 }
 
 func bothReconciling(written, cur ragv1.RAGServiceStatus) bool {

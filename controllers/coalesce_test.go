@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"testing"
+	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -98,5 +99,62 @@ func TestOutlastsWindow(t *testing.T) {
 	settled := status(0, 0, unavailable)
 	if outlastsWindow(settled, status(1, 0, unavailable, rolling)) {
 		t.Error("outlastsWindow held a count over a status that was not Reconciling")
+	}
+}
+
+func TestHoldWindow(t *testing.T) {
+	for _, c := range []struct {
+		window    time.Duration
+		podsAhead bool
+		want      time.Duration
+	}{
+		{10 * time.Second, false, 10 * time.Second},
+		{10 * time.Second, true, 30 * time.Second},
+		{2 * time.Second, true, 6 * time.Second},
+		// --status-progress-window=0s holds nothing back, lag or not.
+		{-1, false, -1},
+		{-1, true, -1},
+	} {
+		if got := holdWindow(c.window, c.podsAhead); got != c.want {
+			t.Errorf("holdWindow(%s, podsAhead %v) = %s, want %s", c.window, c.podsAhead, got, c.want)
+		}
+	}
+}
+
+func TestPodsMovedOnly(t *testing.T) {
+	cond := func(typ, status, reason, msg string) metav1.Condition {
+		return metav1.Condition{Type: typ, Status: metav1.ConditionStatus(status), Reason: reason, Message: msg}
+	}
+	status := func(replicas, ready int32, conds ...metav1.Condition) ragv1.RAGServiceStatus {
+		return ragv1.RAGServiceStatus{Replicas: replicas, ReadyReplicas: ready, Phase: ragv1.PhaseProgressing, Conditions: conds}
+	}
+	rolling := func(msg string) metav1.Condition { return cond(ragv1.ConditionReconciling, "True", "RollingOut", msg) }
+	notReady := func(reason, msg string) metav1.Condition { return cond(ragv1.ConditionReady, "False", reason, msg) }
+	unavailable := cond("Available", "False", "MinimumReplicasUnavailable", "0 of 1 stable replicas ready")
+	available := cond("Available", "True", "MinimumReplicasAvailable", "1 of 1 stable replicas ready")
+	written := status(0, 0, unavailable, rolling("0/1 pods ready"), notReady("RollingOut", "0/1 pods ready"))
+
+	for _, c := range []struct {
+		name string
+		cur  ragv1.RAGServiceStatus
+		want bool
+	}{
+		// The benchmark's create: the pod watch shows the pod ready, its
+		// Deployment has not counted it.
+		{"a pod ready ahead of its Deployment", status(0, 1, available, rolling("1/1 pods ready"), notReady("RollingOut", "1/1 pods ready")), true},
+		{"counts only", status(1, 1, unavailable, rolling("0/1 pods ready"), notReady("RollingOut", "0/1 pods ready")), true},
+		{"a Secret found: Ready's reason", status(0, 0, unavailable, rolling("0/1 pods ready"), notReady("SecretNotFound", `Secret "openai" not found`)), false},
+		{"Reconciling's reason", status(0, 1, available, cond(ragv1.ConditionReconciling, "True", "WaitingForCanaryPods", ""), notReady("RollingOut", "")), false},
+		{"the phase", func() ragv1.RAGServiceStatus {
+			s := status(0, 1, available, rolling("1/1 pods ready"), notReady("RollingOut", "1/1 pods ready"))
+			s.Phase = ragv1.PhaseDegraded
+			return s
+		}(), false},
+		{"settled", ragv1.RAGServiceStatus{ReadyReplicas: 1, Phase: ragv1.PhaseHealthy,
+			Conditions: []metav1.Condition{available, cond(ragv1.ConditionReady, "True", "Succeeded", "")}}, false},
+	} {
+		if got := podsMovedOnly(written, c.cur); got != c.want {
+			t.Errorf("%s: podsMovedOnly = %v, want %v", c.name, got, c.want)
+		}
 	}
 }

@@ -204,7 +204,8 @@ func (r *RAGServiceReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 				r.record(obj, sum.Events)
 				return
 			}
-			if wait := r.held.hold(req.NamespacedName, s.now, r.progressWindow()); wait > 0 {
+			if wait := r.held.hold(req.NamespacedName, s.now, holdWindow(r.progressWindow(), s.settling() && podsMovedOnly(s.base.Status, obj.Status))); wait > 0 {
+				log.V(1).Info("status held back", "settling", s.settling(), "for", wait.Round(time.Millisecond).String())
 				r.record(obj, sum.Events)
 				result = lowestRequeue(result, ctrl.Result{RequeueAfter: wait})
 				return

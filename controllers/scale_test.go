@@ -344,6 +344,11 @@ func TestCreateAndRolloutWrites(t *testing.T) {
 		// or two: well inside the window, with room for a loaded machine.
 		testCreateAndRolloutWrites(t, slowStartDelay*2/3, lagging, slowStart)
 	})
+	t.Run("a Deployment controller slower than the progress window", func(t *testing.T) {
+		// The pod turns ready while its Deployment still counts it not
+		// ready, for longer than the window: the lag hold must outlast it.
+		testCreateAndRolloutWrites(t, slowControllerLag*2/3, slowStart, slowController)
+	})
 }
 
 func testCreateAndRolloutWrites(t *testing.T, window time.Duration, simOpts ...string) {
