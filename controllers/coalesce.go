@@ -52,10 +52,10 @@ func progressDetailOnly(written, cur ragv1.RAGServiceStatus) bool {
 // next pass, so a pod reported ready before its Deployment counts it (which
 // flips Available one pass ahead of Ready) is written with what that update
 // changes, not apart. Both wait within the progress window only (a lag that
-// moved only what pods move, lagWindows of it: holdWindow); a settled status is never held. Nor is a
-// status that differs in nothing: there is nothing to hold, and a pass that
-// held it would start the window's clock, so that the first real change after
-// it was written at once.
+// moved only what pods move, lagWindows of it: holdWindow); a settled status
+// is never held. Nor is a status that differs in nothing: there is nothing to
+// hold, and a pass that held it would start the window's clock, so that the
+// first real change after it was written at once.
 func mayHoldBack(written, cur ragv1.RAGServiceStatus, settling bool) bool {
 	return bothReconciling(written, cur) && !sameStatus(written, cur) && (settling || progressDetailOnly(written, cur))
 }

@@ -334,9 +334,10 @@ func writeBreakdown(writes []string) (byKind map[string]int, status int) {
 // rollout needs; the RAGService's status is written when the rollout memory
 // must be recorded before acting and when what kstatus and the printer
 // columns read changes (see docs/scale.md, Status writes). Pods that start at
-// once, and pods that take longer than the progress window to turn ready (a
+// once, pods that take longer than the progress window to turn ready (a
 // Deployment that counts a replica, not ready, for that long: on a loaded
-// cluster, or a model that loads) write the same.
+// cluster, or a model that loads), and pods that a slow Deployment controller
+// counts later than the window write the same.
 func TestCreateAndRolloutWrites(t *testing.T) {
 	t.Run("pods ready at once", func(t *testing.T) { testCreateAndRolloutWrites(t, 0, lagging) })
 	t.Run("pods slower than the progress window", func(t *testing.T) {
