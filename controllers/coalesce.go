@@ -33,14 +33,22 @@ func progressDetailOnly(written, cur ragv1.RAGServiceStatus) bool {
 	if !bothReconciling(written, cur) {
 		return false
 	}
-	a, b := *written.DeepCopy(), *cur.DeepCopy()
-	for _, st := range []*ragv1.RAGServiceStatus{&a, &b} {
-		st.Replicas, st.ReadyReplicas, st.EffectiveWeight = 0, 0, 0
-		for i := range st.Conditions {
-			st.Conditions[i].Message = ""
-		}
+	return sameStatus(withoutDetails(written), withoutDetails(cur))
+}
+
+// withoutDetails is st with its pod counts and conditions' messages cleared
+// and the conditions of the types drop removed: what is left must match for
+// a difference to be a detail.
+func withoutDetails(st ragv1.RAGServiceStatus, drop ...string) ragv1.RAGServiceStatus {
+	out := *st.DeepCopy()
+	out.Replicas, out.ReadyReplicas, out.EffectiveWeight = 0, 0, 0
+	for _, t := range drop {
+		apimeta.RemoveStatusCondition(&out.Conditions, t)
 	}
-	return sameStatus(a, b)
+	for i := range out.Conditions {
+		out.Conditions[i].Message = ""
+	}
+	return out
 }
 
 // mayHoldBack says whether cur, the summary of a pass, may wait for a later
@@ -112,15 +120,7 @@ func podsMovedOnly(written, cur ragv1.RAGServiceStatus) bool {
 	if !bothReconciling(written, cur) {
 		return false
 	}
-	a, b := *written.DeepCopy(), *cur.DeepCopy()
-	for _, st := range []*ragv1.RAGServiceStatus{&a, &b} {
-		st.Replicas, st.ReadyReplicas, st.EffectiveWeight = 0, 0, 0
-		apimeta.RemoveStatusCondition(&st.Conditions, ragv1.ConditionAvailable)
-		for i := range st.Conditions {
-			st.Conditions[i].Message = ""
-		}
-	}
-	return sameStatus(a, b)
+	return sameStatus(withoutDetails(written, ragv1.ConditionAvailable), withoutDetails(cur, ragv1.ConditionAvailable))
 }
 
 func bothReconciling(written, cur ragv1.RAGServiceStatus) bool {
