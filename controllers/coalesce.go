@@ -70,19 +70,23 @@ func mayHoldBack(written, cur ragv1.RAGServiceStatus, settling bool) bool {
 
 // outlastsWindow says whether cur may wait past the progress window, and
 // without starting its clock: when it differs from written, with the service
-// Reconciling in both, in status.replicas alone (pods that exist but serve no
-// one yet: a pod being scheduled, pulling its image or loading its model).
-// Such a count is written with the next write that matters, which always
-// comes: the pod turns ready (readyReplicas and the messages move), the
+// Reconciling in both, in status.replicas alone, grown by pods that exist but
+// serve no one yet (a pod being scheduled, pulling its image or loading its
+// model: cur counts more pods than ready ones). Such a count is written with
+// the next write that matters, which always comes for a pod not ready: it
+// turns ready (readyReplicas and the messages move), the
 // progress deadline passes (a canary is rolled back or held, a stable
 // Deployment reports it: Stalled), or the service settles. Without this,
 // every pod slower to start than the window cost one status write of a number
 // few read mid-rollout (no printer column; an HPA reads it, through the scale
 // subresource, only to average Object and External metrics per pod, and while
 // Reconciling it counts both tracks anyway), and the window's length was a
-// bet on pod start times.
+// bet on pod start times. A count that only caught up (the Deployment's
+// status.replicas reaching pods the pod watch already saw ready) or fell has
+// no such pod to bring the next write: it is a detail like any other, held
+// within the window only.
 func outlastsWindow(written, cur ragv1.RAGServiceStatus) bool {
-	if !bothReconciling(written, cur) || written.Replicas == cur.Replicas {
+	if !bothReconciling(written, cur) || cur.Replicas <= written.Replicas || cur.Replicas <= cur.ReadyReplicas {
 		return false
 	}
 	a := *cur.DeepCopy()

@@ -95,6 +95,23 @@ func TestOutlastsWindow(t *testing.T) {
 			t.Errorf("%s: outlastsWindow = %v, want %v", c.name, got, c.want)
 		}
 	}
+	// A count with no pod left to turn ready brings no later write: it waits
+	// within the window only. The Deployment's status.replicas lags the pod
+	// watch, so readyReplicas (pods) may run ahead of replicas (Deployment).
+	for _, c := range []struct {
+		name         string
+		written, cur ragv1.RAGServiceStatus
+		want         bool
+	}{
+		{"the Deployment caught up with pods ready", status(2, 3, unavailable, rolling), status(3, 3, unavailable, rolling), false},
+		{"caught up, and one more pod not ready", status(2, 3, unavailable, rolling), status(4, 3, unavailable, rolling), true},
+		{"a pod went away", status(3, 2, unavailable, rolling), status(2, 2, unavailable, rolling), false},
+		{"a pod not ready went away", status(4, 2, unavailable, rolling), status(3, 2, unavailable, rolling), false},
+	} {
+		if got := outlastsWindow(c.written, c.cur); got != c.want {
+			t.Errorf("%s: outlastsWindow = %v, want %v", c.name, got, c.want)
+		}
+	}
 	// Nothing waits over a status that was not Reconciling.
 	settled := status(0, 0, unavailable)
 	if outlastsWindow(settled, status(1, 0, unavailable, rolling)) {
