@@ -110,11 +110,17 @@ func Summarize(o Observation) Summary {
 	}
 }
 
+// pods is the number of pods of the track: the Deployment's count, and at
+// least the ready pods the pod watch already shows. The Deployment
+// controller's status.replicas lags the pod watch (by a minute on a cluster
+// busy with a thousand services), and a status that counted fewer pods than
+// ready ones would tell less than it knows, then cost a write of its own
+// when the Deployment caught up.
 func (t Track) pods() int32 {
 	if !t.Exists {
 		return 0
 	}
-	return t.Pods
+	return max(t.Pods, t.serving())
 }
 
 // classify decides, in this order of precedence: a bad spec; no decision this

@@ -380,14 +380,36 @@ func TestSummarizeIsRepeatable(t *testing.T) {
 }
 
 func TestSummarizeCounts(t *testing.T) {
-	s := Summarize(Observation{
-		Replicas: 3,
-		Stable:   Track{Exists: true, Pods: 4, ReadyReplicas: 2, ServingReplicas: 3},
-		Canary:   Track{Exists: true, Pods: 2, ReadyReplicas: 1},
-		Plan:     planOf(StateProgressing, TransitionWait, "PauseInProgress"),
-	})
-	if s.Replicas != 6 || s.ReadyReplicas != 4 {
-		t.Errorf("replicas %d ready %d, want 6 and 4 (all pods; every ready pod of both tracks)", s.Replicas, s.ReadyReplicas)
+	for _, c := range []struct {
+		name                  string
+		stable, canary        Track
+		wantReplicas, wantRdy int32
+	}{
+		{"all pods; every ready pod of both tracks",
+			Track{Exists: true, Pods: 4, ReadyReplicas: 2, ServingReplicas: 3}, Track{Exists: true, Pods: 2, ReadyReplicas: 1}, 6, 4},
+		// The Deployment controller has yet to count the canary's pod that
+		// the pod watch shows ready: it is a pod all the same.
+		{"a ready pod its Deployment has not counted yet",
+			Track{Exists: true, Pods: 1, ReadyReplicas: 1, ServingReplicas: 1}, Track{Exists: true, Pods: 0, ReadyReplicas: 1}, 2, 2},
+		{"the Deployment counts more ready than the pod watch shows",
+			Track{Exists: true, Pods: 1, ReadyReplicas: 0, ServingReplicas: 2}, Track{}, 2, 2},
+		{"pods not ready yet",
+			Track{Exists: true, Pods: 3, ReadyReplicas: 1, ServingReplicas: 0}, Track{Exists: true, Pods: 1}, 4, 1},
+		{"no Deployment: nothing counts",
+			Track{Pods: 2, ReadyReplicas: 2}, Track{}, 0, 0},
+	} {
+		s := Summarize(Observation{
+			Replicas: 3,
+			Stable:   c.stable,
+			Canary:   c.canary,
+			Plan:     planOf(StateProgressing, TransitionWait, "PauseInProgress"),
+		})
+		if s.Replicas != c.wantReplicas || s.ReadyReplicas != c.wantRdy {
+			t.Errorf("%s: replicas %d ready %d, want %d and %d", c.name, s.Replicas, s.ReadyReplicas, c.wantReplicas, c.wantRdy)
+		}
+		if s.Replicas < s.ReadyReplicas {
+			t.Errorf("%s: replicas %d below ready %d", c.name, s.Replicas, s.ReadyReplicas)
+		}
 	}
 }
 
