@@ -96,12 +96,15 @@ func outlastsWindow(written, cur ragv1.RAGServiceStatus) bool {
 
 // lagWindows is how many progress windows a summary may wait while a
 // Deployment's status lags its pods and what moved is what the pods moved
-// (podsMovedOnly): the Deployment controller of a loaded cluster is that far
-// behind the pod watch (11 s on the benchmark cluster with 100 services
-// created at once), and what waits is what the Deployment itself does not
-// show yet either. A Deployment controller further behind than that is a
-// cluster in trouble; the pods' view is written then.
-const lagWindows = 3
+// (podsMovedOnly): what waits is what the Deployment itself does not show yet
+// either, so the status is no staler than `kubectl get deployment`. The
+// Deployment controller of a loaded cluster is that far behind the pod watch:
+// 11 s on the benchmark cluster with 100 services created at once, 30 to 90 s
+// with 1,000 (its client's rate limit, 20 requests a second by default, sets
+// the pace). Two minutes at the default window; a Deployment controller
+// further behind than that is a cluster in trouble, and the pods' view is
+// written then.
+const lagWindows = 12
 
 // holdWindow is how long a summary held back may wait, from the first pass
 // that held it: the progress window, or lagWindows of it while a lagging

@@ -126,8 +126,8 @@ func TestHoldWindow(t *testing.T) {
 		want      time.Duration
 	}{
 		{10 * time.Second, false, 10 * time.Second},
-		{10 * time.Second, true, 30 * time.Second},
-		{2 * time.Second, true, 6 * time.Second},
+		{10 * time.Second, true, 2 * time.Minute},
+		{2 * time.Second, true, 24 * time.Second},
 		// --status-progress-window=0s holds nothing back, lag or not.
 		{-1, false, -1},
 		{-1, true, -1},
