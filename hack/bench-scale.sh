@@ -82,6 +82,11 @@ rules:
 - level: Metadata
   users: [admin, "system:serviceaccount:rag-bench:manager"]
   verbs: [create, update, patch, delete, deletecollection]
+# The cluster's own controllers that roll Deployments (benchscale's
+# clusterControllers): what they write per service is the cluster's floor.
+- level: Metadata
+  users: ["system:serviceaccount:kube-system:deployment-controller", "system:serviceaccount:kube-system:replicaset-controller", "system:serviceaccount:kube-system:generic-garbage-collector"]
+  verbs: [create, update, patch, delete, deletecollection]
 - level: None
 YAML
 

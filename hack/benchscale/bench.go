@@ -35,6 +35,16 @@ const (
 	templateName = "bench-template"
 )
 
+// clusterControllers are the kube-controller-manager's controllers whose
+// writes the audit log keeps (hack/bench-scale.sh's policy): with
+// --use-service-account-credentials each runs as its own ServiceAccount, with
+// its own client and client-side rate limit (--kube-api-qps, 20 by default),
+// so the Deployment controller's writes per service are what bounds how fast
+// the cluster can roll, on either side.
+var clusterControllers = []string{"deployment-controller", "replicaset-controller", "generic-garbage-collector"}
+
+func controllerUser(name string) string { return "system:serviceaccount:kube-system:" + name }
+
 var ragGVK = schema.GroupVersionKind{Group: "rag.ragops.io", Version: "v1alpha1", Kind: "RAGService"}
 
 // Phase is one measured step.
@@ -49,6 +59,8 @@ type Phase struct {
 	ManagerWrites int            `json:"managerWrites"`
 	ManagerKinds  map[string]int `json:"managerKinds,omitempty"`
 	KubectlWrites int            `json:"kubectlWrites"`
+	// Writes by the cluster's own controllers (clusterControllers), by name.
+	ClusterWrites map[string]int `json:"clusterWrites,omitempty"`
 
 	// The manager's, over the phase (operator side only).
 	CPUSeconds     float64 `json:"cpuSeconds,omitempty"`
@@ -319,9 +331,13 @@ func (b *bench) closePhase(name string, start time.Time, done, total int, cpu0 f
 	all := append(b.pending, b.audit.take())
 	b.pending = nil
 	p.ManagerKinds = map[string]int{}
+	p.ClusterWrites = map[string]int{}
 	for _, w := range all {
 		p.ManagerWrites += w.ByUser[managerUser]
 		p.KubectlWrites += w.ByUser["admin"]
+		for _, c := range clusterControllers {
+			p.ClusterWrites[c] += w.ByUser[controllerUser(c)]
+		}
 		for k, n := range w.ByKind[managerUser] {
 			p.ManagerKinds[k] += n
 		}

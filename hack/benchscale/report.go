@@ -99,6 +99,15 @@ func report(w io.Writer, base, op map[int]*Result) {
 		fmt.Fprintf(w, "| %s | %s | %s |\n", k, kindPerService(create, k, top), kindPerService(rollout, k, top))
 	}
 
+	fmt.Fprintf(w, "\nThe cluster's controllers' writes per service, N = %d (from the audit log; each controller has its own client and rate limit, 20 requests per second by default):\n\n", top)
+	fmt.Fprintln(w, "| Controller | baseline create | operator create | baseline rollout | operator rollout |")
+	fmt.Fprintln(w, "|------------|-----------------|-----------------|------------------|------------------|")
+	bcreate, brollout := phase(b, "create"), phase(b, "rollout")
+	for _, c := range clusterControllers {
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s |\n", c,
+			clusterPerService(bcreate, c, top), clusterPerService(create, c, top), clusterPerService(brollout, c, top), clusterPerService(rollout, c, top))
+	}
+
 	fmt.Fprintf(w, "\nTargets, N = %d:\n\n", top)
 	bc := phase(b, "create")
 	idle := phase(o, "idle")
@@ -191,6 +200,15 @@ func kindPerService(p *Phase, kind string, n int) string {
 		return "0"
 	}
 	return fmt.Sprintf("%.2f", float64(p.ManagerKinds[kind])/float64(n))
+}
+
+// clusterPerService is controller's writes per service in p; "–" for a
+// phase not run or a result from before they were counted.
+func clusterPerService(p *Phase, controller string, n int) string {
+	if p == nil || p.ClusterWrites == nil {
+		return "–"
+	}
+	return fmt.Sprintf("%.2f", float64(p.ClusterWrites[controller])/float64(n))
 }
 
 func depth(p *Phase) string {
