@@ -76,7 +76,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.Float64Var(&o.kubeAPIQPS, "kube-api-qps", 50, "Requests per second the manager sends to the API server, on average (client-side limit).")
 	fs.IntVar(&o.kubeAPIBurst, "kube-api-burst", 100, "Requests the manager may send to the API server in a burst above --kube-api-qps.")
 	fs.DurationVar(&o.progressWindow, "status-progress-window", controllers.DefaultProgressWindow,
-		"How long a RAGService's status may hold back pod counts and messages while it is Reconciling (what kstatus, kubectl wait and the printer columns read is written at once, unless a Deployment's status lags its pods: then as long, or three times as long for what the pods moved ahead of it); 0s or less holds nothing back. See docs/scale.md.")
+		"How long a RAGService's status may hold back pod counts and messages while it is Reconciling (what kstatus, kubectl wait and the printer columns read is written at once, unless a Deployment's status lags its pods: then as long, or twelve times as long for what the pods moved ahead of it); 0s or less holds nothing back. See docs/scale.md.")
 	o.zap.BindFlags(fs)
 	ctrlconfig.RegisterFlags(fs) // --kubeconfig, read by ctrl.GetConfig
 	if err := fs.Parse(args); err != nil {
