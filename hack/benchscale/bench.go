@@ -71,6 +71,10 @@ type Phase struct {
 	// Unrelated pods: the manager's RSS (median of samples) before and after.
 	RSSBeforeMiB float64 `json:"rssBeforeMiB,omitempty"`
 	RSSAfterMiB  float64 `json:"rssAfterMiB,omitempty"`
+	// And its Go heap in use (median of samples), which the collector's
+	// timing does not move.
+	HeapBeforeMiB float64 `json:"heapBeforeMiB,omitempty"`
+	HeapAfterMiB  float64 `json:"heapAfterMiB,omitempty"`
 
 	LoadAverage string `json:"loadAverage"`
 }
@@ -346,7 +350,7 @@ func (b *bench) closePhase(name string, start time.Time, done, total int, cpu0 f
 		cpu, _ := b.proc.cpuSeconds()
 		p.CPUSeconds = cpu - cpu0
 		_, p.PeakRSSMiB, _ = b.proc.memMiB()
-		depths, _ := b.samp.window()
+		depths, _, _ := b.samp.window()
 		p.MaxQueueDepth, p.MeanQueueDepth = maxOf(depths), meanOf(depths)
 	}
 	return p
@@ -545,14 +549,14 @@ func (b *bench) unrelated(ctx context.Context) (Phase, error) {
 	if err := b.ensureNamespace(ctx, ns); err != nil {
 		return Phase{}, err
 	}
-	median := func(d time.Duration) float64 {
+	median := func(d time.Duration) (rss, heap float64) {
 		b.samp.window()
 		_ = b.sleep(d)
-		_, rss := b.samp.window()
-		return medianOf(rss)
+		_, r, h := b.samp.window()
+		return medianOf(r), medianOf(h)
 	}
 	fmt.Printf("[operator N=%d] unrelated pods: manager RSS before\n", b.c.n)
-	before := median(15 * time.Second)
+	before, heapBefore := median(15 * time.Second)
 	b.window()
 	start := time.Now()
 	cpu0, _ := b.proc.cpuSeconds()
@@ -602,8 +606,9 @@ func (b *bench) unrelated(ctx context.Context) (Phase, error) {
 	p := b.closePhase("unrelated-pods", start, running, b.c.unrelatedPods, cpu0)
 	fmt.Printf("[operator N=%d] unrelated pods: %d running; manager RSS after\n", b.c.n, running)
 	_ = b.sleep(15 * time.Second) // informers and the GC catch up
-	after := median(15 * time.Second)
+	after, heapAfter := median(15 * time.Second)
 	p.RSSBeforeMiB, p.RSSAfterMiB = before, after
+	p.HeapBeforeMiB, p.HeapAfterMiB = heapBefore, heapAfter
 	if running < b.c.unrelatedPods {
 		p.TimedOut = true
 	}

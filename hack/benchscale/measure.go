@@ -149,8 +149,9 @@ func (p proc) memMiB() (rss, peak float64, err error) {
 	return rss, peak, nil
 }
 
-// sampler follows the manager once a second: its RSS and the depth of the
-// RAGService work queue (from its metrics).
+// sampler follows the manager once a second: its RSS, and from its metrics
+// the depth of the RAGService work queue and the Go heap in use (which, unlike
+// the RSS, does not move with when the collector last returned memory).
 type sampler struct {
 	p          proc
 	metricsURL string
@@ -158,6 +159,7 @@ type sampler struct {
 	mu         sync.Mutex
 	depths     []float64
 	rssSamples []float64
+	heap       []float64
 	stop       chan struct{}
 	done       chan struct{}
 }
@@ -175,11 +177,14 @@ func startSampler(p proc, metricsURL string) *sampler {
 				return
 			case <-tk.C:
 			}
-			d, derr := queueDepth(hc, s.metricsURL)
+			d, heap, derr := managerMetrics(hc, s.metricsURL)
 			rss, _, merr := s.p.memMiB()
 			s.mu.Lock()
 			if derr == nil {
 				s.depths = append(s.depths, d)
+				if heap >= 0 {
+					s.heap = append(s.heap, heap)
+				}
 			}
 			if merr == nil {
 				s.rssSamples = append(s.rssSamples, rss)
@@ -195,13 +200,13 @@ func (s *sampler) close() {
 	<-s.done
 }
 
-// window returns the queue depths and RSS samples since the last call.
-func (s *sampler) window() (depths, rss []float64) {
+// window returns the queue depths, RSS and heap samples since the last call.
+func (s *sampler) window() (depths, rss, heap []float64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	depths, rss = s.depths, s.rssSamples
-	s.depths, s.rssSamples = nil, nil
-	return depths, rss
+	depths, rss, heap = s.depths, s.rssSamples, s.heap
+	s.depths, s.rssSamples, s.heap = nil, nil, nil
+	return depths, rss, heap
 }
 
 func (s *sampler) lastDepth() float64 {
@@ -213,33 +218,40 @@ func (s *sampler) lastDepth() float64 {
 	return s.depths[len(s.depths)-1]
 }
 
-// queueDepth reads workqueue_depth of the ragservice controller.
-func queueDepth(hc *http.Client, url string) (float64, error) {
+// managerMetrics reads workqueue_depth of the ragservice controller and
+// go_memstats_heap_inuse_bytes (in MiB) from the manager's metrics.
+func managerMetrics(hc *http.Client, url string) (depth, heapMiB float64, err error) {
 	resp, err := hc.Get(url)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return 0, fmt.Errorf("metrics: %s", resp.Status)
+		return 0, 0, fmt.Errorf("metrics: %s", resp.Status)
 	}
 	parser := expfmt.NewTextParser(model.UTF8Validation)
 	families, err := parser.TextToMetricFamilies(resp.Body)
 	if err != nil {
-		return 0, fmt.Errorf("parsing metrics: %w", err)
+		return 0, 0, fmt.Errorf("parsing metrics: %w", err)
+	}
+	// The heap is a figure to print, the depth what phases wait on: a
+	// manager without Go collector metrics still has its depth read (heap -1).
+	heapMiB = -1
+	if h := families["go_memstats_heap_inuse_bytes"]; h != nil && len(h.GetMetric()) > 0 {
+		heapMiB = h.GetMetric()[0].GetGauge().GetValue() / (1 << 20)
 	}
 	f, ok := families["workqueue_depth"]
 	if !ok {
-		return 0, fmt.Errorf("no workqueue_depth")
+		return 0, 0, fmt.Errorf("no workqueue_depth")
 	}
 	for _, m := range f.GetMetric() {
 		for _, l := range m.GetLabel() {
 			if l.GetName() == "name" && l.GetValue() == "ragservice" {
-				return m.GetGauge().GetValue(), nil
+				return m.GetGauge().GetValue(), heapMiB, nil
 			}
 		}
 	}
-	return 0, fmt.Errorf("no workqueue_depth for ragservice")
+	return 0, 0, fmt.Errorf("no workqueue_depth for ragservice")
 }
 
 func maxOf(xs []float64) float64 {

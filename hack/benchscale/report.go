@@ -68,8 +68,12 @@ func report(w io.Writer, base, op map[int]*Result) {
 				n, dur(idle), mib(idle.PeakRSSMiB), idle.CPUSeconds, float64(idle.ManagerWrites)/(idle.Seconds/60), depth(idle))
 		}
 		if u := phase(o, "unrelated-pods"); u != nil {
-			fmt.Fprintf(w, "| %d | + %d unrelated Pods | rag-operator | %s | RSS %s -> %s (%+.1f MiB) | %.1fs | %d | – | – | – |\n",
-				n, u.Total, dur(u), mib(u.RSSBeforeMiB), mib(u.RSSAfterMiB), u.RSSAfterMiB-u.RSSBeforeMiB, u.CPUSeconds, u.ManagerWrites)
+			heap := ""
+			if u.HeapBeforeMiB > 0 && u.HeapAfterMiB > 0 {
+				heap = fmt.Sprintf("; heap in use %s -> %s (%+.1f MiB)", mib(u.HeapBeforeMiB), mib(u.HeapAfterMiB), u.HeapAfterMiB-u.HeapBeforeMiB)
+			}
+			fmt.Fprintf(w, "| %d | + %d unrelated Pods | rag-operator | %s | RSS %s -> %s (%+.1f MiB)%s | %.1fs | %d | – | – | – |\n",
+				n, u.Total, dur(u), mib(u.RSSBeforeMiB), mib(u.RSSAfterMiB), u.RSSAfterMiB-u.RSSBeforeMiB, heap, u.CPUSeconds, u.ManagerWrites)
 		}
 	}
 
