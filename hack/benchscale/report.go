@@ -127,7 +127,7 @@ func report(w io.Writer, base, op map[int]*Result) {
 	}
 	if create != nil && bc != nil {
 		target(!create.TimedOut && !bc.TimedOut && create.Seconds <= bc.Seconds, true,
-			fmt.Sprintf("created to all Ready <= 1.0x the kubectl baseline: %s vs %s, %s", dur(create), dur(bc), ratio(create, bc)))
+			fmt.Sprintf("created to all Ready <= 1.0x the kubectl baseline: %.1fs vs %.1fs, %.3fx", create.Seconds, bc.Seconds, create.Seconds/bc.Seconds))
 	} else {
 		target(false, false, "created to all Ready <= 1.0x the kubectl baseline")
 	}
