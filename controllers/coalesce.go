@@ -99,11 +99,11 @@ func outlastsWindow(written, cur ragv1.RAGServiceStatus) bool {
 // (podsMovedOnly): what waits is what the Deployment itself does not show yet
 // either, so the status is no staler than `kubectl get deployment`. The
 // Deployment controller of a loaded cluster is that far behind the pod watch:
-// 11 s on the benchmark cluster with 100 services created at once, 30 to 90 s
-// with 1,000 (its client's rate limit, 20 requests a second by default, sets
-// the pace). Two minutes at the default window; a Deployment controller
-// further behind than that is a cluster in trouble, and the pods' view is
-// written then.
+// 11 s on the benchmark cluster with 100 services created at once, about a
+// minute with 1,000 (its client's rate limit, 20 requests a second by
+// default, sets the pace). Two minutes at the default window; past that the
+// pods' view is written anyway, so that a Deployment controller that is down
+// does not hide ready pods for longer.
 const lagWindows = 12
 
 // holdWindow is how long a summary held back may wait, from the first pass
