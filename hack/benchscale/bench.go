@@ -71,8 +71,9 @@ type Phase struct {
 	// Unrelated pods: the manager's RSS (median of samples) before and after.
 	RSSBeforeMiB float64 `json:"rssBeforeMiB,omitempty"`
 	RSSAfterMiB  float64 `json:"rssAfterMiB,omitempty"`
-	// And its Go heap in use (median of samples), which the collector's
-	// timing does not move.
+	// And its Go heap in use (median of samples): not moved by when the
+	// runtime returns memory to the system, as the RSS is, but it still holds
+	// garbage until the next collection.
 	HeapBeforeMiB float64 `json:"heapBeforeMiB,omitempty"`
 	HeapAfterMiB  float64 `json:"heapAfterMiB,omitempty"`
 

@@ -150,8 +150,9 @@ func (p proc) memMiB() (rss, peak float64, err error) {
 }
 
 // sampler follows the manager once a second: its RSS, and from its metrics
-// the depth of the RAGService work queue and the Go heap in use (which, unlike
-// the RSS, does not move with when the collector last returned memory).
+// the depth of the RAGService work queue and the Go heap in use (which,
+// unlike the RSS, does not move with when the runtime last returned memory to
+// the system; it still holds garbage until the next collection).
 type sampler struct {
 	p          proc
 	metricsURL string
