@@ -197,15 +197,16 @@ func (r *RAGServiceReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		// write that matters, within the progress window (the count of pods
 		// not ready yet, past it too: outlastsWindow); events need the
 		// status they tell of written, unless the decision write has it.
-		if retErr == nil && (s.decided || len(sum.Events) == 0) && mayHoldBack(s.base.Status, obj.Status, s.settling()) {
+		settling := s.settling()
+		if retErr == nil && (s.decided || len(sum.Events) == 0) && mayHoldBack(s.base.Status, obj.Status, settling) {
 			if r.progressWindow() > 0 && outlastsWindow(s.base.Status, obj.Status) {
 				// The next write that matters brings the count; the window's
 				// clock starts when something else moves.
 				r.record(obj, sum.Events)
 				return
 			}
-			if wait := r.held.hold(req.NamespacedName, s.now, holdWindow(r.progressWindow(), s.settling() && podsMovedOnly(s.base.Status, obj.Status))); wait > 0 {
-				log.V(1).Info("status held back", "settling", s.settling(), "for", wait.Round(time.Millisecond).String())
+			if wait := r.held.hold(req.NamespacedName, s.now, holdWindow(r.progressWindow(), settling && podsMovedOnly(s.base.Status, obj.Status))); wait > 0 {
+				log.V(1).Info("status held back", "settling", settling, "for", wait.Round(time.Millisecond).String())
 				r.record(obj, sum.Events)
 				result = lowestRequeue(result, ctrl.Result{RequeueAfter: wait})
 				return
