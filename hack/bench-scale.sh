@@ -8,7 +8,8 @@
 #   2. a fresh cluster: the operator (hack/benchscale operator): N RAGServices
 #      created to Ready, a minute at idle, one template change shipped to all
 #      (a one-step canary), and at the first N also BENCH_UNRELATED_PODS pods
-#      of another app against the manager's RSS.
+#      of another app against the manager's RSS and live heap (heap profiles
+#      before and after, each after a forced collection, kept with the results).
 # API writes are counted from the kube-apiserver's audit log, by user. Results
 # (JSON per side and N, report.md, the managers' logs and the audit logs, with
 # the body of every status write of the manager) are kept in

@@ -76,6 +76,10 @@ type Phase struct {
 	// garbage until the next collection.
 	HeapBeforeMiB float64 `json:"heapBeforeMiB,omitempty"`
 	HeapAfterMiB  float64 `json:"heapAfterMiB,omitempty"`
+	// And the bytes its heap holds right after a forced collection (the heap
+	// profile's own runtime.GC): what is live, without garbage.
+	LiveBeforeMiB float64 `json:"liveBeforeMiB,omitempty"`
+	LiveAfterMiB  float64 `json:"liveAfterMiB,omitempty"`
 
 	LoadAverage string `json:"loadAverage"`
 }
@@ -550,14 +554,22 @@ func (b *bench) unrelated(ctx context.Context) (Phase, error) {
 	if err := b.ensureNamespace(ctx, ns); err != nil {
 		return Phase{}, err
 	}
-	median := func(d time.Duration) (rss, heap float64) {
+	// Each sample starts with a forced collection (and a heap profile kept
+	// beside the result, for go tool pprof -base), so that both read the heap
+	// at the same point of the collector's cycle: a manager that just rolled
+	// 1,000 services holds tens of MiB of garbage for a while.
+	median := func(d time.Duration, profile string) (rss, heap, live float64) {
+		live, err := b.forcedCollection(filepath.Join(filepath.Dir(b.c.out), fmt.Sprintf("heap-%s-%d.pb.gz", profile, b.c.n)))
+		if err != nil {
+			fmt.Printf("[operator N=%d] unrelated pods: no forced collection: %v\n", b.c.n, err)
+		}
 		b.samp.window()
 		_ = b.sleep(d)
 		_, r, h := b.samp.window()
-		return medianOf(r), medianOf(h)
+		return medianOf(r), medianOf(h), live
 	}
 	fmt.Printf("[operator N=%d] unrelated pods: manager RSS before\n", b.c.n)
-	before, heapBefore := median(15 * time.Second)
+	before, heapBefore, liveBefore := median(15*time.Second, "before")
 	b.window()
 	start := time.Now()
 	cpu0, _ := b.proc.cpuSeconds()
@@ -607,9 +619,10 @@ func (b *bench) unrelated(ctx context.Context) (Phase, error) {
 	p := b.closePhase("unrelated-pods", start, running, b.c.unrelatedPods, cpu0)
 	fmt.Printf("[operator N=%d] unrelated pods: %d running; manager RSS after\n", b.c.n, running)
 	_ = b.sleep(15 * time.Second) // informers and the GC catch up
-	after, heapAfter := median(15 * time.Second)
+	after, heapAfter, liveAfter := median(15*time.Second, "after")
 	p.RSSBeforeMiB, p.RSSAfterMiB = before, after
 	p.HeapBeforeMiB, p.HeapAfterMiB = heapBefore, heapAfter
+	p.LiveBeforeMiB, p.LiveAfterMiB = liveBefore, liveAfter
 	if running < b.c.unrelatedPods {
 		p.TimedOut = true
 	}
@@ -673,7 +686,7 @@ func (b *bench) startManager(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	args := []string{"--kubeconfig", kc, "--metrics-secure=false", "--metrics-bind-address=" + b.c.metricsAddr,
+	args := []string{"--kubeconfig", kc, "--metrics-secure=false", "--metrics-bind-address=" + b.c.metricsAddr, "--pprof-bind-address=" + b.c.pprofAddr,
 		"--health-probe-bind-address=127.0.0.1:65081", "--embedserver-image=ragops/embedserver:bench"}
 	args = append(args, strings.Fields(b.c.managerArgs)...)
 	cmd := exec.Command(b.c.managerBin, args...)

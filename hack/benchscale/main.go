@@ -59,6 +59,7 @@ type config struct {
 	managerBin    string
 	managerArgs   string
 	metricsAddr   string
+	pprofAddr     string
 	stateDir      string
 	rbacRole      string
 	phaseTimeout  time.Duration
@@ -77,6 +78,7 @@ func runSide(side string, args []string) error {
 	fs.StringVar(&c.managerBin, "manager", "bin/manager", "manager binary")
 	fs.StringVar(&c.managerArgs, "manager-args", "", "more manager flags, space-separated (e.g. --max-concurrent-reconciles=8)")
 	fs.StringVar(&c.metricsAddr, "metrics-addr", "127.0.0.1:65080", "the manager's plain HTTP metrics address")
+	fs.StringVar(&c.pprofAddr, "pprof-addr", "127.0.0.1:65082", "the manager's pprof address (heap profiles after a forced collection, unrelated pods phase)")
 	fs.StringVar(&c.stateDir, "state-dir", os.TempDir(), "where the manager's kubeconfig and log go")
 	fs.StringVar(&c.rbacRole, "rbac-role", "config/rbac/role.yaml", "the generated manager ClusterRole the manager runs with")
 	fs.DurationVar(&c.phaseTimeout, "phase-timeout", 30*time.Minute, "longest wait of one phase; a phase that runs out is reported as such")

@@ -296,3 +296,49 @@ func loadAverage() string {
 	}
 	return strings.Join(f[:3], " ")
 }
+
+// forcedCollection saves the manager's heap profile to file, asking for it
+// with gc=1 (net/http/pprof then runs runtime.GC first), and returns the heap
+// bytes allocated right after that collection (go_memstats_heap_alloc_bytes,
+// in MiB): the live heap.
+func (b *bench) forcedCollection(file string) (float64, error) {
+	hc := &http.Client{Timeout: time.Minute}
+	resp, err := hc.Get("http://" + b.c.pprofAddr + "/debug/pprof/heap?gc=1")
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("heap profile: %s", resp.Status)
+	}
+	f, err := os.Create(file)
+	if err != nil {
+		return 0, err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		_ = f.Close()
+		return 0, err
+	}
+	if err := f.Close(); err != nil {
+		return 0, err
+	}
+	return gaugeMiB(hc, "http://"+b.c.metricsAddr+"/metrics", "go_memstats_heap_alloc_bytes")
+}
+
+// gaugeMiB reads one gauge of the manager's metrics, in MiB.
+func gaugeMiB(hc *http.Client, url, name string) (float64, error) {
+	resp, err := hc.Get(url)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		return 0, fmt.Errorf("parsing metrics: %w", err)
+	}
+	if f := families[name]; f != nil && len(f.GetMetric()) > 0 {
+		return f.GetMetric()[0].GetGauge().GetValue() / (1 << 20), nil
+	}
+	return 0, fmt.Errorf("no %s in the manager's metrics", name)
+}

@@ -72,6 +72,9 @@ func report(w io.Writer, base, op map[int]*Result) {
 			if u.HeapBeforeMiB > 0 && u.HeapAfterMiB > 0 {
 				heap = fmt.Sprintf("; heap in use %s -> %s (%+.1f MiB)", mib(u.HeapBeforeMiB), mib(u.HeapAfterMiB), u.HeapAfterMiB-u.HeapBeforeMiB)
 			}
+			if u.LiveBeforeMiB > 0 && u.LiveAfterMiB > 0 {
+				heap += fmt.Sprintf("; live heap after a forced collection %s -> %s (%+.1f MiB)", mib(u.LiveBeforeMiB), mib(u.LiveAfterMiB), u.LiveAfterMiB-u.LiveBeforeMiB)
+			}
 			fmt.Fprintf(w, "| %d | + %d unrelated Pods | rag-operator | %s | RSS %s -> %s (%+.1f MiB)%s | %.1fs | %d | – | – | – |\n",
 				n, u.Total, dur(u), mib(u.RSSBeforeMiB), mib(u.RSSAfterMiB), u.RSSAfterMiB-u.RSSBeforeMiB, heap, u.CPUSeconds, u.ManagerWrites)
 		}
