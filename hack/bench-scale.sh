@@ -34,8 +34,9 @@ export ROOT LOCAL_DIR=$ROOT/.local/bench-scale
 export ETCD_PORT=65379 ETCD_PEER_PORT=65380 APISERVER_PORT=65443 KCM_PORT=65257 SCHEDULER_PORT=65259 KWOK_PORT=65247
 export NET_PREFIX=198.19 POD_NETNS=ragops-bench VETH_HOST=ragopsb0 VETH_NS=ragopsb1 KWOK_NODES=2
 export EMBEDSERVER_BINARY=$LOCAL_DIR/bin/embedserver
-# Only the writes of the manager's ServiceAccount and of the admin (the
-# benchmark's kubectl) are logged; the controller manager's are not.
+# Only writes are logged: the manager's ServiceAccount's (its status writes
+# with their bodies), the admin's (the benchmark's kubectl), and those of the
+# controllers that roll Deployments (the policy below).
 AUDIT_POLICY=$LOCAL_DIR/audit-policy.yaml
 source "$ROOT/hack/cluster/config.sh"
 AUDIT_LOG=$CLUSTER_DIR/audit.log

@@ -169,6 +169,18 @@ func report(w io.Writer, base, op map[int]*Result) {
 		}
 	}
 	fmt.Fprintf(w, "\nLoad average (1, 5, 15 min) at the end of each operator phase: %s.\n", strings.Join(loads, "; "))
+	var warm []string
+	for _, n := range ns {
+		if p := phase(base[n], "create"); p != nil && p.WarmUpSeconds > 0 {
+			warm = append(warm, fmt.Sprintf("N=%d baseline %.1fs", n, p.WarmUpSeconds))
+		}
+		if p := phase(op[n], "create"); p != nil && p.WarmUpSeconds > 0 {
+			warm = append(warm, fmt.Sprintf("N=%d operator %.1fs", n, p.WarmUpSeconds))
+		}
+	}
+	if len(warm) > 0 {
+		fmt.Fprintf(w, "\nkubectl warm-up before each create's timer (the same apply as a server-side dry run; not in the durations): %s.\n", strings.Join(warm, "; "))
+	}
 }
 
 func phase(r *Result, name string) *Phase {
