@@ -41,6 +41,8 @@ LINK_NS_IP=$NET_PREFIX.255.254
 
 # More kube-apiserver flags, split on spaces (make bench-scale turns on an audit log).
 APISERVER_EXTRA_ARGS=${APISERVER_EXTRA_ARGS:-}
+# And kube-controller-manager flags (make bench-scale's BENCH_KCM_ARGS).
+KCM_EXTRA_ARGS=${KCM_EXTRA_ARGS:-}
 
 NODE_NAME=${NODE_NAME:-local-1}
 KWOK_NODES=${KWOK_NODES:-2}

@@ -137,7 +137,7 @@ start kube-controller-manager "$K8S_BINS/kube-controller-manager" \
 	--controllers='*,-nodeipam,-nodelifecycle' --use-service-account-credentials=true \
 	--service-account-private-key-file="$PKI/sa.key" --root-ca-file="$PKI/ca.crt" \
 	--cluster-signing-cert-file="$PKI/ca.crt" --cluster-signing-key-file="$PKI/ca.key" \
-	--service-cluster-ip-range="$SERVICE_CIDR"
+	--service-cluster-ip-range="$SERVICE_CIDR" ${KCM_EXTRA_ARGS:-}
 start kube-scheduler "$K8S_BINS/kube-scheduler" \
 	--kubeconfig="$KCS/kube-scheduler" \
 	--authentication-kubeconfig="$KCS/kube-scheduler" --authorization-kubeconfig="$KCS/kube-scheduler" \
