@@ -20,6 +20,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -244,11 +245,52 @@ func overloadPhases(addr string, pid, conns int) (burst, spread phaseResult) {
 // bare429Env makes this test binary a bare 429 server on the address it names.
 const bare429Env = "EMBEDBENCH_BARE429_ADDR"
 
+// goProxyEnv makes this test binary a bare Go reverse proxy: LISTEN=TARGET.
+const goProxyEnv = "EMBEDBENCH_GOPROXY"
+
 func TestMain(m *testing.M) {
 	if addr := os.Getenv(bare429Env); addr != "" {
 		os.Exit(serveBare429(addr))
 	}
+	if spec := os.Getenv(goProxyEnv); spec != "" {
+		os.Exit(serveGoProxy(spec))
+	}
 	os.Exit(m.Run())
+}
+
+// serveGoProxy runs httputil.ReverseProxy with a keep-alive pool as large as
+// nginx's in the matrix (1,024 idle connections to the upstream) until
+// interrupted: the least a Go proxy on net/http costs, with no parsing,
+// limits or metrics.
+func serveGoProxy(spec string) int {
+	listen, target, ok := strings.Cut(spec, "=")
+	u, err := neturl.Parse(target)
+	if !ok || err != nil {
+		fmt.Fprintf(os.Stderr, "%s: want LISTEN=TARGET, got %q\n", goProxyEnv, spec)
+		return 2
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConns, tr.MaxIdleConnsPerHost = 2048, 1024
+	proxy := &httputil.ReverseProxy{Rewrite: func(r *httputil.ProxyRequest) { r.SetURL(u) }, Transport: tr}
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	srv := &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/ready" {
+			return
+		}
+		proxy.ServeHTTP(w, r)
+	})}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	go func() { <-ctx.Done(); _ = srv.Close() }()
+	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return 0
 }
 
 // serveBare429 answers every request with the embedding server's queue-full 429

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -26,13 +27,42 @@ import (
 // upstreams, nginx, the embedding servers) and the clients run in this test
 // process, so each one's CPU time per request is measured from /proc.
 const (
-	matrixCell    = 4 * time.Second
 	upstreamBase  = 20 * time.Millisecond
 	upstreamInput = 50 * time.Microsecond // a model's work grows with the batch
 	matrixDims    = 384
 )
 
-var matrixLevels = []int{1, 10, 100, 1000}
+// The matrix's shape; EMBEDBENCH_LEVELS (client counts, comma-separated; a
+// negative count is the --max-in-flight 128 row of that many clients),
+// EMBEDBENCH_CELL (time per cell) and EMBEDBENCH_SERVER_ARGS (more embedserver
+// flags, split on spaces) and EMBEDBENCH_SERVER_ENV (more environment for
+// it, NAME=value split on spaces) narrow or vary it while working on one cell.
+var (
+	matrixCell   = envDuration("EMBEDBENCH_CELL", 4*time.Second)
+	matrixLevels = envInts("EMBEDBENCH_LEVELS", []int{1, 10, 100, 1000, -1000})
+	serverArgs   = strings.Fields(os.Getenv("EMBEDBENCH_SERVER_ARGS"))
+	serverEnv    = strings.Fields(os.Getenv("EMBEDBENCH_SERVER_ENV"))
+)
+
+func envDuration(name string, def time.Duration) time.Duration {
+	if d, err := time.ParseDuration(os.Getenv(name)); err == nil && d > 0 {
+		return d
+	}
+	return def
+}
+
+func envInts(name string, def []int) []int {
+	var out []int
+	for _, f := range strings.Split(os.Getenv(name), ",") {
+		if n, err := strconv.Atoi(strings.TrimSpace(f)); err == nil && n != 0 {
+			out = append(out, n)
+		}
+	}
+	if len(out) == 0 {
+		return def
+	}
+	return out
+}
 
 // upstreamKind names the two fake upstreams.
 type upstreamKind struct{ name, encoding string }
@@ -46,13 +76,15 @@ var clientKinds = []clientKind{
 	{"base64", `{"input":"How do I roll back a canary of the embedding service?","model":"fake-embedding","encoding_format":"base64"}`},
 }
 
-// cell is one measured run.
+// cell is one measured run: the answers, and what the scheduler accounted to
+// each process during it.
 type cell struct {
-	res                     loadgen.Result
-	proxyCPU, upCPU, client time.Duration // CPU time of each process during the run
-	upCalls                 int64
+	res               loadgen.Result
+	proxy, up, client usage // the proxy (none on the direct path), the upstream, the load generator (this process)
+	upCalls           int64
 }
 
+// perReq is a duration per answered request, in µs.
 func (c cell) perReq(d time.Duration) float64 {
 	if c.res.Requests == 0 {
 		return 0
@@ -66,7 +98,7 @@ type process struct {
 	cmd  *exec.Cmd
 }
 
-func (p *process) cpu() time.Duration { return treeCPU(p.cmd.Process.Pid) }
+func (p *process) usage() usage { return treeUsage(p.cmd.Process.Pid) }
 
 func (p *process) stop() {
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)
@@ -99,41 +131,6 @@ func build(b *testing.B, dir, pkg string) string {
 		b.Fatalf("build %s: %v\n%s", pkg, err, msg)
 	}
 	return out
-}
-
-// treeCPU is the CPU time of pid and its children (nginx's workers).
-func treeCPU(pid int) time.Duration {
-	total := cpuTime(pid)
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		data, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		f := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+2:]))
-		if len(f) > 1 && f[1] == fmt.Sprint(pid) {
-			total += cpuTime(atoi(e.Name()))
-		}
-	}
-	return total
-}
-
-func atoi(s string) int {
-	n := 0
-	for _, c := range s {
-		if c < '0' || c > '9' {
-			return -1
-		}
-		n = n*10 + int(c-'0')
-	}
-	return n
-}
-
-// selfCPU is this process's CPU time: the load generator's.
-func selfCPU() time.Duration {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // nginxBinary finds nginx, or says why the nginx rows are skipped.
@@ -235,9 +232,12 @@ func runMatrix(b *testing.B) {
 			key := esKey{k.name, lim[0]}
 			addr, admin := freeAddr(b), freeAddr(b)
 			esAddr[key] = addr
-			es[key] = start(b, "embedserver", exec.Command(esBin, "--addr", addr, "--admin-addr", admin, "--provider", "openai",
-				"--model", "fake-embedding", "--upstream-url", "http://"+upAddr[k.name]+"/v1", "--max-in-flight", lim[0], "--max-queue", lim[1],
-				"--log-level", "error", "--pprof"), "http://"+admin+"/readyz")
+			args := append([]string{"--addr", addr, "--admin-addr", admin, "--provider", "openai",
+				"--model", "fake-embedding", "--upstream-url", "http://" + upAddr[k.name] + "/v1", "--max-in-flight", lim[0], "--max-queue", lim[1],
+				"--log-level", "error", "--pprof"}, serverArgs...)
+			cmd := exec.Command(esBin, args...)
+			cmd.Env = append(os.Environ(), serverEnv...)
+			es[key] = start(b, "embedserver", cmd, "http://"+admin+"/readyz")
 		}
 	}
 	var nginx *process
@@ -246,18 +246,31 @@ func runMatrix(b *testing.B) {
 	if skip == "" {
 		nginx, nginxAddr = startNginx(b, nginxBin, upAddr)
 	}
+	// The floor of a Go proxy on this machine: httputil.ReverseProxy on
+	// net/http, nothing else (no parsing, limits or metrics), as its own
+	// process (this test binary again), one per upstream.
+	goproxy := map[string]*process{}
+	goproxyAddr := map[string]string{}
+	for _, k := range upstreamKinds {
+		addr := freeAddr(b)
+		goproxyAddr[k.name] = addr
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), goProxyEnv+"="+addr+"="+"http://"+upAddr[k.name])
+		goproxy[k.name] = start(b, "goproxy-"+k.name, cmd, "http://"+addr+"/ready")
+	}
 
 	measure := func(url string, clients int, body string, proxy *process, up string) cell {
 		upStats := upstreamCalls(upAddr[up])
-		p0, u0, c0 := time.Duration(0), ups[up].cpu(), selfCPU()
+		var p0 usage
 		if proxy != nil {
-			p0 = proxy.cpu()
+			p0 = proxy.usage()
 		}
+		u0, c0 := ups[up].usage(), procUsage("self")
 		r := loadgen.Run(context.Background(), loadgen.Config{URL: url + "/v1/embeddings", Concurrency: clients, Duration: matrixCell,
 			Deadline: 30 * time.Second, Margin: 5 * time.Second, Body: []byte(body)})
-		c := cell{res: r, upCPU: ups[up].cpu() - u0, client: selfCPU() - c0, upCalls: upstreamCalls(upAddr[up]) - upStats}
+		c := cell{res: r, up: ups[up].usage().sub(u0), client: procUsage("self").sub(c0), upCalls: upstreamCalls(upAddr[up]) - upStats}
 		if proxy != nil {
-			c.proxyCPU = proxy.cpu() - p0
+			c.proxy = proxy.usage().sub(p0)
 		}
 		return c
 	}
@@ -268,9 +281,9 @@ func runMatrix(b *testing.B) {
 		fmt.Println("   " + skip)
 	}
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 1, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "clients\tupstream\tclient\t\tdirect rps\tp50\t\tnginx/direct\t+p50\tµs CPU/req\t\tembedserver/direct\t/nginx\t+p50\tµs CPU/req\t/nginx\tcalls/req\tnot 200\t")
+	fmt.Fprintln(tw, "clients\tupstream\tclient\t\tdirect rps\tp50\t\tnginx/direct\t+p50\tµs CPU/req\t\tgo proxy/direct\t+p50\tµs CPU/req\t\tembedserver/direct\t/nginx\t+p50\tµs CPU/req\t/nginx\tcalls/req\tnot 200\t")
 	var rows []matrixRow
-	for _, clients := range append(matrixLevels, -1000) {
+	for _, clients := range matrixLevels {
 		mif := "1000"
 		if clients < 0 {
 			clients, mif = -clients, "128"
@@ -282,6 +295,7 @@ func runMatrix(b *testing.B) {
 				if nginx != nil {
 					row.nginx = measure("http://"+nginxAddr[up.name], clients, cl.body, nginx, up.name)
 				}
+				row.goproxy = measure("http://"+goproxyAddr[up.name], clients, cl.body, goproxy[up.name], up.name)
 				proc := es[esKey{up.name, mif}]
 				row.es = measure("http://"+esAddr[esKey{up.name, mif}], clients, cl.body, proc, up.name)
 				rows = append(rows, row)
@@ -292,8 +306,9 @@ func runMatrix(b *testing.B) {
 	_ = tw.Flush()
 	fmt.Println("   ratios are throughput (answered requests per second) against direct or nginx in the same cell; +p50 is the p50 added to direct's;")
 	fmt.Println("   µs CPU/req is the proxy process's CPU time (nginx: master and workers) per request; calls/req: upstream calls per request (coalescing);")
+	fmt.Println("   go proxy: a bare httputil.ReverseProxy process (the floor of a Go proxy here);")
 	fmt.Println("   rows marked mif=128 run the embedding server with --max-in-flight 128 --max-queue 1024, the others with --max-in-flight 1000.")
-	printCPU(rows)
+	printSched(rows)
 	printTargets(rows, nginx != nil)
 	printMarkdown(rows, nginx != nil)
 }
@@ -303,7 +318,7 @@ type matrixRow struct {
 	mif           string
 	up, client    string
 	direct, nginx cell
-	es            cell
+	goproxy, es   cell
 }
 
 func ratio(a, b float64) float64 {
@@ -330,25 +345,35 @@ func notOK(cs ...cell) string {
 }
 
 func (r matrixRow) line() string {
-	d, n, e := r.direct.res, r.nginx.res, r.es.res
-	return fmt.Sprintf("%s\t%.0f\t%s\t\t%.3f\t%s\t%.0f\t\t%.3f\t%.3f\t%s\t%.0f\t%.2f\t%.3f\t%s\t",
+	d, n, g, e := r.direct.res, r.nginx.res, r.goproxy.res, r.es.res
+	return fmt.Sprintf("%s\t%.0f\t%s\t\t%.3f\t%s\t%.0f\t\t%.3f\t%s\t%.0f\t\t%.3f\t%.3f\t%s\t%.0f\t%.2f\t%.3f\t%s\t",
 		r.label(), d.Throughput(), ms(d.P50),
-		ratio(n.Throughput(), d.Throughput()), ms(n.P50-d.P50), r.nginx.perReq(r.nginx.proxyCPU),
+		ratio(n.Throughput(), d.Throughput()), ms(n.P50-d.P50), r.nginx.perReq(r.nginx.proxy.cpu),
+		ratio(g.Throughput(), d.Throughput()), ms(g.P50-d.P50), r.goproxy.perReq(r.goproxy.proxy.cpu),
 		ratio(e.Throughput(), d.Throughput()), ratio(e.Throughput(), n.Throughput()), ms(e.P50-d.P50),
-		r.es.perReq(r.es.proxyCPU), ratio(r.es.perReq(r.es.proxyCPU), r.nginx.perReq(r.nginx.proxyCPU)),
-		float64(r.es.upCalls)/float64(max(e.Requests, 1)), notOK(r.direct, r.nginx, r.es))
+		r.es.perReq(r.es.proxy.cpu), ratio(r.es.perReq(r.es.proxy.cpu), r.nginx.perReq(r.nginx.proxy.cpu)),
+		float64(r.es.upCalls)/float64(max(e.Requests, 1)), notOK(r.direct, r.nginx, r.goproxy, r.es))
 }
 
-// printCPU shows CPU time per request of every process, for each path.
-func printCPU(rows []matrixRow) {
-	fmt.Println("\n   CPU µs per request of each process (client = the load generator, this process):")
+// printSched shows, per request and for each process of each path, what the
+// scheduler accounted: µs on a CPU, µs runnable but waiting for a CPU, and
+// slices (times a thread was put on a CPU: wake-ups and preemptions). On two
+// cores shared by the load generator, the proxy and the upstream, the waits
+// are latency that no profile of one process shows.
+func printSched(rows []matrixRow) {
+	fmt.Println("\n   per request, each process: µs on CPU / µs waiting for a CPU / slices (client = the load generator, this process):")
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 1, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "clients\tupstream\tclient\t\tdirect: client\tupstream\t\tnginx: client\tnginx\tupstream\t\tembedserver: client\tembedserver\tupstream\t")
+	fmt.Fprintln(tw, "clients\tupstream\tclient\t\tdirect: client\tupstream\t\tnginx: client\tnginx\tupstream\t\tgo proxy: client\tproxy\tupstream\t\tembedserver: client\tembedserver\tupstream\t")
+	f := func(c cell, u usage) string {
+		cpu, wait, slices := u.perReq(c.res.Requests)
+		return fmt.Sprintf("%.0f/%.0f/%.2f", cpu, wait, slices)
+	}
 	for _, r := range rows {
-		fmt.Fprintf(tw, "%s\t%.0f\t%.0f\t\t%.0f\t%.0f\t%.0f\t\t%.0f\t%.0f\t%.0f\t\n", r.label(),
-			r.direct.perReq(r.direct.client), r.direct.perReq(r.direct.upCPU),
-			r.nginx.perReq(r.nginx.client), r.nginx.perReq(r.nginx.proxyCPU), r.nginx.perReq(r.nginx.upCPU),
-			r.es.perReq(r.es.client), r.es.perReq(r.es.proxyCPU), r.es.perReq(r.es.upCPU))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t\t%s\t%s\t%s\t\t%s\t%s\t%s\t\t%s\t%s\t%s\t\n", r.label(),
+			f(r.direct, r.direct.client), f(r.direct, r.direct.up),
+			f(r.nginx, r.nginx.client), f(r.nginx, r.nginx.proxy), f(r.nginx, r.nginx.up),
+			f(r.goproxy, r.goproxy.client), f(r.goproxy, r.goproxy.proxy), f(r.goproxy, r.goproxy.up),
+			f(r.es, r.es.client), f(r.es, r.es.proxy), f(r.es, r.es.up))
 	}
 	_ = tw.Flush()
 }
@@ -372,6 +397,9 @@ func printTargets(rows []matrixRow, haveNginx bool) {
 				fmt.Printf(", %.3f x nginx (>= 1: %s)", ratio(e.Throughput(), n.Throughput()), mark(e.Throughput() >= n.Throughput()))
 			}
 			fmt.Printf("; added p50 %s (< 2ms: %s)\n", ms(e.P50-d.P50), mark(e.P50-d.P50 < 2*time.Millisecond))
+			g := r.goproxy.res
+			fmt.Printf("     (floor of a Go proxy in the same cell: a bare httputil.ReverseProxy, %.3f x direct, added p50 %s)\n",
+				ratio(g.Throughput(), d.Throughput()), ms(g.P50-d.P50))
 		}
 		if r.clients == 1000 && r.mif == "1000" && haveNginx {
 			fmt.Printf("   1,000 clients, %s upstream, %s clients, --max-in-flight 1000: throughput %.3f x nginx (>= 1: %s)\n", r.up, r.client,
@@ -381,7 +409,7 @@ func printTargets(rows []matrixRow, haveNginx bool) {
 	if haveNginx {
 		worst, where := 0.0, ""
 		for _, r := range rows {
-			if q := ratio(r.es.perReq(r.es.proxyCPU), r.nginx.perReq(r.nginx.proxyCPU)); q > worst {
+			if q := ratio(r.es.perReq(r.es.proxy.cpu), r.nginx.perReq(r.nginx.proxy.cpu)); q > worst {
 				worst, where = q, fmt.Sprintf("%d clients, %s upstream, %s clients, mif %s", r.clients, r.up, r.client, r.mif)
 			}
 		}
@@ -392,10 +420,10 @@ func printTargets(rows []matrixRow, haveNginx bool) {
 // printMarkdown prints the table for docs/embedserver.md.
 func printMarkdown(rows []matrixRow, haveNginx bool) {
 	fmt.Println("\n   markdown for docs/embedserver.md:")
-	fmt.Println("| clients | upstream | client | direct rps | nginx / direct | embedserver / direct | embedserver / nginx | added p50 nginx | added p50 embedserver | CPU µs/req nginx | CPU µs/req embedserver | upstream calls/req |")
-	fmt.Println("|---|---|---|---|---|---|---|---|---|---|---|---|")
+	fmt.Println("| clients | upstream | client | direct rps | nginx / direct | Go proxy / direct | embedserver / direct | embedserver / nginx | added p50 nginx | added p50 Go proxy | added p50 embedserver | CPU µs/req nginx | CPU µs/req Go proxy | CPU µs/req embedserver | upstream calls/req |")
+	fmt.Println("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, r := range rows {
-		d, n, e := r.direct.res, r.nginx.res, r.es.res
+		d, n, g, e := r.direct.res, r.nginx.res, r.goproxy.res, r.es.res
 		clients := fmt.Sprint(r.clients)
 		if r.mif == "128" {
 			clients += " (mif 128)"
@@ -403,11 +431,31 @@ func printMarkdown(rows []matrixRow, haveNginx bool) {
 		nr, enr, np50, ncpu := "skipped", "skipped", "", ""
 		if haveNginx {
 			nr, enr = fmt.Sprintf("%.2f", ratio(n.Throughput(), d.Throughput())), fmt.Sprintf("%.2f", ratio(e.Throughput(), n.Throughput()))
-			np50, ncpu = ms(n.P50-d.P50), fmt.Sprintf("%.0f", r.nginx.perReq(r.nginx.proxyCPU))
+			np50, ncpu = ms(n.P50-d.P50), fmt.Sprintf("%.0f", r.nginx.perReq(r.nginx.proxy.cpu))
 		}
-		fmt.Printf("| %s | %s | %s | %.0f | %s | %.2f | %s | %s | %s | %s | %.0f | %.2f |\n", clients, r.up, r.client, d.Throughput(), nr,
-			ratio(e.Throughput(), d.Throughput()), enr, np50, ms(e.P50-d.P50), ncpu, r.es.perReq(r.es.proxyCPU),
-			float64(r.es.upCalls)/float64(max(e.Requests, 1)))
+		fmt.Printf("| %s | %s | %s | %.0f | %s | %.2f | %.2f | %s | %s | %s | %s | %s | %.0f | %.0f | %.2f |\n", clients, r.up, r.client, d.Throughput(), nr,
+			ratio(g.Throughput(), d.Throughput()), ratio(e.Throughput(), d.Throughput()), enr, np50, ms(g.P50-d.P50), ms(e.P50-d.P50),
+			ncpu, r.goproxy.perReq(r.goproxy.proxy.cpu), r.es.perReq(r.es.proxy.cpu), float64(r.es.upCalls)/float64(max(e.Requests, 1)))
+	}
+	fmt.Println("\n   markdown, the scheduler's view per request (µs on CPU / µs waiting for a CPU / slices), whole path = client + proxy + upstream:")
+	fmt.Println("| clients | upstream | client | direct: whole path | nginx: nginx | nginx: whole path | Go proxy: proxy | Go proxy: whole path | embedserver: embedserver | embedserver: whole path |")
+	fmt.Println("|---|---|---|---|---|---|---|---|---|---|")
+	f := func(c cell, u usage) string {
+		cpu, wait, slices := u.perReq(c.res.Requests)
+		return fmt.Sprintf("%.0f / %.0f / %.2f", cpu, wait, slices)
+	}
+	whole := func(c cell) usage {
+		return usage{cpu: c.client.cpu + c.proxy.cpu + c.up.cpu, runWait: c.client.runWait + c.proxy.runWait + c.up.runWait,
+			slices: c.client.slices + c.proxy.slices + c.up.slices}
+	}
+	for _, r := range rows {
+		clients := fmt.Sprint(r.clients)
+		if r.mif == "128" {
+			clients += " (mif 128)"
+		}
+		fmt.Printf("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", clients, r.up, r.client, f(r.direct, whole(r.direct)),
+			f(r.nginx, r.nginx.proxy), f(r.nginx, whole(r.nginx)), f(r.goproxy, r.goproxy.proxy), f(r.goproxy, whole(r.goproxy)),
+			f(r.es, r.es.proxy), f(r.es, whole(r.es)))
 	}
 }
 
