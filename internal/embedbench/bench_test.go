@@ -271,26 +271,7 @@ func serveGoProxy(spec string) int {
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConns, tr.MaxIdleConnsPerHost = 2048, 1024
-	proxy := &httputil.ReverseProxy{Rewrite: func(r *httputil.ProxyRequest) { r.SetURL(u) }, Transport: tr}
-	ln, err := net.Listen("tcp", listen)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	srv := &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/ready" {
-			return
-		}
-		proxy.ServeHTTP(w, r)
-	})}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	go func() { <-ctx.Done(); _ = srv.Close() }()
-	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	return 0
+	return serveChild(listen, &httputil.ReverseProxy{Rewrite: func(r *httputil.ProxyRequest) { r.SetURL(u) }, Transport: tr})
 }
 
 // serveBare429 answers every request with the embedding server's queue-full 429
@@ -298,6 +279,15 @@ func serveGoProxy(spec string) int {
 func serveBare429(addr string) int {
 	full := openaiapi.NewPreparedError(&provider.Error{Status: http.StatusTooManyRequests, Type: "rate_limit_error", Code: "queue_full",
 		Message: "server busy: 8 requests running and 32 waiting", RetryAfter: time.Second})
+	return serveChild(addr, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header()["Connection"] = []string{"close"}
+		full.Write(w)
+	}))
+}
+
+// serveChild serves h on addr, with GET /ready answering 200 for the parent to
+// wait on, until SIGINT or SIGTERM; it returns the process's exit code.
+func serveChild(addr string, h http.Handler) int {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -307,10 +297,9 @@ func serveBare429(addr string) int {
 		if r.URL.Path == "/ready" {
 			return
 		}
-		w.Header()["Connection"] = []string{"close"}
-		full.Write(w)
+		h.ServeHTTP(w, r)
 	})}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	go func() { <-ctx.Done(); _ = srv.Close() }()
 	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
