@@ -34,9 +34,9 @@ const (
 
 // The matrix's shape; EMBEDBENCH_LEVELS (client counts, comma-separated; a
 // negative count is the --max-in-flight 128 row of that many clients),
-// EMBEDBENCH_CELL (time per cell) and EMBEDBENCH_SERVER_ARGS (more embedserver
-// flags, split on spaces) and EMBEDBENCH_SERVER_ENV (more environment for
-// it, NAME=value split on spaces) narrow or vary it while working on one cell.
+// EMBEDBENCH_CELL (time per cell), EMBEDBENCH_SERVER_ARGS (more embedserver
+// flags, split on spaces) and EMBEDBENCH_SERVER_ENV (more environment for it,
+// NAME=value split on spaces) narrow or vary it while working on one cell.
 var (
 	matrixCell   = envDuration("EMBEDBENCH_CELL", 4*time.Second)
 	matrixLevels = envInts("EMBEDBENCH_LEVELS", []int{1, 10, 100, 1000, -1000})
@@ -84,7 +84,7 @@ type cell struct {
 	upCalls           int64
 }
 
-// perReq is a duration per answered request, in µs.
+// perReq is a duration per request sent (answered or not), in µs.
 func (c cell) perReq(d time.Duration) float64 {
 	if c.res.Requests == 0 {
 		return 0
