@@ -24,6 +24,10 @@ func (u usage) sub(v usage) usage {
 	return usage{cpu: u.cpu - v.cpu, runWait: u.runWait - v.runWait, slices: u.slices - v.slices}
 }
 
+func (u usage) add(v usage) usage {
+	return usage{cpu: u.cpu + v.cpu, runWait: u.runWait + v.runWait, slices: u.slices + v.slices}
+}
+
 // perReq divides each figure by n requests: µs of CPU, µs of run-queue wait,
 // and slices.
 func (u usage) perReq(n int) (cpuUS, waitUS, slices float64) {
@@ -62,10 +66,7 @@ func procUsage(pid string) usage {
 func treeUsage(pid int) usage {
 	u := procUsage(strconv.Itoa(pid))
 	for _, child := range children(pid) {
-		c := procUsage(strconv.Itoa(child))
-		u.cpu += c.cpu
-		u.runWait += c.runWait
-		u.slices += c.slices
+		u = u.add(procUsage(strconv.Itoa(child)))
 	}
 	return u
 }

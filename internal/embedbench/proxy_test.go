@@ -84,6 +84,15 @@ type cell struct {
 	upCalls           int64
 }
 
+// sched is u per request of the cell: "µs on CPU/µs waiting for a CPU/slices".
+func (c cell) sched(u usage) string {
+	cpu, wait, slices := u.perReq(c.res.Requests)
+	return fmt.Sprintf("%.0f/%.0f/%.2f", cpu, wait, slices)
+}
+
+// whole is the whole path's usage: load generator, proxy and upstream.
+func (c cell) whole() usage { return c.client.add(c.proxy).add(c.up) }
+
 // perReq is a duration per request sent (answered or not), in µs.
 func (c cell) perReq(d time.Duration) float64 {
 	if c.res.Requests == 0 {
@@ -344,6 +353,14 @@ func notOK(cs ...cell) string {
 	return strings.Join(parts, "/")
 }
 
+// mdClients is the client count as the markdown tables name it.
+func (r matrixRow) mdClients() string {
+	if r.mif == "128" {
+		return fmt.Sprintf("%d (mif 128)", r.clients)
+	}
+	return fmt.Sprint(r.clients)
+}
+
 func (r matrixRow) line() string {
 	d, n, g, e := r.direct.res, r.nginx.res, r.goproxy.res, r.es.res
 	return fmt.Sprintf("%s\t%.0f\t%s\t\t%.3f\t%s\t%.0f\t\t%.3f\t%s\t%.0f\t\t%.3f\t%.3f\t%s\t%.0f\t%.2f\t%.3f\t%s\t",
@@ -364,16 +381,12 @@ func printSched(rows []matrixRow) {
 	fmt.Println("\n   per request, each process: µs on CPU / µs waiting for a CPU / slices (client = the load generator, this process):")
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 1, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "clients\tupstream\tclient\t\tdirect: client\tupstream\t\tnginx: client\tnginx\tupstream\t\tgo proxy: client\tproxy\tupstream\t\tembedserver: client\tembedserver\tupstream\t")
-	f := func(c cell, u usage) string {
-		cpu, wait, slices := u.perReq(c.res.Requests)
-		return fmt.Sprintf("%.0f/%.0f/%.2f", cpu, wait, slices)
-	}
 	for _, r := range rows {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t\t%s\t%s\t%s\t\t%s\t%s\t%s\t\t%s\t%s\t%s\t\n", r.label(),
-			f(r.direct, r.direct.client), f(r.direct, r.direct.up),
-			f(r.nginx, r.nginx.client), f(r.nginx, r.nginx.proxy), f(r.nginx, r.nginx.up),
-			f(r.goproxy, r.goproxy.client), f(r.goproxy, r.goproxy.proxy), f(r.goproxy, r.goproxy.up),
-			f(r.es, r.es.client), f(r.es, r.es.proxy), f(r.es, r.es.up))
+			r.direct.sched(r.direct.client), r.direct.sched(r.direct.up),
+			r.nginx.sched(r.nginx.client), r.nginx.sched(r.nginx.proxy), r.nginx.sched(r.nginx.up),
+			r.goproxy.sched(r.goproxy.client), r.goproxy.sched(r.goproxy.proxy), r.goproxy.sched(r.goproxy.up),
+			r.es.sched(r.es.client), r.es.sched(r.es.proxy), r.es.sched(r.es.up))
 	}
 	_ = tw.Flush()
 }
@@ -424,38 +437,22 @@ func printMarkdown(rows []matrixRow, haveNginx bool) {
 	fmt.Println("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, r := range rows {
 		d, n, g, e := r.direct.res, r.nginx.res, r.goproxy.res, r.es.res
-		clients := fmt.Sprint(r.clients)
-		if r.mif == "128" {
-			clients += " (mif 128)"
-		}
 		nr, enr, np50, ncpu := "skipped", "skipped", "", ""
 		if haveNginx {
 			nr, enr = fmt.Sprintf("%.2f", ratio(n.Throughput(), d.Throughput())), fmt.Sprintf("%.2f", ratio(e.Throughput(), n.Throughput()))
 			np50, ncpu = ms(n.P50-d.P50), fmt.Sprintf("%.0f", r.nginx.perReq(r.nginx.proxy.cpu))
 		}
-		fmt.Printf("| %s | %s | %s | %.0f | %s | %.2f | %.2f | %s | %s | %s | %s | %s | %.0f | %.0f | %.2f |\n", clients, r.up, r.client, d.Throughput(), nr,
+		fmt.Printf("| %s | %s | %s | %.0f | %s | %.2f | %.2f | %s | %s | %s | %s | %s | %.0f | %.0f | %.2f |\n", r.mdClients(), r.up, r.client, d.Throughput(), nr,
 			ratio(g.Throughput(), d.Throughput()), ratio(e.Throughput(), d.Throughput()), enr, np50, ms(g.P50-d.P50), ms(e.P50-d.P50),
 			ncpu, r.goproxy.perReq(r.goproxy.proxy.cpu), r.es.perReq(r.es.proxy.cpu), float64(r.es.upCalls)/float64(max(e.Requests, 1)))
 	}
 	fmt.Println("\n   markdown, the scheduler's view per request (µs on CPU / µs waiting for a CPU / slices), whole path = client + proxy + upstream:")
 	fmt.Println("| clients | upstream | client | direct: whole path | nginx: nginx | nginx: whole path | Go proxy: proxy | Go proxy: whole path | embedserver: embedserver | embedserver: whole path |")
 	fmt.Println("|---|---|---|---|---|---|---|---|---|---|")
-	f := func(c cell, u usage) string {
-		cpu, wait, slices := u.perReq(c.res.Requests)
-		return fmt.Sprintf("%.0f / %.0f / %.2f", cpu, wait, slices)
-	}
-	whole := func(c cell) usage {
-		return usage{cpu: c.client.cpu + c.proxy.cpu + c.up.cpu, runWait: c.client.runWait + c.proxy.runWait + c.up.runWait,
-			slices: c.client.slices + c.proxy.slices + c.up.slices}
-	}
 	for _, r := range rows {
-		clients := fmt.Sprint(r.clients)
-		if r.mif == "128" {
-			clients += " (mif 128)"
-		}
-		fmt.Printf("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", clients, r.up, r.client, f(r.direct, whole(r.direct)),
-			f(r.nginx, r.nginx.proxy), f(r.nginx, whole(r.nginx)), f(r.goproxy, r.goproxy.proxy), f(r.goproxy, whole(r.goproxy)),
-			f(r.es, r.es.proxy), f(r.es, whole(r.es)))
+		fmt.Printf("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", r.mdClients(), r.up, r.client, r.direct.sched(r.direct.whole()),
+			r.nginx.sched(r.nginx.proxy), r.nginx.sched(r.nginx.whole()), r.goproxy.sched(r.goproxy.proxy), r.goproxy.sched(r.goproxy.whole()),
+			r.es.sched(r.es.proxy), r.es.sched(r.es.whole()))
 	}
 }
 
