@@ -474,6 +474,12 @@ type PodOverrides struct {
 	// +kubebuilder:validation:MaxLength=253
 	// +optional
 	PriorityClassName string `json:"priorityClassName,omitempty"`
+	// ImagePullSecrets name Secrets in the RAGService's namespace that the kubelet
+	// uses to pull the embedding server's image from a private registry.
+	// +kubebuilder:validation:MaxItems=16
+	// +listType=atomic
+	// +optional
+	ImagePullSecrets []corev1.LocalObjectReference `json:"imagePullSecrets,omitempty"`
 }
 
 // Phase is a one-word summary of a RAGService, derived from its conditions.

@@ -130,6 +130,9 @@ func Build(svc *ragv1.RAGService, image string) (*corev1ac.PodTemplateSpecApplyC
 	if pod.PriorityClassName != "" {
 		podSpec.WithPriorityClassName(pod.PriorityClassName)
 	}
+	for _, s := range pod.ImagePullSecrets {
+		podSpec.WithImagePullSecrets(corev1ac.LocalObjectReference().WithName(s.Name))
+	}
 
 	tpl := corev1ac.PodTemplateSpec().
 		WithLabels(Labels(svc.Name, pod.Labels)).

@@ -166,6 +166,7 @@ func TestBuild(t *testing.T) {
 				Labels:             map[string]string{"team": "search", "app.kubernetes.io/instance": "evil"},
 				ServiceAccountName: "embed",
 				PriorityClassName:  "high",
+				ImagePullSecrets:   []corev1.LocalObjectReference{{Name: "registry-creds"}},
 				TopologySpreadConstraints: []corev1.TopologySpreadConstraint{{MaxSkew: 1, TopologyKey: "zone",
 					WhenUnsatisfiable: corev1.ScheduleAnyway}},
 				Affinity: &corev1.Affinity{PodAntiAffinity: &corev1.PodAntiAffinity{}},
@@ -175,7 +176,8 @@ func TestBuild(t *testing.T) {
 				t.Errorf("cpu request %s", q.String())
 			}
 			if p.Spec.NodeSelector["pool"] != "embed" || len(p.Spec.Tolerations) != 1 || p.Spec.ServiceAccountName != "embed" ||
-				p.Spec.PriorityClassName != "high" || len(p.Spec.TopologySpreadConstraints) != 1 || p.Spec.Affinity == nil {
+				p.Spec.PriorityClassName != "high" || len(p.Spec.TopologySpreadConstraints) != 1 || p.Spec.Affinity == nil ||
+				len(p.Spec.ImagePullSecrets) != 1 || p.Spec.ImagePullSecrets[0].Name != "registry-creds" {
 				t.Errorf("pod spec %+v", p.Spec)
 			}
 			if p.Annotations["prometheus.io/scrape"] != "true" || p.Labels["team"] != "search" {
