@@ -1,6 +1,8 @@
 // Package ociimage builds container images from a static binary without a
 // container engine: one layer holding the binary and a minimal /etc for the
 // non-root user, on an empty base (what distroless/static gives, minus the rest).
+// Images of one binary for several platforms go into one image index, written
+// as an OCI image layout that a registry client pushes as it is.
 package ociimage
 
 import (
@@ -9,11 +11,14 @@ import (
 	"fmt"
 	"io"
 	"path"
+	"sort"
+	"strings"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
@@ -42,6 +47,9 @@ type Spec struct {
 	Arch string
 	// Created is the image's creation time; the zero value keeps builds reproducible.
 	Created time.Time
+	// Files are more regular files, by relative path (for example
+	// "licenses/LICENSE"); their directories are made as needed.
+	Files map[string][]byte
 }
 
 // Build assembles the image.
@@ -54,6 +62,11 @@ func Build(s Spec) (v1.Image, error) {
 	}
 	if s.Arch == "" {
 		return nil, fmt.Errorf("arch of %s is not set", s.Name)
+	}
+	for p := range s.Files {
+		if p == "" || path.IsAbs(p) || path.Clean(p) != p || strings.HasPrefix(p, "..") {
+			return nil, fmt.Errorf("file %q: want a clean relative path", p)
+		}
 	}
 	content, err := rootfs(s)
 	if err != nil {
@@ -115,6 +128,48 @@ func WriteTarball(file, tag string, img v1.Image) error {
 	return nil
 }
 
+// Index puts the images of one binary for several platforms into an OCI
+// image index; each manifest's platform comes from its image's config, so a
+// runtime pulls the one for its node. The order of imgs is kept.
+func Index(imgs ...v1.Image) (v1.ImageIndex, error) {
+	if len(imgs) == 0 {
+		return nil, fmt.Errorf("an index needs at least one image")
+	}
+	adds := make([]mutate.IndexAddendum, 0, len(imgs))
+	seen := map[string]bool{}
+	for i, img := range imgs {
+		cfg, err := img.ConfigFile()
+		if err != nil {
+			return nil, fmt.Errorf("image %d: read config: %w", i, err)
+		}
+		p := v1.Platform{OS: cfg.OS, Architecture: cfg.Architecture, Variant: cfg.Variant}
+		if seen[p.String()] {
+			return nil, fmt.Errorf("image %d: a second image for %s", i, p.String())
+		}
+		seen[p.String()] = true
+		adds = append(adds, mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{MediaType: types.OCIManifestSchema1, Platform: &p}})
+	}
+	return mutate.AppendManifests(mutate.IndexMediaType(empty.Index, types.OCIImageIndex), adds...), nil
+}
+
+// WriteLayout writes the index and every blob it names as an OCI image layout
+// in dir (index.json is the index itself, so its digest is the index's).
+func WriteLayout(dir string, idx v1.ImageIndex) error {
+	if _, err := layout.Write(dir, idx); err != nil {
+		return fmt.Errorf("write OCI layout %s: %w", dir, err)
+	}
+	return nil
+}
+
+// ReadLayout reads back an index that WriteLayout wrote.
+func ReadLayout(dir string) (v1.ImageIndex, error) {
+	idx, err := layout.ImageIndexFromPath(dir)
+	if err != nil {
+		return nil, fmt.Errorf("read OCI layout %s: %w", dir, err)
+	}
+	return idx, nil
+}
+
 const passwd = `root:x:0:0:root:/root:/sbin/nologin
 nonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin
 `
@@ -153,6 +208,25 @@ func rootfs(s Spec) ([]byte, error) {
 			func() error { return dir("etc/ssl/certs", 0o755, 0) },
 			func() error { return file("etc/ssl/certs/ca-certificates.crt", 0o644, s.CACerts) },
 		)
+	}
+	// Extra files in a stable order, each directory written once before its files.
+	made := map[string]bool{"etc": true, "etc/ssl": len(s.CACerts) > 0, "etc/ssl/certs": len(s.CACerts) > 0, "home": true, "tmp": true}
+	paths := make([]string, 0, len(s.Files))
+	for p := range s.Files {
+		paths = append(paths, p)
+	}
+	sort.Strings(paths)
+	for _, p := range paths {
+		var parents []string
+		for d := path.Dir(p); d != "." && !made[d]; d = path.Dir(d) {
+			parents = append([]string{d}, parents...)
+			made[d] = true
+		}
+		for _, d := range parents {
+			steps = append(steps, func() error { return dir(d, 0o755, 0) })
+		}
+		data := s.Files[p]
+		steps = append(steps, func() error { return file(p, 0o644, data) })
 	}
 	steps = append(steps, func() error { return file(s.Name, 0o755, s.Binary) })
 	for _, step := range steps {

@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
@@ -167,10 +168,114 @@ func TestBuildRefusesBadSpecs(t *testing.T) {
 		{Name: "bin/manager", Binary: []byte("x"), Arch: "amd64"},
 		{Name: "manager", Arch: "amd64"},
 		{Name: "manager", Binary: []byte("x")},
+		{Name: "manager", Binary: []byte("x"), Arch: "amd64", Files: map[string][]byte{"../etc/shadow": nil}},
+		{Name: "manager", Binary: []byte("x"), Arch: "amd64", Files: map[string][]byte{"/licenses/LICENSE": nil}},
+		{Name: "manager", Binary: []byte("x"), Arch: "amd64", Files: map[string][]byte{"licenses//LICENSE": nil}},
 	} {
 		if _, err := ociimage.Build(s); err == nil {
 			t.Errorf("Build(%+v) succeeded", s)
 		}
+	}
+}
+
+// An index of two platforms written as an OCI layout reads back with the
+// same digest, each manifest naming its platform; the extra files (the
+// licences) are in every image's layer, and two builds give the same index.
+func TestIndexLayoutRoundTrip(t *testing.T) {
+	build := func() v1.ImageIndex {
+		var imgs []v1.Image
+		for _, arch := range []string{"amd64", "arm64"} {
+			img, err := ociimage.Build(ociimage.Spec{
+				Name: "embedserver", Binary: []byte("binary for " + arch), Version: "0.2.0", Arch: arch,
+				Files: map[string][]byte{"licenses/LICENSE": []byte("Apache-2.0"), "licenses/third_party/k8s.io/api/LICENSE": []byte("Apache-2.0 too")},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			imgs = append(imgs, img)
+		}
+		idx, err := ociimage.Index(imgs...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return idx
+	}
+	idx := build()
+	dir := filepath.Join(t.TempDir(), "layout")
+	if err := ociimage.WriteLayout(dir, idx); err != nil {
+		t.Fatal(err)
+	}
+	back, err := ociimage.ReadLayout(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := idx.Digest()
+	got, _ := back.Digest()
+	if got != want {
+		t.Errorf("index digest read back %s, built %s", got, want)
+	}
+	if again, _ := build().Digest(); again != want {
+		t.Errorf("a second build's index digest %s, first %s", again, want)
+	}
+	im, err := back.IndexManifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if im.MediaType != types.OCIImageIndex || len(im.Manifests) != 2 {
+		t.Fatalf("index %s with %d manifests, want an OCI index of 2", im.MediaType, len(im.Manifests))
+	}
+	for i, arch := range []string{"amd64", "arm64"} {
+		d := im.Manifests[i]
+		if d.Platform == nil || d.Platform.OS != "linux" || d.Platform.Architecture != arch {
+			t.Errorf("manifest %d platform %+v, want linux/%s", i, d.Platform, arch)
+		}
+		img, err := back.Image(d.Digest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		layers, err := img.Layers()
+		if err != nil || len(layers) != 1 {
+			t.Fatalf("layers: %d, %v", len(layers), err)
+		}
+		rc, err := layers[0].Uncompressed()
+		if err != nil {
+			t.Fatal(err)
+		}
+		names := map[string]bool{}
+		tr := tar.NewReader(rc)
+		for {
+			h, err := tr.Next()
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			names[h.Name] = true
+		}
+		rc.Close()
+		for _, n := range []string{"licenses/", "licenses/LICENSE", "licenses/third_party/", "licenses/third_party/k8s.io/api/", "licenses/third_party/k8s.io/api/LICENSE", "embedserver"} {
+			if !names[n] {
+				t.Errorf("%s image: no %s in the layer", arch, n)
+			}
+		}
+	}
+}
+
+func TestIndexRefusesTwoImagesOfOnePlatform(t *testing.T) {
+	a, err := ociimage.Build(ociimage.Spec{Name: "manager", Binary: []byte("a"), Arch: "amd64"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := ociimage.Build(ociimage.Spec{Name: "manager", Binary: []byte("b"), Arch: "amd64"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ociimage.Index(a, b); err == nil || !strings.Contains(err.Error(), "linux/amd64") {
+		t.Errorf("Index of two amd64 images: %v, want an error naming linux/amd64", err)
+	}
+	if _, err := ociimage.Index(); err == nil {
+		t.Error("Index of no image succeeded")
 	}
 }
 
