@@ -14,7 +14,10 @@ GOLANGCI_LINT_VERSION ?= v2.15.0
 HELM_VERSION ?= v3.22.0
 CONTROLLER_GEN := $(BIN)/controller-gen-$(CONTROLLER_GEN_VERSION)
 GOLANGCI_LINT := $(BIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
-HELM := $(BIN)/helm-$(HELM_VERSION)
+# helm built as its own release builds are: its default Kubernetes version for
+# `helm template` and lint is that of its client-go (1.37), not 1.20.
+HELM_K8S_MINOR ?= 37
+HELM := $(BIN)/helm-$(HELM_VERSION)-k8s1.$(HELM_K8S_MINOR)
 
 # envtest and the local cluster run the binaries built by `make k8s-bins`, unless
 # the user points KUBEBUILDER_ASSETS at their own.
@@ -77,7 +80,7 @@ UNIT_PKGS = $(shell go list ./... | grep -v -e /controllers -e /test/ -e /intern
 INTEGRATION_PKGS = ./controllers/... ./internal/kubectlrag/... ./cmd/manager/...
 
 .PHONY: test
-test: verify-generated mod-check fmt-check vet lint test-unit test-embedserver test-integration test-chart test-platform test-e2e ## Everything: generated files, tidy go.mod, gofmt, vet, golangci-lint, unit, server extras, envtest, chart, platform tools, end-to-end.
+test: verify-generated mod-check fmt-check vet lint test-unit test-embedserver test-integration test-chart test-platform test-release test-e2e ## Everything: generated files, tidy go.mod, gofmt, vet, golangci-lint, unit, server extras, envtest, chart, platform tools, release round trip, end-to-end.
 
 .PHONY: mod-check
 mod-check: ## Fail when go.mod or go.sum (root or hack/k8s) is not what `go mod tidy` writes.
@@ -135,6 +138,10 @@ $(GOLANGCI_LINT):
 	GOBIN=$(BIN) go install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
 	mv $(BIN)/golangci-lint $@
 
+HELM_LDFLAGS := -X helm.sh/helm/v3/internal/version.version=$(HELM_VERSION) \
+	-X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=$(HELM_K8S_MINOR) \
+	-X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=$(HELM_K8S_MINOR)
+
 $(HELM):
-	GOBIN=$(BIN) go install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+	GOBIN=$(BIN) go install -ldflags '$(HELM_LDFLAGS)' helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
 	mv $(BIN)/helm $@

@@ -18,7 +18,7 @@ export NET_PREFIX=198.19 POD_NETNS=ragops-install VETH_HOST=ragopsi0 VETH_NS=rag
 export EMBEDSERVER_BINARY=$work/bin/embedserver
 source "$ROOT/hack/cluster/config.sh"
 export KUBECONFIG=$KUBECONFIG_OUT
-HELM=${HELM:-$ROOT/bin/helm-v3.22.0}
+HELM=${HELM:-$ROOT/bin/helm-v3.22.0-k8s1.37}
 NS=rag-operator-system
 METRICS_ADDR=127.0.0.1:64080
 mgr_pid=

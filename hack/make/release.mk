@@ -60,10 +60,42 @@ undeploy: ## Remove the operator installed by deploy (RAGServices go with the CR
 
 # The platforms of the kubectl-rag release, each a tarball listed in the krew
 # manifest (plugins/rag.yaml).
-RELEASE_PLATFORMS := linux/amd64 linux/arm64 darwin/amd64 darwin/arm64
+RELEASE_PLATFORMS := linux/amd64 linux/arm64 darwin/amd64 darwin/arm64 windows/amd64 windows/arm64
+
+# Where make push puts the release, and so what make release pins in the chart
+# and the install manifest: <REGISTRY>/manager and <REGISTRY>/embedserver.
+REGISTRY ?=
+RELEASE_REPO := $(if $(REGISTRY),$(REGISTRY),$(IMAGE_REPO))
+# The images' platforms: one OCI image index per binary.
+RELEASE_IMAGE_PLATFORMS := linux/amd64,linux/arm64
+GO_LICENSES_VERSION ?= v1.6.0
+GO_LICENSES := $(BIN)/go-licenses-$(GO_LICENSES_VERSION)
 
 .PHONY: release
-release: helm images release-kubectl-rag ## The release into dist/: chart, images, kubectl-rag tarballs with sha256 and the krew manifest.
+release: $(HELM) $(GO_LICENSES) ## The release into dist/ (VERSION=x.y.z, REGISTRY=where make push will put it): multi-arch images, chart and install.yaml pinned by digest, kubectl-rag archives, krew manifest, licences, checksums.
+	rm -rf $(DIST) && mkdir -p $(DIST)
+	$(GO_LICENSES) save ./cmd/... --save_path=$(DIST)/third_party_licenses --ignore github.com/ragops/rag-operator 2>/dev/null
+	go run ./hack/dist images --version $(VERSION) --platforms $(RELEASE_IMAGE_PLATFORMS) --ldflags '$(LDFLAGS)' \
+		--third-party-licenses $(DIST)/third_party_licenses --out $(DIST)/images
+	go run ./hack/dist chart --version $(VERSION) --repo $(RELEASE_REPO) --images $(DIST)/images --helm $(HELM) --out $(DIST)
+	go run ./hack/dist install --repo $(RELEASE_REPO) --images $(DIST)/images --out $(DIST)/install.yaml
+	$(MAKE) release-kubectl-rag
+	cp LICENSE $(DIST)/LICENSE
+	go run ./hack/dist checksums --dir $(DIST)
+	@cat $(DIST)/images/digests.txt
+
+.PHONY: push
+push: ## Push the release in dist/ (make release REGISTRY=... first) to REGISTRY: both image indexes and the chart as an OCI artifact (docker config and credential helpers for auth).
+	@if [ -z "$(REGISTRY)" ]; then echo "push: set REGISTRY, e.g. make push REGISTRY=registry.example.com/ragops VERSION=$(VERSION)"; exit 1; fi
+	go run ./hack/dist push --version $(VERSION) --registry $(REGISTRY) --dist $(DIST)
+
+.PHONY: test-release
+test-release: $(HELM) ## Release round trip: both images for linux/amd64 and linux/arm64, pushed to an in-process registry, pulled back and run; reproducible digests.
+	HELM=$(HELM) go test -count=1 -timeout 20m ./test/release/...
+
+$(GO_LICENSES):
+	GOBIN=$(BIN) go install github.com/google/go-licenses@$(GO_LICENSES_VERSION)
+	mv $(BIN)/go-licenses $@
 
 .PHONY: release-kubectl-rag
 release-kubectl-rag: ## kubectl-rag tarballs for RELEASE_PLATFORMS, sha256 sums and the krew manifest (dist/release/rag.yaml).

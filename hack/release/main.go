@@ -34,6 +34,7 @@ const binary = "kubectl-rag"
 // platform is one archive of the release, as the manifest template sees it.
 type platform struct {
 	OS, Arch string
+	Bin      string // the executable's name in the tarball (.exe on windows)
 	Archive  string // file name of the tarball
 	SHA256   string
 }
@@ -48,7 +49,8 @@ func main() {
 func run(args []string) error {
 	fs := flag.NewFlagSet("release", flag.ContinueOnError)
 	ver := fs.String("version", "", "release version with a leading v, e.g. v0.1.0")
-	platforms := fs.String("platforms", "linux/amd64,linux/arm64,darwin/amd64,darwin/arm64", "os/arch list, comma or space separated")
+	platforms := fs.String("platforms", "linux/amd64,linux/arm64,darwin/amd64,darwin/arm64,windows/amd64,windows/arm64", "os/arch list, comma or space separated")
+	license := fs.String("license", "LICENSE", "licence file packed beside the binary (krew's index requires one)")
 	tmpl := fs.String("template", "plugins/rag.yaml", "krew manifest template")
 	out := fs.String("out", "dist/release", "output directory")
 	pkg := fs.String("pkg", "./cmd/kubectl-rag", "package of the plugin binary")
@@ -66,6 +68,10 @@ func run(args []string) error {
 	if err := os.MkdirAll(*out, 0o755); err != nil {
 		return err
 	}
+	lic, err := os.ReadFile(*license)
+	if err != nil {
+		return fmt.Errorf("licence: %w", err)
+	}
 	var built []platform
 	var sums strings.Builder
 	for _, p := range strings.FieldsFunc(*platforms, func(r rune) bool { return r == ',' || r == ' ' }) {
@@ -73,7 +79,7 @@ func run(args []string) error {
 		if !ok || goos == "" || goarch == "" {
 			return fmt.Errorf("platform %q is not os/arch", p)
 		}
-		pl, err := buildArchive(*pkg, *ldflags, *ver, goos, goarch, *out, mtime)
+		pl, err := buildArchive(*pkg, *ldflags, *ver, goos, goarch, *out, mtime, lic)
 		if err != nil {
 			return err
 		}
@@ -117,9 +123,9 @@ func sourceDate() (time.Time, error) {
 	return time.Unix(n, 0).UTC(), nil
 }
 
-// buildArchive cross-compiles the plugin and packs it as
+// buildArchive cross-compiles the plugin and packs it with the licence as
 // kubectl-rag_<version>_<os>_<arch>.tar.gz.
-func buildArchive(pkg, ldflags, ver, goos, goarch, out string, mtime time.Time) (platform, error) {
+func buildArchive(pkg, ldflags, ver, goos, goarch, out string, mtime time.Time, license []byte) (platform, error) {
 	tmp, err := os.MkdirTemp("", "release-"+goos+"-"+goarch)
 	if err != nil {
 		return platform{}, err
@@ -141,30 +147,38 @@ func buildArchive(pkg, ldflags, ver, goos, goarch, out string, mtime time.Time) 
 		return platform{}, err
 	}
 	var buf bytes.Buffer
-	if err := writeTarGz(&buf, exe, data, mtime); err != nil {
+	if err := writeTarGz(&buf, mtime, archiveFile{exe, 0o755, data}, archiveFile{"LICENSE", 0o644, license}); err != nil {
 		return platform{}, err
 	}
-	pl := platform{OS: goos, Arch: goarch, Archive: fmt.Sprintf("%s_%s_%s_%s.tar.gz", binary, ver, goos, goarch)}
+	pl := platform{OS: goos, Arch: goarch, Bin: exe, Archive: fmt.Sprintf("%s_%s_%s_%s.tar.gz", binary, ver, goos, goarch)}
 	sum := sha256.Sum256(buf.Bytes())
 	pl.SHA256 = hex.EncodeToString(sum[:])
 	return pl, os.WriteFile(filepath.Join(out, pl.Archive), buf.Bytes(), 0o644)
 }
 
-// writeTarGz writes a gzipped tar holding one executable, with nothing that
-// depends on the machine or the clock: fixed owner, mode and time, no gzip
-// name or time.
-func writeTarGz(w io.Writer, name string, data []byte, mtime time.Time) error {
+// archiveFile is one regular file of a tarball.
+type archiveFile struct {
+	name string
+	mode int64
+	data []byte
+}
+
+// writeTarGz writes a gzipped tar of files, with nothing that depends on the
+// machine or the clock: fixed owner, mode and time, no gzip name or time.
+func writeTarGz(w io.Writer, mtime time.Time, files ...archiveFile) error {
 	zw, err := gzip.NewWriterLevel(w, gzip.DefaultCompression)
 	if err != nil {
 		return err
 	}
 	tw := tar.NewWriter(zw)
-	hdr := &tar.Header{Name: name, Mode: 0o755, Size: int64(len(data)), ModTime: mtime, Typeflag: tar.TypeReg, Format: tar.FormatPAX}
-	if err := tw.WriteHeader(hdr); err != nil {
-		return err
-	}
-	if _, err := tw.Write(data); err != nil {
-		return err
+	for _, f := range files {
+		hdr := &tar.Header{Name: f.name, Mode: f.mode, Size: int64(len(f.data)), ModTime: mtime, Typeflag: tar.TypeReg, Format: tar.FormatPAX}
+		if err := tw.WriteHeader(hdr); err != nil {
+			return err
+		}
+		if _, err := tw.Write(f.data); err != nil {
+			return err
+		}
 	}
 	if err := tw.Close(); err != nil {
 		return err

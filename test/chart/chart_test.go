@@ -126,6 +126,22 @@ func decode(t *testing.T, manifests string) []*unstructured.Unstructured {
 	return objs
 }
 
+// A digest wins over the tag for both images: what make release pins.
+func TestChartPinsImagesByDigest(t *testing.T) {
+	const m, e = "sha256:1111111111111111111111111111111111111111111111111111111111111111", "sha256:2222222222222222222222222222222222222222222222222222222222222222"
+	objs := render(t, "--set", "image.repository=registry.example.com/ragops/manager", "--set", "image.digest="+m,
+		"--set", "image.tag=ignored", "--set", "embedserverImage.repository=registry.example.com/ragops/embedserver", "--set", "embedserverImage.digest="+e)
+	var d appsv1.Deployment
+	fromUnstructured(t, find(objs, "Deployment", "rag-operator"), &d)
+	c := d.Spec.Template.Spec.Containers[0]
+	if want := "registry.example.com/ragops/manager@" + m; c.Image != want {
+		t.Errorf("image %q, want %q", c.Image, want)
+	}
+	if want := "--embedserver-image=registry.example.com/ragops/embedserver@" + e; !contains(c.Args, want) {
+		t.Errorf("args %v lack %s", c.Args, want)
+	}
+}
+
 func find(objs []*unstructured.Unstructured, kind, nameSuffix string) *unstructured.Unstructured {
 	for _, o := range objs {
 		if o.GetKind() == kind && strings.HasSuffix(o.GetName(), nameSuffix) {
@@ -346,6 +362,8 @@ func TestSchemaRefusesBadValues(t *testing.T) {
 		{[]string{"kubeAPI.burst=-1"}, "burst"},
 		{[]string{"resources.limits.memory=lots"}, "memory"},
 		{[]string{"replicas=3"}, "replicas"}, // a typo of replicaCount
+		{[]string{"image.digest=sha256:abc"}, "digest"},
+		{[]string{"embedserverImage.digest=latest"}, "digest"},
 	}
 	for _, tc := range cases {
 		t.Run(strings.Join(tc.set, ","), func(t *testing.T) {
@@ -426,6 +444,17 @@ func TestKustomizeDryRunApply(t *testing.T) {
 		if !contains(d.Spec.Template.Spec.Containers[0].Args, arg) {
 			t.Errorf("kustomize manager args %v lack %s", d.Spec.Template.Spec.Containers[0].Args, arg)
 		}
+	}
+	// config/default's patch sets the embedding server image by the argument's
+	// index: it must have replaced that flag, not another one.
+	var images []string
+	for _, a := range d.Spec.Template.Spec.Containers[0].Args {
+		if strings.HasPrefix(a, "--embedserver-image=") {
+			images = append(images, a)
+		}
+	}
+	if len(images) != 1 || images[0] != "--embedserver-image=ragops/embedserver:0.1.0" {
+		t.Errorf("kustomize manager args %v: want one --embedserver-image=ragops/embedserver:0.1.0 (config/default's patch points at another argument?)", d.Spec.Template.Spec.Containers[0].Args)
 	}
 	// The namespace exists for real (a dry-run namespace holds nothing); the rest is a dry run.
 	ensureNamespace(t, "rag-operator-system")

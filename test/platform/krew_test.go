@@ -21,7 +21,7 @@ import (
 
 const releaseMk = root + "/hack/make/release.mk"
 
-// make release builds the four platforms krew users need.
+// make release builds the six platforms krew users need.
 func TestReleasePlatforms(t *testing.T) {
 	m := regexp.MustCompile(`(?m)^RELEASE_PLATFORMS := (.+)$`).FindSubmatch(readFile(t, releaseMk))
 	if m == nil {
@@ -29,7 +29,7 @@ func TestReleasePlatforms(t *testing.T) {
 	}
 	got := strings.Fields(string(m[1]))
 	slices.Sort(got)
-	want := []string{"darwin/amd64", "darwin/arm64", "linux/amd64", "linux/arm64"}
+	want := []string{"darwin/amd64", "darwin/arm64", "linux/amd64", "linux/arm64", "windows/amd64", "windows/arm64"}
 	if !slices.Equal(got, want) {
 		t.Errorf("RELEASE_PLATFORMS %v, want %v", got, want)
 	}
@@ -101,6 +101,9 @@ func TestKrewManifestOfARelease(t *testing.T) {
 		if _, ok := entries[f.From]; !ok {
 			t.Errorf("files: %s is not in the archive (%v)", f.From, keys(entries))
 		}
+	}
+	if lic, ok := entries["LICENSE"]; !ok || !bytes.Equal(lic.data, readFile(t, root+"/LICENSE")) {
+		t.Errorf("the archive does not carry the project's LICENSE (krew's index requires one): %v", keys(entries))
 	}
 	exe, ok := entries[pl.Bin]
 	if !ok {

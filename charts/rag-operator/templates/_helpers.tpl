@@ -39,9 +39,19 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 
 {{- define "rag-operator.image" -}}
-{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- include "rag-operator.imageRef" (list .Values.image .Chart.AppVersion) }}
 {{- end }}
 
 {{- define "rag-operator.embedserverImage" -}}
-{{- printf "%s:%s" .Values.embedserverImage.repository (default .Chart.AppVersion .Values.embedserverImage.tag) }}
+{{- include "rag-operator.imageRef" (list .Values.embedserverImage .Chart.AppVersion) }}
+{{- end }}
+
+{{- /* repository@digest when a digest is set, else repository:tag (tag defaults to appVersion). */ -}}
+{{- define "rag-operator.imageRef" -}}
+{{- $img := index . 0 }}
+{{- if $img.digest }}
+{{- printf "%s@%s" $img.repository $img.digest }}
+{{- else }}
+{{- printf "%s:%s" $img.repository (default (index . 1) $img.tag) }}
+{{- end }}
 {{- end }}
