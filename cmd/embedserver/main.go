@@ -55,7 +55,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		}
 		p = builtinmodel.Provider{Model: m, Observer: metrics}
 	case contract.ProviderOpenAI:
-		client, err := openai.New(openai.Config{BaseURL: o.UpstreamURL, APIKey: getenv(contract.APIKeyEnv), Model: o.Model,
+		client, err := openai.New(openai.Config{BaseURL: o.UpstreamURL, APIKey: getenv(contract.APIKeyEnv), Auth: o.UpstreamAuth, APIVersion: o.UpstreamAPIVer, Model: o.Model,
 			MaxInFlight: o.MaxInFlight, MaxBatchSize: o.MaxBatchSize, AttemptTimeout: o.UpstreamTimeout, MaxAttempts: o.MaxAttempts,
 			InitialBackoff: o.InitialBackoff, Linger: o.Linger, Observer: metrics})
 		if err != nil {

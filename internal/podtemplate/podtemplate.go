@@ -204,6 +204,12 @@ func Args(spec *ragv1.RAGServiceSpec) []string {
 	}
 	if e.Provider == ragv1.ProviderOpenAI {
 		args = append(args, arg(contract.FlagUpstreamURL, e.Endpoint))
+		// Bearer is the server's default and is left out, so the templates (and
+		// revisions) of services that never set auth stay as they were.
+		if e.Auth == ragv1.UpstreamAuthAzureAPIKey {
+			args = append(args, arg(contract.FlagUpstreamAuth, contract.UpstreamAuthAzureAPIKey))
+		}
+		str(contract.FlagUpstreamAPIVer, e.APIVersion)
 	}
 	num(contract.FlagMaxBatchSize, e.MaxBatchSize)
 	num(contract.FlagMaxInFlight, spec.Concurrency.MaxInFlight)

@@ -25,6 +25,8 @@ type Options struct {
 	Dimensions      int
 	Space           string // the vector space served: a DNS label, or empty
 	UpstreamURL     string
+	UpstreamAuth    string // contract.UpstreamAuthBearer or contract.UpstreamAuthAzureAPIKey
+	UpstreamAPIVer  string // api-version query parameter of every upstream call, or empty
 
 	MaxInFlight, MaxQueue, MaxBatchSize, MaxAttempts, MaxInputs int
 	MaxBodyBytes, MaxPendingBytes                               int64
@@ -52,6 +54,9 @@ func Parse(args []string, stderr io.Writer) (Options, error) {
 	fs.IntVar(&o.Dimensions, contract.FlagDimensions, 0, "vector size when a request names none (0: the model's own)")
 	fs.StringVar(&o.Space, contract.FlagSpace, "", "name of the vector space served (a DNS label), shown in GET /v1/models; the operator sets it from spec.embedding.space")
 	fs.StringVar(&o.UpstreamURL, contract.FlagUpstreamURL, "", "openai: upstream base URL including /v1")
+	fs.StringVar(&o.UpstreamAuth, contract.FlagUpstreamAuth, contract.DefaultUpstreamAuth, "openai: how the key ($"+contract.APIKeyEnv+") reaches the upstream: "+
+		contract.UpstreamAuthBearer+" (Authorization: Bearer) or "+contract.UpstreamAuthAzureAPIKey+" (api-key header, as Azure OpenAI wants)")
+	fs.StringVar(&o.UpstreamAPIVer, contract.FlagUpstreamAPIVer, "", "openai: api-version query parameter added to every upstream call (Azure OpenAI requires one)")
 	fs.IntVar(&o.MaxInFlight, contract.FlagMaxInFlight, contract.DefaultMaxInFlight, "requests running at once")
 	fs.IntVar(&o.MaxQueue, contract.FlagMaxQueue, contract.DefaultMaxQueue, "requests waiting for a slot; beyond it 429")
 	fs.IntVar(&o.MaxBatchSize, contract.FlagMaxBatchSize, contract.DefaultMaxBatchSize, "openai: inputs per upstream call (larger requests are split, small ones coalesced)")
@@ -108,6 +113,9 @@ func (o *Options) validate() error {
 	if o.Space != "" && !isDNSLabel(o.Space) {
 		return fmt.Errorf("--space %q must be a DNS label: at most 63 lower-case letters, digits and '-', starting and ending with a letter or digit", o.Space)
 	}
+	if o.UpstreamAuth != contract.UpstreamAuthBearer && o.UpstreamAuth != contract.UpstreamAuthAzureAPIKey {
+		return fmt.Errorf("--%s must be %s or %s, not %q", contract.FlagUpstreamAuth, contract.UpstreamAuthBearer, contract.UpstreamAuthAzureAPIKey, o.UpstreamAuth)
+	}
 	switch o.Provider {
 	case contract.ProviderBuiltin:
 		if o.Model == "" {
@@ -129,6 +137,9 @@ func (o *Options) validate() error {
 		}
 		if !strings.HasPrefix(o.UpstreamURL, "http://") && !strings.HasPrefix(o.UpstreamURL, "https://") {
 			return fmt.Errorf("--upstream-url %q must start with http:// or https://", o.UpstreamURL)
+		}
+		if o.UpstreamAuth == contract.UpstreamAuthAzureAPIKey && o.UpstreamAPIVer == "" {
+			return fmt.Errorf("--%s is required with --%s=%s: Azure OpenAI answers 404 to a call without one", contract.FlagUpstreamAPIVer, contract.FlagUpstreamAuth, contract.UpstreamAuthAzureAPIKey)
 		}
 	default:
 		return fmt.Errorf("--provider must be builtin or openai, not %q", o.Provider)
