@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -11,8 +12,23 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	ragv1 "github.com/ragops/rag-operator/api/v1alpha1"
+	"github.com/ragops/rag-operator/internal/builtinmodel"
 	"github.com/ragops/rag-operator/internal/testsupport/kubetest"
 )
+
+// The CRD admits a builtin model exactly when the embedding server serves it: a
+// model the server refuses would crash-loop the pods of an admitted spec.
+func TestCRDAdmitsTheBuiltinModelsTheServerServes(t *testing.T) {
+	ns := kubetest.Namespace(t, k8sClient)
+	for i, model := range []string{"hash-0", "hash-1", "hash-01", "hash-2", "hash-0002", "hash-384", "hash-8192", "hash-8193", "hash-9999", "hash--1", "hash-"} {
+		_, parseErr := builtinmodel.Parse(model)
+		svc := newService(ns, fmt.Sprintf("model-%d", i), 0, func(s *ragv1.RAGService) { s.Spec.Embedding.Model = model })
+		err := k8sClient.Create(context.Background(), svc)
+		if (err == nil) != (parseErr == nil) {
+			t.Errorf("model %q: the API server says %v, the embedding server says %v", model, err, parseErr)
+		}
+	}
+}
 
 // Every validation rule of the CRD refuses a bad manifest at the API server,
 // with a message that names the field. No operator runs here: this is the CRD.
