@@ -16,8 +16,31 @@ import (
 	"time"
 
 	"github.com/ragops/rag-operator/internal/fakeupstream"
+	"github.com/ragops/rag-operator/internal/testsupport/golden"
 	"github.com/ragops/rag-operator/internal/testsupport/poll"
+	"github.com/ragops/rag-operator/internal/version"
 )
+
+// --help describes the server and names EMBEDSERVER_API_KEY and the exit codes
+// around the flags (a golden: a change shows in review); --version prints the
+// version and starts nothing.
+func TestHelpAndVersion(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	noEnv := func(string) string { return "" }
+	if code := run(context.Background(), []string{"--help"}, noEnv, &stdout, &stderr); code != 0 {
+		t.Fatalf("--help: exit %d", code)
+	}
+	for _, want := range []string{"EMBEDSERVER_API_KEY", "Exit codes:", "--upstream-auth"} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("help lacks %q", want)
+		}
+	}
+	golden.Check(t, "help", stderr.Bytes())
+	stderr.Reset()
+	if code := run(context.Background(), []string{"--version"}, noEnv, &stdout, &stderr); code != 0 || stdout.String() != "embedserver "+version.Version+"\n" || stderr.Len() > 0 {
+		t.Fatalf("--version: exit %d, stdout %q, stderr %q", code, stdout.String(), stderr.String())
+	}
+}
 
 // Bad flags exit 2 with the reason on stderr (the whole table of reasons is in
 // internal/embedserver/serverflags).
@@ -35,7 +58,7 @@ func TestFlagErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var stderr bytes.Buffer
-			code := run(context.Background(), tt.args, func(string) string { return "" }, &stderr)
+			code := run(context.Background(), tt.args, func(string) string { return "" }, io.Discard, &stderr)
 			if code != 2 || !strings.Contains(stderr.String(), tt.want) {
 				t.Fatalf("exit %d, stderr %q; want 2 and %q", code, stderr.String(), tt.want)
 			}

@@ -38,7 +38,38 @@ type Options struct {
 	FailRate float64
 	LogLevel slog.Level
 	Pprof    bool
+	Version  bool // --version: print the version and exit; nothing else is checked
 }
+
+// Usage is the help text around the flag list.
+const (
+	usageHead = `embedserver is the bounded-concurrency, OpenAI-compatible embedding server
+that the ragops operator deploys. POST /v1/embeddings and GET /v1/models on
+--addr; /healthz, /readyz and /metrics on --admin-addr. A bounded number of
+requests run at once, a bounded queue waits in front of them with its own
+deadline, and every request ends with an answer: 429 or 503 with Retry-After
+when overloaded, 504 past its deadline, 502 when the upstream failed.
+
+Usage:
+  embedserver [--provider builtin] [--model hash-384] [flags]
+  EMBEDSERVER_API_KEY=... embedserver --provider openai --upstream-url URL --model NAME [flags]
+
+Flags:
+`
+	usageTail = `
+Environment:
+  EMBEDSERVER_API_KEY  the upstream's API key (openai), sent as --upstream-auth
+                       says; never logged. The operator sets it from
+                       spec.embedding.apiKeySecretRef.
+  GOMEMLIMIT, GOGC     when neither is set, the collector is tuned to
+                       --max-pending-bytes plus headroom
+
+Exit codes:
+  0  stopped after a clean drain (SIGTERM or SIGINT), or --help, --version
+  1  a listener failed, or the drain timed out with requests unfinished
+  2  bad flags
+`
+)
 
 // Parse reads args (without the program name). Usage and flag errors are
 // written to stderr as well as returned; -h gives flag.ErrHelp.
@@ -75,8 +106,17 @@ func Parse(args []string, stderr io.Writer) (Options, error) {
 	fs.Float64Var(&o.FailRate, contract.FlagFailRate, 0, "DRILL ONLY: fraction of requests answered 500 on purpose (fault injection)")
 	fs.StringVar(&logLevel, contract.FlagLogLevel, contract.DefaultLogLevel, "debug, info, warn or error")
 	fs.BoolVar(&o.Pprof, contract.FlagPprof, false, "serve Go profiles at /debug/pprof/ on the admin port")
+	fs.BoolVar(&o.Version, "version", false, "print the version and exit")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), usageHead)
+		fs.PrintDefaults()
+		fmt.Fprint(fs.Output(), usageTail)
+	}
 	if err := fs.Parse(args); err != nil {
 		return o, err
+	}
+	if o.Version {
+		return o, nil
 	}
 	if fs.NArg() > 0 {
 		return o, fmt.Errorf("unexpected arguments: %v", fs.Args())
