@@ -400,7 +400,7 @@ func TestHistory(t *testing.T) {
 		{"1", "aaa111", " - ", "Promoted", "Promoted canary aaa111 to stable"},
 		{"2", "bbb222", " - ", "Stable"},
 		{"3", "ccc333", " v2 ", "RolledBack", "AnalysisFailed: error rate 0.20 above 0.01"},
-		{"4", "ddd444", " v2 ", "Canary", "step 2, weight 20%"},
+		{"4", "ddd444", " v2 ", "Canary", "step 2/4, weight 20%"},
 	}
 	for i, want := range wantRows {
 		for _, w := range want {

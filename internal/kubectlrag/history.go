@@ -66,7 +66,7 @@ func BuildHistory(svc *ragv1.RAGService, revs []appsv1.ControllerRevision, event
 		switch {
 		case hash == st.CanaryRevision:
 			row.State = "Canary"
-			row.Message = fmt.Sprintf("step %d, weight %d%% (effective %d%%)", st.CurrentStep+1, st.CanaryWeight, st.EffectiveWeight)
+			row.Message = fmt.Sprintf("step %s, weight %d%% (effective %d%%)", stepNumber(svc), st.CanaryWeight, st.EffectiveWeight)
 		case hash == st.StableRevision:
 			row.State = "Stable"
 		case st.Rollback != nil && hash == st.Rollback.Revision:

@@ -51,7 +51,7 @@ func TestOutputFormats(t *testing.T) {
 	at := svc.CreationTimestamp.Time
 	rows := []HistoryRow{
 		{Revision: 1, Hash: "7c9f5d", Created: at.Add(-time.Hour), State: "Stable"},
-		{Revision: 2, Hash: "5d2a11", Created: at, Space: "docs-v2", State: "Canary", Message: "step 2, weight 20% (effective 20%)"},
+		{Revision: 2, Hash: "5d2a11", Created: at, Space: "docs-v2", State: "Canary", Message: "step 2/4, weight 20% (effective 20%)"},
 	}
 	events := []corev1.Event{
 		{Type: "Normal", Reason: "StepAdvanced", Message: "Advanced canary 5d2a11 to step 2/4 (pause 1m0s)", LastTimestamp: metav1.NewTime(at)},
