@@ -167,3 +167,62 @@ func scrape(t *testing.T, url string) string {
 	b, _ := io.ReadAll(resp.Body)
 	return string(b)
 }
+
+// The server as the operator starts it for Azure OpenAI (--upstream-auth
+// azure-api-key, --upstream-api-version, the key in EMBEDSERVER_API_KEY)
+// serves from a fake that answers as Azure does; the same server with the
+// default Bearer auth gets Azure's 401, which the client sees as an error
+// naming it (502 today; the upstream's own status once final upstream answers
+// are passed through).
+func TestAzureUpstream(t *testing.T) {
+	const key, apiVersion = "azure-sekret", "2024-10-21"
+	up := fakeupstream.New(fakeupstream.Config{Azure: fakeupstream.Azure{Key: key, APIVersion: apiVersion}})
+	ts := httptest.NewServer(up)
+	defer ts.Close()
+	defer up.Close()
+	getenv := func(k string) string {
+		if k == "EMBEDSERVER_API_KEY" {
+			return key
+		}
+		return ""
+	}
+	for _, tc := range []struct {
+		name string
+		auth []string
+		code int
+		body string
+	}{
+		{"azure-api-key", []string{"--upstream-auth=azure-api-key", "--upstream-api-version=" + apiVersion}, http.StatusOK, `"object":"list"`},
+		{"bearer is refused", []string{"--upstream-api-version=" + apiVersion}, 0, "Access denied"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			addr, admin := freeAddr(t, "127.0.0.1"), freeAddr(t, "127.0.0.1")
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			var stderr bytes.Buffer
+			exited := make(chan int, 1)
+			args := append([]string{"--addr", addr, "--admin-addr", admin, "--provider", "openai", "--model", "text-embedding-3-small",
+				"--upstream-url", ts.URL + "/openai/deployments/text-embedding-3-small", "--drain-timeout=1s", "--drain-delay=0s", "--log-level=error"}, tc.auth...)
+			go func() { exited <- run(ctx, args, getenv, io.Discard, &stderr) }()
+			poll.UntilStatus(t, "http://"+admin+"/readyz", http.StatusOK)
+			resp, err := http.Post("http://"+addr+"/v1/embeddings", "application/json", strings.NewReader(`{"input":["a","b"]}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if (tc.code != 0 && resp.StatusCode != tc.code) || (tc.code == 0 && resp.StatusCode < 400) || !strings.Contains(string(b), tc.body) {
+				t.Errorf("answer %d %s, want %d (0: an error) with %q", resp.StatusCode, b, tc.code, tc.body)
+			}
+			cancel()
+			select {
+			case code := <-exited:
+				if code != 0 {
+					t.Errorf("exit %d: %s", code, stderr.String())
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("server did not stop")
+			}
+		})
+	}
+}
