@@ -335,7 +335,7 @@ func TestManualControl(t *testing.T) {
 	g.Expect(first).NotTo(Equal(second))
 }
 
-// A spec change during a canary restarts it with the new revision at step 0.
+// A spec change during a canary restarts it with the new revision at its first step.
 func TestSpecChangeDuringCanary(t *testing.T) {
 	g := NewWithT(t)
 	ns := kubetest.Namespace(t, k8sClient)

@@ -21,7 +21,7 @@ var (
 	}, []string{"namespace", "name", "result"})
 	rolloutStep = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "ragops_rollout_step",
-		Help: "Current canary step of a RAGService; -1 when no canary runs.",
+		Help: "Index of the current canary step of a RAGService, from 0 (messages number steps from 1); -1 when no canary runs.",
 	}, []string{"namespace", "name"})
 	canaryWeight = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "ragops_canary_weight_percent",

@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -11,8 +12,23 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	ragv1 "github.com/ragops/rag-operator/api/v1alpha1"
+	"github.com/ragops/rag-operator/internal/builtinmodel"
 	"github.com/ragops/rag-operator/internal/testsupport/kubetest"
 )
+
+// The CRD admits a builtin model exactly when the embedding server serves it: a
+// model the server refuses would crash-loop the pods of an admitted spec.
+func TestCRDAdmitsTheBuiltinModelsTheServerServes(t *testing.T) {
+	ns := kubetest.Namespace(t, k8sClient)
+	for i, model := range []string{"hash-0", "hash-1", "hash-01", "hash-2", "hash-0002", "hash-384", "hash-8192", "hash-8193", "hash-9999", "hash--1", "hash-"} {
+		_, parseErr := builtinmodel.Parse(model)
+		svc := newService(ns, fmt.Sprintf("model-%d", i), 0, func(s *ragv1.RAGService) { s.Spec.Embedding.Model = model })
+		err := k8sClient.Create(context.Background(), svc)
+		if (err == nil) != (parseErr == nil) {
+			t.Errorf("model %q: the API server says %v, the embedding server says %v", model, err, parseErr)
+		}
+	}
+}
 
 // Every validation rule of the CRD refuses a bad manifest at the API server,
 // with a message that names the field. No operator runs here: this is the CRD.
@@ -30,6 +46,16 @@ func TestValidationRefusesBadManifests(t *testing.T) {
 			[]string{"spec.embedding.endpoint", "required when provider is openai"}},
 		{"endpoint not a URL", map[string]any{"embedding": map[string]any{"provider": "openai", "model": "m", "endpoint": "ftp://x"}},
 			[]string{"spec.embedding.endpoint must be an http:// or https:// URL"}},
+		{"azure key without api version", map[string]any{"embedding": map[string]any{"provider": "openai", "model": "m", "endpoint": "https://x.openai.azure.com/openai/deployments/m",
+			"auth": "AzureAPIKey"}}, []string{"spec.embedding.apiVersion is required when spec.embedding.auth is AzureAPIKey"}},
+		{"unknown auth", map[string]any{"embedding": map[string]any{"provider": "openai", "model": "m", "endpoint": "https://x/v1", "auth": "Basic"}},
+			[]string{"spec.embedding.auth", "Unsupported value"}},
+		{"api version not a version", map[string]any{"embedding": map[string]any{"provider": "openai", "model": "m", "endpoint": "https://x/v1", "apiVersion": "2024-10-21&x=1"}},
+			[]string{"spec.embedding.apiVersion must be a version"}},
+		{"auth on builtin", map[string]any{"embedding": map[string]any{"auth": "AzureAPIKey", "apiVersion": "2024-10-21"}},
+			[]string{"spec.embedding.auth and spec.embedding.apiVersion are only used by the openai provider"}},
+		{"api version on builtin", map[string]any{"embedding": map[string]any{"apiVersion": "2024-10-21"}},
+			[]string{"spec.embedding.auth and spec.embedding.apiVersion are only used by the openai provider"}},
 		{"builtin model not hash", map[string]any{"embedding": map[string]any{"model": "bert"}}, []string{"spec.embedding.model", "hash-<dimensions>"}},
 		{"builtin model too wide", map[string]any{"embedding": map[string]any{"model": "hash-9000"}}, []string{"spec.embedding.model"}},
 		{"dimensions above model", map[string]any{"embedding": map[string]any{"model": "hash-64", "dimensions": 128}}, []string{"spec.embedding.dimensions"}},
@@ -135,6 +161,14 @@ func TestValidationRefusesBadManifests(t *testing.T) {
 	sc := ok.Spec.Rollout.SpaceCheck
 	g.Expect(sc.Enabled).To(Equal(ptr.To(true)))
 	g.Expect([]any{sc.MinCosine, sc.MinNeighborOverlap, sc.K}).To(Equal([]any{"0.999", "0.9", int32(5)}))
+
+	g.Expect(ok.Spec.Embedding.Auth).To(Equal(ragv1.UpstreamAuthBearer))
+
+	azure := newService(ns, "good-azure", 1, func(s *ragv1.RAGService) {
+		s.Spec.Embedding = ragv1.EmbeddingSpec{Provider: ragv1.ProviderOpenAI, Model: "text-embedding-3-small",
+			Endpoint: "https://docs.openai.azure.com/openai/deployments/emb", Auth: ragv1.UpstreamAuthAzureAPIKey, APIVersion: "2025-01-01-preview"}
+	})
+	g.Expect(k8sClient.Create(context.Background(), azure)).To(Succeed())
 
 	withAnalysis := newService(ns, "good-analysis", 1, func(s *ragv1.RAGService) { s.Spec.Rollout.Analysis = &ragv1.AnalysisSpec{} })
 	g.Expect(k8sClient.Create(context.Background(), withAnalysis)).To(Succeed())

@@ -16,6 +16,19 @@ const (
 	ProviderOpenAI Provider = "openai"
 )
 
+// UpstreamAuth is how the API key reaches an OpenAI-compatible upstream.
+// +kubebuilder:validation:Enum=Bearer;AzureAPIKey
+type UpstreamAuth string
+
+const (
+	// UpstreamAuthBearer sends "Authorization: Bearer <key>": OpenAI, TEI, vLLM,
+	// Ollama and most gateways.
+	UpstreamAuthBearer UpstreamAuth = "Bearer"
+	// UpstreamAuthAzureAPIKey sends the key in the "api-key" header and no
+	// Authorization header, as Azure OpenAI's key authentication wants.
+	UpstreamAuthAzureAPIKey UpstreamAuth = "AzureAPIKey"
+)
+
 // RAGServiceSpec declares an embedding service and how changes to it roll out.
 type RAGServiceSpec struct {
 	// Replicas is the size of the stable track. It is the scale subresource's
@@ -61,9 +74,12 @@ type RAGServiceSpec struct {
 
 // EmbeddingSpec selects the embedding provider and model.
 // +kubebuilder:validation:XValidation:rule="self.provider != 'openai' || (has(self.endpoint) && size(self.endpoint) > 0)",message="spec.embedding.endpoint is required when provider is openai",fieldPath=".endpoint"
-// +kubebuilder:validation:XValidation:rule="self.provider != 'builtin' || (self.model.matches('^hash-[0-9]{1,4}$') && int(self.model.substring(5)) >= 1 && int(self.model.substring(5)) <= 8192)",message="spec.embedding.model must be hash-<dimensions> with 1 to 8192 dimensions (for example hash-384) when provider is builtin",fieldPath=".model"
+// The builtin model's bounds are builtinmodel.MinDims and MaxDims: a spec the server would refuse must never be admitted (TestCRDAdmitsTheBuiltinModelsTheServerServes).
+// +kubebuilder:validation:XValidation:rule="self.provider != 'builtin' || (self.model.matches('^hash-[0-9]{1,4}$') && int(self.model.substring(5)) >= 2 && int(self.model.substring(5)) <= 8192)",message="spec.embedding.model must be hash-<dimensions> with 2 to 8192 dimensions (for example hash-384) when provider is builtin",fieldPath=".model"
 // +kubebuilder:validation:XValidation:rule="self.provider != 'builtin' || !has(self.dimensions) || !self.model.matches('^hash-[0-9]{1,4}$') || self.dimensions <= int(self.model.substring(5))",message="spec.embedding.dimensions must not exceed the builtin model's dimensions",fieldPath=".dimensions"
 // +kubebuilder:validation:XValidation:rule="self.provider != 'builtin' || !has(self.apiKeySecretRef)",message="spec.embedding.apiKeySecretRef is only used by the openai provider",fieldPath=".apiKeySecretRef"
+// +kubebuilder:validation:XValidation:rule="!has(self.auth) || self.auth != 'AzureAPIKey' || (has(self.apiVersion) && size(self.apiVersion) > 0)",message="spec.embedding.apiVersion is required when spec.embedding.auth is AzureAPIKey (Azure OpenAI answers 404 without one), for example 2024-10-21",fieldPath=".apiVersion"
+// +kubebuilder:validation:XValidation:rule="self.provider != 'builtin' || ((!has(self.auth) || self.auth == 'Bearer') && !has(self.apiVersion))",message="spec.embedding.auth and spec.embedding.apiVersion are only used by the openai provider",fieldPath=".auth"
 type EmbeddingSpec struct {
 	// Provider is builtin (no network) or openai (any OpenAI-compatible endpoint).
 	// +kubebuilder:default=builtin
@@ -93,6 +109,21 @@ type EmbeddingSpec struct {
 	// the server as an environment variable, never in args, logs or status.
 	// +optional
 	APIKeySecretRef *corev1.SecretKeySelector `json:"apiKeySecretRef,omitempty"`
+
+	// Auth is how the API key reaches the upstream: Bearer (an Authorization
+	// header, the default) or AzureAPIKey (an api-key header, for Azure OpenAI's
+	// key authentication, which needs apiVersion too).
+	// +kubebuilder:default=Bearer
+	// +optional
+	Auth UpstreamAuth `json:"auth,omitempty"`
+
+	// APIVersion is added as the api-version query parameter to every upstream
+	// call, whatever auth is (Azure OpenAI wants one, also with Microsoft Entra
+	// bearer tokens and behind API gateways). Required with auth AzureAPIKey.
+	// +kubebuilder:validation:MaxLength=64
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[A-Za-z0-9][-A-Za-z0-9._]*$')",message="spec.embedding.apiVersion must be a version such as 2024-10-21 or 2025-01-01-preview: letters, digits, '-', '.' and '_'"
+	// +optional
+	APIVersion string `json:"apiVersion,omitempty"`
 
 	// Space names the vector space the service's index lives in: vectors of one
 	// space are comparable, of two spaces are not. Changing it declares a new

@@ -29,10 +29,10 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	os.Exit(run(ctx, os.Args[1:], os.Getenv, os.Stderr))
+	os.Exit(run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
 }
 
-func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) int {
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	o, err := serverflags.Parse(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
@@ -40,6 +40,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if err != nil {
 		fmt.Fprintln(stderr, "embedserver:", err)
 		return 2
+	}
+	if o.Version {
+		fmt.Fprintln(stdout, "embedserver", version.Version)
+		return 0
 	}
 	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: o.LogLevel}))
 
@@ -55,7 +59,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		}
 		p = builtinmodel.Provider{Model: m, Observer: metrics}
 	case contract.ProviderOpenAI:
-		client, err := openai.New(openai.Config{BaseURL: o.UpstreamURL, APIKey: getenv(contract.APIKeyEnv), Model: o.Model,
+		client, err := openai.New(openai.Config{BaseURL: o.UpstreamURL, APIKey: getenv(contract.APIKeyEnv), Auth: o.UpstreamAuth, APIVersion: o.UpstreamAPIVer, Model: o.Model,
 			MaxInFlight: o.MaxInFlight, MaxBatchSize: o.MaxBatchSize, AttemptTimeout: o.UpstreamTimeout, MaxAttempts: o.MaxAttempts,
 			InitialBackoff: o.InitialBackoff, Linger: o.Linger, Observer: metrics})
 		if err != nil {

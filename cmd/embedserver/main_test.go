@@ -16,8 +16,31 @@ import (
 	"time"
 
 	"github.com/ragops/rag-operator/internal/fakeupstream"
+	"github.com/ragops/rag-operator/internal/testsupport/golden"
 	"github.com/ragops/rag-operator/internal/testsupport/poll"
+	"github.com/ragops/rag-operator/internal/version"
 )
+
+// --help describes the server and names EMBEDSERVER_API_KEY and the exit codes
+// around the flags (a golden: a change shows in review); --version prints the
+// version and starts nothing.
+func TestHelpAndVersion(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	noEnv := func(string) string { return "" }
+	if code := run(context.Background(), []string{"--help"}, noEnv, &stdout, &stderr); code != 0 {
+		t.Fatalf("--help: exit %d", code)
+	}
+	for _, want := range []string{"EMBEDSERVER_API_KEY", "Exit codes:", "--upstream-auth"} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("help lacks %q", want)
+		}
+	}
+	golden.Check(t, "help", stderr.Bytes())
+	stderr.Reset()
+	if code := run(context.Background(), []string{"--version"}, noEnv, &stdout, &stderr); code != 0 || stdout.String() != "embedserver "+version.Version+"\n" || stderr.Len() > 0 {
+		t.Fatalf("--version: exit %d, stdout %q, stderr %q", code, stdout.String(), stderr.String())
+	}
+}
 
 // Bad flags exit 2 with the reason on stderr (the whole table of reasons is in
 // internal/embedserver/serverflags).
@@ -35,7 +58,7 @@ func TestFlagErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var stderr bytes.Buffer
-			code := run(context.Background(), tt.args, func(string) string { return "" }, &stderr)
+			code := run(context.Background(), tt.args, func(string) string { return "" }, io.Discard, &stderr)
 			if code != 2 || !strings.Contains(stderr.String(), tt.want) {
 				t.Fatalf("exit %d, stderr %q; want 2 and %q", code, stderr.String(), tt.want)
 			}
@@ -143,4 +166,63 @@ func scrape(t *testing.T, url string) string {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return string(b)
+}
+
+// The server as the operator starts it for Azure OpenAI (--upstream-auth
+// azure-api-key, --upstream-api-version, the key in EMBEDSERVER_API_KEY)
+// serves from a fake that answers as Azure does; the same server with the
+// default Bearer auth gets Azure's 401, which the client sees as an error
+// naming it (502 today; the upstream's own status once final upstream answers
+// are passed through).
+func TestAzureUpstream(t *testing.T) {
+	const key, apiVersion = "azure-sekret", "2024-10-21"
+	up := fakeupstream.New(fakeupstream.Config{Azure: fakeupstream.Azure{Key: key, APIVersion: apiVersion}})
+	ts := httptest.NewServer(up)
+	defer ts.Close()
+	defer up.Close()
+	getenv := func(k string) string {
+		if k == "EMBEDSERVER_API_KEY" {
+			return key
+		}
+		return ""
+	}
+	for _, tc := range []struct {
+		name string
+		auth []string
+		code int
+		body string
+	}{
+		{"azure-api-key", []string{"--upstream-auth=azure-api-key", "--upstream-api-version=" + apiVersion}, http.StatusOK, `"object":"list"`},
+		{"bearer is refused", []string{"--upstream-api-version=" + apiVersion}, 0, "Access denied"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			addr, admin := freeAddr(t, "127.0.0.1"), freeAddr(t, "127.0.0.1")
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			var stderr bytes.Buffer
+			exited := make(chan int, 1)
+			args := append([]string{"--addr", addr, "--admin-addr", admin, "--provider", "openai", "--model", "text-embedding-3-small",
+				"--upstream-url", ts.URL + "/openai/deployments/text-embedding-3-small", "--drain-timeout=1s", "--drain-delay=0s", "--log-level=error"}, tc.auth...)
+			go func() { exited <- run(ctx, args, getenv, io.Discard, &stderr) }()
+			poll.UntilStatus(t, "http://"+admin+"/readyz", http.StatusOK)
+			resp, err := http.Post("http://"+addr+"/v1/embeddings", "application/json", strings.NewReader(`{"input":["a","b"]}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if (tc.code != 0 && resp.StatusCode != tc.code) || (tc.code == 0 && resp.StatusCode < 400) || !strings.Contains(string(b), tc.body) {
+				t.Errorf("answer %d %s, want %d (0: an error) with %q", resp.StatusCode, b, tc.code, tc.body)
+			}
+			cancel()
+			select {
+			case code := <-exited:
+				if code != 0 {
+					t.Errorf("exit %d: %s", code, stderr.String())
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("server did not stop")
+			}
+		})
+	}
 }

@@ -28,7 +28,7 @@ import (
 )
 
 func main() {
-	if err := run(); err != nil {
+	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "manager:", err)
 		os.Exit(1)
 	}
@@ -51,6 +51,8 @@ type options struct {
 	progressWindow          time.Duration
 
 	zap zap.Options
+
+	version bool // --version: print the version and exit
 
 	// skipNameValidation lets one process build several managers (tests).
 	skipNameValidation bool
@@ -77,10 +79,14 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.kubeAPIBurst, "kube-api-burst", 100, "Requests the manager may send to the API server in a burst above --kube-api-qps.")
 	fs.DurationVar(&o.progressWindow, "status-progress-window", controllers.DefaultProgressWindow,
 		"How long a RAGService's status may hold back pod counts and messages while it is Reconciling (what kstatus, kubectl wait and the printer columns read is written at once, unless a Deployment's status lags its pods: then as long, or twelve times as long for what the pods moved ahead of it); 0s or less holds nothing back. See docs/scale.md.")
+	fs.BoolVar(&o.version, "version", false, "Print the version and exit.")
 	o.zap.BindFlags(fs)
 	ctrlconfig.RegisterFlags(fs) // --kubeconfig, read by ctrl.GetConfig
 	if err := fs.Parse(args); err != nil {
 		return o, err
+	}
+	if o.version {
+		return o, nil
 	}
 	switch {
 	case o.maxConcurrentReconciles < 1:
@@ -95,13 +101,17 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	return o, nil
 }
 
-func run() error {
-	o, err := parseFlags(os.Args[1:], os.Stderr)
+func run(args []string, stdout, stderr io.Writer) error {
+	o, err := parseFlags(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return nil
 	}
 	if err != nil {
 		return err
+	}
+	if o.version {
+		fmt.Fprintln(stdout, "manager", version.Version)
+		return nil
 	}
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&o.zap)))
 	log := ctrl.Log.WithName("setup")

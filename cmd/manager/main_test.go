@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"io"
@@ -24,6 +25,7 @@ import (
 
 	"github.com/ragops/rag-operator/controllers"
 	"github.com/ragops/rag-operator/internal/testsupport/kubetest"
+	"github.com/ragops/rag-operator/internal/version"
 )
 
 func TestParseFlags(t *testing.T) {
@@ -58,6 +60,19 @@ func TestParseFlags(t *testing.T) {
 		if _, err := parseFlags([]string{bad.arg}, io.Discard); err == nil || !strings.Contains(err.Error(), bad.want) {
 			t.Errorf("%s: error %v, want one naming %s", bad.arg, err, bad.want)
 		}
+	}
+}
+
+// --version prints the version and starts nothing (no kubeconfig is read), and
+// --help lists --version; neither needs a cluster.
+func TestVersion(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if err := run([]string{"--version", "--kubeconfig=/nonexistent"}, &stdout, &stderr); err != nil || stdout.String() != "manager "+version.Version+"\n" {
+		t.Fatalf("--version: %v, stdout %q, stderr %q", err, stdout.String(), stderr.String())
+	}
+	stdout.Reset()
+	if err := run([]string{"--help"}, &stdout, &stderr); err != nil || !strings.Contains(stderr.String(), "-version") {
+		t.Fatalf("--help: %v, stderr %q", err, stderr.String())
 	}
 }
 

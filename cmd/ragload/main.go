@@ -2,7 +2,8 @@
 // concurrency levels against an OpenAI-compatible embeddings URL and prints, per
 // level, requests, ok, shed (429/503), errors, timeouts (504), latency and "hung"
 // — requests with no answer within the deadline plus a margin. It exits 1 when
-// anything hung.
+// anything hung, when the error or shed rate passes its limit, or when no
+// request succeeded (see usage).
 //
 // With --service NAME [-n NS] it sends to the ready pods of a Kubernetes
 // Service instead (a RAGService's Service, or any other), resolved from its
@@ -35,6 +36,34 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/ragops/rag-operator/internal/loadgen"
+	"github.com/ragops/rag-operator/internal/version"
+)
+
+// usage is ragload's help text around the flag list.
+const (
+	usageHead = `ragload validates an embedding deployment: it runs a matrix of concurrency
+levels against an OpenAI-compatible embeddings endpoint (--url) or the ready
+pods of a Kubernetes Service (--service), and prints per level the requests,
+ok, shed (429/503), errors, timeouts (504), latency and hung requests (no
+answer within --deadline plus --margin).
+
+Usage:
+  ragload [--url URL | --service NAME [-n NAMESPACE]] [flags]
+
+Flags:
+`
+	usageTail = `
+Exit codes:
+  0  every check passed
+  1  a request hung; the error rate (errors and 504s over all requests, all
+     levels) passed --max-error-rate; the shed rate (429 and 503) passed
+     --max-shed-rate; no request succeeded; or --service could not be resolved
+  2  bad flags or arguments
+
+Environment:
+  RAGLOAD_API_KEY  sent as "Authorization: Bearer <key>" when set
+  KUBECONFIG       the kubeconfig of --service (unless --kubeconfig names one)
+`
 )
 
 func main() {
@@ -63,10 +92,30 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	kubeconfig := fs.String("kubeconfig", "", "kubeconfig file for --service (default: $KUBECONFIG or ~/.kube/config)")
 	kubeContext := fs.String("context", "", "kubeconfig context for --service")
 	refresh := fs.Duration("refresh", time.Second, "with --service, how often the endpoints are resolved again")
+	maxErrorRate := fs.Float64("max-error-rate", 0.01, "fail (exit 1) when errors and 504s exceed this share of all requests")
+	maxShedRate := fs.Float64("max-shed-rate", 1, "fail (exit 1) when 429s and 503s exceed this share of all requests (1: never)")
+	showVersion := fs.Bool("version", false, "print the version and exit")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), usageHead)
+		fs.PrintDefaults()
+		fmt.Fprint(fs.Output(), usageTail)
+	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
+		return 2
+	}
+	if *showVersion {
+		fmt.Fprintln(stdout, "ragload", version.Version)
+		return 0
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "ragload: unexpected arguments: %v\n", fs.Args())
+		return 2
+	}
+	if *maxErrorRate < 0 || *maxErrorRate > 1 || *maxShedRate < 0 || *maxShedRate > 1 {
+		fmt.Fprintln(stderr, "ragload: --max-error-rate and --max-shed-rate must be in [0,1]")
 		return 2
 	}
 	urlSet := false
@@ -158,12 +207,46 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		loadgen.PrintPods(stdout, results, func(pod string) bool { return ready[pod] })
 		fmt.Fprintln(stdout)
 	}
-	if hung > 0 {
-		fmt.Fprintf(stdout, "FAIL: %d request(s) hung (no answer within %v)\n", hung, *deadline+*margin)
+	failures := verdict(results, *deadline+*margin, *maxErrorRate, *maxShedRate)
+	for _, f := range failures {
+		fmt.Fprintln(stdout, "FAIL:", f)
+	}
+	if len(failures) > 0 {
 		return 1
 	}
-	fmt.Fprintln(stdout, "OK: no request hung")
+	fmt.Fprintf(stdout, "OK: no request hung, error rate within %v, shed rate within %v\n", *maxErrorRate, *maxShedRate)
 	return 0
+}
+
+// verdict lists what failed over all levels: hung requests, an error or shed
+// rate past its limit, or not one success. Empty: the deployment passed.
+func verdict(results []loadgen.Result, wait time.Duration, maxErrorRate, maxShedRate float64) []string {
+	var total loadgen.Counts
+	for _, r := range results {
+		total.Requests += r.Requests
+		total.OK += r.OK
+		total.Shed += r.Shed
+		total.Errors += r.Errors
+		total.Timeouts += r.Timeouts
+		total.Hung += r.Hung
+	}
+	var out []string
+	if total.Hung > 0 {
+		out = append(out, fmt.Sprintf("%d request(s) hung (no answer within %v)", total.Hung, wait))
+	}
+	if total.OK == 0 {
+		out = append(out, fmt.Sprintf("no request succeeded (%d sent)", total.Requests))
+	}
+	if total.Requests == 0 {
+		return out
+	}
+	if rate := float64(total.Errors+total.Timeouts) / float64(total.Requests); rate > maxErrorRate {
+		out = append(out, fmt.Sprintf("error rate %.4f (%d errors and %d timeouts of %d requests) > --max-error-rate %v", rate, total.Errors, total.Timeouts, total.Requests, maxErrorRate))
+	}
+	if rate := float64(total.Shed) / float64(total.Requests); rate > maxShedRate {
+		out = append(out, fmt.Sprintf("shed rate %.4f (%d of %d requests) > --max-shed-rate %v", rate, total.Shed, total.Requests, maxShedRate))
+	}
+	return out
 }
 
 // followService resolves the Service's ready endpoints and keeps following

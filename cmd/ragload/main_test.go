@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -16,6 +17,8 @@ import (
 
 	"github.com/ragops/rag-operator/internal/builtinmodel"
 	"github.com/ragops/rag-operator/internal/embedserver"
+	"github.com/ragops/rag-operator/internal/testsupport/golden"
+	"github.com/ragops/rag-operator/internal/version"
 )
 
 func noEnv(string) string { return "" }
@@ -74,7 +77,8 @@ func TestHangingServerFails(t *testing.T) {
 
 func TestBadFlags(t *testing.T) {
 	for _, args := range [][]string{{"--levels", "1,x"}, {"--levels", "0"}, {"--inputs", "0"},
-		{"--service", "docs", "--url", "http://127.0.0.1:1"}, {"-n", "search"}, {"--kubeconfig", "/dev/null"}, {"--service", "docs", "--refresh", "0s"}} {
+		{"--service", "docs", "--url", "http://127.0.0.1:1"}, {"-n", "search"}, {"--kubeconfig", "/dev/null"}, {"--service", "docs", "--refresh", "0s"},
+		{"--max-error-rate", "1.5"}, {"--max-shed-rate=-0.1"}, {"stray"}} {
 		var out, errb bytes.Buffer
 		if code := run(context.Background(), args, noEnv, &out, &errb); code != 2 {
 			t.Errorf("%v: exit %d", args, code)
@@ -96,3 +100,81 @@ func TestServiceWithoutACluster(t *testing.T) {
 }
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// Against a closed port every request fails: ragload says so and exits 1,
+// where it used to print "OK: no request hung" and exit 0.
+func TestClosedPortFails(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	_ = ln.Close()
+	var out, errb bytes.Buffer
+	code := run(context.Background(), []string{"--url", "http://" + addr, "--levels", "1,5", "--requests", "20", "--deadline", "2s", "--margin", "100ms"}, noEnv, &out, &errb)
+	if code != 1 || !strings.Contains(out.String(), "FAIL: no request succeeded (40 sent)") ||
+		!strings.Contains(out.String(), "FAIL: error rate 1.0000 (40 errors and 0 timeouts of 40 requests) > --max-error-rate 0.01") || strings.Contains(out.String(), "OK") {
+		t.Fatalf("exit %d\n%s\n%s", code, out.String(), errb.String())
+	}
+}
+
+// answerEvery answers status to every nth request and 200 (a vector) to the rest.
+func answerEvery(n int, status int) http.Handler {
+	var mu sync.Mutex
+	i := 0
+	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		mu.Lock()
+		i++
+		fail := i%n == 0
+		mu.Unlock()
+		if fail {
+			w.WriteHeader(status)
+			_, _ = w.Write([]byte(`{"error":{"message":"no","type":"server_error","param":null,"code":null}}`))
+			return
+		}
+		_, _ = w.Write([]byte(`{"object":"list","data":[{"object":"embedding","index":0,"embedding":[1,0]}],"model":"m","usage":{"prompt_tokens":1,"total_tokens":1}}`))
+	})
+}
+
+// The error and shed rates over all levels fail the run past their limits.
+func TestRateLimits(t *testing.T) {
+	cases := []struct {
+		name    string
+		handler http.Handler
+		flags   []string
+		code    int
+		want    string
+	}{
+		{"2% errors pass --max-error-rate 0.05", answerEvery(50, http.StatusInternalServerError), []string{"--max-error-rate=0.05"}, 0, "OK: no request hung"},
+		{"2% errors fail the default 0.01", answerEvery(50, http.StatusInternalServerError), nil, 1, "FAIL: error rate 0.0200 (2 errors and 0 timeouts of 100 requests) > --max-error-rate 0.01"},
+		{"504s count as errors", answerEvery(25, http.StatusGatewayTimeout), nil, 1, "(0 errors and 4 timeouts of 100 requests)"},
+		{"half shed passes the default 1", answerEvery(2, http.StatusTooManyRequests), nil, 0, "OK"},
+		{"half shed fails --max-shed-rate 0.4", answerEvery(2, http.StatusServiceUnavailable), []string{"--max-shed-rate", "0.4"}, 1, "FAIL: shed rate 0.5000 (50 of 100 requests) > --max-shed-rate 0.4"},
+		{"all shed: nothing succeeded", answerEvery(1, http.StatusTooManyRequests), nil, 1, "FAIL: no request succeeded (100 sent)"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ts := httptest.NewServer(tc.handler)
+			defer ts.Close()
+			var out, errb bytes.Buffer
+			args := append([]string{"--url", ts.URL, "--levels", "1", "--requests", "100", "--deadline", "5s"}, tc.flags...)
+			if code := run(context.Background(), args, noEnv, &out, &errb); code != tc.code || !strings.Contains(out.String(), tc.want) {
+				t.Fatalf("exit %d (want %d), output lacks %q:\n%s\n%s", code, tc.code, tc.want, out.String(), errb.String())
+			}
+		})
+	}
+}
+
+// --help is the description, the flags, the exit codes and the environment;
+// --version prints the version.
+func TestHelpAndVersion(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := run(context.Background(), []string{"--help"}, noEnv, &out, &errb); code != 0 {
+		t.Fatalf("--help: exit %d", code)
+	}
+	golden.Check(t, "help", errb.Bytes())
+	out.Reset()
+	if code := run(context.Background(), []string{"--version"}, noEnv, &out, &errb); code != 0 || out.String() != "ragload "+version.Version+"\n" {
+		t.Fatalf("--version: exit %d, %q", code, out.String())
+	}
+}

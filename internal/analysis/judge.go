@@ -124,7 +124,14 @@ func latencyRatio(canary, stable Interval, minReq int64, maxRatio float64) (text
 	base := max(stable.P99, LatencyRatioFloor)
 	ratio := float64(canary.P99) / float64(base)
 	ok = ratio <= maxRatio
-	return fmt.Sprintf("p99 %s vs stable %s (x%.2f %s x%s)", canary.P99.Round(time.Millisecond), stable.P99.Round(time.Millisecond), ratio, cmp(ok), formatLimit(maxRatio)), ok, true
+	// The message says what the ratio divides by when it is the floor, or a
+	// reader divides 10ms by 10ms and wonders where x0.40 came from.
+	of := ""
+	if stable.P99 < LatencyRatioFloor {
+		of = fmt.Sprintf(" of the %s floor", LatencyRatioFloor)
+	}
+	return fmt.Sprintf("p99 %s vs stable %s (x%.2f%s %s x%s)", canary.P99.Round(time.Millisecond), stable.P99.Round(time.Millisecond),
+		ratio, of, cmp(ok), formatLimit(maxRatio)), ok, true
 }
 
 // Status is the interval as status.analysis records it.

@@ -24,6 +24,20 @@ const (
 	ProviderOpenAI  = "openai"
 )
 
+// How the server authenticates to an OpenAI-compatible upstream (--upstream-auth).
+const (
+	// UpstreamAuthBearer sends the key as "Authorization: Bearer <key>" (OpenAI,
+	// TEI, vLLM, Ollama and most gateways).
+	UpstreamAuthBearer = "bearer"
+	// UpstreamAuthAzureAPIKey sends it in the "api-key" header, and no
+	// Authorization header, as Azure OpenAI's key authentication wants.
+	UpstreamAuthAzureAPIKey = "azure-api-key"
+)
+
+// APIVersionParam is the query parameter that --upstream-api-version sets on
+// every upstream call (Azure OpenAI requires one).
+const APIVersionParam = "api-version"
+
 // Flag names of the embedding server, without the leading dashes.
 const (
 	FlagAddr            = "addr"
@@ -33,6 +47,8 @@ const (
 	FlagDimensions      = "dimensions"
 	FlagSpace           = "space"
 	FlagUpstreamURL     = "upstream-url"
+	FlagUpstreamAuth    = "upstream-auth"
+	FlagUpstreamAPIVer  = "upstream-api-version"
 	FlagMaxInFlight     = "max-in-flight"
 	FlagMaxQueue        = "max-queue"
 	FlagMaxBatchSize    = "max-batch-size"
@@ -58,6 +74,7 @@ const (
 const (
 	DefaultProvider        = ProviderBuiltin
 	DefaultBuiltinModel    = "hash-384" // --model when the provider is builtin and none is named
+	DefaultUpstreamAuth    = UpstreamAuthBearer
 	DefaultMaxInFlight     = 8
 	DefaultMaxQueue        = 32
 	DefaultMaxBatchSize    = 64

@@ -10,6 +10,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"regexp"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -53,6 +54,16 @@ type Config struct {
 	Encoding      string        // EncodingAsAsked or EncodingFloat
 	MaxBatch      int           // more inputs per call is a 400; 0 means no limit
 	APIKey        string        // when set, calls need "Authorization: Bearer <key>"
+	// Azure, when its Key is set, authenticates as Azure OpenAI's key mode does
+	// and answers its failures in Azure's error shape (see azure).
+	Azure Azure
+}
+
+// Azure is Azure OpenAI's key authentication: an "api-key" header and an
+// "api-version" query parameter on every call, and a Bearer header refused.
+type Azure struct {
+	Key        string // the key the api-key header must carry
+	APIVersion string // the api-version every call must name
 }
 
 // Stats counts what the upstream received.
@@ -160,7 +171,11 @@ func (s *Server) count(inputs int, status int) {
 	s.stats.ByStatus[status]++
 }
 
-// ServeHTTP serves POST /v1/embeddings, GET /v1/models and GET /stats.
+// azureDeployment is Azure OpenAI's embeddings route.
+var azureDeployment = regexp.MustCompile(`^/openai/deployments/[^/]+/embeddings$`)
+
+// ServeHTTP serves POST /v1/embeddings (and Azure's
+// /openai/deployments/<name>/embeddings), GET /v1/models and GET /stats.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case r.URL.Path == "/v1/models" && r.Method == http.MethodGet:
@@ -171,6 +186,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		_ = json.NewEncoder(w).Encode(s.Stats())
 	case r.URL.Path == "/v1/embeddings" && r.Method == http.MethodPost:
 		s.embeddings(w, r)
+	case azureDeployment.MatchString(r.URL.Path) && r.Method == http.MethodPost:
+		s.embeddings(w, r) // Azure's route: one path per deployment
+
 	default:
 		openaiapi.WriteError(w, &provider.Error{Status: http.StatusNotFound, Type: "invalid_request_error", Message: "not found"})
 	}
@@ -195,6 +213,9 @@ func (s *Server) embeddings(w http.ResponseWriter, r *http.Request) {
 
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
+		return
+	}
+	if cfg.Azure.Key != "" && !s.azure(w, r, cfg.Azure) {
 		return
 	}
 	if cfg.APIKey != "" && r.Header.Get("Authorization") != "Bearer "+cfg.APIKey {
@@ -286,3 +307,27 @@ func (s *Server) embeddings(w http.ResponseWriter, r *http.Request) {
 // which shares the machine with the server under test, costs what a lean
 // server would.
 var answers = sync.Pool{New: func() any { return new([]byte) }}
+
+// azure checks a call as Azure OpenAI does with key authentication, and
+// answers a refused one as Azure does: a missing api-version is 404 "Resource
+// not found" (the route does not exist without one), an unknown one 400, and a
+// missing or wrong api-key (a Bearer header is no key) 401, each as
+// {"error":{"code":"<status>","message":...}}, without OpenAI's type and param.
+func (s *Server) azure(w http.ResponseWriter, r *http.Request, az Azure) bool {
+	status, msg := 0, ""
+	switch v := r.URL.Query().Get("api-version"); {
+	case v == "":
+		status, msg = http.StatusNotFound, "Resource not found"
+	case v != az.APIVersion:
+		status, msg = http.StatusBadRequest, "API version not supported"
+	case r.Header.Get("Authorization") != "" || r.Header.Get("api-key") != az.Key:
+		status, msg = http.StatusUnauthorized, "Access denied due to invalid subscription key or wrong API endpoint. Make sure to provide a valid key for an active subscription and use a correct regional API endpoint for your resource."
+	default:
+		return true
+	}
+	s.count(0, status)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]any{"error": map[string]string{"code": strconv.Itoa(status), "message": msg}})
+	return false
+}

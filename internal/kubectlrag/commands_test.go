@@ -2,6 +2,7 @@ package kubectlrag_test
 
 import (
 	"context"
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
 
 	ragv1 "github.com/ragops/rag-operator/api/v1alpha1"
 	"github.com/ragops/rag-operator/internal/kubectlrag"
@@ -398,7 +400,7 @@ func TestHistory(t *testing.T) {
 		{"1", "aaa111", " - ", "Promoted", "Promoted canary aaa111 to stable"},
 		{"2", "bbb222", " - ", "Stable"},
 		{"3", "ccc333", " v2 ", "RolledBack", "AnalysisFailed: error rate 0.20 above 0.01"},
-		{"4", "ddd444", " v2 ", "Canary", "step 2, weight 20%"},
+		{"4", "ddd444", " v2 ", "Canary", "step 2/4, weight 20%"},
 	}
 	for i, want := range wantRows {
 		for _, w := range want {
@@ -472,5 +474,44 @@ func TestStatusWatchStalledNewSpec(t *testing.T) {
 	}
 	if !strings.Contains(errOut.String(), "stalled: InvalidSpec: image ragops/embedserver:broken cannot run") {
 		t.Errorf("stderr: %q", errOut)
+	}
+}
+
+// -o json and -o yaml against the API server: the documents decode, say what
+// the exit code says, and an unknown format is a usage error.
+func TestOutputFlag(t *testing.T) {
+	ns := newNamespace(t)
+	svc := setStatus(t, createService(t, ns, "docs"), progressing)
+	createTrack(t, svc, ragv1.TrackStable, "7c9f5d", 4, 4)
+	createTrack(t, svc, ragv1.TrackCanary, "5d2a11", 1, 1)
+
+	r := run(t, ns, "status", "docs", "-o", "json")
+	var view kubectlrag.StatusView
+	if err := json.Unmarshal([]byte(r.out), &view); err != nil {
+		t.Fatalf("status -o json: %v\n%s", err, r.out)
+	}
+	if r.code != kubectlrag.ExitProgressing || view.Outcome != "InProgress" || view.Step != "2/4" || len(view.Tracks) != 2 || view.Status.CanaryRevision != "5d2a11" {
+		t.Errorf("status -o json: exit %d, %+v", r.code, view)
+	}
+
+	r = run(t, ns, "list", "-o", "yaml")
+	var list kubectlrag.ListView
+	if err := yaml.Unmarshal([]byte(r.out), &list); err != nil || r.code != 0 {
+		t.Fatalf("list -o yaml: exit %d, %v\n%s", r.code, err, r.out)
+	}
+	if list.Kind != "List" || len(list.Items) != 1 || list.Items[0].Name != "docs" || list.Items[0].Kind != "RAGService" || list.Items[0].Status.Phase != ragv1.PhaseProgressing {
+		t.Errorf("list -o yaml: %+v", list)
+	}
+
+	r = run(t, ns, "history", "docs", "-o", "json")
+	var hist kubectlrag.HistoryView
+	if err := json.Unmarshal([]byte(r.out), &hist); err != nil || r.code != 0 || hist.Name != "docs" || hist.Revisions == nil || hist.Events == nil {
+		t.Fatalf("history -o json: exit %d, %v, %+v\n%s", r.code, err, hist, r.out)
+	}
+
+	for _, args := range [][]string{{"status", "docs", "-o", "wide"}, {"list", "-o", "name"}, {"history", "docs", "-o", "table"}} {
+		if r := run(t, ns, args...); r.code != kubectlrag.ExitError || !strings.Contains(r.errOut, "unknown output format") {
+			t.Errorf("%v: exit %d, stderr %q", args, r.code, r.errOut)
+		}
 	}
 }

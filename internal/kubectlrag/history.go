@@ -66,7 +66,7 @@ func BuildHistory(svc *ragv1.RAGService, revs []appsv1.ControllerRevision, event
 		switch {
 		case hash == st.CanaryRevision:
 			row.State = "Canary"
-			row.Message = fmt.Sprintf("step %d, weight %d%% (effective %d%%)", st.CurrentStep+1, st.CanaryWeight, st.EffectiveWeight)
+			row.Message = fmt.Sprintf("step %s, weight %d%% (effective %d%%)", stepNumber(svc), st.CanaryWeight, st.EffectiveWeight)
 		case hash == st.StableRevision:
 			row.State = "Stable"
 		case st.Rollback != nil && hash == st.Rollback.Revision:
@@ -136,11 +136,15 @@ func sortedEvents(events []corev1.Event) []corev1.Event {
 }
 
 func newHistoryCommand(o *options) *cobra.Command {
-	return &cobra.Command{
+	var output string
+	cmd := &cobra.Command{
 		Use:   "history NAME",
 		Short: "List a RAGService's revisions with their results and the rollout events",
 		Args:  exactlyOneName,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkOutput(output); err != nil {
+				return err
+			}
 			ctx := cmd.Context()
 			c, ns, err := o.client()
 			if err != nil {
@@ -173,7 +177,13 @@ func newHistoryCommand(o *options) *cobra.Command {
 					events = append(events, e)
 				}
 			}
-			return RenderHistory(o.streams.Out, BuildHistory(svc, revs, events), events, time.Now())
+			rows := BuildHistory(svc, revs, events)
+			if output != "" {
+				return printObject(o.streams.Out, output, NewHistoryView(svc, rows, events))
+			}
+			return RenderHistory(o.streams.Out, rows, events, time.Now())
 		},
 	}
+	addOutputFlag(cmd, &output)
+	return cmd
 }

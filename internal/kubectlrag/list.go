@@ -28,11 +28,7 @@ func RenderList(w io.Writer, items []ragv1.RAGService, allNamespaces bool, now t
 		}
 		step, weight := "-", "-"
 		if s.Status.CanaryRevision != "" {
-			n := len(s.Spec.Rollout.Steps)
-			if n == 0 {
-				n = 1
-			}
-			step = fmt.Sprintf("%d/%d", s.Status.CurrentStep+1, n)
+			step = stepNumber(s)
 			weight = fmt.Sprintf("%d%%", s.Status.EffectiveWeight)
 		}
 		if allNamespaces {
@@ -49,12 +45,16 @@ func RenderList(w io.Writer, items []ragv1.RAGService, allNamespaces bool, now t
 
 func newListCommand(o *options) *cobra.Command {
 	var all bool
+	var output string
 	cmd := &cobra.Command{
 		Use:     "list",
 		Aliases: []string{"ls"},
 		Short:   "List RAGServices with their rollout state",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkOutput(output); err != nil {
+				return err
+			}
 			c, ns, err := o.client()
 			if err != nil {
 				return err
@@ -66,6 +66,9 @@ func newListCommand(o *options) *cobra.Command {
 			}
 			if err := c.List(cmd.Context(), &list, opts...); err != nil {
 				return fmt.Errorf("list ragservices: %w", err)
+			}
+			if output != "" {
+				return printObject(o.streams.Out, output, NewListView(list.Items))
 			}
 			if len(list.Items) == 0 {
 				if all {
@@ -79,5 +82,6 @@ func newListCommand(o *options) *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVarP(&all, "all-namespaces", "A", false, "list RAGServices in all namespaces")
+	addOutputFlag(cmd, &output)
 	return cmd
 }

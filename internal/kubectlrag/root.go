@@ -7,14 +7,17 @@ package kubectlrag
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
+	"k8s.io/klog/v2"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	ragv1 "github.com/ragops/rag-operator/api/v1alpha1"
@@ -50,11 +53,19 @@ func NewCommand(streams genericiooptions.IOStreams) *cobra.Command {
 		Short: "Inspect and drive RAGService rollouts",
 		Long: `kubectl rag shows where a RAGService's rollout stands and drives it.
 
-  kubectl rag status NAME [--watch] [--timeout 10m]   exit 0 Healthy, 1 failed, 2 timeout
+  kubectl rag status NAME [--watch] [--timeout 10m]   where a rollout stands; wait for it in CI
   kubectl rag promote|abort|retry NAME                one-shot annotations the operator acts on
   kubectl rag pause|resume NAME                       spec.rollout.paused
   kubectl rag history NAME                            revisions, results and reasons
-  kubectl rag list [-A]`,
+  kubectl rag list [-A]
+  status, list and history print json or yaml with -o.
+
+Exit codes:
+  0  done; for status, Healthy at the current generation
+  1  status: RolledBack, Degraded or Stalled at the current generation
+  2  status --watch: --timeout reached before the rollout ended
+  3  status without --watch: the rollout is still in progress
+  4  usage error, object not found, or the API server refused`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		Version:       version.Version,
@@ -69,6 +80,10 @@ func NewCommand(streams genericiooptions.IOStreams) *cobra.Command {
 		return withCode(ExitError, "%w", err)
 	})
 	o.flags.AddFlags(root.PersistentFlags())
+	// --version has no shorthand: kubectl users type -v=6 for verbosity, which
+	// is what -v is here too (client-go's request logs go to stderr).
+	root.Flags().Bool("version", false, "print the version of kubectl rag")
+	root.PersistentFlags().AddFlag(verbosityFlag())
 
 	root.AddCommand(
 		newStatusCommand(o),
@@ -84,6 +99,16 @@ func NewCommand(streams genericiooptions.IOStreams) *cobra.Command {
 		newListCommand(o),
 	)
 	return root
+}
+
+// verbosityFlag is klog's -v, as kubectl has it: -v=6 logs each API request.
+func verbosityFlag() *pflag.Flag {
+	fs := flag.NewFlagSet("klog", flag.ContinueOnError)
+	klog.InitFlags(fs)
+	f := pflag.PFlagFromGoFlag(fs.Lookup("v"))
+	f.Shorthand = "v"
+	f.Usage = "log level: 6 logs each API request, 8 with its body (as kubectl -v)"
+	return f
 }
 
 func newScheme() (*runtime.Scheme, error) {

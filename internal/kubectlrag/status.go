@@ -20,6 +20,7 @@ type statusOptions struct {
 	*options
 	watch   bool
 	timeout time.Duration
+	output  string
 }
 
 func newStatusCommand(o *options) *cobra.Command {
@@ -30,11 +31,18 @@ func newStatusCommand(o *options) *cobra.Command {
 		Long: `Show the tracks, the canary step and weights, the last analysis and the
 conditions of a RAGService.
 
+With -o json or -o yaml it prints the same as data: the outcome the exit code
+gives and why, the step (numbered from 1), each track's pods and the
+RAGService's status; with --watch, one document per change.
+
 Exit codes: 0 Healthy at the current generation; 1 RolledBack, Degraded or
 Stalled; 2 --timeout reached while watching; 3 still in progress (without
 --watch); 4 usage or API errors.`,
 		Example: `  # Wait in CI for a rollout to finish, at most 15 minutes
-  kubectl rag status docs -n search --watch --timeout 15m`,
+  kubectl rag status docs -n search --watch --timeout 15m
+
+  # The phase and the canary's analysis, for a script
+  kubectl rag status docs -n search -o json | jq '.status.phase, .status.analysis'`,
 		Args: exactlyOneName,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return so.run(cmd.Context(), args[0])
@@ -42,12 +50,16 @@ Stalled; 2 --timeout reached while watching; 3 still in progress (without
 	}
 	cmd.Flags().BoolVarP(&so.watch, "watch", "w", false, "print a new view on each change until Healthy, RolledBack, Degraded or Stalled")
 	cmd.Flags().DurationVar(&so.timeout, "timeout", 0, "with --watch, give up after this long and exit 2 (0: no limit)")
+	addOutputFlag(cmd, &so.output)
 	return cmd
 }
 
 func (o *statusOptions) run(ctx context.Context, name string) error {
 	if o.timeout < 0 {
 		return withCode(ExitError, "--timeout must not be negative")
+	}
+	if err := checkOutput(o.output); err != nil {
+		return err
 	}
 	c, ns, err := o.client()
 	if err != nil {
@@ -68,13 +80,18 @@ func (o *statusOptions) run(ctx context.Context, name string) error {
 	var last []byte
 	show := func(svc *ragv1.RAGService) error {
 		var buf bytes.Buffer
-		if err := RenderStatus(&buf, svc, readTracks(ctx, c, svc), time.Now()); err != nil {
+		tracks := readTracks(ctx, c, svc)
+		if o.output != "" {
+			if err := printObject(&buf, o.output, NewStatusView(svc, tracks)); err != nil {
+				return err
+			}
+		} else if err := RenderStatus(&buf, svc, tracks, time.Now()); err != nil {
 			return err
 		}
 		if bytes.Equal(buf.Bytes(), last) {
 			return nil
 		}
-		if last != nil {
+		if last != nil && o.output == "" {
 			fmt.Fprintln(o.streams.Out)
 		}
 		last = buf.Bytes()

@@ -95,6 +95,10 @@ func TestArgsParseAsTheServerParsesThem(t *testing.T) {
 	openaiOpts.Provider, openaiOpts.Model, openaiOpts.UpstreamURL = contract.ProviderOpenAI, "text-embedding-3-small", "https://api.example.test/v1"
 	openaiOpts.Dimensions, openaiOpts.MaxBatchSize = 256, 16
 
+	azure := openaiOpts
+	azure.Model, azure.UpstreamURL, azure.Dimensions, azure.MaxBatchSize = "text-embedding-3-large", "https://docs.openai.azure.com/openai/deployments/emb", 0, contract.DefaultMaxBatchSize
+	azure.UpstreamAuth, azure.UpstreamAPIVer = contract.UpstreamAuthAzureAPIKey, "2024-10-21"
+
 	noQueue := defaults
 	noQueue.MaxQueue = 0
 
@@ -118,6 +122,8 @@ func TestArgsParseAsTheServerParsesThem(t *testing.T) {
 		{"hand-written defaulted spec of the other tests", defaulted(), defaults},
 		{"openai, CRD-defaulted", crdDefaulted(t, `{"spec":{"embedding":{"provider":"openai","model":"text-embedding-3-small",
 			"endpoint":"https://api.example.test/v1","dimensions":256,"maxBatchSize":16}}}`), openaiOpts},
+		{"azure, CRD-defaulted", crdDefaulted(t, `{"spec":{"embedding":{"provider":"openai","model":"text-embedding-3-large",
+			"endpoint":"https://docs.openai.azure.com/openai/deployments/emb","auth":"AzureAPIKey","apiVersion":"2024-10-21"}}}`), azure},
 		{"maxQueue 0 is no queue, not unset", crdDefaulted(t, `{"spec":{"concurrency":{"maxQueue":0}}}`), noQueue},
 		{"drain 0s, as the CRD allows", crdDefaulted(t, `{"spec":{"timeouts":{"drain":"0s"}}}`), noDrain},
 		{"the declared embedding space", crdDefaulted(t, `{"spec":{"embedding":{"space":"docs-v2"}}}`), spaced},
@@ -141,6 +147,7 @@ func TestCRDDefaultsAreTheServerDefaults(t *testing.T) {
 	want := map[string]any{
 		"embedding.provider":      contract.DefaultProvider,
 		"embedding.model":         contract.DefaultBuiltinModel,
+		"embedding.auth":          "Bearer", // --upstream-auth=bearer
 		"embedding.maxBatchSize":  int64(contract.DefaultMaxBatchSize),
 		"concurrency.maxInFlight": int64(contract.DefaultMaxInFlight),
 		"concurrency.maxQueue":    int64(contract.DefaultMaxQueue),

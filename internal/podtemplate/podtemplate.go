@@ -14,6 +14,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
@@ -42,6 +43,36 @@ const (
 	// nonRootUID is the distroless "nonroot" user the images run as.
 	nonRootUID int64 = 65532
 )
+
+// Default resources of the embedding server's container, when
+// spec.pod.resources sets nothing (anything set there replaces them whole, so
+// no mix of defaults and the user's values can make a request above a limit).
+// Sized from the measurements in docs/embedserver.md, so that the pods are
+// Burstable rather than BestEffort (the first evicted) and a CPU
+// HorizontalPodAutoscaler has a request to measure against:
+//
+//   - memory: the server bounds the bodies it holds by --max-pending-bytes
+//     (64 MiB) and tunes its collector to that plus 32 MiB; the request covers
+//     that budget and the runtime. The limit is above the highest RSS measured
+//     (158 MiB under 10,000 connections; 69-89 MiB of growth in the 150 x 3.9 MB
+//     upload storm), so only a leak is killed.
+//   - CPU: 100m is about what a pod uses at 10 clients against a real upstream
+//     (about 300 us of CPU per request at 470 requests/s); at 100 clients it
+//     uses about 0.6 cores. No CPU limit: throttling would add its 100 ms
+//     periods to the latency the canary analysis judges.
+const (
+	DefaultCPURequest    = "100m"
+	DefaultMemoryRequest = "128Mi"
+	DefaultMemoryLimit   = "256Mi"
+)
+
+// DefaultResources are the requests and limits above.
+func DefaultResources() corev1.ResourceRequirements {
+	return corev1.ResourceRequirements{
+		Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse(DefaultCPURequest), corev1.ResourceMemory: resource.MustParse(DefaultMemoryRequest)},
+		Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse(DefaultMemoryLimit)},
+	}
+}
 
 // Build returns the pod template of the embedding server for svc. image is used
 // when the spec names none. The template carries the instance and name labels;
@@ -82,11 +113,15 @@ func Build(svc *ragv1.RAGService, image string) (*corev1ac.PodTemplateSpecApplyC
 			corev1ac.EnvVarSource().WithSecretKeyRef(
 				corev1ac.SecretKeySelector().WithName(ref.Name).WithKey(ref.Key))))
 	}
-	if res, err := convert[corev1ac.ResourceRequirementsApplyConfiguration](spec.Pod.Resources); err != nil {
-		return nil, fmt.Errorf("spec.pod.resources: %w", err)
-	} else if len(spec.Pod.Resources.Limits)+len(spec.Pod.Resources.Requests)+len(spec.Pod.Resources.Claims) > 0 {
-		container.WithResources(res)
+	resources := spec.Pod.Resources
+	if len(resources.Limits)+len(resources.Requests)+len(resources.Claims) == 0 {
+		resources = DefaultResources()
 	}
+	res, err := convert[corev1ac.ResourceRequirementsApplyConfiguration](resources)
+	if err != nil {
+		return nil, fmt.Errorf("spec.pod.resources: %w", err)
+	}
+	container.WithResources(res)
 
 	grace := int64(math.Ceil((spec.Timeouts.Drain.Duration + drainMargin).Seconds()))
 	podSpec := corev1ac.PodSpec().
@@ -204,6 +239,12 @@ func Args(spec *ragv1.RAGServiceSpec) []string {
 	}
 	if e.Provider == ragv1.ProviderOpenAI {
 		args = append(args, arg(contract.FlagUpstreamURL, e.Endpoint))
+		// Bearer is the server's default and is left out, so the templates (and
+		// revisions) of services that never set auth stay as they were.
+		if e.Auth == ragv1.UpstreamAuthAzureAPIKey {
+			args = append(args, arg(contract.FlagUpstreamAuth, contract.UpstreamAuthAzureAPIKey))
+		}
+		str(contract.FlagUpstreamAPIVer, e.APIVersion)
 	}
 	num(contract.FlagMaxBatchSize, e.MaxBatchSize)
 	num(contract.FlagMaxInFlight, spec.Concurrency.MaxInFlight)

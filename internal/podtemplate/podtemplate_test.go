@@ -115,6 +115,23 @@ func TestBuild(t *testing.T) {
 					t.Errorf("image %q", got)
 				}
 			}},
+		{"default resources: Burstable, memory limited, no CPU limit", nil, "img", func(t *testing.T, p *corev1.PodTemplateSpec) {
+			r := p.Spec.Containers[0].Resources
+			if r.Requests.Cpu().String() != "100m" || r.Requests.Memory().String() != "128Mi" || r.Limits.Memory().String() != "256Mi" || len(r.Limits) != 1 {
+				t.Errorf("resources %+v", r)
+			}
+			if r.Limits.Memory().Cmp(*r.Requests.Memory()) < 0 {
+				t.Errorf("memory limit below the request: %+v", r)
+			}
+		}},
+		{"a memory limit alone replaces the defaults", func(s *ragv1.RAGService) {
+			s.Spec.Pod.Resources = corev1.ResourceRequirements{Limits: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("64Mi")}}
+		}, "img", func(t *testing.T, p *corev1.PodTemplateSpec) {
+			// Mixing in the default 128Mi request would make the pod invalid (request above limit).
+			if r := p.Spec.Containers[0].Resources; len(r.Requests) != 0 || r.Limits.Memory().String() != "64Mi" {
+				t.Errorf("resources %+v", r)
+			}
+		}},
 		{"restricted security context", nil, "img", func(t *testing.T, p *corev1.PodTemplateSpec) {
 			c := p.Spec.Containers[0].SecurityContext
 			if !*c.RunAsNonRoot || !*c.ReadOnlyRootFilesystem || *c.AllowPrivilegeEscalation ||
@@ -172,8 +189,10 @@ func TestBuild(t *testing.T) {
 				Affinity: &corev1.Affinity{PodAntiAffinity: &corev1.PodAntiAffinity{}},
 			}
 		}, "img", func(t *testing.T, p *corev1.PodTemplateSpec) {
-			if q := p.Spec.Containers[0].Resources.Requests[corev1.ResourceCPU]; q.String() != "250m" {
-				t.Errorf("cpu request %s", q.String())
+			// The user's resources replace the defaults whole: no default memory
+			// request or limit is mixed in.
+			if r := p.Spec.Containers[0].Resources; len(r.Requests) != 1 || len(r.Limits) != 0 || r.Requests.Cpu().String() != "250m" {
+				t.Errorf("resources %+v, want only the 250m CPU request of the spec", r)
 			}
 			if p.Spec.NodeSelector["pool"] != "embed" || len(p.Spec.Tolerations) != 1 || p.Spec.ServiceAccountName != "embed" ||
 				p.Spec.PriorityClassName != "high" || len(p.Spec.TopologySpreadConstraints) != 1 || p.Spec.Affinity == nil ||

@@ -66,7 +66,7 @@ func (p *planner) canary() {
 		return
 	case p.cmd == CommandRetry && (deadlineHit || failed || spaceChanged):
 		p.use()
-		p.start("RetryStarted", fmt.Sprintf("Retrying revision %s from step 0", c))
+		p.start("RetryStarted", fmt.Sprintf("Retrying revision %s from step 1", c))
 		return
 	case p.cmd == CommandPromote && spaceChanged:
 		p.decline(spaceMsg + "; declare the change in spec.embedding.space to cut over instead")
@@ -74,7 +74,7 @@ func (p *planner) canary() {
 		p.decline(fmt.Sprintf("the embedding-space check of revision %s has not passed yet; clients reach only stable until it does", c))
 	case p.cmd == CommandPromote:
 		p.use()
-		p.promote("PromotedManually", fmt.Sprintf("Promoting revision %s at step %d/%d by the promote annotation", c, p.st.CurrentStep, len(steps)))
+		p.promote("PromotedManually", fmt.Sprintf("Promoting revision %s at step %s by the promote annotation", c, stepOf(p.st.CurrentStep, len(steps))))
 		return
 	case p.cmd == CommandRetry:
 		p.decline("the canary has not failed")
@@ -95,7 +95,7 @@ func (p *planner) canary() {
 		p.hold(ReasonAnalysisFailed, p.failMessage()+"; autoRollback is off")
 		return
 	case p.in.Rollout.Paused:
-		p.set(TransitionHold, "Paused", fmt.Sprintf("Canary %s paused at step %d/%d by spec.rollout.paused", c, p.st.CurrentStep, len(steps)))
+		p.set(TransitionHold, "Paused", fmt.Sprintf("Canary %s paused at step %s by spec.rollout.paused", c, stepOf(p.st.CurrentStep, len(steps))))
 		p.state = StatePaused
 		return
 	}
@@ -116,7 +116,7 @@ func (p *planner) canary() {
 		p.st.CanaryWeight = weightAt(steps, p.st.CurrentStep)
 		desired = CanaryReplicas(p.in.Replicas, p.st.CanaryWeight)
 		p.canaryReplicas = desired
-		msg := fmt.Sprintf("Advanced canary %s to step %d/%d (%s)", c, p.st.CurrentStep, len(steps), describe(steps[p.st.CurrentStep]))
+		msg := fmt.Sprintf("Advanced canary %s to step %s (%s)", c, stepOf(p.st.CurrentStep, len(steps)), describe(steps[p.st.CurrentStep]))
 		p.set(TransitionAdvance, "StepAdvanced", msg)
 		p.event(EventNormal, "StepAdvanced", msg)
 	}
@@ -130,27 +130,27 @@ func (p *planner) stepDone(step v1alpha1.RolloutStep, desired, ready int32) bool
 	switch {
 	case step.SetWeight != nil:
 		if ready < desired {
-			p.wait("WaitingForCanaryPods", fmt.Sprintf("Step %d/%d: %d/%d canary pods of %s ready", n, total, ready, desired, c))
+			p.wait("WaitingForCanaryPods", fmt.Sprintf("Step %s: %d/%d canary pods of %s ready", stepOf(n, total), ready, desired, c))
 			if end, ok := p.deadline(); ok {
 				p.requeueAt(end.Add(time.Second))
 			}
 			return false
 		}
 	case step.Pause != nil && step.Pause.Duration == nil:
-		p.set(TransitionWait, "WaitingForPromote", fmt.Sprintf("Step %d/%d: paused until the promote annotation", n, total))
+		p.set(TransitionWait, "WaitingForPromote", fmt.Sprintf("Step %s: paused until the promote annotation", stepOf(n, total)))
 		p.state = StatePaused
 		return false
 	case step.Pause != nil:
 		end := p.stepStart().Add(step.Pause.Duration.Duration)
 		if p.in.Now.Before(end) {
-			p.wait("PauseInProgress", fmt.Sprintf("Step %d/%d: pausing until %s", n, total, end.UTC().Format(time.RFC3339)))
+			p.wait("PauseInProgress", fmt.Sprintf("Step %s: pausing until %s", stepOf(n, total), end.UTC().Format(time.RFC3339)))
 			p.requeueAt(end)
 			return false
 		}
 	}
 	if p.spacePending() {
 		es := p.st.EmbeddingSpace
-		msg := fmt.Sprintf("Step %d/%d: checking that %s embeds in stable's space before clients reach it", n, total, c)
+		msg := fmt.Sprintf("Step %s: checking that %s embeds in stable's space before clients reach it", stepOf(n, total), c)
 		if es.Attempts > 0 {
 			msg += fmt.Sprintf(" (%d failed probe attempts; last: %s)", es.Attempts, es.Message)
 		}
@@ -270,6 +270,13 @@ func weightAt(steps []v1alpha1.RolloutStep, step int32) int32 {
 		}
 	}
 	return w
+}
+
+// stepOf names step n of total as users read it, "2/4": 1-based, as kubectl
+// rag shows it, while status.currentStep counts from 0. Past the last step
+// (all passed) it stays at the last.
+func stepOf(n int32, total int) string {
+	return fmt.Sprintf("%d/%d", min(int(n)+1, total), total)
 }
 
 func describe(s v1alpha1.RolloutStep) string {

@@ -82,7 +82,7 @@ func (p *planner) run() {
 		if p.blocked() {
 			if p.cmd == CommandRetry {
 				p.use()
-				p.start("RetryStarted", fmt.Sprintf("Retrying revision %s from step 0 (replacing canary %s)", d, c))
+				p.start("RetryStarted", fmt.Sprintf("Retrying revision %s from step 1 (replacing canary %s)", d, c))
 				return
 			}
 			p.event(EventNormal, "CanaryRemoved", fmt.Sprintf("Spec asks for rolled-back revision %s: removed canary %s", d, c))
@@ -131,7 +131,7 @@ func (p *planner) adopt() bool {
 		p.st.CurrentStep = 0
 		p.st.StepStartTime = p.now()
 		p.st.Analysis = nil
-		p.event(EventNormal, "Adopted", fmt.Sprintf("Adopted canary revision %s from its Deployment, restarting at step 0", cn.Revision))
+		p.event(EventNormal, "Adopted", fmt.Sprintf("Adopted canary revision %s from its Deployment, restarting at step 1", cn.Revision))
 	}
 	if p.in.DesiredRevision == "" {
 		p.in.DesiredRevision = p.st.StableRevision
@@ -176,7 +176,7 @@ func (p *planner) noCanary() {
 	if p.blocked() {
 		if p.cmd == CommandRetry {
 			p.use()
-			p.start("RetryStarted", fmt.Sprintf("Retrying revision %s from step 0", d))
+			p.start("RetryStarted", fmt.Sprintf("Retrying revision %s from step 1", d))
 			return
 		}
 		p.holdRolledBack()

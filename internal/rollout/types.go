@@ -111,7 +111,7 @@ const (
 	// TransitionRollingUpdate: strategy RollingUpdate, stable takes the new
 	// revision in place.
 	TransitionRollingUpdate Transition = "RollingUpdate"
-	// TransitionStart: a canary starts (or restarts) at step 0.
+	// TransitionStart: a canary starts (or restarts) at its first step (currentStep 0).
 	TransitionStart Transition = "Start"
 	// TransitionWait: the current step is not done yet.
 	TransitionWait Transition = "Wait"

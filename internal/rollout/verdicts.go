@@ -82,7 +82,7 @@ func (p *planner) failMessage() string {
 	return fmt.Sprintf("%d failed analysis intervals exceed failureLimit %d: %s", last.Failures, failureLimit(p.in.Rollout.Analysis), orVerdict(last.Message, last.Verdict))
 }
 
-// analysisPassed says whether analysis lets step n of total end: without
+// analysisPassed says whether analysis lets step n (0-based) of total end: without
 // analysis always; with it, only on a conclusive verdict dated after the step
 // began. When it does not, it records why the rollout waits.
 func (p *planner) analysisPassed(n int32, total int) bool {
@@ -93,7 +93,7 @@ func (p *planner) analysisPassed(n int32, total int) bool {
 	c := p.st.CanaryRevision
 	last := p.st.Analysis
 	if last == nil || last.Revision != c || !last.Time.After(p.stepStart()) {
-		p.wait("WaitingForAnalysis", fmt.Sprintf("Step %d/%d: waiting for an analysis verdict on %s", n, total, c))
+		p.wait("WaitingForAnalysis", fmt.Sprintf("Step %s: waiting for an analysis verdict on %s", stepOf(n, total), c))
 		return false
 	}
 	switch {
@@ -102,10 +102,10 @@ func (p *planner) analysisPassed(n int32, total int) bool {
 	case last.Verdict == v1alpha1.VerdictInconclusive && a.OnNoData == v1alpha1.NoDataContinue:
 		return true
 	case last.Verdict == v1alpha1.VerdictInconclusive && a.OnNoData != v1alpha1.NoDataFail:
-		p.wait("WaitingForAnalysisData", fmt.Sprintf("Step %d/%d: last analysis inconclusive (%s); onNoData is Pause", n, total, last.Message))
+		p.wait("WaitingForAnalysisData", fmt.Sprintf("Step %s: last analysis inconclusive (%s); onNoData is Pause", stepOf(n, total), last.Message))
 		return false
 	default:
-		p.wait("WaitingForAnalysis", fmt.Sprintf("Step %d/%d: last analysis %s (%d failed intervals so far)", n, total, last.Verdict, last.Failures))
+		p.wait("WaitingForAnalysis", fmt.Sprintf("Step %s: last analysis %s (%d failed intervals so far)", stepOf(n, total), last.Verdict, last.Failures))
 		return false
 	}
 }

@@ -94,8 +94,10 @@ manager carry the RAGService's namespace and name (scraped with honorLabels).
   - alert: RAGServiceRolloutStuck
     # The step a window ago is today's, and no series changed since: a
     # restarted manager's new series has no history of its own to show a change.
+    # The metric counts steps from 0 (-1: no canary); + 1 makes $value the step
+    # as messages and kubectl rag number it.
     expr: |-
-      max by (namespace, name) (ragops_rollout_step) >= 0
+      max by (namespace, name) (ragops_rollout_step) + 1 >= 1
         and
       max by (namespace, name) (changes(ragops_rollout_step[{{ $a.rolloutStuckAfter }}])) == 0
         and

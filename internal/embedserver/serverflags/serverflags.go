@@ -25,6 +25,8 @@ type Options struct {
 	Dimensions      int
 	Space           string // the vector space served: a DNS label, or empty
 	UpstreamURL     string
+	UpstreamAuth    string // contract.UpstreamAuthBearer or contract.UpstreamAuthAzureAPIKey
+	UpstreamAPIVer  string // api-version query parameter of every upstream call, or empty
 
 	MaxInFlight, MaxQueue, MaxBatchSize, MaxAttempts, MaxInputs int
 	MaxBodyBytes, MaxPendingBytes                               int64
@@ -36,7 +38,38 @@ type Options struct {
 	FailRate float64
 	LogLevel slog.Level
 	Pprof    bool
+	Version  bool // --version: print the version and exit; nothing else is checked
 }
+
+// Usage is the help text around the flag list.
+const (
+	usageHead = `embedserver is the bounded-concurrency, OpenAI-compatible embedding server
+that the ragops operator deploys. POST /v1/embeddings and GET /v1/models on
+--addr; /healthz, /readyz and /metrics on --admin-addr. A bounded number of
+requests run at once, a bounded queue waits in front of them with its own
+deadline, and every request ends with an answer: 429 or 503 with Retry-After
+when overloaded, 504 past its deadline, 502 when the upstream failed.
+
+Usage:
+  embedserver [--provider builtin] [--model hash-384] [flags]
+  EMBEDSERVER_API_KEY=... embedserver --provider openai --upstream-url URL --model NAME [flags]
+
+Flags:
+`
+	usageTail = `
+Environment:
+  EMBEDSERVER_API_KEY  the upstream's API key (openai), sent as --upstream-auth
+                       says; never logged. The operator sets it from
+                       spec.embedding.apiKeySecretRef.
+  GOMEMLIMIT, GOGC     when neither is set, the collector is tuned to
+                       --max-pending-bytes plus headroom
+
+Exit codes:
+  0  stopped after a clean drain (SIGTERM or SIGINT), or --help, --version
+  1  a listener failed, or the drain timed out with requests unfinished
+  2  bad flags
+`
+)
 
 // Parse reads args (without the program name). Usage and flag errors are
 // written to stderr as well as returned; -h gives flag.ErrHelp.
@@ -52,6 +85,9 @@ func Parse(args []string, stderr io.Writer) (Options, error) {
 	fs.IntVar(&o.Dimensions, contract.FlagDimensions, 0, "vector size when a request names none (0: the model's own)")
 	fs.StringVar(&o.Space, contract.FlagSpace, "", "name of the vector space served (a DNS label), shown in GET /v1/models; the operator sets it from spec.embedding.space")
 	fs.StringVar(&o.UpstreamURL, contract.FlagUpstreamURL, "", "openai: upstream base URL including /v1")
+	fs.StringVar(&o.UpstreamAuth, contract.FlagUpstreamAuth, contract.DefaultUpstreamAuth, "openai: how the key ($"+contract.APIKeyEnv+") reaches the upstream: "+
+		contract.UpstreamAuthBearer+" (Authorization: Bearer) or "+contract.UpstreamAuthAzureAPIKey+" (api-key header, as Azure OpenAI wants)")
+	fs.StringVar(&o.UpstreamAPIVer, contract.FlagUpstreamAPIVer, "", "openai: api-version query parameter added to every upstream call (Azure OpenAI requires one)")
 	fs.IntVar(&o.MaxInFlight, contract.FlagMaxInFlight, contract.DefaultMaxInFlight, "requests running at once")
 	fs.IntVar(&o.MaxQueue, contract.FlagMaxQueue, contract.DefaultMaxQueue, "requests waiting for a slot; beyond it 429")
 	fs.IntVar(&o.MaxBatchSize, contract.FlagMaxBatchSize, contract.DefaultMaxBatchSize, "openai: inputs per upstream call (larger requests are split, small ones coalesced)")
@@ -70,8 +106,17 @@ func Parse(args []string, stderr io.Writer) (Options, error) {
 	fs.Float64Var(&o.FailRate, contract.FlagFailRate, 0, "DRILL ONLY: fraction of requests answered 500 on purpose (fault injection)")
 	fs.StringVar(&logLevel, contract.FlagLogLevel, contract.DefaultLogLevel, "debug, info, warn or error")
 	fs.BoolVar(&o.Pprof, contract.FlagPprof, false, "serve Go profiles at /debug/pprof/ on the admin port")
+	fs.BoolVar(&o.Version, "version", false, "print the version and exit")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), usageHead)
+		fs.PrintDefaults()
+		fmt.Fprint(fs.Output(), usageTail)
+	}
 	if err := fs.Parse(args); err != nil {
 		return o, err
+	}
+	if o.Version {
+		return o, nil
 	}
 	if fs.NArg() > 0 {
 		return o, fmt.Errorf("unexpected arguments: %v", fs.Args())
@@ -108,6 +153,9 @@ func (o *Options) validate() error {
 	if o.Space != "" && !isDNSLabel(o.Space) {
 		return fmt.Errorf("--space %q must be a DNS label: at most 63 lower-case letters, digits and '-', starting and ending with a letter or digit", o.Space)
 	}
+	if o.UpstreamAuth != contract.UpstreamAuthBearer && o.UpstreamAuth != contract.UpstreamAuthAzureAPIKey {
+		return fmt.Errorf("--%s must be %s or %s, not %q", contract.FlagUpstreamAuth, contract.UpstreamAuthBearer, contract.UpstreamAuthAzureAPIKey, o.UpstreamAuth)
+	}
 	switch o.Provider {
 	case contract.ProviderBuiltin:
 		if o.Model == "" {
@@ -129,6 +177,9 @@ func (o *Options) validate() error {
 		}
 		if !strings.HasPrefix(o.UpstreamURL, "http://") && !strings.HasPrefix(o.UpstreamURL, "https://") {
 			return fmt.Errorf("--upstream-url %q must start with http:// or https://", o.UpstreamURL)
+		}
+		if o.UpstreamAuth == contract.UpstreamAuthAzureAPIKey && o.UpstreamAPIVer == "" {
+			return fmt.Errorf("--%s is required with --%s=%s: Azure OpenAI answers 404 to a call without one", contract.FlagUpstreamAPIVer, contract.FlagUpstreamAuth, contract.UpstreamAuthAzureAPIKey)
 		}
 	default:
 		return fmt.Errorf("--provider must be builtin or openai, not %q", o.Provider)

@@ -21,7 +21,7 @@ func TestDefaultsAreTheContract(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := Options{
-		Addr: ":8080", AdminAddr: ":9090", Provider: contract.ProviderBuiltin, Model: contract.DefaultBuiltinModel,
+		Addr: ":8080", AdminAddr: ":9090", Provider: contract.ProviderBuiltin, Model: contract.DefaultBuiltinModel, UpstreamAuth: contract.UpstreamAuthBearer,
 		MaxInFlight: contract.DefaultMaxInFlight, MaxQueue: contract.DefaultMaxQueue, MaxBatchSize: contract.DefaultMaxBatchSize,
 		MaxAttempts: contract.DefaultMaxAttempts, MaxInputs: contract.DefaultMaxInputs, MaxBodyBytes: contract.DefaultMaxBodyBytes,
 		MaxPendingBytes: contract.DefaultMaxPendingBytes,
@@ -36,12 +36,12 @@ func TestDefaultsAreTheContract(t *testing.T) {
 
 func TestParse(t *testing.T) {
 	got, err := Parse([]string{"--provider=openai", "--model", "m", "--upstream-url=http://127.0.0.1:1/v1", "--max-queue=0",
-		"--drain-timeout=0s", "--dimensions=12", "--log-level=debug", "--pprof", "--space=docs-v2"}, io.Discard)
+		"--drain-timeout=0s", "--dimensions=12", "--log-level=debug", "--pprof", "--space=docs-v2", "--upstream-auth=azure-api-key", "--upstream-api-version=2024-10-21"}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got.Provider != "openai" || got.Model != "m" || got.MaxQueue != 0 || got.DrainTimeout != 0 || got.Dimensions != 12 || got.Space != "docs-v2" ||
-		got.LogLevel != slog.LevelDebug || !got.Pprof {
+		got.LogLevel != slog.LevelDebug || !got.Pprof || got.UpstreamAuth != contract.UpstreamAuthAzureAPIKey || got.UpstreamAPIVer != "2024-10-21" {
 		t.Fatalf("%+v", got)
 	}
 }
@@ -63,6 +63,9 @@ func TestParseErrors(t *testing.T) {
 		{"openai without model", []string{"--provider", "openai", "--upstream-url", "http://127.0.0.1:1/v1"}, "--model is required"},
 		{"openai without url", []string{"--provider", "openai", "--model", "m"}, "upstream URL is required"},
 		{"openai url without scheme", []string{"--provider", "openai", "--model", "m", "--upstream-url", "127.0.0.1/v1"}, "must start with http://"},
+		{"unknown upstream auth", []string{"--upstream-auth=basic"}, "--upstream-auth must be bearer or azure-api-key"},
+		{"azure without api version", []string{"--provider", "openai", "--model", "m", "--upstream-url", "https://x.openai.azure.com/openai/deployments/m", "--upstream-auth=azure-api-key"},
+			"--upstream-api-version is required with --upstream-auth=azure-api-key"},
 		{"fail rate", []string{"--fail-rate", "2"}, "--fail-rate must be in [0,1]"},
 		{"zero in flight", []string{"--max-in-flight=0"}, "must be positive"},
 		{"negative queue", []string{"--max-queue=-1"}, "--max-queue not negative"},

@@ -17,6 +17,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -37,7 +38,9 @@ const DefaultLinger = contract.DefaultCoalesceLinger
 // (internal/contract), as noted.
 type Config struct {
 	BaseURL        string        // including /v1
-	APIKey         string        // sent as a bearer token when set
+	APIKey         string        // sent as Auth says when set
+	Auth           string        // contract.UpstreamAuthBearer (default) or contract.UpstreamAuthAzureAPIKey
+	APIVersion     string        // when set, the api-version query parameter of every call
 	Model          string        // upstream model name
 	MaxInFlight    int           // sizes the connection pool; default 8
 	MaxBatchSize   int           // inputs per upstream call; default 64
@@ -66,6 +69,24 @@ func New(cfg Config) (*Client, error) {
 	}
 	if !strings.HasPrefix(cfg.BaseURL, "http://") && !strings.HasPrefix(cfg.BaseURL, "https://") {
 		return nil, fmt.Errorf("openai provider: upstream URL %q must start with http:// or https://", cfg.BaseURL)
+	}
+	switch cfg.Auth {
+	case "":
+		cfg.Auth = contract.DefaultUpstreamAuth
+	case contract.UpstreamAuthBearer, contract.UpstreamAuthAzureAPIKey:
+	default:
+		return nil, fmt.Errorf("openai provider: upstream auth %q must be %s or %s", cfg.Auth, contract.UpstreamAuthBearer, contract.UpstreamAuthAzureAPIKey)
+	}
+	endpoint := strings.TrimSuffix(cfg.BaseURL, "/") + "/embeddings"
+	if cfg.APIVersion != "" {
+		u, err := url.Parse(endpoint)
+		if err != nil {
+			return nil, fmt.Errorf("openai provider: upstream URL %q: %w", cfg.BaseURL, err)
+		}
+		q := u.Query()
+		q.Set(contract.APIVersionParam, cfg.APIVersion)
+		u.RawQuery = q.Encode()
+		endpoint = u.String()
 	}
 	if cfg.MaxInFlight <= 0 {
 		cfg.MaxInFlight = contract.DefaultMaxInFlight
@@ -102,7 +123,7 @@ func New(cfg Config) (*Client, error) {
 		ExpectContinueTimeout: time.Second,
 		ForceAttemptHTTP2:     true,
 	}
-	c := &Client{cfg: cfg, http: &http.Client{Transport: tr}, url: strings.TrimSuffix(cfg.BaseURL, "/") + "/embeddings"}
+	c := &Client{cfg: cfg, http: &http.Client{Transport: tr}, url: endpoint}
 	c.batcher = newBatcher(cfg.MaxBatchSize, cfg.Linger, c.call)
 	return c, nil
 }
@@ -321,7 +342,11 @@ func (c *Client) attempt(ctx context.Context, body requestBody, n int) ([][]floa
 	req.GetBody = func() (io.ReadCloser, error) { return body.reader(), nil }
 	req.Header.Set("Content-Type", "application/json")
 	if c.cfg.APIKey != "" {
-		req.Header.Set("Authorization", "Bearer "+c.cfg.APIKey)
+		if c.cfg.Auth == contract.UpstreamAuthAzureAPIKey {
+			req.Header.Set("api-key", c.cfg.APIKey)
+		} else {
+			req.Header.Set("Authorization", "Bearer "+c.cfg.APIKey)
+		}
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
