@@ -214,7 +214,10 @@ func TestOverloadAndUpstreamErrors(t *testing.T) {
 		{name: "upstream fails after retries", cfg: Config{MaxInFlight: 2}, up: fakeupstream.Config{ErrorRate: 1},
 			ocfg: openai.Config{MaxAttempts: 2, InitialBackoff: time.Millisecond}, status: 502, code: "upstream_error", series: `embedserver_upstream_retries_total`},
 		{name: "upstream rate limit longer than deadline", cfg: Config{MaxInFlight: 2, RequestTimeout: 2 * time.Second},
-			up: fakeupstream.Config{RateLimitRate: 1, RetryAfter: 20 * time.Second}, status: 502, code: "upstream_error", retryAfter: "20",
+			up: fakeupstream.Config{RateLimitRate: 1, RetryAfter: 20 * time.Second}, status: 503, code: "upstream_rate_limited", retryAfter: "20",
+			series: `embedserver_upstream_requests_total{code="429"}`},
+		{name: "upstream quota exhausted: its own 429 at once", cfg: Config{MaxInFlight: 2},
+			up: fakeupstream.Config{QuotaExhausted: true}, status: 429, code: "insufficient_quota",
 			series: `embedserver_upstream_requests_total{code="429"}`},
 	}
 	for _, tt := range tests {

@@ -53,6 +53,9 @@ type Config struct {
 	Encoding      string        // EncodingAsAsked or EncodingFloat
 	MaxBatch      int           // more inputs per call is a 400; 0 means no limit
 	APIKey        string        // when set, calls need "Authorization: Bearer <key>"
+	// QuotaExhausted answers every call 429 insufficient_quota after its
+	// latency, as OpenAI does for an account out of credit: no retry helps.
+	QuotaExhausted bool
 }
 
 // Stats counts what the upstream received.
@@ -215,6 +218,10 @@ func (s *Server) embeddings(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	status, wait := s.outcome(cfg, len(req.Inputs))
+	quota := cfg.QuotaExhausted && status == http.StatusOK
+	if quota {
+		status = http.StatusTooManyRequests
+	}
 	if status == 0 {
 		s.mu.Lock()
 		s.stats.Hung++
@@ -240,6 +247,11 @@ func (s *Server) embeddings(w http.ResponseWriter, r *http.Request) {
 	switch status {
 	case http.StatusOK:
 	case http.StatusTooManyRequests:
+		if quota {
+			openaiapi.WriteError(w, &provider.Error{Status: status, Type: "insufficient_quota", Code: "insufficient_quota",
+				Message: "You exceeded your current quota, please check your plan and billing details. (fake)"})
+			return
+		}
 		ra := cfg.RetryAfter
 		if ra <= 0 {
 			ra = time.Second

@@ -62,7 +62,10 @@ type Error struct {
 	Param      string
 	Message    string
 	RetryAfter time.Duration // 0: none
-	Err        error         // the cause, for logs
+	// Final marks an answer no retry can change (an upstream's exhausted quota,
+	// a refused input): the answer tells the client's SDK not to retry.
+	Final bool
+	Err   error // the cause, for logs
 }
 
 func (e *Error) Error() string {

@@ -56,5 +56,17 @@ const out = {};
   out.retrieved = (await client.models.retrieve(env.BUILTIN_MODEL)).ragops ?? null;
 }
 out.busy = await retried(env.BUSY_URL, env.UPSTREAM_MODEL);
+{
+  // An upstream out of quota: the library sees the upstream's own error.
+  const log = [];
+  const client = new OpenAI({ baseURL: env.QUOTA_URL, apiKey: 'unused', fetch: recorder(log) });
+  out.quota = {};
+  try {
+    await client.embeddings.create({ model: env.UPSTREAM_MODEL, input: 'out of credit' });
+  } catch (e) {
+    out.quota = { status: e.status ?? 0, type: e.type ?? null, code: e.code ?? null, name: e.constructor.name };
+  }
+  out.quota.attempts = log.map(({ at, status, retryAfter }) => ({ at, status, retryAfter }));
+}
 out.queue = await retried(env.QUEUE_URL, env.UPSTREAM_MODEL);
 console.log(JSON.stringify(out));

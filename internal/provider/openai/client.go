@@ -157,15 +157,20 @@ func (c *Client) Dimensions() int { return int(c.dims.Load()) }
 // upstreamError is one failed attempt.
 type upstreamError struct {
 	status     int // 0: no HTTP answer
-	code       string
+	typ, code  string
+	param      string
 	message    string
 	retryAfter time.Duration
 	retryable  bool
+	timeout    bool // no answer within the attempt timeout
 }
 
 func (e *upstreamError) Error() string {
 	if e.status == 0 {
 		return "upstream: " + e.message
+	}
+	if e.code != "" {
+		return fmt.Sprintf("upstream answered %d %s: %s", e.status, e.code, e.message)
 	}
 	return fmt.Sprintf("upstream answered %d: %s", e.status, e.message)
 }
@@ -193,10 +198,10 @@ func (c *Client) call(ctx context.Context, key batchKey, inputs []provider.Input
 			return nil, 0, err
 		}
 		if !ue.retryable {
-			return nil, 0, finalError(ue, attempt, "")
+			return nil, 0, finalAnswer(ue)
 		}
 		if attempt >= c.cfg.MaxAttempts {
-			return nil, 0, finalError(ue, attempt, "")
+			return nil, 0, exhaustedAnswer(ue, attempt, "")
 		}
 		wait := Backoff(c.cfg.InitialBackoff, c.cfg.MaxBackoff, attempt, rand.Float64())
 		if ue.retryAfter > 0 {
@@ -204,7 +209,7 @@ func (c *Client) call(ctx context.Context, key batchKey, inputs []provider.Input
 		}
 		if dl, ok := ctx.Deadline(); ok && time.Until(dl) <= wait {
 			// Waiting would outlive the request: answer now instead of at the deadline.
-			return nil, 0, finalError(ue, attempt, fmt.Sprintf("; the next retry (in %v) would pass the request deadline", wait.Round(time.Millisecond)))
+			return nil, 0, exhaustedAnswer(ue, attempt, fmt.Sprintf("; the next retry (in %v) would pass the request deadline", wait.Round(time.Millisecond)))
 		}
 		if c.cfg.Observer != nil {
 			c.cfg.Observer.Retry()
@@ -228,16 +233,6 @@ func Backoff(initial, maxWait time.Duration, attempt int, r float64) time.Durati
 	}
 	d = min(d, maxWait)
 	return d/2 + time.Duration(r*float64(d/2))
-}
-
-// finalError turns the last failed attempt into the client's answer: an input the
-// upstream refused is the client's 400; anything else is a 502.
-func finalError(ue *upstreamError, attempts int, extra string) error {
-	if ue.status == http.StatusBadRequest || ue.status == http.StatusRequestEntityTooLarge || ue.status == http.StatusUnprocessableEntity {
-		return &provider.Error{Status: http.StatusBadRequest, Type: "invalid_request_error", Code: ue.code, Message: "upstream refused the input: " + ue.message, Err: ue}
-	}
-	return &provider.Error{Status: http.StatusBadGateway, Type: "server_error", Code: "upstream_error", RetryAfter: ue.retryAfter,
-		Message: fmt.Sprintf("upstream failed after %d attempt(s): %v%s", attempts, ue, extra), Err: ue}
 }
 
 // requestBody is one upstream call's body as pieces written in order (with
@@ -327,7 +322,7 @@ func (c *Client) attempt(ctx context.Context, body requestBody, n int) ([][]floa
 	if err != nil {
 		if actx.Err() != nil && ctx.Err() == nil {
 			code = "timeout"
-			return nil, 0, &upstreamError{message: fmt.Sprintf("attempt timed out after %v", c.cfg.AttemptTimeout), retryable: true}
+			return nil, 0, &upstreamError{message: fmt.Sprintf("attempt timed out after %v", c.cfg.AttemptTimeout), retryable: true, timeout: true}
 		}
 		return nil, 0, &upstreamError{message: err.Error(), retryable: true}
 	}
@@ -339,17 +334,14 @@ func (c *Client) attempt(ctx context.Context, body requestBody, n int) ([][]floa
 	if err != nil {
 		if actx.Err() != nil && ctx.Err() == nil {
 			code = "timeout"
-			return nil, 0, &upstreamError{message: fmt.Sprintf("attempt timed out after %v reading the answer", c.cfg.AttemptTimeout), retryable: true}
+			return nil, 0, &upstreamError{message: fmt.Sprintf("attempt timed out after %v reading the answer", c.cfg.AttemptTimeout), retryable: true, timeout: true}
 		}
 		return nil, 0, &upstreamError{status: resp.StatusCode, message: "reading answer: " + err.Error(), retryable: true}
 	}
 	if resp.StatusCode != http.StatusOK {
-		ue := &upstreamError{status: resp.StatusCode, message: errorMessage(data),
-			retryable: resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusRequestTimeout || resp.StatusCode >= 500}
-		var eb openaiapi.ErrorBody
-		if json.Unmarshal(data, &eb) == nil && eb.Error.Code != nil {
-			ue.code = *eb.Error.Code
-		}
+		ue := &upstreamError{status: resp.StatusCode, message: errorMessage(data)}
+		ue.typ, ue.code, ue.param = errorFields(data)
+		ue.retryable = retryable(ue.status, ue.typ, ue.code, ue.message)
 		if ra, ok := openaiapi.ParseRetryAfter(resp.Header, time.Now()); ok {
 			ue.retryAfter = ra
 		}
