@@ -57,12 +57,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	case contract.ProviderOpenAI:
 		client, err := openai.New(openai.Config{BaseURL: o.UpstreamURL, APIKey: getenv(contract.APIKeyEnv), Model: o.Model,
 			MaxInFlight: o.MaxInFlight, MaxBatchSize: o.MaxBatchSize, AttemptTimeout: o.UpstreamTimeout, MaxAttempts: o.MaxAttempts,
-			InitialBackoff: o.InitialBackoff, Linger: o.Linger, Observer: metrics})
+			InitialBackoff: o.InitialBackoff, Linger: o.Linger, Observer: metrics,
+			RequestsPerMinute: o.UpstreamRPM, TokensPerMinute: o.UpstreamTPM, MaxInputsPerCall: o.MaxInputsPerCall, MaxTokensPerCall: o.MaxTokensPerCall})
 		if err != nil {
 			fmt.Fprintln(stderr, "embedserver:", err)
 			return 2
 		}
 		defer client.Close()
+		metrics.WatchBudget(client.Budget())
 		p = client
 	}
 	srv := embedserver.New(embedserver.Config{Model: o.Model, Dimensions: o.Dimensions, Space: o.Space, MaxInFlight: o.MaxInFlight, MaxQueue: o.MaxQueue,

@@ -8,7 +8,8 @@ type CallLimits struct {
 	MaxTokens int
 }
 
-func (c CallLimits) fits(inputs, tokens int) bool {
+// Fits says whether a call of inputs and tokens is within the limits.
+func (c CallLimits) Fits(inputs, tokens int) bool {
 	return (c.MaxInputs <= 0 || inputs <= c.MaxInputs) && (c.MaxTokens <= 0 || tokens <= c.MaxTokens)
 }
 
@@ -20,7 +21,7 @@ func Split(tokens []int, lim CallLimits) []int {
 	var ends []int
 	n, sum := 0, 0
 	for i, t := range tokens {
-		if n > 0 && !lim.fits(n+1, sum+t) {
+		if n > 0 && !lim.Fits(n+1, sum+t) {
 			ends = append(ends, i)
 			n, sum = 0, 0
 		}
@@ -43,7 +44,7 @@ type Piece struct {
 func Fill(waiting []Piece, lim CallLimits) int {
 	n, inputs, tokens := 0, 0, 0
 	for _, p := range waiting {
-		if n > 0 && !lim.fits(inputs+p.Inputs, tokens+p.Tokens) {
+		if n > 0 && !lim.Fits(inputs+p.Inputs, tokens+p.Tokens) {
 			break
 		}
 		n++

@@ -40,7 +40,7 @@ func TestSplit(t *testing.T) {
 				for _, v := range tt.tokens[start:end] {
 					sum += v
 				}
-				if end-start > 1 && !tt.lim.fits(end-start, sum) {
+				if end-start > 1 && !tt.lim.Fits(end-start, sum) {
 					t.Fatalf("call [%d,%d) of %d tokens does not fit %+v", start, end, sum, tt.lim)
 				}
 				start = end

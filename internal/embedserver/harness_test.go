@@ -106,6 +106,7 @@ func startUpstream(t *testing.T, cfg Config, upCfg fakeupstream.Config, ocfg ope
 		t.Fatal(err)
 	}
 	t.Cleanup(c.Close)
+	cfg.Metrics.WatchBudget(c.Budget())
 	cfg.Model = "fake-embedding"
 	h := startServer(t, cfg, c)
 	h.up = up

@@ -321,6 +321,9 @@ func (s *Server) embeddings(rw http.ResponseWriter, r *http.Request) {
 	resp, err := s.provider.Embed(ctx, provider.Request{Model: s.cfg.Model, Inputs: req.Inputs, Dimensions: cmp.Or(req.Dimensions, s.cfg.Dimensions), User: req.User})
 	if err != nil {
 		if pe, ok := provider.AsError(err); ok {
+			if pe.Code == contract.ShedBudget {
+				s.metrics.shed.WithLabelValues(contract.ShedBudget).Inc()
+			}
 			if pe.Status >= 500 {
 				s.log.Warn("embedding failed", "status", pe.Status, "err", err)
 			}

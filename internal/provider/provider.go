@@ -53,6 +53,14 @@ type Observer interface {
 	Retry()                                // one upstream retry scheduled
 }
 
+// BudgetObserver is an Observer that also watches the upstream budget
+// (internal/budget); providers that pace their calls tell it.
+type BudgetObserver interface {
+	HeldBack(wait time.Duration) // calls waited for the budget, about this long
+	Paused(d time.Duration)      // the upstream asked the pod to pause (429, nothing remaining)
+	RateLimited()                // an upstream 429 that was a rate limit, not a final error
+}
+
 // Error is a failure with the HTTP answer it deserves. Providers return it (or
 // wrap it) so the server does not guess.
 type Error struct {

@@ -155,7 +155,7 @@ func TestRetries(t *testing.T) {
 		{name: "Retry-After past the deadline: answer now, no retry",
 			up:  fakeupstream.Config{Script: []int{429}, RetryAfter: 30 * time.Second},
 			cfg: Config{MaxAttempts: 5}, deadline: 3 * time.Second,
-			wantStatus: 503, wantCalls: 1, wantRetries: 0, wantInMsg: "would pass the request deadline"},
+			wantStatus: 429, wantCalls: 1, wantRetries: 0, wantInMsg: "past the request deadline"},
 		{name: "hanging upstream: each attempt times out",
 			up:  fakeupstream.Config{HangRate: 1},
 			cfg: Config{MaxAttempts: 3, AttemptTimeout: 100 * time.Millisecond, InitialBackoff: time.Millisecond}, deadline: 5 * time.Second,
