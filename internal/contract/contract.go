@@ -18,6 +18,11 @@ const (
 // APIKeyEnv carries the upstream API key into the server; never an argument.
 const APIKeyEnv = "EMBEDSERVER_API_KEY"
 
+// BudgetTokenEnv carries the token that may change a pod's share of the
+// upstream budget (PUT /budget on the admin port): the operator's, from the
+// per-service Secret. Unset: nobody may change it.
+const BudgetTokenEnv = "EMBEDSERVER_BUDGET_TOKEN"
+
 // Providers the server offers (--provider).
 const (
 	ProviderBuiltin = "builtin"

@@ -22,6 +22,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/ragops/rag-operator/internal/budget"
 	"github.com/ragops/rag-operator/internal/contract"
 	"github.com/ragops/rag-operator/internal/limiter"
 	"github.com/ragops/rag-operator/internal/openaiapi"
@@ -56,6 +57,11 @@ type Config struct {
 	Metrics *Metrics
 	Logger  *slog.Logger
 	Pprof   bool // serve /debug/pprof/ on the admin port
+	// Budget is the provider's upstream budget, served at /budget on the admin
+	// port; nil: none (builtin). BudgetToken is the bearer token that may
+	// change its share (contract.BudgetTokenEnv); empty: nobody may.
+	Budget      *budget.Limiter
+	BudgetToken string
 }
 
 // Causes that end a request's context, so answers can tell them apart.
@@ -142,6 +148,7 @@ func (s *Server) AdminHandler() http.Handler {
 		_, _ = io.WriteString(w, "ok\n")
 	})
 	mux.Handle("/metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/budget", s.budgetHandler)
 	if s.cfg.Pprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
