@@ -213,9 +213,9 @@ func TestConcurrentTakes(t *testing.T) {
 	var mu sync.Mutex
 	taken := 0
 	var wg sync.WaitGroup
-	for g := 0; g < 16; g++ {
+	for range 16 {
 		wg.Add(1)
-		go func(g int) {
+		go func() {
 			defer wg.Done()
 			for i := 0; i < 500; i++ {
 				now := t0.Add(time.Duration(i) * ms(1)) // every goroutine walks the same 500 ms
@@ -228,7 +228,7 @@ func TestConcurrentTakes(t *testing.T) {
 				_ = l.FreeAt(now, 3, 0)
 				_ = l.Share()
 			}
-		}(g)
+		}()
 	}
 	wg.Wait()
 	// 100 a second for 0.5 s from empty, whatever the interleaving.

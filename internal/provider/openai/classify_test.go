@@ -19,7 +19,7 @@ import (
 func answering(t *testing.T, status int, body string, header http.Header) (url string, calls *atomic.Int64) {
 	t.Helper()
 	calls = new(atomic.Int64)
-	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		calls.Add(1)
 		for k, v := range header {
 			w.Header()[k] = v
@@ -142,7 +142,7 @@ func TestUpstreamAnswersClassified(t *testing.T) {
 // attempt that times out (504).
 func TestNoAnswerIsRetried(t *testing.T) {
 	stop := make(chan struct{})
-	hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	hang := httptest.NewServer(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body) // the server notices a client leaving only once the body is read
 		select {
 		case <-r.Context().Done():
