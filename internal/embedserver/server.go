@@ -325,7 +325,9 @@ func (s *Server) embeddings(rw http.ResponseWriter, r *http.Request) {
 	}
 	defer release()
 
-	resp, err := s.provider.Embed(ctx, provider.Request{Model: s.cfg.Model, Inputs: req.Inputs, Dimensions: cmp.Or(req.Dimensions, s.cfg.Dimensions), User: req.User})
+	// Work held back for the upstream's budget waits inside the queue
+	// deadline too, counted from arrival like the wait for a slot.
+	resp, err := s.provider.Embed(provider.WithQueueDeadline(ctx, start.Add(s.cfg.QueueTimeout)), provider.Request{Model: s.cfg.Model, Inputs: req.Inputs, Dimensions: cmp.Or(req.Dimensions, s.cfg.Dimensions), User: req.User})
 	if err != nil {
 		if pe, ok := provider.AsError(err); ok {
 			if pe.Code == contract.ShedBudget {

@@ -151,10 +151,11 @@ func (bt *batch) add(m *member) {
 }
 
 // admitLocked refuses a chunk the budget cannot send before its request's
-// deadline: waiting would only end in a 504, while a 429 with the time the
-// budget frees up lets the client come back when it can be served.
+// queue deadline (provider.WaitDeadline): waiting longer would only end in a
+// 504, while a 429 with the time the budget frees up lets the client come
+// back when it can be served.
 func (b *batcher) admitLocked(now time.Time, m *member) error {
-	dl, ok := m.ctx.Deadline()
+	dl, ok := provider.WaitDeadline(m.ctx)
 	if !ok {
 		return nil
 	}

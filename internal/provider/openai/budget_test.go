@@ -107,7 +107,7 @@ func TestRateLimitPausesThePod(t *testing.T) {
 		_, err := e.client.Embed(context.Background(), provider.Request{Inputs: texts("first", 1)})
 		first <- err
 	}()
-	for e.up.Stats().ByStatus[429] == 0 {
+	for e.client.Budget().PausedUntil(time.Now()).IsZero() { // the 429 has been read
 		time.Sleep(time.Millisecond)
 	}
 	var wg sync.WaitGroup

@@ -227,6 +227,18 @@ func (c *Client) call(ctx context.Context, key batchKey, inputs []provider.Input
 	if err != nil {
 		return nil, 0, fmt.Errorf("encoding upstream request: %w", err)
 	}
+	// A call sent without pacing may meet a pause that began after it was
+	// batched: it waits the pause out like the others.
+	if until := c.budget.PausedUntil(time.Now()); !until.IsZero() {
+		if dl, ok := ctx.Deadline(); ok && !until.Before(dl) {
+			wait := time.Until(until)
+			return nil, 0, &provider.Error{Status: http.StatusTooManyRequests, Type: "rate_limit_error", Code: contract.ShedBudget, RetryAfter: wait,
+				Message: fmt.Sprintf("the upstream asked for a pause of %v, past the request deadline", wait.Round(time.Millisecond))}
+		}
+		if err := c.waitBudget(ctx, until, 0); err != nil {
+			return nil, 0, err
+		}
+	}
 	for attempt := 1; ; attempt++ {
 		vecs, used, err := c.attempt(ctx, body, len(inputs))
 		if err == nil {
