@@ -62,6 +62,9 @@ func TestValidationRefusesBadManifests(t *testing.T) {
 		{"api key on builtin", map[string]any{"embedding": map[string]any{"apiKeySecretRef": map[string]any{"name": "s", "key": "k"}}},
 			[]string{"spec.embedding.apiKeySecretRef"}},
 		{"batch size zero", map[string]any{"embedding": map[string]any{"maxBatchSize": 0}}, []string{"spec.embedding.maxBatchSize"}},
+		{"inputs per call zero", map[string]any{"embedding": map[string]any{"upstream": map[string]any{"maxInputsPerCall": 0}}}, []string{"spec.embedding.upstream.maxInputsPerCall"}},
+		{"tokens per call negative", map[string]any{"embedding": map[string]any{"upstream": map[string]any{"maxTokensPerCall": -5}}}, []string{"spec.embedding.upstream.maxTokensPerCall"}},
+		{"unknown upstream field", map[string]any{"embedding": map[string]any{"upstream": map[string]any{"rpm": 5}}}, []string{"spec.embedding.upstream.rpm"}},
 		{"maxInFlight zero", map[string]any{"concurrency": map[string]any{"maxInFlight": 0}}, []string{"spec.concurrency.maxInFlight"}},
 		{"maxQueue negative", map[string]any{"concurrency": map[string]any{"maxQueue": -1}}, []string{"spec.concurrency.maxQueue"}},
 		{"request timeout too long", map[string]any{"timeouts": map[string]any{"request": "2h"}}, []string{"spec.timeouts.request"}},
@@ -169,6 +172,12 @@ func TestValidationRefusesBadManifests(t *testing.T) {
 			Endpoint: "https://docs.openai.azure.com/openai/deployments/emb", Auth: ragv1.UpstreamAuthAzureAPIKey, APIVersion: "2025-01-01-preview"}
 	})
 	g.Expect(k8sClient.Create(context.Background(), azure)).To(Succeed())
+	// An upstream section gets OpenAI's per-call limits by default.
+	withUpstream := newService(ns, "good-upstream", 1, func(s *ragv1.RAGService) {
+		s.Spec.Embedding.Upstream = ragv1.UpstreamSpec{MaxInputsPerCall: 100}
+	})
+	g.Expect(k8sClient.Create(context.Background(), withUpstream)).To(Succeed())
+	g.Expect(withUpstream.Spec.Embedding.Upstream).To(Equal(ragv1.UpstreamSpec{MaxInputsPerCall: 100, MaxTokensPerCall: 300000}))
 
 	withAnalysis := newService(ns, "good-analysis", 1, func(s *ragv1.RAGService) { s.Spec.Rollout.Analysis = &ragv1.AnalysisSpec{} })
 	g.Expect(k8sClient.Create(context.Background(), withAnalysis)).To(Succeed())

@@ -143,6 +143,30 @@ type EmbeddingSpec struct {
 	// +kubebuilder:validation:Maximum=2048
 	// +optional
 	MaxBatchSize int32 `json:"maxBatchSize,omitempty"`
+
+	// Upstream describes the upstream's limits on one call (openai provider).
+	// +optional
+	Upstream UpstreamSpec `json:"upstream,omitempty,omitzero"`
+}
+
+// UpstreamSpec is what one upstream call may carry. A request over these
+// limits is split into several calls, never refused for them.
+type UpstreamSpec struct {
+	// MaxInputsPerCall is the upstream's limit of inputs per call (OpenAI's
+	// is 2048); a call carries at most the smaller of it and maxBatchSize.
+	// +kubebuilder:default=2048
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100000
+	// +optional
+	MaxInputsPerCall int32 `json:"maxInputsPerCall,omitempty"`
+
+	// MaxTokensPerCall is the upstream's limit of tokens per call (OpenAI's is
+	// 300000), counted by a conservative estimate (a text's byte length).
+	// +kubebuilder:default=300000
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100000000
+	// +optional
+	MaxTokensPerCall int32 `json:"maxTokensPerCall,omitempty"`
 }
 
 // ConcurrencySpec bounds the requests of each pod.

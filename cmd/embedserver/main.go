@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ragops/rag-operator/internal/budget"
 	"github.com/ragops/rag-operator/internal/builtinmodel"
 	"github.com/ragops/rag-operator/internal/contract"
 	"github.com/ragops/rag-operator/internal/embedserver"
@@ -50,6 +51,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	// The metrics come first: the provider reports into them, the server serves them.
 	metrics := embedserver.NewMetrics()
 	var p provider.Provider
+	var upstreamBudget *budget.Limiter
 	switch o.Provider {
 	case contract.ProviderBuiltin:
 		m, err := builtinmodel.Parse(o.Model)
@@ -61,24 +63,28 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case contract.ProviderOpenAI:
 		client, err := openai.New(openai.Config{BaseURL: o.UpstreamURL, APIKey: getenv(contract.APIKeyEnv), Auth: o.UpstreamAuth, APIVersion: o.UpstreamAPIVer, Model: o.Model,
 			MaxInFlight: o.MaxInFlight, MaxBatchSize: o.MaxBatchSize, AttemptTimeout: o.UpstreamTimeout, MaxAttempts: o.MaxAttempts,
-			InitialBackoff: o.InitialBackoff, Linger: o.Linger, Observer: metrics})
+			InitialBackoff: o.InitialBackoff, Linger: o.Linger, Observer: metrics,
+			RequestsPerMinute: o.UpstreamRPM, TokensPerMinute: o.UpstreamTPM, MaxInputsPerCall: o.MaxInputsPerCall, MaxTokensPerCall: o.MaxTokensPerCall})
 		if err != nil {
 			fmt.Fprintln(stderr, "embedserver:", err)
 			return 2
 		}
 		defer client.Close()
+		upstreamBudget = client.Budget()
+		metrics.WatchBudget(upstreamBudget)
 		p = client
 	}
 	srv := embedserver.New(embedserver.Config{Model: o.Model, Dimensions: o.Dimensions, Space: o.Space, MaxInFlight: o.MaxInFlight, MaxQueue: o.MaxQueue,
 		MaxInputs: o.MaxInputs, MaxBodyBytes: o.MaxBodyBytes, MaxPendingBytes: o.MaxPendingBytes, RequestTimeout: o.RequestTimeout, QueueTimeout: o.QueueTimeout,
-		DrainTimeout: o.DrainTimeout, DrainDelay: o.DrainDelay, RetryAfter: o.RetryAfter, Metrics: metrics, Logger: log, Pprof: o.Pprof},
+		DrainTimeout: o.DrainTimeout, DrainDelay: o.DrainDelay, RetryAfter: o.RetryAfter, Metrics: metrics, Logger: log, Pprof: o.Pprof,
+		Budget: upstreamBudget, BudgetToken: getenv(contract.BudgetTokenEnv)},
 		provider.FailRate(p, o.FailRate, uint64(time.Now().UnixNano())))
 
 	if gctune.Applies(getenv) {
 		// The bodies the server may hold, and room for everything else.
-		budget := uint64(o.MaxPendingBytes) + gcHeadroom
-		go gctune.Run(ctx, budget, time.Second)
-		log.Info("garbage collector tuned", "gogc", gctune.Percent, "memory_budget_bytes", budget)
+		memBudget := uint64(o.MaxPendingBytes) + gcHeadroom
+		go gctune.Run(ctx, memBudget, time.Second)
+		log.Info("garbage collector tuned", "gogc", gctune.Percent, "memory_budget_bytes", memBudget)
 	}
 
 	apiLn, err := net.Listen("tcp", o.Addr)

@@ -33,6 +33,8 @@ func main() {
 	flag.IntVar(&cfg.Dims, "dims", 384, "vector size when a request names no dimensions")
 	flag.IntVar(&cfg.MaxBatch, "max-batch", 0, "inputs per call above which it answers 400 (0: no limit)")
 	flag.StringVar(&cfg.APIKey, "api-key", "", "require this bearer token")
+	flag.IntVar(&cfg.RequestsPerMinute, "requests-per-minute", 0, "an OpenAI-like budget of calls a minute, enforced per second, reported in x-ratelimit-* headers, 429 rate_limit_exceeded with Retry-After beyond (0: none)")
+	flag.BoolVar(&cfg.QuotaExhausted, "quota-exhausted", false, "answer every call 429 insufficient_quota, as an account out of credit")
 	flag.StringVar(&cfg.Encoding, "encoding", fakeupstream.EncodingAsAsked, "answer encoding: empty to honour encoding_format (as OpenAI), float to answer float arrays always (as Ollama, LocalAI, some TEI versions)")
 	flag.Parse()
 

@@ -18,6 +18,11 @@ const (
 // APIKeyEnv carries the upstream API key into the server; never an argument.
 const APIKeyEnv = "EMBEDSERVER_API_KEY"
 
+// BudgetTokenEnv carries the token that may change a pod's share of the
+// upstream budget (PUT /budget on the admin port): the operator's, from the
+// per-service Secret. Unset: nobody may change it.
+const BudgetTokenEnv = "EMBEDSERVER_BUDGET_TOKEN"
+
 // Providers the server offers (--provider).
 const (
 	ProviderBuiltin = "builtin"
@@ -63,34 +68,41 @@ const (
 	FlagMaxPendingBytes = "max-pending-bytes"
 	FlagMaxInputs       = "max-inputs"
 	FlagCoalesceLinger  = "coalesce-linger"
-	FlagRetryAfter      = "retry-after"
-	FlagFailRate        = "fail-rate"
-	FlagLogLevel        = "log-level"
-	FlagPprof           = "pprof"
+	// The upstream's limits (spec.embedding.upstream).
+	FlagUpstreamRPM      = "upstream-requests-per-minute"
+	FlagUpstreamTPM      = "upstream-tokens-per-minute"
+	FlagMaxInputsPerCall = "max-inputs-per-call"
+	FlagMaxTokensPerCall = "max-tokens-per-call"
+	FlagRetryAfter       = "retry-after"
+	FlagFailRate         = "fail-rate"
+	FlagLogLevel         = "log-level"
+	FlagPprof            = "pprof"
 )
 
 // Defaults of the embedding server's flags. The ones the RAGService spec carries
 // are also the CRD's defaults.
 const (
-	DefaultProvider        = ProviderBuiltin
-	DefaultBuiltinModel    = "hash-384" // --model when the provider is builtin and none is named
-	DefaultUpstreamAuth    = UpstreamAuthBearer
-	DefaultMaxInFlight     = 8
-	DefaultMaxQueue        = 32
-	DefaultMaxBatchSize    = 64
-	DefaultRequestTimeout  = 30 * time.Second
-	DefaultQueueTimeout    = 5 * time.Second
-	DefaultUpstreamTimeout = 10 * time.Second
-	DefaultMaxAttempts     = 3
-	DefaultInitialBackoff  = 100 * time.Millisecond
-	DefaultDrainTimeout    = 30 * time.Second
-	DefaultDrainDelay      = 3 * time.Second
-	DefaultMaxBodyBytes    = 4 << 20
-	DefaultMaxPendingBytes = 64 << 20
-	DefaultMaxInputs       = 2048
-	DefaultCoalesceLinger  = 2 * time.Millisecond
-	DefaultRetryAfter      = time.Second
-	DefaultLogLevel        = "info"
+	DefaultProvider         = ProviderBuiltin
+	DefaultBuiltinModel     = "hash-384" // --model when the provider is builtin and none is named
+	DefaultUpstreamAuth     = UpstreamAuthBearer
+	DefaultMaxInFlight      = 8
+	DefaultMaxQueue         = 32
+	DefaultMaxBatchSize     = 64
+	DefaultMaxInputsPerCall = 2048   // OpenAI's limit of inputs per embeddings call
+	DefaultMaxTokensPerCall = 300000 // OpenAI's limit of tokens per embeddings call
+	DefaultRequestTimeout   = 30 * time.Second
+	DefaultQueueTimeout     = 5 * time.Second
+	DefaultUpstreamTimeout  = 10 * time.Second
+	DefaultMaxAttempts      = 3
+	DefaultInitialBackoff   = 100 * time.Millisecond
+	DefaultDrainTimeout     = 30 * time.Second
+	DefaultDrainDelay       = 3 * time.Second
+	DefaultMaxBodyBytes     = 4 << 20
+	DefaultMaxPendingBytes  = 64 << 20
+	DefaultMaxInputs        = 2048
+	DefaultCoalesceLinger   = 2 * time.Millisecond
+	DefaultRetryAfter       = time.Second
+	DefaultLogLevel         = "info"
 )
 
 // Metric names of the embedding server.
@@ -108,6 +120,12 @@ const (
 	MetricMaxQueue         = "embedserver_max_queue"                 // gauge
 	MetricPendingBytes     = "embedserver_pending_bytes"             // gauge
 	MetricMaxPendingBytes  = "embedserver_max_pending_bytes"         // gauge
+	// The upstream's budget (internal/budget).
+	MetricBudgetShare         = "embedserver_budget_share_per_minute"          // gauge, label kind (requests, tokens): the share in force, declared or learned; 0: unknown
+	MetricCallsHeldBack       = "embedserver_upstream_calls_held_back_total"   // counter: times calls waited for the budget
+	MetricThrottledSeconds    = "embedserver_upstream_throttled_seconds_total" // counter: time calls were held back or paused
+	MetricUpstreamRateLimited = "embedserver_upstream_rate_limited_total"      // counter: upstream 429s that were rate limits (not final errors)
+	MetricUpstreamPauses      = "embedserver_upstream_pauses_total"            // counter: pod-wide pauses the upstream asked for
 )
 
 // Shed reasons, the values of embedserver_shed_total{reason}: requests refused
@@ -117,7 +135,8 @@ const (
 	ShedQueueTimeout = "queue_timeout" // answered 503: no slot within the queue timeout
 	ShedDraining     = "draining"      // answered 503: the server is shutting down
 	ShedMemory       = "memory"        // answered 429: the body would pass --max-pending-bytes
+	ShedBudget       = "budget"        // answered 429: the upstream budget cannot send the request before its deadline
 )
 
 // ShedReasons lists every reason, so each series can exist from the start.
-var ShedReasons = []string{ShedQueueFull, ShedQueueTimeout, ShedDraining, ShedMemory}
+var ShedReasons = []string{ShedQueueFull, ShedQueueTimeout, ShedDraining, ShedMemory, ShedBudget}

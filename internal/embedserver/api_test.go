@@ -214,7 +214,16 @@ func TestOverloadAndUpstreamErrors(t *testing.T) {
 		{name: "upstream fails after retries", cfg: Config{MaxInFlight: 2}, up: fakeupstream.Config{ErrorRate: 1},
 			ocfg: openai.Config{MaxAttempts: 2, InitialBackoff: time.Millisecond}, status: 502, code: "upstream_error", series: `embedserver_upstream_retries_total`},
 		{name: "upstream rate limit longer than deadline", cfg: Config{MaxInFlight: 2, RequestTimeout: 2 * time.Second},
-			up: fakeupstream.Config{RateLimitRate: 1, RetryAfter: 20 * time.Second}, status: 502, code: "upstream_error", retryAfter: "20",
+			up: fakeupstream.Config{RateLimitRate: 1, RetryAfter: 20 * time.Second}, status: 429, code: "budget", retryAfter: "20",
+			series: `embedserver_upstream_rate_limited_total`},
+		{name: "declared budget cannot serve before the deadline", cfg: Config{MaxInFlight: 2, RequestTimeout: 300 * time.Millisecond},
+			ocfg: openai.Config{RequestsPerMinute: 30}, status: 429, code: "budget", retryAfter: "2",
+			series: `embedserver_shed_total{reason="budget"}`},
+		{name: "budget waits inside the queue deadline", cfg: Config{MaxInFlight: 2, RequestTimeout: 30 * time.Second, QueueTimeout: 200 * time.Millisecond},
+			ocfg: openai.Config{RequestsPerMinute: 30}, status: 429, code: "budget", retryAfter: "2",
+			series: `embedserver_shed_total{reason="budget"}`},
+		{name: "upstream quota exhausted: its own 429 at once", cfg: Config{MaxInFlight: 2},
+			up: fakeupstream.Config{QuotaExhausted: true}, status: 429, code: "insufficient_quota",
 			series: `embedserver_upstream_requests_total{code="429"}`},
 	}
 	for _, tt := range tests {
@@ -272,7 +281,9 @@ func TestAdminEndpointsAndGauges(t *testing.T) {
 	poll.Until(t, "slots freed", func() bool { return h.metric(t, "embedserver_in_flight") == 0 })
 	a := get(t, h.admin+"/metrics")
 	for _, name := range []string{"embedserver_requests_total", "embedserver_request_duration_seconds_bucket", "embedserver_shed_total",
-		"embedserver_upstream_requests_total", "embedserver_upstream_duration_seconds", "embedserver_upstream_retries_total", "embedserver_batch_size"} {
+		"embedserver_upstream_requests_total", "embedserver_upstream_duration_seconds", "embedserver_upstream_retries_total", "embedserver_batch_size",
+		`embedserver_budget_share_per_minute{kind="requests"}`, "embedserver_upstream_calls_held_back_total", "embedserver_upstream_throttled_seconds_total",
+		"embedserver_upstream_rate_limited_total", "embedserver_upstream_pauses_total", `embedserver_shed_total{reason="budget"}`} {
 		if !strings.Contains(string(a.body), name) {
 			t.Errorf("/metrics lacks %s", name)
 		}

@@ -106,6 +106,8 @@ func startUpstream(t *testing.T, cfg Config, upCfg fakeupstream.Config, ocfg ope
 		t.Fatal(err)
 	}
 	t.Cleanup(c.Close)
+	cfg.Metrics.WatchBudget(c.Budget())
+	cfg.Budget = c.Budget()
 	cfg.Model = "fake-embedding"
 	h := startServer(t, cfg, c)
 	h.up = up

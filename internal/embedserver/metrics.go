@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/ragops/rag-operator/internal/budget"
 	"github.com/ragops/rag-operator/internal/contract"
 	"github.com/ragops/rag-operator/internal/limiter"
 )
@@ -26,6 +27,10 @@ type Metrics struct {
 	upstreamDuration prometheus.Histogram
 	upstreamRetries  prometheus.Counter
 	batchSize        prometheus.Histogram
+	heldBack         prometheus.Counter
+	throttled        prometheus.Counter
+	rateLimited      prometheus.Counter
+	pauses           prometheus.Counter
 
 	// Looked up once: under a flood every lookup of a labelled child costs.
 	byCode        map[int]prometheus.Counter
@@ -34,6 +39,34 @@ type Metrics struct {
 	// The server's limits, read by the gauges; set by New.
 	lim     atomic.Pointer[limiter.Limiter]
 	pending atomic.Pointer[limiter.Bytes]
+	budget  atomic.Pointer[budget.Limiter] // set by WatchBudget
+}
+
+// HeldBack counts calls that waited for the budget (provider.BudgetObserver).
+func (m *Metrics) HeldBack(wait time.Duration) {
+	m.heldBack.Inc()
+	m.throttled.Add(wait.Seconds())
+}
+
+// Paused counts a pod-wide pause the upstream asked for (provider.BudgetObserver).
+func (m *Metrics) Paused(d time.Duration) {
+	m.pauses.Inc()
+	m.throttled.Add(d.Seconds())
+}
+
+// RateLimited counts an upstream 429 that was a rate limit (provider.BudgetObserver).
+func (m *Metrics) RateLimited() { m.rateLimited.Inc() }
+
+// WatchBudget makes the share gauges read b.
+func (m *Metrics) WatchBudget(b *budget.Limiter) { m.budget.Store(b) }
+
+func (m *Metrics) shareGauge(read func(budget.Share) int) func() float64 {
+	return func() float64 {
+		if b := m.budget.Load(); b != nil {
+			return float64(read(b.Share()))
+		}
+		return 0
+	}
 }
 
 // Upstream records one upstream attempt (provider.Observer).
@@ -97,6 +130,19 @@ func NewMetrics() *Metrics {
 		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{Name: contract.MetricBatchSize,
 			Help: "Inputs per model call (per upstream call for openai, per request for builtin).", Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048}}),
 	}
+	m.heldBack = prometheus.NewCounter(prometheus.CounterOpts{Name: contract.MetricCallsHeldBack,
+		Help: "Times upstream calls waited for the budget (declared share or learned limit)."})
+	m.throttled = prometheus.NewCounter(prometheus.CounterOpts{Name: contract.MetricThrottledSeconds,
+		Help: "Seconds upstream calls were held back by the budget or paused by the upstream."})
+	m.rateLimited = prometheus.NewCounter(prometheus.CounterOpts{Name: contract.MetricUpstreamRateLimited,
+		Help: "Upstream 429s that were rate limits (retried after the pod-wide pause), apart from final errors such as insufficient_quota."})
+	m.pauses = prometheus.NewCounter(prometheus.CounterOpts{Name: contract.MetricUpstreamPauses,
+		Help: "Pod-wide pauses the upstream asked for (429, or nothing remaining in x-ratelimit-*)."})
+	reg.MustRegister(m.heldBack, m.throttled, m.rateLimited, m.pauses,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: contract.MetricBudgetShare, ConstLabels: prometheus.Labels{"kind": "requests"},
+			Help: "This pod's share of the upstream budget per minute, declared or learned; 0: unknown."}, m.shareGauge(func(s budget.Share) int { return s.RequestsPerMinute })),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: contract.MetricBudgetShare, ConstLabels: prometheus.Labels{"kind": "tokens"},
+			Help: "This pod's share of the upstream budget per minute, declared or learned; 0: unknown."}, m.shareGauge(func(s budget.Share) int { return s.TokensPerMinute })))
 	reg.MustRegister(m.requests, m.duration, m.shed, m.upstreamRequests, m.upstreamDuration, m.upstreamRetries, m.batchSize,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: contract.MetricInFlight, Help: "Requests holding a slot."},
 			m.limiterGauge((*limiter.Limiter).InFlight)),

@@ -22,6 +22,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/ragops/rag-operator/internal/budget"
 	"github.com/ragops/rag-operator/internal/contract"
 	"github.com/ragops/rag-operator/internal/limiter"
 	"github.com/ragops/rag-operator/internal/openaiapi"
@@ -56,6 +57,11 @@ type Config struct {
 	Metrics *Metrics
 	Logger  *slog.Logger
 	Pprof   bool // serve /debug/pprof/ on the admin port
+	// Budget is the provider's upstream budget, served at /budget on the admin
+	// port; nil: none (builtin). BudgetToken is the bearer token that may
+	// change its share (contract.BudgetTokenEnv); empty: nobody may.
+	Budget      *budget.Limiter
+	BudgetToken string
 }
 
 // Causes that end a request's context, so answers can tell them apart.
@@ -142,6 +148,7 @@ func (s *Server) AdminHandler() http.Handler {
 		_, _ = io.WriteString(w, "ok\n")
 	})
 	mux.Handle("/metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/budget", s.budgetHandler)
 	if s.cfg.Pprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
@@ -318,9 +325,14 @@ func (s *Server) embeddings(rw http.ResponseWriter, r *http.Request) {
 	}
 	defer release()
 
-	resp, err := s.provider.Embed(ctx, provider.Request{Model: s.cfg.Model, Inputs: req.Inputs, Dimensions: cmp.Or(req.Dimensions, s.cfg.Dimensions), User: req.User})
+	// Work held back for the upstream's budget waits inside the queue
+	// deadline too, counted from arrival like the wait for a slot.
+	resp, err := s.provider.Embed(provider.WithQueueDeadline(ctx, start.Add(s.cfg.QueueTimeout)), provider.Request{Model: s.cfg.Model, Inputs: req.Inputs, Dimensions: cmp.Or(req.Dimensions, s.cfg.Dimensions), User: req.User})
 	if err != nil {
 		if pe, ok := provider.AsError(err); ok {
+			if pe.Code == contract.ShedBudget {
+				s.metrics.shed.WithLabelValues(contract.ShedBudget).Inc()
+			}
 			if pe.Status >= 500 {
 				s.log.Warn("embedding failed", "status", pe.Status, "err", err)
 			}

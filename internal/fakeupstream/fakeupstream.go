@@ -7,7 +7,9 @@ package fakeupstream
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"net/http"
 	"regexp"
@@ -54,6 +56,16 @@ type Config struct {
 	Encoding      string        // EncodingAsAsked or EncodingFloat
 	MaxBatch      int           // more inputs per call is a 400; 0 means no limit
 	APIKey        string        // when set, calls need "Authorization: Bearer <key>"
+	// QuotaExhausted answers every call 429 insufficient_quota after its
+	// latency, as OpenAI does for an account out of credit: no retry helps.
+	QuotaExhausted bool
+	// RequestsPerMinute is a budget of calls, as OpenAI's: enforced in
+	// one-second slices (a bucket holding a second's worth, refilled
+	// continuously), reported on every answer in x-ratelimit-limit-requests,
+	// -remaining-requests and -reset-requests (Go durations: "10ms", "6m0s"),
+	// and answered beyond it with 429 rate_limit_exceeded, Retry-After and
+	// retry-after-ms. 0: no budget.
+	RequestsPerMinute int
 	// Azure, when its Key is set, authenticates as Azure OpenAI's key mode does
 	// and answers its failures in Azure's error shape (see azure).
 	Azure Azure
@@ -76,6 +88,8 @@ type Stats struct {
 	MaxInFlight int64         `json:"max_in_flight"`
 	ByStatus    map[int]int64 `json:"by_status"`
 	CallTimes   []time.Time   `json:"-"` // arrival of the most recent calls, at most maxCallTimes
+	// MaxPerMinute is the most calls admitted by the budget in any minute.
+	MaxPerMinute int64 `json:"max_per_minute"`
 }
 
 // maxCallTimes bounds Stats.CallTimes, so a long benchmark keeps memory flat.
@@ -91,6 +105,9 @@ type Server struct {
 	rng      *rand.Rand
 	stats    Stats
 	scriptAt int
+	level    float64 // calls left in the budget's bucket
+	levelAt  time.Time
+	window   []time.Time // calls admitted in the last minute, for MaxPerMinute
 }
 
 // New returns a fake upstream with cfg.
@@ -99,6 +116,34 @@ func New(cfg Config) *Server {
 	s.stats.ByStatus = map[int]int64{}
 	s.SetConfig(cfg)
 	return s
+}
+
+// admit spends one call of the budget, or says how long until one is free.
+// It reports the budget's state for the x-ratelimit headers.
+func (s *Server) admit(cfg *Config, now time.Time) (ok bool, remaining int, reset, retry time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	perSec := float64(cfg.RequestsPerMinute) / 60
+	capacity := max(1, perSec)
+	if s.levelAt.IsZero() {
+		s.level = capacity
+	} else {
+		s.level = min(capacity, s.level+now.Sub(s.levelAt).Seconds()*perSec)
+	}
+	s.levelAt = now
+	if s.level >= 1 {
+		s.level--
+		ok = true
+		s.window = append(s.window, now)
+		for len(s.window) > 0 && now.Sub(s.window[0]) >= time.Minute {
+			s.window = s.window[1:]
+		}
+		s.stats.MaxPerMinute = max(s.stats.MaxPerMinute, int64(len(s.window)))
+	} else {
+		retry = time.Duration((1 - s.level) / perSec * float64(time.Second))
+	}
+	reset = time.Duration((capacity - s.level) / perSec * float64(time.Second)).Round(time.Millisecond)
+	return ok, int(s.level), reset, retry
 }
 
 // SetConfig changes the behaviour for calls that arrive from now on.
@@ -235,7 +280,26 @@ func (s *Server) embeddings(w http.ResponseWriter, r *http.Request) {
 		openaiapi.WriteError(w, provider.BadRequest("input", "at most %d inputs per call", cfg.MaxBatch))
 		return
 	}
+	if cfg.RequestsPerMinute > 0 && !cfg.QuotaExhausted {
+		ok, remaining, reset, retry := s.admit(cfg, time.Now())
+		h := w.Header()
+		h.Set("X-Ratelimit-Limit-Requests", strconv.Itoa(cfg.RequestsPerMinute))
+		h.Set("X-Ratelimit-Remaining-Requests", strconv.Itoa(remaining))
+		h.Set("X-Ratelimit-Reset-Requests", reset.String())
+		if !ok {
+			s.count(len(req.Inputs), http.StatusTooManyRequests)
+			h.Set("Retry-After-Ms", strconv.FormatInt(max(1, retry.Milliseconds()), 10))
+			h.Set("Retry-After", strconv.Itoa(int(math.Ceil(retry.Seconds()))))
+			openaiapi.WriteError(w, &provider.Error{Status: http.StatusTooManyRequests, Type: "requests", Code: "rate_limit_exceeded",
+				Message: fmt.Sprintf("Rate limit reached for requests: Limit %d, Used %d, Requested 1. (fake)", cfg.RequestsPerMinute, cfg.RequestsPerMinute)})
+			return
+		}
+	}
 	status, wait := s.outcome(cfg, len(req.Inputs))
+	quota := cfg.QuotaExhausted && status == http.StatusOK
+	if quota {
+		status = http.StatusTooManyRequests
+	}
 	if status == 0 {
 		s.mu.Lock()
 		s.stats.Hung++
@@ -261,6 +325,11 @@ func (s *Server) embeddings(w http.ResponseWriter, r *http.Request) {
 	switch status {
 	case http.StatusOK:
 	case http.StatusTooManyRequests:
+		if quota {
+			openaiapi.WriteError(w, &provider.Error{Status: status, Type: "insufficient_quota", Code: "insufficient_quota",
+				Message: "You exceeded your current quota, please check your plan and billing details. (fake)"})
+			return
+		}
 		ra := cfg.RetryAfter
 		if ra <= 0 {
 			ra = time.Second

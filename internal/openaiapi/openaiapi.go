@@ -412,6 +412,7 @@ func WriteError(w http.ResponseWriter, e *provider.Error) {
 type PreparedError struct {
 	status     int
 	retryAfter string
+	final      bool
 	body       []byte
 }
 
@@ -422,7 +423,7 @@ func NewPreparedError(e *provider.Error) *PreparedError {
 		typ = "server_error"
 	}
 	body, _ := json.Marshal(ErrorBody{Error: ErrorDetail{Message: e.Message, Type: typ, Param: strOrNil(e.Param), Code: strOrNil(e.Code)}})
-	p := &PreparedError{status: e.Status, body: append(body, '\n')}
+	p := &PreparedError{status: e.Status, final: e.Final, body: append(body, '\n')}
 	if e.RetryAfter > 0 {
 		p.retryAfter = strconv.Itoa(RetryAfterSeconds(e.RetryAfter))
 	}
@@ -434,6 +435,11 @@ func (p *PreparedError) Write(w http.ResponseWriter) {
 	h := w.Header()
 	if p.retryAfter != "" {
 		h["Retry-After"] = []string{p.retryAfter}
+	}
+	if p.final {
+		// The official OpenAI clients read this header before their own rules
+		// (which retry every 429): a final answer is not asked again.
+		h["X-Should-Retry"] = []string{"false"}
 	}
 	h["Content-Type"] = []string{"application/json"}
 	h["Content-Length"] = []string{strconv.Itoa(len(p.body))}

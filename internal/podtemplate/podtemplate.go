@@ -247,6 +247,8 @@ func Args(spec *ragv1.RAGServiceSpec) []string {
 		str(contract.FlagUpstreamAPIVer, e.APIVersion)
 	}
 	num(contract.FlagMaxBatchSize, e.MaxBatchSize)
+	num(contract.FlagMaxInputsPerCall, e.Upstream.MaxInputsPerCall)
+	num(contract.FlagMaxTokensPerCall, e.Upstream.MaxTokensPerCall)
 	num(contract.FlagMaxInFlight, spec.Concurrency.MaxInFlight)
 	if q := spec.Concurrency.MaxQueue; q != nil {
 		args = append(args, arg(contract.FlagMaxQueue, strconv.Itoa(int(*q)))) // 0 is a value: no queue

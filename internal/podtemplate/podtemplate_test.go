@@ -64,7 +64,10 @@ func TestArgs(t *testing.T) {
 			[]string{"--addr=:8080", "--admin-addr=:9090", "--provider=builtin", "--model=hash-384", "--max-batch-size=64",
 				"--max-in-flight=8", "--max-queue=32", "--request-timeout=30s", "--queue-timeout=5s",
 				"--upstream-timeout=10s", "--max-attempts=3", "--initial-backoff=100ms", "--drain-timeout=30s"},
-			[]string{"--upstream-url", "--dimensions"}},
+			[]string{"--upstream-url", "--dimensions", "--max-inputs-per-call", "--max-tokens-per-call"}},
+		{"upstream per-call limits", func(s *ragv1.RAGService) {
+			s.Spec.Embedding.Upstream = ragv1.UpstreamSpec{MaxInputsPerCall: 1000, MaxTokensPerCall: 8191}
+		}, []string{"--max-inputs-per-call=1000", "--max-tokens-per-call=8191"}, nil},
 		{"openai with endpoint and dimensions", func(s *ragv1.RAGService) {
 			s.Spec.Embedding = ragv1.EmbeddingSpec{Provider: ragv1.ProviderOpenAI, Model: "text-embedding-3-large",
 				Endpoint: "https://api.example.test/v1", Dimensions: ptr.To(int32(1024)), MaxBatchSize: 16}

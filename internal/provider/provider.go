@@ -53,6 +53,33 @@ type Observer interface {
 	Retry()                                // one upstream retry scheduled
 }
 
+// BudgetObserver is an Observer that also watches the upstream budget
+// (internal/budget); providers that pace their calls tell it.
+type BudgetObserver interface {
+	HeldBack(wait time.Duration) // calls waited for the budget, about this long
+	Paused(d time.Duration)      // the upstream asked the pod to pause (429, nothing remaining)
+	RateLimited()                // an upstream 429 that was a rate limit, not a final error
+}
+
+type queueDeadlineKey struct{}
+
+// WithQueueDeadline tells a provider how long the request may wait before its
+// work starts: a provider that holds requests back (for the upstream's
+// budget) refuses at once those it could not start by then.
+func WithQueueDeadline(ctx context.Context, t time.Time) context.Context {
+	return context.WithValue(ctx, queueDeadlineKey{}, t)
+}
+
+// WaitDeadline is the latest time the request's work may start: its queue
+// deadline when the server set one, else its own deadline.
+func WaitDeadline(ctx context.Context) (time.Time, bool) {
+	dl, ok := ctx.Deadline()
+	if q, qok := ctx.Value(queueDeadlineKey{}).(time.Time); qok && (!ok || q.Before(dl)) {
+		return q, true
+	}
+	return dl, ok
+}
+
 // Error is a failure with the HTTP answer it deserves. Providers return it (or
 // wrap it) so the server does not guess.
 type Error struct {
@@ -62,7 +89,10 @@ type Error struct {
 	Param      string
 	Message    string
 	RetryAfter time.Duration // 0: none
-	Err        error         // the cause, for logs
+	// Final marks an answer no retry can change (an upstream's exhausted quota,
+	// a refused input): the answer tells the client's SDK not to retry.
+	Final bool
+	Err   error // the cause, for logs
 }
 
 func (e *Error) Error() string {

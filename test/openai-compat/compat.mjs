@@ -56,5 +56,32 @@ const out = {};
   out.retrieved = (await client.models.retrieve(env.BUILTIN_MODEL)).ragops ?? null;
 }
 out.busy = await retried(env.BUSY_URL, env.UPSTREAM_MODEL);
+{
+  // An upstream out of quota: the library sees the upstream's own error.
+  const log = [];
+  const client = new OpenAI({ baseURL: env.QUOTA_URL, apiKey: 'unused', fetch: recorder(log) });
+  out.quota = {};
+  try {
+    await client.embeddings.create({ model: env.UPSTREAM_MODEL, input: 'out of credit' });
+  } catch (e) {
+    out.quota = { status: e.status ?? 0, type: e.type ?? null, code: e.code ?? null, name: e.constructor.name };
+  }
+  out.quota.attempts = log.map(({ at, status, retryAfter }) => ({ at, status, retryAfter }));
+}
 out.queue = await retried(env.QUEUE_URL, env.UPSTREAM_MODEL);
+{
+  // A rate-limited upstream whose pause outlasts the request's deadline: 429
+  // budget with Retry-After, which the library waits out and then succeeds.
+  const log = [];
+  const client = new OpenAI({ baseURL: env.BUDGET_URL, apiKey: 'unused', fetch: recorder(log) });
+  let ok = false, error = null, dims = 0;
+  try {
+    const res = await client.embeddings.create({ model: env.UPSTREAM_MODEL, input: 'paced by the budget' });
+    ok = true;
+    dims = res.data[0].embedding.length;
+  } catch (e) {
+    error = String(e);
+  }
+  out.budget = { ok, error, dims, attempts: log.map(({ at, status, retryAfter }) => ({ at, status, retryAfter })) };
+}
 console.log(JSON.stringify(out));

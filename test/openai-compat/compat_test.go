@@ -98,6 +98,14 @@ type report struct {
 	Retrieved       *space         `json:"retrieved"`
 	Busy            retried        `json:"busy"`
 	Queue           retried        `json:"queue"`
+	Budget          retried        `json:"budget"`
+	Quota           struct {
+		Status   int       `json:"status"`
+		Type     string    `json:"type"`
+		Code     string    `json:"code"`
+		Name     string    `json:"name"`
+		Attempts []attempt `json:"attempts"`
+	} `json:"quota"`
 }
 
 func TestOfficialClient(t *testing.T) {
@@ -112,12 +120,31 @@ func TestOfficialClient(t *testing.T) {
 	t.Cleanup(up.Close)
 	busyURL := busyServer(t, ts.URL+"/v1", embedserver.Config{MaxQueue: 0})
 	queueURL := busyServer(t, ts.URL+"/v1", embedserver.Config{MaxQueue: 4, QueueTimeout: 200 * time.Millisecond})
+	broke := fakeupstream.New(fakeupstream.Config{QuotaExhausted: true})
+	bts := httptest.NewServer(broke)
+	t.Cleanup(bts.Close)
+	t.Cleanup(broke.Close)
+	quotaURL := busyServer(t, bts.URL+"/v1", embedserver.Config{MaxQueue: 4})
+	// A rate-limited upstream: its first answer is 429 rate_limit_exceeded
+	// with Retry-After 1s, longer than the server's 500 ms deadline. The
+	// server pauses and tells the client when to come back (429 budget,
+	// Retry-After 1); then the pause is over and the call goes through.
+	paced := fakeupstream.New(fakeupstream.Config{Dims: 8, Script: []int{429}, RetryAfter: time.Second})
+	pts := httptest.NewServer(paced)
+	t.Cleanup(pts.Close)
+	t.Cleanup(paced.Close)
+	pc, err := openai.New(openai.Config{BaseURL: pts.URL + "/v1", Model: "fake-embedding"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pc.Close)
+	budgetURL := serve(t, embedserver.New(embedserver.Config{Model: "fake-embedding", RequestTimeout: 500 * time.Millisecond, Budget: pc.Budget()}, pc))
 
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "node", "compat.mjs")
 	cmd.Env = append(os.Environ(), "BUILTIN_URL="+builtinURL, "BUILTIN_MODEL="+model.Name(),
-		"BUSY_URL="+busyURL, "QUEUE_URL="+queueURL, "UPSTREAM_MODEL=fake-embedding")
+		"BUSY_URL="+busyURL, "QUEUE_URL="+queueURL, "QUOTA_URL="+quotaURL, "BUDGET_URL="+budgetURL, "UPSTREAM_MODEL=fake-embedding")
 	out, err := cmd.Output()
 	if err != nil {
 		stderr := ""
@@ -155,6 +182,21 @@ func TestOfficialClient(t *testing.T) {
 	wantSpace := space{Space: "docs-v1", Dimensions: 32}
 	if len(r.Spaces) != 1 || r.Spaces[0] == nil || *r.Spaces[0] != wantSpace || r.Retrieved == nil || *r.Retrieved != wantSpace {
 		t.Errorf("ragops field through the library: list %v, retrieve %v; want %+v", r.Spaces, r.Retrieved, wantSpace)
+	}
+
+	// An exhausted quota reaches the library as the upstream's own error, once:
+	// neither the server nor the library (told X-Should-Retry: false) asks again.
+	q := r.Quota
+	if q.Status != 429 || q.Type != "insufficient_quota" || q.Code != "insufficient_quota" || q.Name != "RateLimitError" || len(q.Attempts) != 1 {
+		t.Errorf("quota: the library saw %+v, want one RateLimitError 429 insufficient_quota", q)
+	}
+	if c := broke.Stats().Calls; c != 1 {
+		t.Errorf("quota: the upstream got %d calls, want 1", c)
+	}
+
+	checkRetried(t, "429 budget", r.Budget, 429)
+	if st := paced.Stats(); st.Calls != 2 || st.ByStatus[429] != 1 {
+		t.Errorf("rate limited: the upstream saw %d calls, %d refused; want 2 calls, the first refused", st.Calls, st.ByStatus[429])
 	}
 
 	checkRetried(t, "429 queue full", r.Busy, 429)

@@ -29,7 +29,10 @@ type Options struct {
 	UpstreamAPIVer  string // api-version query parameter of every upstream call, or empty
 
 	MaxInFlight, MaxQueue, MaxBatchSize, MaxAttempts, MaxInputs int
-	MaxBodyBytes, MaxPendingBytes                               int64
+	// The upstream's limits: this pod's share per minute (0: not declared,
+	// learned from the upstream) and what one call may carry.
+	UpstreamRPM, UpstreamTPM, MaxInputsPerCall, MaxTokensPerCall int
+	MaxBodyBytes, MaxPendingBytes                                int64
 
 	RequestTimeout, QueueTimeout, UpstreamTimeout time.Duration
 	InitialBackoff, DrainTimeout, DrainDelay      time.Duration
@@ -91,6 +94,10 @@ func Parse(args []string, stderr io.Writer) (Options, error) {
 	fs.IntVar(&o.MaxInFlight, contract.FlagMaxInFlight, contract.DefaultMaxInFlight, "requests running at once")
 	fs.IntVar(&o.MaxQueue, contract.FlagMaxQueue, contract.DefaultMaxQueue, "requests waiting for a slot; beyond it 429")
 	fs.IntVar(&o.MaxBatchSize, contract.FlagMaxBatchSize, contract.DefaultMaxBatchSize, "openai: inputs per upstream call (larger requests are split, small ones coalesced)")
+	fs.IntVar(&o.UpstreamRPM, contract.FlagUpstreamRPM, 0, "openai: upstream calls this pod may make per minute (0: not declared; learned from the upstream's x-ratelimit-* headers)")
+	fs.IntVar(&o.UpstreamTPM, contract.FlagUpstreamTPM, 0, "openai: upstream tokens this pod may send per minute (0: not declared; learned from the upstream's headers)")
+	fs.IntVar(&o.MaxInputsPerCall, contract.FlagMaxInputsPerCall, contract.DefaultMaxInputsPerCall, "openai: the upstream's limit of inputs per call (larger requests are split)")
+	fs.IntVar(&o.MaxTokensPerCall, contract.FlagMaxTokensPerCall, contract.DefaultMaxTokensPerCall, "openai: the upstream's limit of tokens per call, counted by a conservative estimate (larger requests are split)")
 	fs.DurationVar(&o.RequestTimeout, contract.FlagRequestTimeout, contract.DefaultRequestTimeout, "whole-request deadline, queue wait included; 504 past it")
 	fs.DurationVar(&o.QueueTimeout, contract.FlagQueueTimeout, contract.DefaultQueueTimeout, "longest wait for a slot; 503 past it")
 	fs.DurationVar(&o.UpstreamTimeout, contract.FlagUpstreamTimeout, contract.DefaultUpstreamTimeout, "openai: timeout of one upstream attempt")
@@ -134,6 +141,10 @@ func (o *Options) validate() error {
 	}
 	if o.MaxInFlight < 1 || o.MaxQueue < 0 || o.MaxBatchSize < 1 || o.MaxAttempts < 1 || o.MaxInputs < 1 || o.MaxBodyBytes < 1 {
 		return errors.New("--max-in-flight, --max-batch-size, --max-attempts, --max-inputs and --max-body-bytes must be positive, --max-queue not negative")
+	}
+	if o.UpstreamRPM < 0 || o.UpstreamTPM < 0 || o.MaxInputsPerCall < 1 || o.MaxTokensPerCall < 1 {
+		return fmt.Errorf("--%s and --%s must not be negative, --%s and --%s must be positive",
+			contract.FlagUpstreamRPM, contract.FlagUpstreamTPM, contract.FlagMaxInputsPerCall, contract.FlagMaxTokensPerCall)
 	}
 	for name, d := range map[string]time.Duration{contract.FlagRequestTimeout: o.RequestTimeout, contract.FlagQueueTimeout: o.QueueTimeout,
 		contract.FlagUpstreamTimeout: o.UpstreamTimeout, contract.FlagInitialBackoff: o.InitialBackoff, contract.FlagRetryAfter: o.RetryAfter} {

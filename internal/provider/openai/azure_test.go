@@ -32,11 +32,11 @@ func TestAzureAPIKeyAuth(t *testing.T) {
 		wantStatusCount int    // the status the upstream counted for the call
 	}{
 		{"api-key header and api-version", contract.UpstreamAuthAzureAPIKey, version, key, "", http.StatusOK},
-		{"bearer is refused", contract.UpstreamAuthBearer, version, key, "upstream answered 401: Access denied", http.StatusUnauthorized},
+		{"bearer is refused", contract.UpstreamAuthBearer, version, key, "Access denied", http.StatusUnauthorized},
 		{"default auth is bearer, refused", "", version, key, "upstream answered 401", http.StatusUnauthorized},
 		{"wrong key", contract.UpstreamAuthAzureAPIKey, version, "other", "upstream answered 401", http.StatusUnauthorized},
-		{"no api-version", contract.UpstreamAuthAzureAPIKey, "", key, "upstream answered 404: Resource not found", http.StatusNotFound},
-		{"unknown api-version", contract.UpstreamAuthAzureAPIKey, "1999-01-01", key, "upstream answered 400: API version not supported", http.StatusBadRequest},
+		{"no api-version", contract.UpstreamAuthAzureAPIKey, "", key, "Resource not found", http.StatusNotFound},
+		{"unknown api-version", contract.UpstreamAuthAzureAPIKey, "1999-01-01", key, "API version not supported", http.StatusBadRequest},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -64,8 +64,13 @@ func TestAzureAPIKeyAuth(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 				t.Fatalf("error %v, want one containing %q", err, tt.wantErr)
 			}
-			if _, ok := provider.AsError(err); !ok {
+			pe, ok := provider.AsError(err)
+			if !ok {
 				t.Fatalf("error %v is not an answer for the client", err)
+			}
+			// A refusal is final: the client gets the upstream's own status.
+			if pe.Status != tt.wantStatusCount || !pe.Final {
+				t.Errorf("client answer %d (final %v), want the upstream's %d, final", pe.Status, pe.Final, tt.wantStatusCount)
 			}
 		})
 	}

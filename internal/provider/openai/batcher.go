@@ -2,9 +2,14 @@ package openai
 
 import (
 	"context"
+	"fmt"
+	"net/http"
+	"slices"
 	"sync"
 	"time"
 
+	"github.com/ragops/rag-operator/internal/budget"
+	"github.com/ragops/rag-operator/internal/contract"
 	"github.com/ragops/rag-operator/internal/provider"
 )
 
@@ -23,24 +28,43 @@ type result struct {
 
 // member is one request's chunk inside a batch.
 type member struct {
+	key    batchKey
 	off, n int
+	inputs []provider.Input
+	tokens int // estimated (budget.EstimateTokens)
+	ctx    context.Context
 	done   chan result // buffered: the batch never blocks on a member that left
 }
 
-type callFunc func(ctx context.Context, key batchKey, inputs []provider.Input) ([][]float32, int, error)
+type callFunc func(ctx context.Context, key batchKey, inputs []provider.Input, tokens int) ([][]float32, int, error)
 
-// batcher coalesces chunks of concurrent requests into upstream calls of at most
-// max inputs. A chunk goes out at once when no upstream call is in flight (so a
-// lone client pays no linger); otherwise it waits for company, or until the
-// batch is full. The wait is a share of the recent call latency, at most
-// ceiling (see linger.go). Results go back to each member by offset.
+// batcher coalesces chunks of concurrent requests into upstream calls of at
+// most lim inputs and tokens. It has two ways of sending calls:
+//
+//   - Unpaced, while the upstream's limits are unknown and it asked for no
+//     pause: a chunk goes out at once when no upstream call is in flight (so a
+//     lone client pays no linger); otherwise it waits for company, or until
+//     the batch is full. The wait is a share of the recent call latency, at
+//     most ceiling (see linger.go).
+//   - Paced, once a budget binds (declared, learned from the upstream, or a
+//     pause it asked for): chunks wait in arrival order for the next call the
+//     budget allows, and that call carries as many of them as fit
+//     (budget.Fill). A chunk that could not go out before its request's
+//     deadline is refused at once with 429 and the time the budget frees up.
+//
+// Results go back to each member by offset.
 type batcher struct {
-	max     int
+	lim     budget.CallLimits
 	ceiling time.Duration // <0: never wait
 	call    callFunc
+	budget  *budget.Limiter
+	obs     provider.Observer // may be nil
 
 	mu       sync.Mutex
 	pending  map[batchKey]*batch
+	queue    []*member // paced: waiting for the budget, in arrival order
+	wake     *time.Timer
+	wakeAt   time.Time
 	inFlight int
 	latency  time.Duration // smoothed latency of successful calls; 0 until one ends
 }
@@ -48,27 +72,38 @@ type batcher struct {
 type batch struct {
 	key      batchKey
 	inputs   []provider.Input
+	tokens   int
 	members  []*member
-	ctxs     []context.Context
 	deadline time.Time
 	timer    *time.Timer
 }
 
-func newBatcher(maxInputs int, ceiling time.Duration, call callFunc) *batcher {
-	return &batcher{max: maxInputs, ceiling: ceiling, call: call, pending: map[batchKey]*batch{}}
+func newBatcher(lim budget.CallLimits, ceiling time.Duration, call callFunc, b *budget.Limiter, obs provider.Observer) *batcher {
+	return &batcher{lim: lim, ceiling: ceiling, call: call, budget: b, obs: obs, pending: map[batchKey]*batch{}}
 }
 
-// submit adds inputs (at most max) to a batch and returns the member whose done
-// channel receives their vectors. When the member's batch goes out at once with
-// this member alone in it and inline is set, submit also returns that batch
-// for the caller to run in its own goroutine (b.run), which saves a goroutine
-// and a wake-up per call. Alone, because the caller must be free to leave when
-// its own request ends while others' requests keep a shared call going.
-func (b *batcher) submit(ctx context.Context, key batchKey, inputs []provider.Input, inline bool) (*member, *batch) {
+// submit adds inputs (already cut to fit one call) to a batch and returns the
+// member whose done channel receives their vectors. When the member's batch
+// goes out at once with this member alone in it and inline is set, submit
+// also returns that batch for the caller to run in its own goroutine (b.run),
+// which saves a goroutine and a wake-up per call. Alone, because the caller
+// must be free to leave when its own request ends while others' requests keep
+// a shared call going. The error is the budget's refusal (see admitLocked).
+func (b *batcher) submit(ctx context.Context, key batchKey, inputs []provider.Input, tokens int, inline bool) (*member, *batch, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	m := &member{key: key, n: len(inputs), inputs: inputs, tokens: tokens, ctx: ctx, done: make(chan result, 1)}
+	now := time.Now()
+	if len(b.queue) > 0 || b.budget.Bound(now) {
+		if err := b.admitLocked(now, m); err != nil {
+			return nil, nil, err
+		}
+		b.queue = append(b.queue, m)
+		b.dispatchLocked(now)
+		return m, nil, nil
+	}
 	bt := b.pending[key]
-	if bt != nil && len(bt.inputs)+len(inputs) > b.max {
+	if bt != nil && !b.lim.Fits(len(bt.inputs)+len(inputs), bt.tokens+tokens) {
 		go b.run(b.flushLocked(bt))
 		bt = nil
 	}
@@ -76,22 +111,12 @@ func (b *batcher) submit(ctx context.Context, key batchKey, inputs []provider.In
 		bt = &batch{key: key}
 		b.pending[key] = bt
 	}
-	m := &member{off: len(bt.inputs), n: len(inputs), done: make(chan result, 1)}
-	bt.inputs = append(bt.inputs, inputs...)
-	bt.members = append(bt.members, m)
-	bt.ctxs = append(bt.ctxs, ctx)
-	dl, ok := ctx.Deadline()
-	if !ok {
-		dl = time.Now().Add(time.Hour)
-	}
-	if dl.After(bt.deadline) {
-		bt.deadline = dl
-	}
+	bt.add(m)
 	switch {
-	case len(bt.inputs) >= b.max || b.ceiling < 0 || b.inFlight == 0:
+	case !b.lim.Fits(len(bt.inputs)+1, bt.tokens+1) || b.ceiling < 0 || b.inFlight == 0:
 		b.flushLocked(bt)
 		if inline && len(bt.members) == 1 {
-			return m, bt
+			return m, bt, nil
 		}
 		go b.run(bt)
 	case bt.timer == nil:
@@ -108,7 +133,103 @@ func (b *batcher) submit(ctx context.Context, key batchKey, inputs []provider.In
 			}
 		})
 	}
-	return m, nil
+	return m, nil, nil
+}
+
+func (bt *batch) add(m *member) {
+	m.off = len(bt.inputs)
+	bt.inputs = append(bt.inputs, m.inputs...)
+	bt.tokens += m.tokens
+	bt.members = append(bt.members, m)
+	dl, ok := m.ctx.Deadline()
+	if !ok {
+		dl = time.Now().Add(time.Hour)
+	}
+	if dl.After(bt.deadline) {
+		bt.deadline = dl
+	}
+}
+
+// admitLocked refuses a chunk the budget cannot send before its request's
+// queue deadline (provider.WaitDeadline): waiting longer would only end in a
+// 504, while a 429 with the time the budget frees up lets the client come
+// back when it can be served.
+func (b *batcher) admitLocked(now time.Time, m *member) error {
+	dl, ok := provider.WaitDeadline(m.ctx)
+	if !ok {
+		return nil
+	}
+	inputs, tokens := m.n, m.tokens
+	for _, q := range b.queue {
+		inputs += q.n
+		tokens += q.tokens
+	}
+	calls := 1
+	if b.lim.MaxInputs > 0 {
+		calls = (inputs + b.lim.MaxInputs - 1) / b.lim.MaxInputs
+	}
+	free := b.budget.FreeAt(now, calls, tokens)
+	if !free.Add(b.latency).After(dl) {
+		return nil
+	}
+	wait := free.Sub(now)
+	return &provider.Error{Status: http.StatusTooManyRequests, Type: "rate_limit_error", Code: contract.ShedBudget, RetryAfter: wait,
+		Message: fmt.Sprintf("the upstream's budget is spent: the next call this request could join starts in %v, past its deadline", wait.Round(time.Millisecond))}
+}
+
+// dispatchLocked sends every call the budget allows now, each filled from the
+// queue in order, and sets a timer for the next when the budget says wait.
+func (b *batcher) dispatchLocked(now time.Time) {
+	b.queue = slices.DeleteFunc(b.queue, func(m *member) bool { return m.ctx.Err() != nil }) // their requests have left
+	for len(b.queue) > 0 {
+		key := b.queue[0].key
+		var pieces []budget.Piece
+		var same []int // queue positions of the head's key
+		for i, m := range b.queue {
+			if m.key == key {
+				pieces = append(pieces, budget.Piece{Inputs: m.n, Tokens: m.tokens})
+				same = append(same, i)
+			}
+		}
+		take := budget.Fill(pieces, b.lim)
+		tokens := 0
+		for _, p := range pieces[:take] {
+			tokens += p.Tokens
+		}
+		ok, at := b.budget.TryTake(now, tokens)
+		if !ok {
+			b.wakeLocked(at)
+			return
+		}
+		bt := &batch{key: key}
+		for _, i := range same[:take] {
+			bt.add(b.queue[i])
+			b.queue[i] = nil
+		}
+		b.queue = slices.DeleteFunc(b.queue, func(m *member) bool { return m == nil })
+		b.inFlight++
+		go b.run(bt)
+	}
+}
+
+// wakeLocked makes sure dispatch runs again at `at`.
+func (b *batcher) wakeLocked(at time.Time) {
+	if b.wake != nil && !at.Before(b.wakeAt) {
+		return
+	}
+	if b.wake != nil {
+		b.wake.Stop()
+	}
+	b.wakeAt = at
+	b.wake = time.AfterFunc(time.Until(at), func() {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		b.wake = nil
+		b.dispatchLocked(time.Now())
+	})
+	if bo, ok := b.obs.(provider.BudgetObserver); ok {
+		bo.HeldBack(time.Until(at))
+	}
 }
 
 // flushLocked takes bt out of the pending batches; the caller runs it.
@@ -138,9 +259,9 @@ func (b *batcher) run(bt *batch) {
 	ctx, cancel := context.WithDeadline(context.Background(), bt.deadline)
 	defer cancel()
 	var mu sync.Mutex
-	left := len(bt.ctxs)
-	for _, mctx := range bt.ctxs {
-		stop := context.AfterFunc(mctx, func() {
+	left := len(bt.members)
+	for _, m := range bt.members {
+		stop := context.AfterFunc(m.ctx, func() {
 			mu.Lock()
 			left--
 			if left == 0 {
@@ -150,7 +271,7 @@ func (b *batcher) run(bt *batch) {
 		})
 		defer stop()
 	}
-	vecs, tokens, err := b.call(ctx, bt.key, bt.inputs)
+	vecs, tokens, err := b.call(ctx, bt.key, bt.inputs, bt.tokens)
 	failed = err != nil // a timeout or an error says nothing of the usual latency
 	total := len(bt.inputs)
 	for _, m := range bt.members {

@@ -25,6 +25,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/ragops/rag-operator/internal/budget"
 	"github.com/ragops/rag-operator/internal/contract"
 	"github.com/ragops/rag-operator/internal/openaiapi"
 	"github.com/ragops/rag-operator/internal/provider"
@@ -49,6 +50,13 @@ type Config struct {
 	InitialBackoff time.Duration // default 100ms; doubles per retry
 	MaxBackoff     time.Duration // default 5s
 	Linger         time.Duration // ceiling of the coalescing wait while a call is in flight (see linger.go); default 2ms, <0 disables
+	// The upstream's limits (internal/budget): this pod's share of a budget
+	// per minute (0: not declared; then learned from the upstream's headers),
+	// and what one call may carry (0: OpenAI's 2048 inputs, 300000 tokens).
+	RequestsPerMinute int
+	TokensPerMinute   int
+	MaxInputsPerCall  int
+	MaxTokensPerCall  int
 	// Observer is told every upstream call's size, attempt and retry; nil: nobody.
 	Observer provider.Observer
 }
@@ -56,6 +64,8 @@ type Config struct {
 // Client is the provider. Create it with New; Close releases idle connections.
 type Client struct {
 	cfg     Config
+	budget  *budget.Limiter
+	lim     budget.CallLimits
 	http    *http.Client
 	url     string
 	batcher *batcher
@@ -109,6 +119,12 @@ func New(cfg Config) (*Client, error) {
 	if cfg.Linger == 0 {
 		cfg.Linger = DefaultLinger
 	}
+	if cfg.MaxInputsPerCall <= 0 {
+		cfg.MaxInputsPerCall = contract.DefaultMaxInputsPerCall
+	}
+	if cfg.MaxTokensPerCall <= 0 {
+		cfg.MaxTokensPerCall = contract.DefaultMaxTokensPerCall
+	}
 	// The pool holds as many connections as requests can run at once, so steady
 	// load reuses connections instead of dialling; MaxConnsPerHost bounds what a
 	// burst (split requests) can open against the upstream.
@@ -123,29 +139,52 @@ func New(cfg Config) (*Client, error) {
 		ExpectContinueTimeout: time.Second,
 		ForceAttemptHTTP2:     true,
 	}
-	c := &Client{cfg: cfg, http: &http.Client{Transport: tr}, url: endpoint}
-	c.batcher = newBatcher(cfg.MaxBatchSize, cfg.Linger, c.call)
+	c := &Client{cfg: cfg, http: &http.Client{Transport: tr}, url: endpoint,
+		budget: budget.New(budget.Share{RequestsPerMinute: cfg.RequestsPerMinute, TokensPerMinute: cfg.TokensPerMinute}, time.Now()),
+		lim:    budget.CallLimits{MaxInputs: min(cfg.MaxBatchSize, cfg.MaxInputsPerCall), MaxTokens: cfg.MaxTokensPerCall}}
+	c.batcher = newBatcher(c.lim, cfg.Linger, c.call, c.budget, cfg.Observer)
 	return c, nil
 }
 
 // Close drops idle upstream connections.
 func (c *Client) Close() { c.http.CloseIdleConnections() }
 
-// Embed splits req into chunks of at most MaxBatchSize, hands them to the
-// batcher (which may share an upstream call with other requests) and puts the
-// vectors back in input order.
+// Budget is the pod's budget for upstream calls; SetShare on it changes the
+// share while serving.
+func (c *Client) Budget() *budget.Limiter { return c.budget }
+
+// Embed splits req into chunks that each fit one call (MaxBatchSize,
+// MaxInputsPerCall and MaxTokensPerCall), hands them to the batcher (which
+// may share an upstream call with other requests) and puts the vectors back
+// in input order. A request over the per-call limits is split, never refused.
 func (c *Client) Embed(ctx context.Context, req provider.Request) (provider.Response, error) {
 	key := batchKey{dims: req.Dimensions, user: req.User, tokens: len(req.Inputs) > 0 && req.Inputs[0].IsTokens}
+	est := make([]int, len(req.Inputs))
+	for i, in := range req.Inputs {
+		if in.IsTokens {
+			est[i] = max(1, len(in.Tokens))
+		} else {
+			est[i] = budget.EstimateTokens(in.Text)
+		}
+	}
 	var members []*member
-	for off := 0; off < len(req.Inputs); off += c.cfg.MaxBatchSize {
-		end := min(off+c.cfg.MaxBatchSize, len(req.Inputs))
+	off := 0
+	for _, end := range budget.Split(est, c.lim) {
+		tokens := 0
+		for _, t := range est[off:end] {
+			tokens += t
+		}
 		// The last chunk's call, when it goes out at once, runs here: this
 		// goroutine would only wait for it.
-		m, run := c.batcher.submit(ctx, key, req.Inputs[off:end], end == len(req.Inputs))
+		m, run, err := c.batcher.submit(ctx, key, req.Inputs[off:end], tokens, end == len(req.Inputs))
+		if err != nil {
+			return provider.Response{}, err
+		}
 		members = append(members, m)
 		if run != nil {
 			c.batcher.run(run)
 		}
+		off = end
 	}
 	out := provider.Response{Embeddings: make([][]float32, 0, len(req.Inputs))}
 	for _, m := range members {
@@ -178,22 +217,31 @@ func (c *Client) Dimensions() int { return int(c.dims.Load()) }
 // upstreamError is one failed attempt.
 type upstreamError struct {
 	status     int // 0: no HTTP answer
-	code       string
+	typ, code  string
+	param      string
 	message    string
 	retryAfter time.Duration
 	retryable  bool
+	timeout    bool // no answer within the attempt timeout
 }
 
 func (e *upstreamError) Error() string {
 	if e.status == 0 {
 		return "upstream: " + e.message
 	}
+	// Azure's codes repeat the status ("404"): say it once.
+	if e.code != "" && e.code != strconv.Itoa(e.status) {
+		return fmt.Sprintf("upstream answered %d %s: %s", e.status, e.code, e.message)
+	}
 	return fmt.Sprintf("upstream answered %d: %s", e.status, e.message)
 }
 
 // call runs one upstream call with retries; ctx carries the latest deadline of
-// the requests sharing it.
-func (c *Client) call(ctx context.Context, key batchKey, inputs []provider.Input) ([][]float32, int, error) {
+// the requests sharing it, tokens is the call's estimate (already taken from
+// the budget for the first attempt). Retries spend the budget too, and wait
+// for it: a rate-limited answer sets the pod-wide pause (budget.Learn), so
+// every call waits out one cooldown instead of each retrying on its own.
+func (c *Client) call(ctx context.Context, key batchKey, inputs []provider.Input, tokens int) ([][]float32, int, error) {
 	if c.cfg.Observer != nil {
 		c.cfg.Observer.Batch(len(inputs))
 	}
@@ -201,10 +249,25 @@ func (c *Client) call(ctx context.Context, key batchKey, inputs []provider.Input
 	if err != nil {
 		return nil, 0, fmt.Errorf("encoding upstream request: %w", err)
 	}
+	// A call sent without pacing may meet a pause that began after it was
+	// batched: it waits the pause out like the others.
+	if until := c.budget.PausedUntil(time.Now()); !until.IsZero() {
+		if dl, ok := ctx.Deadline(); ok && !until.Before(dl) {
+			wait := time.Until(until)
+			return nil, 0, &provider.Error{Status: http.StatusTooManyRequests, Type: "rate_limit_error", Code: contract.ShedBudget, RetryAfter: wait,
+				Message: fmt.Sprintf("the upstream asked for a pause of %v, past the request deadline", wait.Round(time.Millisecond))}
+		}
+		if err := c.waitBudget(ctx, until, 0); err != nil {
+			return nil, 0, err
+		}
+	}
 	for attempt := 1; ; attempt++ {
-		vecs, tokens, err := c.attempt(ctx, body, len(inputs))
+		vecs, used, err := c.attempt(ctx, body, len(inputs))
 		if err == nil {
-			return vecs, tokens, nil
+			if used > 0 {
+				c.budget.Refund(time.Now(), tokens-used)
+			}
+			return vecs, used, nil
 		}
 		if ctx.Err() != nil {
 			return nil, 0, fmt.Errorf("upstream call: %w", context.Cause(ctx))
@@ -214,29 +277,57 @@ func (c *Client) call(ctx context.Context, key batchKey, inputs []provider.Input
 			return nil, 0, err
 		}
 		if !ue.retryable {
-			return nil, 0, finalError(ue, attempt, "")
+			return nil, 0, finalAnswer(ue)
 		}
 		if attempt >= c.cfg.MaxAttempts {
-			return nil, 0, finalError(ue, attempt, "")
+			return nil, 0, exhaustedAnswer(ue, attempt, "")
 		}
-		wait := Backoff(c.cfg.InitialBackoff, c.cfg.MaxBackoff, attempt, rand.Float64())
-		if ue.retryAfter > 0 {
-			wait = ue.retryAfter
+		now := time.Now()
+		next := now.Add(Backoff(c.cfg.InitialBackoff, c.cfg.MaxBackoff, attempt, rand.Float64()))
+		if ue.status == http.StatusTooManyRequests {
+			next = now // the pause the answer set is the wait
+		} else if ue.retryAfter > 0 {
+			next = now.Add(ue.retryAfter)
 		}
-		if dl, ok := ctx.Deadline(); ok && time.Until(dl) <= wait {
+		if ready := c.budget.ReadyAt(next, tokens); ready.After(next) {
+			next = ready
+		}
+		if dl, ok := ctx.Deadline(); ok && !next.Before(dl) {
 			// Waiting would outlive the request: answer now instead of at the deadline.
-			return nil, 0, finalError(ue, attempt, fmt.Sprintf("; the next retry (in %v) would pass the request deadline", wait.Round(time.Millisecond)))
+			wait := next.Sub(now)
+			if ue.status == http.StatusTooManyRequests {
+				return nil, 0, &provider.Error{Status: http.StatusTooManyRequests, Type: "rate_limit_error", Code: contract.ShedBudget, RetryAfter: wait,
+					Message: fmt.Sprintf("the upstream is rate limiting (%v); it can be asked again in %v, past the request deadline", ue, wait.Round(time.Millisecond)), Err: ue}
+			}
+			return nil, 0, exhaustedAnswer(ue, attempt, fmt.Sprintf("; the next retry (in %v) would pass the request deadline", wait.Round(time.Millisecond)))
 		}
 		if c.cfg.Observer != nil {
 			c.cfg.Observer.Retry()
 		}
-		t := time.NewTimer(wait)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return nil, 0, fmt.Errorf("upstream call: %w", context.Cause(ctx))
+		if err := c.waitBudget(ctx, next, tokens); err != nil {
+			return nil, 0, err
 		}
+	}
+}
+
+// waitBudget waits until from, then until the budget allows the call, and
+// spends it.
+func (c *Client) waitBudget(ctx context.Context, from time.Time, tokens int) error {
+	for {
+		if d := time.Until(from); d > 0 {
+			t := time.NewTimer(d)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				return fmt.Errorf("upstream call: %w", context.Cause(ctx))
+			}
+		}
+		ok, at := c.budget.TryTake(time.Now(), tokens)
+		if ok {
+			return nil
+		}
+		from = at
 	}
 }
 
@@ -249,16 +340,6 @@ func Backoff(initial, maxWait time.Duration, attempt int, r float64) time.Durati
 	}
 	d = min(d, maxWait)
 	return d/2 + time.Duration(r*float64(d/2))
-}
-
-// finalError turns the last failed attempt into the client's answer: an input the
-// upstream refused is the client's 400; anything else is a 502.
-func finalError(ue *upstreamError, attempts int, extra string) error {
-	if ue.status == http.StatusBadRequest || ue.status == http.StatusRequestEntityTooLarge || ue.status == http.StatusUnprocessableEntity {
-		return &provider.Error{Status: http.StatusBadRequest, Type: "invalid_request_error", Code: ue.code, Message: "upstream refused the input: " + ue.message, Err: ue}
-	}
-	return &provider.Error{Status: http.StatusBadGateway, Type: "server_error", Code: "upstream_error", RetryAfter: ue.retryAfter,
-		Message: fmt.Sprintf("upstream failed after %d attempt(s): %v%s", attempts, ue, extra), Err: ue}
 }
 
 // requestBody is one upstream call's body as pieces written in order (with
@@ -322,6 +403,28 @@ func (c *Client) body(key batchKey, inputs []provider.Input) (requestBody, error
 	return b, nil
 }
 
+// learn hands what an answer said about the upstream's limits to the budget,
+// and tells the observer of rate limits and pauses.
+func (c *Client) learn(sig budget.Signal) {
+	now := time.Now()
+	before := c.budget.PausedUntil(now)
+	c.budget.Learn(now, sig)
+	bo, ok := c.cfg.Observer.(provider.BudgetObserver)
+	if !ok {
+		return
+	}
+	if sig.RateLimited {
+		bo.RateLimited()
+	}
+	if after := c.budget.PausedUntil(now); after.After(before) {
+		from := now
+		if before.After(now) {
+			from = before
+		}
+		bo.Paused(after.Sub(from))
+	}
+}
+
 const maxResponseBytes = 256 << 20
 
 func (c *Client) attempt(ctx context.Context, body requestBody, n int) ([][]float32, int, error) {
@@ -352,34 +455,36 @@ func (c *Client) attempt(ctx context.Context, body requestBody, n int) ([][]floa
 	if err != nil {
 		if actx.Err() != nil && ctx.Err() == nil {
 			code = "timeout"
-			return nil, 0, &upstreamError{message: fmt.Sprintf("attempt timed out after %v", c.cfg.AttemptTimeout), retryable: true}
+			return nil, 0, &upstreamError{message: fmt.Sprintf("attempt timed out after %v", c.cfg.AttemptTimeout), retryable: true, timeout: true}
 		}
 		return nil, 0, &upstreamError{message: err.Error(), retryable: true}
 	}
 	defer resp.Body.Close()
 	code = strconv.Itoa(resp.StatusCode)
+	sig := budget.ParseHeaders(resp.Header)
 	buf := bodyBuffers.Get().(*bytes.Buffer)
 	defer putBodyBuffer(buf)
 	data, err := readBody(resp, buf)
 	if err != nil {
 		if actx.Err() != nil && ctx.Err() == nil {
 			code = "timeout"
-			return nil, 0, &upstreamError{message: fmt.Sprintf("attempt timed out after %v reading the answer", c.cfg.AttemptTimeout), retryable: true}
+			return nil, 0, &upstreamError{message: fmt.Sprintf("attempt timed out after %v reading the answer", c.cfg.AttemptTimeout), retryable: true, timeout: true}
 		}
 		return nil, 0, &upstreamError{status: resp.StatusCode, message: "reading answer: " + err.Error(), retryable: true}
 	}
 	if resp.StatusCode != http.StatusOK {
-		ue := &upstreamError{status: resp.StatusCode, message: errorMessage(data),
-			retryable: resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusRequestTimeout || resp.StatusCode >= 500}
-		var eb openaiapi.ErrorBody
-		if json.Unmarshal(data, &eb) == nil && eb.Error.Code != nil {
-			ue.code = *eb.Error.Code
-		}
+		ue := &upstreamError{status: resp.StatusCode, message: errorMessage(data)}
+		ue.typ, ue.code, ue.param = errorFields(data)
+		ue.retryable = retryable(ue.status, ue.typ, ue.code, ue.message)
 		if ra, ok := openaiapi.ParseRetryAfter(resp.Header, time.Now()); ok {
 			ue.retryAfter = ra
 		}
+		sig.RateLimited = ue.status == http.StatusTooManyRequests && ue.retryable
+		sig.RetryAfter = ue.retryAfter
+		c.learn(sig)
 		return nil, 0, ue
 	}
+	c.learn(sig)
 	vecs, tokens, err := openaiapi.DecodeResponse(data, n)
 	if err != nil {
 		return nil, 0, &upstreamError{status: resp.StatusCode, message: "answer is not an embeddings response: " + err.Error()}

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ragops/rag-operator/internal/budget"
 	"github.com/ragops/rag-operator/internal/provider"
 )
 
@@ -54,13 +55,13 @@ func TestSmoothLatency(t *testing.T) {
 // longer on a busy machine, never shorter), and failed calls do not count.
 func TestBatcherLingerFollowsCallLatency(t *testing.T) {
 	fail := false
-	b := newBatcher(64, 2*time.Millisecond, func(_ context.Context, _ batchKey, inputs []provider.Input) ([][]float32, int, error) {
+	b := newBatcher(budget.CallLimits{MaxInputs: 64}, 2*time.Millisecond, func(_ context.Context, _ batchKey, inputs []provider.Input, _ int) ([][]float32, int, error) {
 		time.Sleep(40 * time.Millisecond)
 		if fail {
 			return nil, 0, context.DeadlineExceeded
 		}
 		return make([][]float32, len(inputs)), 0, nil
-	})
+	}, budget.New(budget.Share{}, time.Now()), nil)
 	linger := func() time.Duration { // what a batch opened now would wait
 		b.mu.Lock()
 		defer b.mu.Unlock()
@@ -70,7 +71,7 @@ func TestBatcherLingerFollowsCallLatency(t *testing.T) {
 		t.Fatalf("before any call: linger %v, want the ceiling", got)
 	}
 	one := func() {
-		m, _ := b.submit(context.Background(), batchKey{}, []provider.Input{{Text: "x"}}, false)
+		m, _, _ := b.submit(context.Background(), batchKey{}, []provider.Input{{Text: "x"}}, 1, false)
 		<-m.done
 		// run updates the estimate after delivering; wait for it to finish.
 		for {
@@ -106,23 +107,23 @@ func TestBatcherLingerFollowsCallLatency(t *testing.T) {
 func TestSharedCallDoesNotHoldALeavingRequest(t *testing.T) {
 	release := make(chan struct{})
 	defer close(release)
-	b := newBatcher(2, time.Hour, func(ctx context.Context, _ batchKey, inputs []provider.Input) ([][]float32, int, error) {
+	b := newBatcher(budget.CallLimits{MaxInputs: 2}, time.Hour, func(ctx context.Context, _ batchKey, inputs []provider.Input, _ int) ([][]float32, int, error) {
 		select {
 		case <-release:
 		case <-ctx.Done():
 			return nil, 0, ctx.Err()
 		}
 		return make([][]float32, len(inputs)), 0, nil
-	})
+	}, budget.New(budget.Share{}, time.Now()), nil)
 	// A call in flight, so the next chunk waits for company.
-	if _, run := b.submit(context.Background(), batchKey{user: "other"}, []provider.Input{{Text: "x"}}, false); run != nil {
+	if _, run, _ := b.submit(context.Background(), batchKey{user: "other"}, []provider.Input{{Text: "x"}}, 1, false); run != nil {
 		t.Fatal("a chunk submitted without inline was handed back to run")
 	}
-	if _, run := b.submit(context.Background(), batchKey{}, []provider.Input{{Text: "a"}}, true); run != nil {
+	if _, run, _ := b.submit(context.Background(), batchKey{}, []provider.Input{{Text: "a"}}, 1, true); run != nil {
 		t.Fatal("a chunk that waits for company was handed back to run")
 	}
 	// This chunk fills the batch, which goes out at once with two members.
-	if _, run := b.submit(context.Background(), batchKey{}, []provider.Input{{Text: "b"}}, true); run != nil {
+	if _, run, _ := b.submit(context.Background(), batchKey{}, []provider.Input{{Text: "b"}}, 1, true); run != nil {
 		t.Fatal("a shared call was handed to one of its requests to run")
 	}
 }
