@@ -70,6 +70,10 @@ func runChart(ctx context.Context, args []string) error {
 	return nil
 }
 
+// chartImageValues are the chart's two image values and the image each names,
+// in a fixed order so errors are the same on every run.
+var chartImageValues = []struct{ key, image string }{{"image", "manager"}, {"embedserverImage", "embedserver"}}
+
 // pinValues sets both images of the chart's values to <repo>/<name> at the
 // release's digests, keeping the file's comments and order.
 func pinValues(values, repo string, digests map[string]string) (string, error) {
@@ -77,7 +81,8 @@ func pinValues(values, repo string, digests map[string]string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("values.yaml: %w", err)
 	}
-	for key, image := range map[string]string{"image": "manager", "embedserverImage": "embedserver"} {
+	for _, v := range chartImageValues {
+		key, image := v.key, v.image
 		node, err := root.Pipe(kyaml.Lookup(key))
 		if err != nil || node == nil {
 			return "", fmt.Errorf("values.yaml has no %s", key)

@@ -81,7 +81,8 @@ func checkChartImages(tgz []byte, reg string, digests map[string]string) error {
 	if err != nil {
 		return fmt.Errorf("values.yaml: %w", err)
 	}
-	for key, image := range map[string]string{"image": "manager", "embedserverImage": "embedserver"} {
+	for _, v := range chartImageValues {
+		key, image := v.key, v.image
 		repo, _ := root.Pipe(kyaml.Lookup(key, "repository"))
 		digest, _ := root.Pipe(kyaml.Lookup(key, "digest"))
 		if repo == nil || digest == nil {

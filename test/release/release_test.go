@@ -179,7 +179,7 @@ func TestReleaseRoundTrip(t *testing.T) {
 	run(t, helm, "pull", "oci://"+reg+"/charts/rag-operator", "--version", version, "--plain-http", "--destination", pulled)
 	tgz := filepath.Join(pulled, "rag-operator-"+version+".tgz")
 	rendered := run(t, helm, "template", "rag", tgz)
-	for _, want := range []string{"image: " + reg + "/manager@" + digests["manager"], "--embedserver-image=" + reg + "/embedserver@" + digests["embedserver"]} {
+	for _, want := range []string{`image: "` + reg + "/manager@" + digests["manager"] + `"`, "--embedserver-image=" + reg + "/embedserver@" + digests["embedserver"]} {
 		if !strings.Contains(rendered, want) {
 			t.Errorf("the pulled chart renders no %q", want)
 		}
