@@ -12,12 +12,14 @@ export PATH := $(BIN):$(PATH)
 CONTROLLER_GEN_VERSION ?= v0.23.0
 GOLANGCI_LINT_VERSION ?= v2.15.0
 HELM_VERSION ?= v3.22.0
+CRD_REF_DOCS_VERSION ?= v0.3.0
 CONTROLLER_GEN := $(BIN)/controller-gen-$(CONTROLLER_GEN_VERSION)
 GOLANGCI_LINT := $(BIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
 # helm built as its own release builds are: its default Kubernetes version for
 # `helm template` and lint is that of its client-go (1.37), not 1.20.
 HELM_K8S_MINOR ?= 37
 HELM := $(BIN)/helm-$(HELM_VERSION)-k8s1.$(HELM_K8S_MINOR)
+CRD_REF_DOCS := $(BIN)/crd-ref-docs-$(CRD_REF_DOCS_VERSION)
 
 # envtest and the local cluster run the binaries built by `make k8s-bins`, unless
 # the user points KUBEBUILDER_ASSETS at their own.
@@ -50,11 +52,16 @@ manifests: $(CONTROLLER_GEN) ## Generate the CRD and RBAC under config/.
 generate: $(CONTROLLER_GEN) ## Generate deepcopy code.
 	$(CONTROLLER_GEN) object:headerFile="hack/boilerplate.go.txt" paths="./api/..."
 
-# What controller-gen and helm-sync write.
-GENERATED := config/crd/bases config/rbac/role.yaml api charts/rag-operator/crds charts/rag-operator/files
+.PHONY: reference-docs
+reference-docs: $(CRD_REF_DOCS) ## Generate the API reference docs/reference.md from api/.
+	$(CRD_REF_DOCS) --log-level=ERROR --source-path=./api --config=hack/crd-ref-docs/config.yaml \
+		--renderer=markdown --output-path=docs/reference.md
+
+# What controller-gen, helm-sync and reference-docs write.
+GENERATED := config/crd/bases config/rbac/role.yaml api charts/rag-operator/crds charts/rag-operator/files docs/reference.md
 
 .PHONY: verify-generated
-verify-generated: manifests generate helm-sync ## Fail when generated files (CRD, RBAC, deepcopy, chart copies) are stale.
+verify-generated: manifests generate helm-sync reference-docs ## Fail when generated files (CRD, RBAC, deepcopy, chart copies, API reference) are stale.
 	@if ! git diff --quiet -- $(GENERATED); then \
 		echo "generated files are stale: run 'make manifests generate helm-sync' and commit"; git --no-pager diff --stat -- $(GENERATED); exit 1; fi
 	@if [ -n "$$(git ls-files --others --exclude-standard -- $(GENERATED))" ]; then \
@@ -145,3 +152,7 @@ HELM_LDFLAGS := -X helm.sh/helm/v3/internal/version.version=$(HELM_VERSION) \
 $(HELM):
 	GOBIN=$(BIN) go install -ldflags '$(HELM_LDFLAGS)' helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
 	mv $(BIN)/helm $@
+
+$(CRD_REF_DOCS):
+	GOBIN=$(BIN) go install github.com/elastic/crd-ref-docs@$(CRD_REF_DOCS_VERSION)
+	mv $(BIN)/crd-ref-docs $@
