@@ -39,7 +39,10 @@ const (
 	namespace = "rag-system"
 )
 
-var k8s client.Client
+var (
+	k8s        client.Client
+	kubeconfig string // an admin's, for kubectl
+)
 
 func TestMain(m *testing.M) { os.Exit(runMain(m)) }
 
@@ -54,13 +57,19 @@ func runMain(m *testing.M) int {
 	for _, v := range []string{"HELM_CACHE_HOME", "HELM_CONFIG_HOME", "HELM_DATA_HOME"} {
 		os.Setenv(v, filepath.Join(tmp, v))
 	}
-	// The chart's own CRD, plus a stand-in for the Prometheus Operator's.
-	env, cfg, err := kubetest.Start(filepath.Join(chartDir, "crds"), "testdata/servicemonitor-crd.yaml")
+	// The chart's own CRD, plus stand-ins for the Prometheus Operator's and
+	// for the GitOps tools' that docs/examples uses.
+	env, cfg, err := kubetest.Start(filepath.Join(chartDir, "crds"), "testdata/servicemonitor-crd.yaml", "testdata/gitops-crds")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	defer func() { _ = env.Stop() }()
+	// kubectl, as a reader of the docs runs it, gets an admin's kubeconfig.
+	if kubeconfig, err = writeKubeconfig(env, tmp); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
 	scheme := runtime.NewScheme()
 	_ = clientgoscheme.AddToScheme(scheme)
 	_ = apiextensionsv1.AddToScheme(scheme)
