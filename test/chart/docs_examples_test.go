@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 )
@@ -68,5 +69,69 @@ func TestDocsExamplesDryRunApply(t *testing.T) {
 			}
 			t.Logf("%s", strings.TrimSpace(string(out)))
 		})
+	}
+}
+
+// TestDocsAdmissionPolicyRefuses installs the ValidatingAdmissionPolicy of
+// docs/security.md for real and checks that it does what the page says: a
+// RAGService with another image, another service account or another
+// Prometheus address is refused with the policy's message; one within the
+// lists is admitted.
+func TestDocsAdmissionPolicyRefuses(t *testing.T) {
+	ensureNamespace(t, "search")
+	policy := docsExamples + "/security/admission-policy.yaml"
+	kubectl := func(stdin string, args ...string) (string, error) {
+		cmd := exec.Command("kubectl", append([]string{"--kubeconfig", kubeconfig}, args...)...)
+		cmd.Stdin = strings.NewReader(stdin)
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	if out, err := kubectl("", "apply", "--server-side", "--field-manager=docs-reader", "-f", policy); err != nil {
+		t.Fatalf("installing %s: %v\n%s", policy, err, out)
+	}
+	t.Cleanup(func() { _, _ = kubectl("", "delete", "--ignore-not-found", "-f", policy) })
+
+	svc := func(extra string) string {
+		return `apiVersion: rag.ragops.io/v1alpha1
+kind: RAGService
+metadata: {name: docs, namespace: search}
+spec:
+  embedding: {provider: builtin, model: hash-384}
+` + extra
+	}
+	const allowed = `  image: registry.example.com/ragops/embedserver:0.1.0
+  pod: {serviceAccountName: default}
+  rollout:
+    analysis: {provider: Prometheus, prometheus: {address: "http://prometheus-operated.monitoring:9090"}}
+`
+	cases := []struct {
+		name, spec, refusal string
+	}{
+		{"another image", "  image: attacker.example/miner:1\n", "spec.image must come from registry.example.com/ragops/embedserver"},
+		{"another service account", "  pod: {serviceAccountName: cluster-admin-sa}\n", "spec.pod.serviceAccountName may not name another service account"},
+		{"another Prometheus", "  rollout:\n    analysis: {provider: Prometheus, prometheus: {address: \"http://169.254.169.254\"}}\n",
+			"spec.rollout.analysis.prometheus.address must be one of the cluster's Prometheus servers"},
+	}
+	// A policy takes effect a moment after it is created: wait until the
+	// first refusal shows, then check every case once.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		out, err := kubectl(svc(cases[0].spec), "apply", "--server-side", "--dry-run=server", "-f", "-")
+		if err != nil && strings.Contains(out, cases[0].refusal) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the policy did not refuse %q within 30s: %v\n%s", cases[0].name, err, out)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	for _, c := range cases {
+		out, err := kubectl(svc(c.spec), "apply", "--server-side", "--dry-run=server", "-f", "-")
+		if err == nil || !strings.Contains(out, c.refusal) {
+			t.Errorf("%s: want a refusal naming %q, got err=%v\n%s", c.name, c.refusal, err, out)
+		}
+	}
+	if out, err := kubectl(svc(allowed), "apply", "--server-side", "--dry-run=server", "-f", "-"); err != nil {
+		t.Errorf("a RAGService within the policy's lists was refused: %v\n%s", err, out)
 	}
 }
