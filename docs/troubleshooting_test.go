@@ -33,7 +33,11 @@ var reasonArg = map[string]int{
 	"start":    0,
 	"promote":  0,
 	"rollback": 0,
+	"hold":     0,
 	"event":    1,
+	// events.EventRecorder.Eventf(regarding, related, type, reason, action, note, ...),
+	// as the controller records events.
+	"Eventf": 3,
 }
 
 // fromCode is what the code can show a user.
