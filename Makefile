@@ -63,7 +63,7 @@ GENERATED := config/crd/bases config/rbac/role.yaml api charts/rag-operator/crds
 .PHONY: verify-generated
 verify-generated: manifests generate helm-sync reference-docs ## Fail when generated files (CRD, RBAC, deepcopy, chart copies, API reference) are stale.
 	@if ! git diff --quiet -- $(GENERATED); then \
-		echo "generated files are stale: run 'make manifests generate helm-sync' and commit"; git --no-pager diff --stat -- $(GENERATED); exit 1; fi
+		echo "generated files are stale: run 'make manifests generate helm-sync reference-docs' and commit"; git --no-pager diff --stat -- $(GENERATED); exit 1; fi
 	@if [ -n "$$(git ls-files --others --exclude-standard -- $(GENERATED))" ]; then \
 		echo "generated files are not committed:"; git ls-files --others --exclude-standard -- $(GENERATED); exit 1; fi
 
