@@ -193,12 +193,15 @@ func TestCanaryAnalysisFailureRollsBack(t *testing.T) {
 		g.Expect(get(g, ns, "docs").Status.CanaryRevision).To(BeEmpty())
 	}, 3*time.Second, 200*time.Millisecond).Should(Succeed())
 
-	// retry starts the same revision over, and the annotation is consumed.
-	annotate(t, ns, "docs", ragv1.AnnotationRetry)
+	// retry starts the same revision over; its token is recorded as handled
+	// and the annotation stays.
+	retry := annotate(t, ns, "docs", ragv1.AnnotationRetry)
 	g.Eventually(func(g Gomega) {
 		svc := get(g, ns, "docs")
 		g.Expect(svc.Status.CanaryRevision).To(Equal(bad))
-		g.Expect(svc.Annotations).NotTo(HaveKey(ragv1.AnnotationRetry))
+		g.Expect(svc.Status.LastHandled).NotTo(BeNil())
+		g.Expect(svc.Status.LastHandled.Retry).To(Equal(retry))
+		g.Expect(svc.Annotations).To(HaveKeyWithValue(ragv1.AnnotationRetry, retry))
 	}, poll.Budget, 50*time.Millisecond).Should(Succeed())
 
 	// A GitOps revert to the stable spec is a fast rollback: no steps, Healthy.
@@ -296,23 +299,25 @@ func TestManualControl(t *testing.T) {
 		g.Expect(svc.Status.CurrentStep).To(Equal(int32(1)))
 	}, poll.Budget, 50*time.Millisecond).Should(Succeed())
 	second := get(g, ns, "docs").Status.CanaryRevision
-	annotate(t, ns, "docs", ragv1.AnnotationPromote)
+	promote := annotate(t, ns, "docs", ragv1.AnnotationPromote)
 	svc := waitHealthy(t, ns, "docs", poll.Budget)
 	g.Expect(svc.Status.StableRevision).To(Equal(second))
-	g.Expect(svc.Annotations).NotTo(HaveKey(ragv1.AnnotationPromote))
+	g.Expect(svc.Status.LastHandled.Promote).To(Equal(promote))
+	g.Expect(svc.Annotations).To(HaveKeyWithValue(ragv1.AnnotationPromote, promote))
 
 	// Abort a running canary.
 	update(t, ns, "docs", func(s *ragv1.RAGService) { s.Spec.Concurrency.MaxInFlight = 5 })
 	g.Eventually(func(g Gomega) {
 		g.Expect(get(g, ns, "docs").Status.Phase).To(Equal(ragv1.PhasePaused))
 	}, poll.Budget, 50*time.Millisecond).Should(Succeed())
-	annotate(t, ns, "docs", ragv1.AnnotationAbort)
+	abort := annotate(t, ns, "docs", ragv1.AnnotationAbort)
 	g.Eventually(func(g Gomega) {
 		svc := get(g, ns, "docs")
 		g.Expect(svc.Status.Rollback).NotTo(BeNil())
 		g.Expect(svc.Status.Rollback.Reason).To(Equal("Aborted"))
 		g.Expect(svc.Status.StableRevision).To(Equal(second))
-		g.Expect(svc.Annotations).NotTo(HaveKey(ragv1.AnnotationAbort))
+		g.Expect(svc.Status.LastHandled.Abort).To(Equal(abort))
+		g.Expect(svc.Annotations).To(HaveKeyWithValue(ragv1.AnnotationAbort, abort))
 	}, poll.Budget, 50*time.Millisecond).Should(Succeed())
 	g.Eventually(func() bool { return deploymentGone(ns, "docs-canary") }, poll.Budget).Should(BeTrue())
 

@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -63,13 +64,29 @@ func update(t *testing.T, ns, name string, mutate func(*ragv1.RAGService)) {
 	}, 10*time.Second, 100*time.Millisecond).Should(Succeed())
 }
 
-func annotate(t *testing.T, ns, name, key string) {
+// annotate sets a command annotation to a fresh token, as kubectl rag does,
+// and returns the token.
+func annotate(t *testing.T, ns, name, key string) string {
+	token := freshToken()
+	setToken(t, ns, name, key, token)
+	return token
+}
+
+// setToken sets an annotation to a given value (a token kept in Git).
+func setToken(t *testing.T, ns, name, key, token string) {
 	update(t, ns, name, func(s *ragv1.RAGService) {
 		if s.Annotations == nil {
 			s.Annotations = map[string]string{}
 		}
-		s.Annotations[key] = "true"
+		s.Annotations[key] = token
 	})
+}
+
+var tokens atomic.Int64
+
+// freshToken is a token no test used before.
+func freshToken() string {
+	return fmt.Sprintf("%s-%d", time.Now().UTC().Format(time.RFC3339Nano), tokens.Add(1))
 }
 
 func condition(svc *ragv1.RAGService, t string) *metav1.Condition {

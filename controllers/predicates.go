@@ -7,14 +7,14 @@ import (
 	ragv1 "github.com/ragops/rag-operator/api/v1alpha1"
 )
 
-// commandAnnotations are the one-shot manual commands on a RAGService.
-var commandAnnotations = []string{ragv1.AnnotationPromote, ragv1.AnnotationAbort, ragv1.AnnotationRetry}
+// commandAnnotations are the manual commands on a RAGService.
+var commandAnnotations = []string{ragv1.AnnotationPromote, ragv1.AnnotationPromoteFull, ragv1.AnnotationAbort, ragv1.AnnotationRetry}
 
-// commandGiven passes an update that sets a one-shot command annotation or
-// changes its value. Any other annotation (kubectl apply's last-applied
+// commandGiven passes an update that sets a command annotation or changes its
+// value (a new token). Any other annotation (kubectl apply's last-applied
 // configuration, a GitOps tool's bookkeeping) passes nothing, and neither does
-// the removal of a command: the operator removes it itself once it acted, in
-// the pass that acted, and that pass writes the status that follows from it.
+// the removal of a command: a removed token asks for nothing (the operator
+// never removes one itself).
 var commandGiven = predicate.Funcs{
 	UpdateFunc: func(e event.UpdateEvent) bool {
 		if e.ObjectOld == nil || e.ObjectNew == nil {

@@ -29,7 +29,10 @@ func TestRAGServiceChangedPredicate(t *testing.T) {
 		{"retry set", obj(1, nil), obj(1, map[string]string{ragv1.AnnotationRetry: "true"}), true},
 		{"promote given again with another value", obj(1, promote), obj(1, map[string]string{ragv1.AnnotationPromote: "again"}), true},
 		{"promote unchanged, foreign changed", obj(1, promote), obj(1, map[string]string{ragv1.AnnotationPromote: "true", "a": "b"}), false},
-		{"promote removed (the operator acted)", obj(1, promote), obj(1, nil), false},
+		{"promote removed (a removed token asks for nothing)", obj(1, promote), obj(1, nil), false},
+		{"promote-full set", obj(1, nil), obj(1, map[string]string{ragv1.AnnotationPromoteFull: "t1"}), true},
+		{"promote-full given a new token", obj(1, map[string]string{ragv1.AnnotationPromoteFull: "t1"}), obj(1, map[string]string{ragv1.AnnotationPromoteFull: "t2"}), true},
+		{"promote re-applied with the same token (a GitOps sync)", obj(1, promote), obj(1, promote), false},
 		{"lookalike annotation", obj(1, nil), obj(1, map[string]string{"rag.ragops.io/promoted": "true"}), false},
 	}
 	for _, c := range cases {

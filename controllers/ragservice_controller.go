@@ -123,10 +123,8 @@ type scope struct {
 	hpaUnknown             bool               // the HPA list failed: leave stable's size alone
 	secretProblem          string             // why the API key Secret is unusable; "" when fine
 
-	command   rollout.Command   // the one-shot command of this pass
-	outranked []rollout.Command // commands present with it but of lower priority
-	plan      *rollout.Plan     // the planner's decision; nil until reconcileTracks ran
-	decided   bool              // the decision is recorded in status
+	plan    *rollout.Plan // the planner's decision; nil until reconcileTracks ran
+	decided bool          // the decision is recorded in status
 
 	// errs are failures that do not stop the pass: the planner still decides
 	// (deadlines and rollbacks fire) and the pass reports them at its end.
@@ -177,7 +175,6 @@ func (r *RAGServiceReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 
 	s := &scope{obj: obj, base: obj.DeepCopy(), now: r.now()}
 	s.conditions = s.base.Status.Conditions
-	s.command, s.outranked = rollout.ResolveCommand(obj.Annotations)
 
 	// The summary (conditions, phase, events) is written at the end of every
 	// pass that got this far, whatever happened: the conditions must tell the
@@ -274,7 +271,6 @@ func (r *RAGServiceReconciler) summarize(s *scope, reconcileErr error) rollout.S
 		SpecProblem:   s.specProblem,
 		SecretProblem: s.secretProblem,
 		Err:           reconcileErr,
-		Outranked:     s.outranked,
 		Conditions:    s.conditions,
 	})
 	st.Selector = labels.SelectorFromSet(podtemplate.SelectorLabels(s.obj.Name)).String()

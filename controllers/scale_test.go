@@ -258,8 +258,8 @@ func TestCacheHoldsOnlyOwnedObjects(t *testing.T) {
 	g.Expect(own.ManagedFields[0].Manager).To(Equal(FieldOwner))
 }
 
-// The RAGService watch acts on the operator's own annotations only; the
-// operator's removal of a one-shot annotation runs no second pass.
+// The RAGService watch acts on the operator's own annotations only, once per
+// token.
 func TestWatchIgnoresForeignAnnotations(t *testing.T) {
 	g := NewWithT(t)
 	ns := kubetest.Namespace(t, k8sClient)
@@ -276,13 +276,16 @@ func TestWatchIgnoresForeignAnnotations(t *testing.T) {
 		"a foreign annotation ran a pass")
 
 	// promote acts: on a healthy service there is nothing to promote, which
-	// the operator says in an event before it removes the annotation.
-	annotateByPatch(t, ns, "docs", ragv1.AnnotationPromote)
+	// the operator says in an event, and it records the token as handled.
+	token := annotateByPatch(t, ns, "docs", ragv1.AnnotationPromote)
 	g.Eventually(func(g Gomega) {
-		g.Expect(get(g, ns, "docs").Annotations).NotTo(HaveKey(ragv1.AnnotationPromote))
+		svc := get(g, ns, "docs")
+		g.Expect(svc.Status.LastHandled).NotTo(BeNil())
+		g.Expect(svc.Status.LastHandled.Promote).To(Equal(token))
 		g.Expect(eventReasons(g, ns, "docs")).To(ContainElement("AnnotationIgnored"))
 	}, poll.Budget, 100*time.Millisecond).Should(Succeed())
-	g.Expect(waitQuiet(t)).To(Equal(before+1), "the annotation's removal ran a pass of its own")
+	g.Expect(waitQuiet(t)).To(Equal(before+1), "one token ran more than one pass")
+	g.Expect(get(g, ns, "docs").Annotations).To(HaveKeyWithValue(ragv1.AnnotationPromote, token), "the operator touched the annotation")
 	svc := waitHealthy(t, ns, "docs", poll.Budget)
 	g.Expect(svc.Status.ObservedGeneration).To(Equal(svc.Generation))
 }
@@ -290,11 +293,14 @@ func TestWatchIgnoresForeignAnnotations(t *testing.T) {
 // annotateByPatch sets an annotation as kubectl annotate does: a merge patch
 // of the metadata alone. (A whole-object update from Go also rewrites
 // spec.rollout.progressDeadline's "10m" default as "10m0s", a spec change.)
-func annotateByPatch(t *testing.T, ns, name, key string) {
+// It sets a fresh token and returns it.
+func annotateByPatch(t *testing.T, ns, name, key string) string {
 	t.Helper()
-	patch := []byte(`{"metadata":{"annotations":{"` + key + `":"true"}}}`)
+	token := freshToken()
+	patch := []byte(`{"metadata":{"annotations":{"` + key + `":"` + token + `"}}}`)
 	svc := &ragv1.RAGService{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}
 	NewWithT(t).Expect(k8sClient.Patch(context.Background(), svc, client.RawPatch(types.MergePatchType, patch))).To(Succeed())
+	return token
 }
 
 // writeKind names a write by method and resource ("PATCH ragservices/status",

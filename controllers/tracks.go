@@ -2,7 +2,6 @@ package controllers
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -10,7 +9,6 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -29,9 +27,8 @@ import (
 )
 
 // reconcileTracks asks the pure planner what both tracks should run, records
-// the decision in status before acting on it (so a manager killed mid-way
-// finds it), removes the one-shot annotations it answered, then applies both
-// Deployments. It runs whatever failed earlier in the pass, so deadlines,
+// the decision (with the command tokens it handled) in status before acting on
+// it, so a manager killed mid-way finds it, then applies both Deployments. It runs whatever failed earlier in the pass, so deadlines,
 // aborts and rollbacks fire even when the spec cannot be built.
 func (r *RAGServiceReconciler) reconcileTracks(ctx context.Context, s *scope) (ctrl.Result, error) {
 	log := ctrl.LoggerFrom(ctx)
@@ -47,7 +44,7 @@ func (r *RAGServiceReconciler) reconcileTracks(ctx context.Context, s *scope) (c
 		Memory:          svc.Status.RolloutStatus,
 		Stable:          observe.Track(s.stable, s.stablePods),
 		Canary:          observe.Track(s.canary, s.canaryPods),
-		Command:         s.command,
+		Tokens:          rollout.Tokens(svc.Annotations),
 		Space:           spaceInput(svc),
 		// The pods, not the Deployment: a removed canary's pods serve until
 		// they are gone.
@@ -115,11 +112,6 @@ func (r *RAGServiceReconciler) reconcileTracks(ctx context.Context, s *scope) (c
 	// transitions counted all change the memory, so they are recorded first.)
 	recordMetrics(svc, &plan, in.Verdict)
 
-	if present := rollout.PresentCommands(svc.Annotations); len(present) > 0 {
-		if err := r.removeAnnotations(ctx, s, present); err != nil {
-			s.fail(err)
-		}
-	}
 	// The Services first: a narrower selection (a canary not yet proven to
 	// share stable's space, a cutover) must be in place before new pods exist;
 	// when it could not be applied, no pod moves.
@@ -308,34 +300,6 @@ func (r *RAGServiceReconciler) builtin() *analysis.Builtin {
 		}
 	})
 	return r.Builtin
-}
-
-// removeAnnotations deletes the one-shot annotations the planner acted on.
-func (r *RAGServiceReconciler) removeAnnotations(ctx context.Context, s *scope, keys []string) error {
-	ann := map[string]any{}
-	for _, k := range keys {
-		ann[k] = nil
-	}
-	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": ann}})
-	if err != nil {
-		return err
-	}
-	after := s.obj.DeepCopy()
-	if err := r.Patch(ctx, after, client.RawPatch(types.MergePatchType, patch)); err != nil {
-		return fmt.Errorf("removing annotations %v: %w", keys, err)
-	}
-	// The newest version there is (only this manager writes the status), and
-	// the version this pass read, still carrying the command, is stale: a
-	// pass from it would answer the command again.
-	r.own.wrote(s.obj.ResourceVersion, after)
-	// Our own metadata change must not make this pass's status write conflict:
-	// when the status is still the one we last wrote, the new resourceVersion
-	// is as good a base as the old one.
-	if apiequality.Semantic.DeepEqual(after.Status, s.base.Status) {
-		s.base.ResourceVersion = after.ResourceVersion
-		s.obj.ResourceVersion = after.ResourceVersion
-	}
-	return nil
 }
 
 // memoryChanged says whether a decision changed the rollout memory it was

@@ -639,6 +639,34 @@ type RolloutStatus struct {
 	// canary's space.
 	// +optional
 	EmbeddingSpace *EmbeddingSpaceStatus `json:"embeddingSpace,omitempty"`
+	// LastHandled is the last token of each command annotation the operator
+	// handled (acted on or ignored with an event). A token equal to the one
+	// recorded here is never acted on again.
+	// +optional
+	LastHandled *HandledCommands `json:"lastHandled,omitempty"`
+}
+
+// HandledCommands records, per command annotation, the last value (token) the
+// operator handled, the way Flux records reconcile.fluxcd.io/requestedAt in
+// status.lastHandledReconcileAt: the annotation stays where it was written
+// (in Git, say), and the operator acts once per value.
+type HandledCommands struct {
+	// Promote is the last rag.ragops.io/promote token handled.
+	// +optional
+	Promote string `json:"promote,omitempty"`
+	// PromoteFull is the last rag.ragops.io/promote-full token handled.
+	// +optional
+	PromoteFull string `json:"promoteFull,omitempty"`
+	// Abort is the last rag.ragops.io/abort token handled.
+	// +optional
+	Abort string `json:"abort,omitempty"`
+	// Retry is the last rag.ragops.io/retry token handled.
+	// +optional
+	Retry string `json:"retry,omitempty"`
+	// Result says what the last handled command did, or why it was ignored,
+	// naming its token.
+	// +optional
+	Result string `json:"result,omitempty"`
 }
 
 // SpaceVerdict is the result of an embedding-space check.
@@ -760,12 +788,16 @@ type RollbackStatus struct {
 	Time metav1.Time `json:"time"`
 }
 
-// Annotations of one-shot manual control: the operator acts once, removes the
-// annotation and records an event.
+// Annotations of manual control. Each value is a token: the operator acts once
+// per value, records it in status.lastHandled with an event, and never removes
+// or rewrites the annotation, so a GitOps tool may keep it in Git. Promote
+// moves the canary past its current step; promote-full skips every remaining
+// step.
 const (
-	AnnotationPromote = "rag.ragops.io/promote"
-	AnnotationAbort   = "rag.ragops.io/abort"
-	AnnotationRetry   = "rag.ragops.io/retry"
+	AnnotationPromote     = "rag.ragops.io/promote"
+	AnnotationPromoteFull = "rag.ragops.io/promote-full"
+	AnnotationAbort       = "rag.ragops.io/abort"
+	AnnotationRetry       = "rag.ragops.io/retry"
 )
 
 // Labels on everything the operator owns.

@@ -12,30 +12,39 @@ import (
 	ragv1 "github.com/ragops/rag-operator/api/v1alpha1"
 )
 
-// newAnnotateCommand sets a one-shot annotation; the operator acts on it once,
-// removes it and records an event. The value is the time of the request, so two
-// requests are two distinct writes.
+// newAnnotateCommand sets a command annotation to a fresh token: the time of
+// the request, to the nanosecond, so two requests are two tokens. The operator
+// acts once per token, records it in status.lastHandled with an event, and
+// leaves the annotation as it is.
 func newAnnotateCommand(o *options, verb, annotation, short string) *cobra.Command {
-	return &cobra.Command{
+	var full bool
+	c := &cobra.Command{
 		Use:   verb + " NAME",
 		Short: short,
 		Args:  exactlyOneName,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			svc, ns, err := o.mergePatch(cmd, verb, args[0], map[string]any{
-				"metadata": map[string]any{"annotations": map[string]string{
-					annotation: time.Now().UTC().Format(time.RFC3339),
-				}},
+			key, what := annotation, verb
+			if full {
+				key, what = ragv1.AnnotationPromoteFull, verb+" --full"
+			}
+			token := time.Now().UTC().Format(time.RFC3339Nano)
+			svc, ns, err := o.mergePatch(cmd, what, args[0], map[string]any{
+				"metadata": map[string]any{"annotations": map[string]string{key: token}},
 			})
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(o.streams.Out, "ragservice %s/%s: %s requested\n", ns, args[0], verb)
+			fmt.Fprintf(o.streams.Out, "ragservice %s/%s: %s requested (%s=%s)\n", ns, args[0], what, key, token)
 			if svc.Status.CanaryRevision == "" && verb != "retry" {
-				fmt.Fprintf(o.streams.Out, "note: no canary is running now; the operator ignores the request unless one starts\n")
+				fmt.Fprintf(o.streams.Out, "note: no canary is running now; the operator ignores this token, and it will not act on a later canary\n")
 			}
 			return nil
 		},
 	}
+	if verb == "promote" {
+		c.Flags().BoolVar(&full, "full", false, "skip every remaining step (rag.ragops.io/promote-full) instead of moving past the current one")
+	}
+	return c
 }
 
 // newPauseCommand sets spec.rollout.paused. It is a spec field, not an

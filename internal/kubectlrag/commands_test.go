@@ -267,7 +267,7 @@ func TestAnnotations(t *testing.T) {
 			if r.code != kubectlrag.ExitOK {
 				t.Fatalf("exit code %d; stderr %q", r.code, r.errOut)
 			}
-			if want := "ragservice " + ns + "/docs: " + verb + " requested"; !strings.Contains(r.out, want) {
+			if want := "ragservice " + ns + "/docs: " + verb + " requested (" + key + "="; !strings.Contains(r.out, want) {
 				t.Errorf("output %q lacks %q", r.out, want)
 			}
 			got := &ragv1.RAGService{}
@@ -278,14 +278,51 @@ func TestAnnotations(t *testing.T) {
 			if !ok {
 				t.Fatalf("annotation %s not set: %v", key, got.Annotations)
 			}
-			if _, err := time.Parse(time.RFC3339, v); err != nil {
+			if _, err := time.Parse(time.RFC3339Nano, v); err != nil {
 				t.Errorf("annotation value %q is not a timestamp: %v", v, err)
+			}
+			if !strings.Contains(r.out, v) {
+				t.Errorf("output %q does not name the token %q", r.out, v)
+			}
+			// A second request is a new token.
+			if r := run(t, ns, verb, "docs"); r.code != kubectlrag.ExitOK {
+				t.Fatalf("exit code %d; stderr %q", r.code, r.errOut)
+			}
+			again := &ragv1.RAGService{}
+			if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(svc), again); err != nil {
+				t.Fatal(err)
+			}
+			if again.Annotations[key] == v {
+				t.Errorf("a second %s wrote the same token %q", verb, v)
 			}
 			if got.Generation != svc.Generation {
 				t.Errorf("an annotation changed the generation: %d -> %d", svc.Generation, got.Generation)
 			}
 			assertManagedBy(t, got, "kubectl-rag")
 		})
+	}
+}
+
+// promote --full writes the promote-full token and leaves promote alone.
+func TestPromoteFull(t *testing.T) {
+	ns := newNamespace(t)
+	svc := setStatus(t, createService(t, ns, "docs"), progressing)
+	r := run(t, ns, "promote", "--full", "docs")
+	if r.code != kubectlrag.ExitOK {
+		t.Fatalf("exit code %d; stderr %q", r.code, r.errOut)
+	}
+	if want := "promote --full requested (" + ragv1.AnnotationPromoteFull + "="; !strings.Contains(r.out, want) {
+		t.Errorf("output %q lacks %q", r.out, want)
+	}
+	got := &ragv1.RAGService{}
+	if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(svc), got); err != nil {
+		t.Fatal(err)
+	}
+	if got.Annotations[ragv1.AnnotationPromoteFull] == "" {
+		t.Errorf("annotation %s not set: %v", ragv1.AnnotationPromoteFull, got.Annotations)
+	}
+	if _, ok := got.Annotations[ragv1.AnnotationPromote]; ok {
+		t.Errorf("promote --full also set %s", ragv1.AnnotationPromote)
 	}
 }
 

@@ -54,7 +54,7 @@ func NewCommand(streams genericiooptions.IOStreams) *cobra.Command {
 		Long: `kubectl rag shows where a RAGService's rollout stands and drives it.
 
   kubectl rag status NAME [--watch] [--timeout 10m]   where a rollout stands; wait for it in CI
-  kubectl rag promote|abort|retry NAME                one-shot annotations the operator acts on
+  kubectl rag promote [--full]|abort|retry NAME       command tokens the operator acts on once each
   kubectl rag pause|resume NAME                       spec.rollout.paused
   kubectl rag history NAME                            revisions, results and reasons
   kubectl rag list [-A]
@@ -88,7 +88,7 @@ Exit codes:
 	root.AddCommand(
 		newStatusCommand(o),
 		newAnnotateCommand(o, "promote", ragv1.AnnotationPromote,
-			"Promote the canary past its current step (a pause without duration waits for this)"),
+			"Move the canary past its current step (a pause, or a setWeight's wait); --full skips every remaining step"),
 		newAnnotateCommand(o, "abort", ragv1.AnnotationAbort,
 			"Abort the canary: remove its pods at once and mark the service RolledBack"),
 		newAnnotateCommand(o, "retry", ragv1.AnnotationRetry,

@@ -124,6 +124,10 @@ func RenderStatus(w io.Writer, svc *ragv1.RAGService, tracks []Track, now time.T
 		fmt.Fprintln(w)
 	}
 
+	if h := st.LastHandled; h != nil && h.Result != "" {
+		fmt.Fprintf(w, "Last command: %s\n", h.Result)
+	}
+
 	if len(st.Conditions) > 0 {
 		fmt.Fprintln(w, "Conditions:")
 		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)

@@ -105,6 +105,8 @@ func TestRenderStatusGolden(t *testing.T) {
 					ErrorRate: "0.001", ShedRate: "0", LatencyP99: &metav1.Duration{Duration: 80 * time.Millisecond},
 					FailureRate: "0.0020", Baseline: &ragv1.BaselineStatus{Requests: 480, FailureRate: "0.0021", LatencyP99: &metav1.Duration{Duration: 75 * time.Millisecond}},
 					Verdict: ragv1.VerdictPass, Failures: 1},
+				LastHandled: &ragv1.HandledCommands{Promote: "2026-11-27T09:58:00.1Z",
+					Result: `promote token "2026-11-27T09:58:00.1Z" ignored: the embedding-space check of revision 5d2a11 has not passed yet`},
 			},
 			Conditions: []metav1.Condition{
 				{Type: "Ready", Status: "False", Reason: "Progressing", Message: "canary at step 1/2", LastTransitionTime: ago(2 * time.Minute)},
@@ -130,6 +132,7 @@ Tracks:
   canary  5d2a11    1/1 ready
 Analysis:    Pass 10s ago (revision 5d2a11): 120 requests, error rate 0.001, shed rate 0, failure rate 0.0020, p99 80ms, failures 1 (tolerated 2)
   stable:    480 requests, failure rate 0.0021, p99 75ms
+Last command: promote token "2026-11-27T09:58:00.1Z" ignored: the embedding-space check of revision 5d2a11 has not passed yet
 Conditions:
   TYPE   STATUS  REASON       AGE  MESSAGE
   Ready  False   Progressing  2m   canary at step 1/2

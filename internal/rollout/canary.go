@@ -55,8 +55,8 @@ func (p *planner) canary() {
 		p.rollback(ReasonProgressDeadlineExceeded, fmt.Sprintf("%d/%d canary pods ready after the progress deadline of %s", ready, desired, p.progressDeadline()))
 		return
 	case p.cmd == CommandAbort:
-		p.use()
-		p.rollback(ReasonAborted, "Aborted by the abort annotation")
+		p.use(fmt.Sprintf("rolled back canary %s at step %s", c, stepOf(p.st.CurrentStep, len(steps))))
+		p.rollback(ReasonAborted, fmt.Sprintf("Aborted by abort token %q", p.token))
 		return
 	case spaceChanged && auto:
 		p.rollback(ReasonEmbeddingSpaceChanged, spaceMsg)
@@ -65,17 +65,34 @@ func (p *planner) canary() {
 		p.rollback(ReasonAnalysisFailed, p.failMessage())
 		return
 	case p.cmd == CommandRetry && (deadlineHit || failed || spaceChanged):
-		p.use()
-		p.start("RetryStarted", fmt.Sprintf("Retrying revision %s from step 1", c))
+		p.use(fmt.Sprintf("retried revision %s from step 1", c))
+		p.start("RetryStarted", fmt.Sprintf("Retrying revision %s from step 1 by retry token %q", c, p.token))
 		return
-	case p.cmd == CommandPromote && spaceChanged:
+	case p.cmd.promotes() && spaceChanged:
 		p.decline(spaceMsg + "; declare the change in spec.embedding.space to cut over instead")
-	case p.cmd == CommandPromote && pending:
+	case p.cmd.promotes() && pending:
 		p.decline(fmt.Sprintf("the embedding-space check of revision %s has not passed yet; clients reach only stable until it does", c))
-	case p.cmd == CommandPromote:
-		p.use()
-		p.promote("PromotedManually", fmt.Sprintf("Promoting revision %s at step %s by the promote annotation", c, stepOf(p.st.CurrentStep, len(steps))))
+	case p.cmd == CommandPromoteFull:
+		p.use(fmt.Sprintf("promoted revision %s at step %s, skipping the remaining steps", c, stepOf(p.st.CurrentStep, len(steps))))
+		p.promote("PromotedManually", fmt.Sprintf("Promoting revision %s at step %s by promote-full token %q", c, stepOf(p.st.CurrentStep, len(steps)), p.token))
 		return
+	case p.cmd == CommandPromote:
+		// Past the current step, whatever it waits for (a pause, the pods of
+		// a setWeight, an analysis); the steps after it run as usual.
+		from := p.st.CurrentStep
+		p.use(fmt.Sprintf("moved canary %s past step %s (%s)", c, stepOf(from, len(steps)), describe(steps[from])))
+		p.event(EventNormal, "StepPromoted", fmt.Sprintf("Moved canary %s past step %s (%s) by promote token %q", c, stepOf(from, len(steps)), describe(steps[from]), p.token))
+		p.st.CurrentStep++
+		if int(p.st.CurrentStep) == len(steps) {
+			p.promote("PromotedManually", fmt.Sprintf("Promoting revision %s: promote token %q moved it past its last step", c, p.token))
+			return
+		}
+		p.st.StepStartTime = p.now()
+		p.st.CanaryWeight = weightAt(steps, p.st.CurrentStep)
+		desired = CanaryReplicas(p.in.Replicas, p.st.CanaryWeight)
+		msg := fmt.Sprintf("Advanced canary %s to step %s (%s)", c, stepOf(p.st.CurrentStep, len(steps)), describe(steps[p.st.CurrentStep]))
+		p.set(TransitionAdvance, "StepAdvanced", msg)
+		p.event(EventNormal, "StepAdvanced", msg)
 	case p.cmd == CommandRetry:
 		p.decline("the canary has not failed")
 	}
@@ -190,18 +207,19 @@ func (p *planner) cutover() {
 		p.rollback(ReasonProgressDeadlineExceeded, fmt.Sprintf("%d/%d preview pods of space %s ready after the progress deadline of %s", ready, desired, to, p.progressDeadline()))
 		return
 	case p.cmd == CommandAbort:
-		p.use()
-		p.rollback(ReasonAborted, fmt.Sprintf("Cutover to space %s aborted by the abort annotation", to))
+		p.use(fmt.Sprintf("aborted the cutover to space %s", to))
+		p.rollback(ReasonAborted, fmt.Sprintf("Cutover to space %s aborted by abort token %q", to, p.token))
 		return
 	case p.cmd == CommandRetry && deadlineHit:
-		p.use()
-		p.start("RetryStarted", fmt.Sprintf("Retrying the cutover to space %s with revision %s", to, c))
+		p.use(fmt.Sprintf("retried the cutover to space %s", to))
+		p.start("RetryStarted", fmt.Sprintf("Retrying the cutover to space %s with revision %s by retry token %q", to, c, p.token))
 		return
-	case p.cmd == CommandPromote && ready >= desired:
-		p.use()
-		p.promote("CutoverPromoted", fmt.Sprintf("Cutting over to space %s: clients now reach revision %s only, while stable takes its template", to, c))
+	case p.cmd.promotes() && ready >= desired:
+		// A cutover has one step: promote and promote-full both switch.
+		p.use(fmt.Sprintf("cut over to space %s", to))
+		p.promote("CutoverPromoted", fmt.Sprintf("Cutting over to space %s by %s token %q: clients now reach revision %s only, while stable takes its template", to, p.command, p.token, c))
 		return
-	case p.cmd == CommandPromote:
+	case p.cmd.promotes():
 		p.decline(fmt.Sprintf("the preview of space %s has %d/%d ready pods; promote once all are ready, so capacity never drops", to, ready, desired))
 	case p.cmd == CommandRetry:
 		p.decline("the cutover has not failed")

@@ -15,8 +15,11 @@ import (
 // could not compute is absent from Input, and Decide still returns a safe plan,
 // so progress deadlines, aborts and rollbacks fire.
 func Decide(in Input) Plan {
-	p := &planner{in: in, st: *in.Memory.DeepCopy(), cmd: in.Command}
+	p := &planner{in: in, st: *in.Memory.DeepCopy()}
+	p.command, p.token, p.outranked = resolve(in.Tokens, in.Memory.LastHandled)
+	p.cmd = p.command
 	p.run()
+	p.recordHandled()
 	return p.finish()
 }
 
@@ -34,10 +37,16 @@ type planner struct {
 	events   []Event
 	requeue  time.Duration
 
-	// cmd is the command still to be acted on or declined; used and ignored
-	// say what became of Input.Command.
+	// command is the pass's command and token its token (resolve);
+	// outranked are the other new tokens' commands, ignored.
+	command   Command
+	token     string
+	outranked []Command
+	// cmd is the command still to be acted on or declined; used, did and
+	// ignored say what became of command.
 	cmd     Command
 	used    bool
+	did     string
 	ignored string
 }
 
@@ -81,8 +90,8 @@ func (p *planner) run() {
 	case c != "" && d != c:
 		if p.blocked() {
 			if p.cmd == CommandRetry {
-				p.use()
-				p.start("RetryStarted", fmt.Sprintf("Retrying revision %s from step 1 (replacing canary %s)", d, c))
+				p.use(fmt.Sprintf("retried revision %s from step 1, replacing canary %s", d, c))
+				p.start("RetryStarted", fmt.Sprintf("Retrying revision %s from step 1 (replacing canary %s) by retry token %q", d, c, p.token))
 				return
 			}
 			p.event(EventNormal, "CanaryRemoved", fmt.Sprintf("Spec asks for rolled-back revision %s: removed canary %s", d, c))
@@ -118,6 +127,9 @@ func (p *planner) adopt() bool {
 	}
 	p.st.StableRevision = st.Revision
 	p.event(EventNormal, "Adopted", fmt.Sprintf("Adopted stable revision %s from its Deployment", st.Revision))
+	// The status that recorded which tokens were handled is gone: a token
+	// present now was written before, and a new canary must not act on it.
+	p.decline("the status was rebuilt from the Deployments; tokens present then are not acted on")
 	if p.st.EmbeddingSpace == nil && st.Revision == p.in.DesiredRevision {
 		// Stable runs the template the spec asks for, which carries the
 		// space it declares: what Initialize would have recorded (the
@@ -175,13 +187,13 @@ func (p *planner) noCanary() {
 	}
 	if p.blocked() {
 		if p.cmd == CommandRetry {
-			p.use()
-			p.start("RetryStarted", fmt.Sprintf("Retrying revision %s from step 1", d))
+			p.use(fmt.Sprintf("retried revision %s from step 1", d))
+			p.start("RetryStarted", fmt.Sprintf("Retrying revision %s from step 1 by retry token %q", d, p.token))
 			return
 		}
 		p.holdRolledBack()
 		switch p.cmd {
-		case CommandPromote:
+		case CommandPromote, CommandPromoteFull:
 			p.decline(fmt.Sprintf("revision %s was rolled back; retry it first", d))
 		default:
 			p.decline("no canary runs")
@@ -305,7 +317,9 @@ func (p *planner) finish() Plan {
 		State:          p.state,
 		Selects:        sel,
 		Events:         p.events,
-		Command:        p.in.Command,
+		Command:        p.command,
+		Token:          p.token,
+		Outranked:      p.outranked,
 		CommandUsed:    p.used,
 		CommandIgnored: p.declined(),
 		RequeueAfter:   p.requeue,

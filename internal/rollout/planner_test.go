@@ -91,11 +91,27 @@ func newVerdict(rev string, v v1alpha1.Verdict, at time.Duration) func(*Input) {
 	}
 }
 
-func noAuto(in *Input)    { in.Rollout.AutoRollback = new(bool) }
-func paused(in *Input)    { in.Rollout.Paused = true }
-func promoteAn(in *Input) { in.Command = CommandPromote }
-func abortAn(in *Input)   { in.Command = CommandAbort }
-func retryAn(in *Input)   { in.Command = CommandRetry }
+func noAuto(in *Input)        { in.Rollout.AutoRollback = new(bool) }
+func paused(in *Input)        { in.Rollout.Paused = true }
+func promoteAn(in *Input)     { token(CommandPromote, "t1")(in) }
+func promoteFullAn(in *Input) { token(CommandPromoteFull, "t1")(in) }
+func abortAn(in *Input)       { token(CommandAbort, "t1")(in) }
+func retryAn(in *Input)       { token(CommandRetry, "t1")(in) }
+
+// token sets a command annotation's token.
+func token(c Command, t string) func(*Input) {
+	return func(in *Input) {
+		if in.Tokens == nil {
+			in.Tokens = map[Command]string{}
+		}
+		in.Tokens[c] = t
+	}
+}
+
+// handled records tokens as handled in the memory.
+func handled(h v1alpha1.HandledCommands) func(*Input) {
+	return func(in *Input) { in.Memory.LastHandled = &h }
+}
 
 func rolledBack(rev string) func(*Input) {
 	return func(in *Input) {
@@ -155,6 +171,17 @@ func TestDecide(t *testing.T) {
 		{name: "first deploy: a command is declined, not dropped",
 			setup: []func(*Input){func(in *Input) { in.Memory = v1alpha1.RolloutStatus{}; in.Stable = Track{} }, promoteAn},
 			want:  want{ignored: true, transition: TransitionInitialize, reason: "Initialized", stable: "a", state: StateSteady, events: []string{"Initialized"}}},
+		{name: "status lost mid-canary: a token present is not acted on by the adopted canary",
+			setup: []func(*Input){running(3, time.Hour, 2), func(in *Input) { in.Memory = v1alpha1.RolloutStatus{} }, promoteFullAn},
+			want:  want{ignored: true, transition: TransitionAdvance, reason: "StepAdvanced", stable: "a", canary: "b", canaryReplicas: 1, step: 1, state: StateProgressing, events: []string{"Adopted", "Adopted", "StepAdvanced"}},
+			check: func(t *testing.T, p Plan) {
+				if p.Memory.LastHandled == nil || p.Memory.LastHandled.PromoteFull != "t1" {
+					t.Errorf("handled %+v, want the token recorded", p.Memory.LastHandled)
+				}
+			}},
+		{name: "a token handled before the canary started does nothing to it",
+			setup: []func(*Input){func(in *Input) { in.DesiredRevision = "b" }, promoteFullAn, handled(v1alpha1.HandledCommands{PromoteFull: "t1"})},
+			want:  want{transition: TransitionStart, reason: "CanaryStarted", stable: "a", canary: "b", canaryReplicas: 1, state: StateProgressing, events: []string{"CanaryStarted"}}},
 		{name: "first pass without a buildable template: nothing to deploy",
 			setup: []func(*Input){func(in *Input) { in.Memory = v1alpha1.RolloutStatus{}; in.Stable = Track{}; in.DesiredRevision = "" }},
 			want:  want{transition: TransitionNone, reason: "NoRevision", state: StateSteady}},
@@ -231,12 +258,54 @@ func TestDecide(t *testing.T) {
 		{name: "pause without duration waits for promote",
 			setup: []func(*Input){running(3, time.Hour, 2)},
 			want:  want{transition: TransitionWait, reason: "WaitingForPromote", stable: "a", canary: "b", canaryReplicas: 2, step: 3, state: StatePaused}},
-		{name: "promote annotation promotes",
+		{name: "promote at the last step's pause promotes",
 			setup: []func(*Input){running(3, time.Hour, 2), promoteAn},
-			want:  want{transition: TransitionPromote, reason: "PromotedManually", stable: "b", canary: "b", canaryReplicas: 2, step: 4, state: StateProgressing, events: []string{"PromotedManually"}}},
-		{name: "promote annotation acts while paused",
+			want:  want{transition: TransitionPromote, reason: "PromotedManually", stable: "b", canary: "b", canaryReplicas: 2, step: 4, state: StateProgressing, events: []string{"StepPromoted", "PromotedManually"}}},
+		{name: "promote moves past a timed pause only",
+			setup: []func(*Input){running(1, 10*time.Second, 1), promoteAn},
+			want:  want{transition: TransitionAdvance, reason: "StepAdvanced", stable: "a", canary: "b", canaryReplicas: 2, step: 2, state: StateProgressing, events: []string{"StepPromoted", "StepAdvanced"}}},
+		{name: "promote moves past a setWeight's wait for pods, the next step runs as usual",
+			setup: []func(*Input){running(0, time.Second, 0), promoteAn},
+			want:  want{transition: TransitionAdvance, reason: "StepAdvanced", stable: "a", canary: "b", canaryReplicas: 1, step: 1, state: StateProgressing, events: []string{"StepPromoted", "StepAdvanced"}}},
+		{name: "promote moves one step while paused, and the rollout stays paused",
 			setup: []func(*Input){running(0, time.Second, 0), paused, promoteAn},
+			want:  want{transition: TransitionHold, reason: "Paused", stable: "a", canary: "b", canaryReplicas: 1, step: 1, state: StatePaused, events: []string{"StepPromoted", "StepAdvanced"}}},
+		{name: "promote-full skips every remaining step",
+			setup: []func(*Input){running(0, time.Second, 0), promoteFullAn},
 			want:  want{transition: TransitionPromote, reason: "PromotedManually", stable: "b", canary: "b", canaryReplicas: 1, step: 4, state: StateProgressing, events: []string{"PromotedManually"}}},
+		{name: "promote-full acts while paused",
+			setup: []func(*Input){running(0, time.Second, 0), paused, promoteFullAn},
+			want:  want{transition: TransitionPromote, reason: "PromotedManually", stable: "b", canary: "b", canaryReplicas: 1, step: 4, state: StateProgressing, events: []string{"PromotedManually"}}},
+		{name: "promote-full outranks promote",
+			setup: []func(*Input){running(0, time.Second, 0), promoteAn, promoteFullAn},
+			want:  want{transition: TransitionPromote, reason: "PromotedManually", stable: "b", canary: "b", canaryReplicas: 1, step: 4, state: StateProgressing, events: []string{"PromotedManually"}},
+			check: func(t *testing.T, p Plan) {
+				if h := p.Memory.LastHandled; h == nil || h.Promote != "t1" || h.PromoteFull != "t1" || !cmp.Equal(p.Outranked, []Command{CommandPromote}) {
+					t.Errorf("handled %+v outranked %v, want both tokens handled and promote outranked", h, p.Outranked)
+				}
+			}},
+		{name: "a promote token already handled does nothing",
+			setup: []func(*Input){running(3, time.Hour, 2), promoteAn, handled(v1alpha1.HandledCommands{Promote: "t1"})},
+			want:  want{transition: TransitionWait, reason: "WaitingForPromote", stable: "a", canary: "b", canaryReplicas: 2, step: 3, state: StatePaused},
+			check: func(t *testing.T, p Plan) {
+				if p.Command != CommandNone || p.Memory.LastHandled.Result != "" {
+					t.Errorf("command %q handled %+v, want none", p.Command, p.Memory.LastHandled)
+				}
+			}},
+		{name: "a new promote token acts and is recorded with what it did",
+			setup: []func(*Input){running(3, time.Hour, 2), token(CommandPromote, "t2"), handled(v1alpha1.HandledCommands{Promote: "t1"})},
+			want:  want{transition: TransitionPromote, reason: "PromotedManually", stable: "b", canary: "b", canaryReplicas: 2, step: 4, state: StateProgressing, events: []string{"StepPromoted", "PromotedManually"}},
+			check: func(t *testing.T, p Plan) {
+				if h := p.Memory.LastHandled; h.Promote != "t2" || !strings.Contains(h.Result, `promote token "t2": moved canary b past step 4/4`) {
+					t.Errorf("handled %+v", h)
+				}
+			}},
+		{name: "a legacy timestamp value works once",
+			setup: []func(*Input){running(3, time.Hour, 2), token(CommandPromote, "2026-12-01T10:00:00Z")},
+			want:  want{transition: TransitionPromote, reason: "PromotedManually", stable: "b", canary: "b", canaryReplicas: 2, step: 4, state: StateProgressing, events: []string{"StepPromoted", "PromotedManually"}}},
+		{name: "an empty value is no token",
+			setup: []func(*Input){running(3, time.Hour, 2), token(CommandPromote, "")},
+			want:  want{transition: TransitionWait, reason: "WaitingForPromote", stable: "a", canary: "b", canaryReplicas: 2, step: 3, state: StatePaused}},
 		{name: "abort rolls back at once",
 			setup: []func(*Input){running(2, time.Second, 1), abortAn},
 			want:  want{transition: TransitionRollback, reason: ReasonAborted, stable: "a", state: StateRolledBack, rollback: ReasonAborted, events: []string{ReasonAborted}}},
@@ -392,7 +461,7 @@ func TestDecide(t *testing.T) {
 			got := want{
 				transition: p.Transition, reason: p.Reason, stable: p.StableRevision, canary: p.CanaryRevision,
 				canaryReplicas: p.CanaryReplicas, step: p.Memory.CurrentStep, state: p.State,
-				ignored: in.Command != CommandNone && !p.CommandUsed, selects: p.Selects,
+				ignored: p.Command != CommandNone && !p.CommandUsed, selects: p.Selects,
 			}
 			if c.want.selects == "" {
 				c.want.selects = SelectBoth // the spaceCheck is off in these cases unless a case says
@@ -410,7 +479,10 @@ func TestDecide(t *testing.T) {
 				t.Errorf("memory and plan disagree: %+v", p.Memory)
 			}
 			if got.ignored && p.CommandIgnored == "" {
-				t.Errorf("command %s neither used nor declined with a reason", in.Command)
+				t.Errorf("command %s neither used nor declined with a reason", p.Command)
+			}
+			if p.Command != CommandNone && (p.Memory.LastHandled == nil || p.Memory.LastHandled.Result == "") {
+				t.Errorf("command %s handled without a record: %+v", p.Command, p.Memory.LastHandled)
 			}
 			if p.Transition == TransitionRollback && (p.Memory.Rollback.Revision != before.CanaryRevision || !p.Memory.Rollback.Time.Time.Equal(now)) {
 				t.Errorf("rollback record %+v, want revision %s at now", p.Memory.Rollback, before.CanaryRevision)

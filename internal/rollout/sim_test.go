@@ -293,7 +293,6 @@ func (s *sim) step() {
 	s.observe()
 
 	nowT := epoch.Add(time.Duration(s.now) * tick)
-	cmd, outranked := ResolveCommand(s.annotations)
 	// As the controller does: a space change the strategy cannot ship is a
 	// problem for a person, and the rollout goes on with what runs.
 	desired := s.desired
@@ -303,7 +302,7 @@ func (s *sim) step() {
 	}
 	in := Input{
 		Now: nowT, Replicas: s.replicas, Rollout: s.rollout, DesiredRevision: desired,
-		Memory: s.memory, Stable: s.track(s.stable), Canary: s.track(s.canary), Command: cmd,
+		Memory: s.memory, Stable: s.track(s.stable), Canary: s.track(s.canary), Tokens: Tokens(s.annotations),
 		Space:              SpaceInput{Declared: s.declared, Check: !s.sc.noSpaceCheck},
 		CanaryPodRevisions: s.canary.readyRevisions(s.now),
 	}
@@ -329,8 +328,8 @@ func (s *sim) step() {
 		s.logf("manager killed before writing status: pass lost")
 		return
 	}
-	// The controller persists the decision first, then removes the one-shot
-	// annotations, applies the Deployments and writes the summary; a restart
+	// The controller persists the decision (with the tokens it handled)
+	// first, then applies the Deployments and writes the summary; a restart
 	// reads the memory back from JSON as the API server stores it. (A
 	// decision that leaves the memory as it was needs no write first: it is
 	// the same either way here.) A first revision is acted on first and
@@ -338,11 +337,10 @@ func (s *sim) step() {
 	// finds a stable Deployment and no memory, and adopts it.
 	actFirst := plan.Transition == TransitionInitialize && s.memory.StableRevision == ""
 	persist := func() {
-		s.memory = roundTrip(s.t, plan.Memory)
-		for _, a := range PresentCommands(s.annotations) {
-			delete(s.annotations, a)
-			s.logf("annotation %s removed", a)
+		if h := plan.Memory.LastHandled; h != nil && (s.memory.LastHandled == nil || *h != *s.memory.LastHandled) {
+			s.logf("handled: %s", h.Result)
 		}
+		s.memory = roundTrip(s.t, plan.Memory)
 	}
 	if !actFirst {
 		persist()
@@ -371,7 +369,7 @@ func (s *sim) step() {
 
 	sum := Summarize(Observation{
 		Generation: 1, Replicas: s.replicas, Stable: s.track(s.stable), Canary: s.track(s.canary),
-		Plan: &plan, Memory: s.memory, Outranked: outranked, Conditions: s.conditions, SpecProblem: problem,
+		Plan: &plan, Memory: s.memory, Conditions: s.conditions, SpecProblem: problem,
 	})
 	s.conditions = sum.Conditions
 	for _, e := range sum.Events {
@@ -388,13 +386,19 @@ func (s *sim) step() {
 	s.out.WriteString(applied.String())
 }
 
-// addAnnotation sets a one-shot annotation, as kubectl rag would.
+// addAnnotation sets a command annotation to a fresh token, as kubectl rag
+// would; the annotation stays, as in Git.
 func (s *sim) addAnnotation(c Command, note string) {
+	s.setToken(c, fmt.Sprintf("t%d", s.now), note)
+}
+
+// setToken sets a command annotation's token, as a GitOps sync would.
+func (s *sim) setToken(c Command, token, note string) {
 	if s.annotations == nil {
 		s.annotations = map[string]string{}
 	}
-	s.annotations[c.Annotation()] = "true"
-	s.logf("annotation %s added%s", c, note)
+	s.annotations[c.Annotation()] = token
+	s.logf("annotation %s=%s set%s", c, token, note)
 }
 
 func (s *sim) apply(log *strings.Builder, d *simDeploy, name, rev string, replicas int32, setRev bool) {
@@ -668,6 +672,38 @@ func scenarios() []scenario {
 			}(),
 			at: shipsRevB(map[int]func(*sim){
 				14: func(s *sim) { s.addAnnotation(CommandPromote, "") },
+			}),
+		},
+		{
+			// promote moves past the current step; promote-full skips the rest.
+			name: "promote-full-annotation", seed: 6, ticks: 25, replicas: 3,
+			rollout: func() v1alpha1.RolloutSpec {
+				r := canarySpec()
+				r.Steps = []v1alpha1.RolloutStep{weightStep(34), {Pause: &v1alpha1.PauseStep{}}, weightStep(67), {Pause: &v1alpha1.PauseStep{}}}
+				return r
+			}(),
+			at: shipsRevB(map[int]func(*sim){
+				12: func(s *sim) { s.addAnnotation(CommandPromoteFull, " (skips every step left)") },
+			}),
+		},
+		{
+			// A promote kept in Git: re-applied with the same token by a
+			// sync, it does nothing, and the next canary does not replay it.
+			name: "gitops-token-kept", seed: 6, ticks: 40, replicas: 3,
+			rollout: func() v1alpha1.RolloutSpec {
+				r := canarySpec()
+				r.Steps = []v1alpha1.RolloutStep{weightStep(34), {Pause: &v1alpha1.PauseStep{}}}
+				return r
+			}(),
+			at: shipsRevB(map[int]func(*sim){
+				12: func(s *sim) { s.setToken(CommandPromote, "git-1", "") },
+				16: func(s *sim) {
+					delete(s.annotations, CommandPromote.Annotation())
+					s.logf("annotation promote removed (a sync drift)")
+				},
+				17: func(s *sim) { s.setToken(CommandPromote, "git-1", " again (self-heal)") },
+				24: deploy("rev-c"),
+				34: func(s *sim) { s.setToken(CommandPromote, "git-1", " again (a re-sync)") },
 			}),
 		},
 		{

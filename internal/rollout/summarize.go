@@ -53,9 +53,6 @@ type Observation struct {
 	SecretProblem string
 	// Err is the pass's transient error (the next pass retries); nil when clean.
 	Err error
-	// Outranked are commands present with the pass's command but of lower
-	// priority (ResolveCommand): ignored, with an event.
-	Outranked []Command
 	// Conditions are the conditions as last written.
 	Conditions []metav1.Condition
 }
@@ -280,11 +277,11 @@ func events(o Observation, sit situation, old, cur []metav1.Condition) []Event {
 		return nil
 	}
 	out = append(out, p.Events...)
-	for _, c := range o.Outranked {
-		out = append(out, IgnoredEvent(c, fmt.Sprintf("the %s annotation takes priority", p.Command)))
-	}
 	if p.CommandIgnored != "" {
-		out = append(out, IgnoredEvent(p.Command, p.CommandIgnored))
+		out = append(out, IgnoredEvent(p.Command, p.Token, p.CommandIgnored))
+	}
+	for _, c := range p.Outranked {
+		out = append(out, IgnoredEvent(c, handledToken(o.Memory.LastHandled, c), fmt.Sprintf("the %s annotation takes priority", p.Command)))
 	}
 	told := func(reason string) bool {
 		for _, e := range out {

@@ -324,10 +324,10 @@ func TestSummarize(t *testing.T) {
 		},
 		{
 			name: "ignored commands: the outranked one and the declined one",
-			o: Observation{Replicas: 3, Stable: healthyStable, Conditions: conds(healthyConds), Outranked: []Command{CommandPromote},
+			o: Observation{Replicas: 3, Stable: healthyStable, Conditions: conds(healthyConds),
 				Plan: func() *Plan {
 					p := planOf(StateSteady, TransitionNone, "Steady")
-					p.Command, p.CommandIgnored = CommandAbort, "no canary runs"
+					p.Command, p.Token, p.CommandIgnored, p.Outranked = CommandAbort, "t1", "no canary runs", []Command{CommandPromote}
 					return p
 				}()},
 			phase:  v1alpha1.PhaseHealthy,
@@ -413,25 +413,32 @@ func TestSummarizeCounts(t *testing.T) {
 	}
 }
 
-func TestResolveCommand(t *testing.T) {
-	P, A, R := v1alpha1.AnnotationPromote, v1alpha1.AnnotationAbort, v1alpha1.AnnotationRetry
+func TestResolve(t *testing.T) {
+	P, F, A, R := v1alpha1.AnnotationPromote, v1alpha1.AnnotationPromoteFull, v1alpha1.AnnotationAbort, v1alpha1.AnnotationRetry
 	for _, c := range []struct {
+		name      string
 		ann       map[string]string
+		handled   *v1alpha1.HandledCommands
 		cmd       Command
+		token     string
 		outranked []Command
-		present   []string
 	}{
-		{nil, CommandNone, nil, nil},
-		{map[string]string{"kubectl.kubernetes.io/last-applied-configuration": "{}"}, CommandNone, nil, nil},
-		{map[string]string{P: ""}, CommandPromote, nil, []string{P}},
-		{map[string]string{R: "yes"}, CommandRetry, nil, []string{R}},
-		{map[string]string{A: "true", P: "true"}, CommandAbort, []Command{CommandPromote}, []string{A, P}},
-		{map[string]string{R: "true", P: "true"}, CommandRetry, []Command{CommandPromote}, []string{R, P}},
-		{map[string]string{P: "1", A: "1", R: "1"}, CommandAbort, []Command{CommandRetry, CommandPromote}, []string{A, R, P}},
+		{"none", nil, nil, CommandNone, "", nil},
+		{"foreign annotations only", map[string]string{"kubectl.kubernetes.io/last-applied-configuration": "{}"}, nil, CommandNone, "", nil},
+		{"an empty value carries no token", map[string]string{P: ""}, nil, CommandNone, "", nil},
+		{"a new token", map[string]string{R: "yes"}, nil, CommandRetry, "yes", nil},
+		{"a legacy timestamp is a token", map[string]string{P: "2026-12-01T10:00:00Z"}, nil, CommandPromote, "2026-12-01T10:00:00Z", nil},
+		{"abort outranks promote", map[string]string{A: "1", P: "1"}, nil, CommandAbort, "1", []Command{CommandPromote}},
+		{"retry outranks promote", map[string]string{R: "1", P: "1"}, nil, CommandRetry, "1", []Command{CommandPromote}},
+		{"promote-full outranks promote", map[string]string{F: "2", P: "1"}, nil, CommandPromoteFull, "2", []Command{CommandPromote}},
+		{"all of them", map[string]string{P: "1", F: "1", A: "1", R: "1"}, nil, CommandAbort, "1", []Command{CommandRetry, CommandPromoteFull, CommandPromote}},
+		{"a handled token is nothing", map[string]string{P: "1"}, &v1alpha1.HandledCommands{Promote: "1"}, CommandNone, "", nil},
+		{"a token handled for another command is still new", map[string]string{P: "1"}, &v1alpha1.HandledCommands{PromoteFull: "1"}, CommandPromote, "1", nil},
+		{"a handled abort leaves a new promote the command", map[string]string{A: "1", P: "2"}, &v1alpha1.HandledCommands{Abort: "1", Promote: "1"}, CommandPromote, "2", nil},
 	} {
-		cmd, outranked := ResolveCommand(c.ann)
-		if cmd != c.cmd || !cmp.Equal(outranked, c.outranked) || !cmp.Equal(PresentCommands(c.ann), c.present) {
-			t.Errorf("%v: command %q outranked %v present %v; want %q %v %v", c.ann, cmd, outranked, PresentCommands(c.ann), c.cmd, c.outranked, c.present)
+		cmd, token, outranked := resolve(Tokens(c.ann), c.handled)
+		if cmd != c.cmd || token != c.token || !cmp.Equal(outranked, c.outranked) {
+			t.Errorf("%s: command %q token %q outranked %v; want %q %q %v", c.name, cmd, token, outranked, c.cmd, c.token, c.outranked)
 		}
 	}
 }

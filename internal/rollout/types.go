@@ -88,8 +88,10 @@ type Input struct {
 	// or nil. A verdict already recorded in Memory (same revision, not newer)
 	// is ignored, so passing one twice never counts it twice.
 	Verdict *v1alpha1.AnalysisStatus
-	// Command is the one-shot manual command of this pass (ResolveCommand).
-	Command Command
+	// Tokens are the command annotations' values (Tokens). A token that
+	// Memory.LastHandled records as handled is nothing; of the new ones, the
+	// first in priority order is the pass's command.
+	Tokens map[Command]string
 	// Space is the space the spec declares and whether canaries are checked.
 	Space SpaceInput
 	// SpaceVerdict is a check of the canary's space made this pass (see
@@ -123,8 +125,8 @@ const (
 	// TransitionFinish: stable is rolled out on the promoted revision; the
 	// canary pods go.
 	TransitionFinish Transition = "Finish"
-	// TransitionRollback: the canary is scaled to zero at once and its revision
-	// blocked.
+	// TransitionRollback: the canary Deployment is deleted at once (its pods
+	// go with it) and its revision blocked.
 	TransitionRollback Transition = "Rollback"
 	// TransitionFastRollback: the spec went back to the stable template during a
 	// canary; the canary goes, no steps.
@@ -186,7 +188,7 @@ type Plan struct {
 	StableRevision string
 	StableReplicas int32
 	// CanaryRevision is the canary Deployment's template revision; "" means no
-	// canary runs: leave its template as it is and scale it to CanaryReplicas (0).
+	// canary runs: the controller deletes the canary Deployment.
 	CanaryRevision string
 	CanaryReplicas int32
 	// Memory is the whole rollout status to store; the controller writes it as
@@ -209,9 +211,13 @@ type Plan struct {
 	// Events are transitions only; Summarize adds those of conditions and of
 	// ignored commands.
 	Events []Event
-	// Command is Input.Command; CommandUsed says whether a flow acted on it and,
-	// when none did, CommandIgnored says why.
+	// Command is the pass's command and Token its token (none when no new
+	// token was present); CommandUsed says whether a flow acted on it and,
+	// when none did, CommandIgnored says why. Outranked are the commands of
+	// the other new tokens, ignored. Memory.LastHandled records them all.
 	Command        Command
+	Token          string
+	Outranked      []Command
 	CommandUsed    bool
 	CommandIgnored string
 	// RequeueAfter is when to look again even if nothing changes: the end of a
