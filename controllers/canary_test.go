@@ -392,8 +392,11 @@ func TestManagerRestartMidRollout(t *testing.T) {
 	m.stop()
 
 	// While no operator runs, nothing moves.
-	time.Sleep(time.Second)
-	g.Expect(get(g, ns, "docs").Status.CanaryRevision).To(Equal(atStop.CanaryRevision))
+	g.Consistently(func(g Gomega) {
+		st := get(g, ns, "docs").Status
+		g.Expect(st.CanaryRevision).To(Equal(atStop.CanaryRevision))
+		g.Expect(st.CurrentStep).To(Equal(atStop.CurrentStep))
+	}, time.Second, 100*time.Millisecond).Should(Succeed())
 
 	startManager(t)
 	svc := waitHealthy(t, ns, "docs", 60*time.Second)

@@ -4,9 +4,7 @@
 package controllers
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -16,7 +14,6 @@ import (
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
-	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -76,15 +73,10 @@ type RAGServiceReconciler struct {
 	// Traffic sends probe requests to both tracks while a canary is
 	// analysed; nil means a default one. SetupWithManager runs it.
 	Traffic *probetraffic.Runner
-	// ProgressWindow is how long the status may hold back counts and
-	// messages while the service is Reconciling (mayHoldBack); 0
-	// means DefaultProgressWindow, a negative value holds nothing back.
-	ProgressWindow time.Duration
 
 	builtinOnce, probeOnce, trafficOnce sync.Once
 	applied                             skipapply.Memory // the last apply of each owned object
 	own                                 ownWrites        // the last write of each RAGService, until the cache has it
-	held                                heldBack         // services whose status holds back progress details
 }
 
 // +kubebuilder:rbac:groups=rag.ragops.io,resources=ragservices,verbs=get;list;watch;update;patch
@@ -115,15 +107,12 @@ type scope struct {
 	desiredRevision string
 	specProblem     *rollout.Problem
 
-	probes []string // the embedding-space probe texts, when the check is on
+	// observation is what the pass read of the cluster, gathered once by
+	// observe before anything is decided; applyPlan updates the Deployments
+	// it applied or deleted, so the summary counts what the pass leaves.
+	observation
 
-	stable, canary         *appsv1.Deployment // observed; nil when absent
-	stablePods, canaryPods []corev1.Pod       // the pods of each track, any revision
-	hpaOnStable            bool               // an HPA scales the stable Deployment itself
-	hpaUnknown             bool               // the HPA list failed: leave stable's size alone
-	secretProblem          string             // why the API key Secret is unusable; "" when fine
-
-	plan    *rollout.Plan // the planner's decision; nil until reconcileTracks ran
+	plan    *rollout.Plan // the planner's decision; nil until decide ran
 	decided bool          // the decision is recorded in status
 
 	// errs are failures that do not stop the pass: the planner still decides
@@ -131,10 +120,26 @@ type scope struct {
 	errs []error
 }
 
-// settling says whether either track's Deployment status has yet to catch up
-// with its pods (observe.Settling).
-func (s *scope) settling() bool {
-	return observe.Settling(s.stable, s.stablePods) || observe.Settling(s.canary, s.canaryPods)
+// observation is what one pass read of the cluster. Everything the planner,
+// the summary and the applies need of it is derived here, from these fields.
+type observation struct {
+	stable, canary         *appsv1.Deployment // nil when absent
+	stablePods, canaryPods []corev1.Pod       // the pods of each track, any revision
+	hpaOnStable            bool               // an HPA scales the stable Deployment itself
+	hpaUnknown             bool               // the HPA list failed: leave stable's size alone
+	secretProblem          string             // why the API key Secret is unusable; "" when fine
+	probes                 []string           // the embedding-space probe texts, when the check is on
+}
+
+// tracks are the two tracks as the planner and the summary see them.
+func (o *observation) tracks() (stable, canary rollout.Track) {
+	return observe.Track(o.stable, o.stablePods), observe.Track(o.canary, o.canaryPods)
+}
+
+// readyPods are each track's ready pods of its Deployment's revision: what
+// the space check and analysis compare.
+func (o *observation) readyPods() (stable, canary []corev1.Pod) {
+	return observe.ReadyPods(o.stablePods, observe.Revision(o.stable)), observe.ReadyPods(o.canaryPods, observe.Revision(o.canary))
 }
 
 // fail records an error that does not stop the pass.
@@ -160,7 +165,6 @@ func (r *RAGServiceReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 			forgetMetrics(req.Namespace, req.Name)
 			r.applied.ForgetOwner(req.NamespacedName)
 			r.own.forget(req.NamespacedName)
-			r.held.done(req.NamespacedName)
 			r.traffic().Stop(req.String())
 			r.builtin().Forget(req.Namespace, req.Name)
 		}
@@ -178,63 +182,17 @@ func (r *RAGServiceReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 
 	// The summary (conditions, phase, events) is written at the end of every
 	// pass that got this far, whatever happened: the conditions must tell the
-	// truth even when a step failed. A decision that changed the rollout
-	// memory was written before anything acted on it (reconcileTracks).
-	defer func() {
-		if errors.Is(retErr, errStaleRead) {
-			// The rollout decision was made from a stale read and refused:
-			// nothing of this pass stands, so read again soon, without an error.
-			log.V(1).Info("RAGService changed since it was read; reconciling again")
-			result, retErr = ctrl.Result{RequeueAfter: conflictRequeue}, nil
-			return
-		}
-		sum := r.summarize(s, retErr)
-		// Counts and messages that moved on the way, and whatever a pass saw
-		// while a Deployment's status lagged its pods, wait for the next
-		// write that matters, within the progress window (the count of pods
-		// not ready yet, past it too: outlastsWindow); events need the
-		// status they tell of written, unless the decision write has it.
-		settling := s.settling()
-		if retErr == nil && (s.decided || len(sum.Events) == 0) && mayHoldBack(s.base.Status, obj.Status, settling) {
-			if r.progressWindow() > 0 && outlastsWindow(s.base.Status, obj.Status) {
-				// The next write that matters brings the count; the window's
-				// clock starts when something else moves.
-				r.record(obj, sum.Events)
-				return
-			}
-			if wait := r.held.hold(req.NamespacedName, s.now, holdWindow(r.progressWindow(), settling && podsMovedOnly(s.base.Status, obj.Status))); wait > 0 {
-				log.V(1).Info("status held back", "settling", settling, "for", wait.Round(time.Millisecond).String())
-				r.record(obj, sum.Events)
-				result = lowestRequeue(result, ctrl.Result{RequeueAfter: wait})
-				return
-			}
-		}
-		switch err := r.writeStatus(ctx, obj, s.base); {
-		case err == nil:
-			r.record(obj, sum.Events)
-		case s.decided:
-			// The decision stands: its own events are news, whatever the
-			// summary's fate.
-			r.record(obj, s.plan.Events)
-			fallthrough
-		default:
-			switch {
-			case apierrors.IsNotFound(err):
-			case apierrors.IsConflict(err) && retErr == nil:
-				log.V(1).Info("RAGService changed since it was read; reconciling again")
-				result = ctrl.Result{RequeueAfter: conflictRequeue}
-			default:
-				retErr = kerrors.NewAggregate([]error{retErr, fmt.Errorf("patching status: %w", err)})
-			}
-		}
-	}()
+	// truth even when a step failed.
+	defer func() { result, retErr = r.finishPass(ctx, s, result, retErr) }()
 
+	// Observe once, decide once, apply once.
 	steps := []func(context.Context, *scope) (ctrl.Result, error){
 		r.reconcileTemplate,
 		r.observe,
-		r.reconcileTracks,
-		r.reconcileServices,
-		r.reconcileRevisionHistory,
+		r.decide,
+		r.applyPlan,
+		r.applyPodDisruptionBudget,
+		r.pruneRevisionHistory,
 	}
 	for _, step := range steps {
 		res, err := step(ctx, s)
@@ -260,12 +218,13 @@ func (r *RAGServiceReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 // and returns the events to record.
 func (r *RAGServiceReconciler) summarize(s *scope, reconcileErr error) rollout.Summary {
 	st := &s.obj.Status
+	stable, canary := s.tracks()
 	sum := rollout.Summarize(rollout.Observation{
 		Now:           s.now,
 		Generation:    s.obj.Generation,
 		Replicas:      replicasOf(s.obj),
-		Stable:        observe.Track(s.stable, s.stablePods),
-		Canary:        observe.Track(s.canary, s.canaryPods),
+		Stable:        stable,
+		Canary:        canary,
 		Plan:          s.plan,
 		Memory:        st.RolloutStatus,
 		SpecProblem:   s.specProblem,
@@ -289,54 +248,69 @@ func (r *RAGServiceReconciler) record(obj *ragv1.RAGService, events []rollout.Ev
 	}
 }
 
-// patchStatus writes the status. The first write is a full update: a merge
-// patch leaves out zero values equal to the (absent) old ones, and the printer
-// columns should show "0", not "<none>", from the start.
+// finishPass writes the pass's summary (statusWrite's rule) and records its
+// events once the status they tell of is stored, the way Argo Rollouts'
+// persistRolloutStatus does: compute the whole status, diff it, write, then
+// tell.
+func (r *RAGServiceReconciler) finishPass(ctx context.Context, s *scope, result ctrl.Result, passErr error) (ctrl.Result, error) {
+	log := ctrl.LoggerFrom(ctx)
+	if errors.Is(passErr, errStaleRead) {
+		// The rollout decision was made from a stale read and refused:
+		// nothing of this pass stands, so read again soon, without an error.
+		log.V(1).Info("RAGService changed since it was read; reconciling again")
+		return ctrl.Result{RequeueAfter: conflictRequeue}, nil
+	}
+	sum := r.summarize(s, passErr)
+	err := r.writeStatus(ctx, s, atEnd)
+	switch {
+	case err == nil:
+		r.record(s.obj, sum.Events)
+		return result, passErr
+	case s.decided:
+		// The decision stands: its own events are news, whatever the
+		// summary's fate.
+		r.record(s.obj, s.plan.Events)
+	}
+	switch {
+	case apierrors.IsNotFound(err):
+		return result, passErr
+	case apierrors.IsConflict(err) && passErr == nil:
+		log.V(1).Info("RAGService changed since it was read; reconciling again")
+		return ctrl.Result{RequeueAfter: conflictRequeue}, nil
+	default:
+		return result, kerrors.NewAggregate([]error{passErr, fmt.Errorf("patching status: %w", err)})
+	}
+}
+
+// writeStatus writes s.obj's status over s.base's when the rule says so
+// (decideStatusWrite), remembering what the write returned (ownWrites), and
+// makes the written object the pass's new base.
 //
-// The patch carries base's resourceVersion, so the server refuses it (conflict,
+// A patch carries base's resourceVersion, so the server refuses it (conflict,
 // and the reconcile runs again) when base is not the latest object. Without
 // that, a patch computed from a stale cached base leaves out every field the
 // base already shows, whatever the server holds: a phase written by the
 // previous pass after the cache was read stayed next to this pass's conditions.
 // The planner's decision, written the same way, is thus always made from the
 // status it read.
-func (r *RAGServiceReconciler) patchStatus(ctx context.Context, obj, base *ragv1.RAGService) error {
-	if base.Status.ObservedGeneration == 0 && len(base.Status.Conditions) == 0 && base.Status.StableRevision == "" {
-		return r.Status().Update(ctx, obj)
-	}
-	return r.Status().Patch(ctx, obj, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{}))
-}
-
-// sameStatus says whether two statuses are stored alike. It compares what the
-// API server stores (JSON), not the Go values: a condition's transition time
-// is kept to the second, so a summary stamped with this pass's clock differs
-// from the same summary read back from the server only in nanoseconds, and a
-// write of it would be a patch of nothing but the resourceVersion.
-func sameStatus(a, b ragv1.RAGServiceStatus) bool {
-	return apiequality.Semantic.DeepEqual(a, b) || sameJSON(a, b)
-}
-
-// sameJSON says whether a and b encode to the same JSON (and both encode).
-func sameJSON(a, b any) bool {
-	ja, errA := json.Marshal(a)
-	jb, errB := json.Marshal(b)
-	return errA == nil && errB == nil && bytes.Equal(ja, jb)
-}
-
-// writeStatus is patchStatus when the status changed, remembering what the
-// write returned (ownWrites).
-func (r *RAGServiceReconciler) writeStatus(ctx context.Context, obj, base *ragv1.RAGService) error {
-	if sameStatus(obj.Status, base.Status) {
-		// An empty patch is still a request; nothing is held back.
-		r.held.done(client.ObjectKeyFromObject(obj))
+func (r *RAGServiceReconciler) writeStatus(ctx context.Context, s *scope, at writePoint) error {
+	initialize := s.plan != nil && s.plan.Transition == rollout.TransitionInitialize
+	w, why := decideStatusWrite(writeInput{at: at, stored: s.base.Status, next: s.obj.Status, initialize: initialize})
+	ctrl.LoggerFrom(ctx).V(2).Info("Status write", "at", at, "write", w, "why", why)
+	var err error
+	switch w {
+	case writeNone:
 		return nil
+	case writeUpdate:
+		err = r.Status().Update(ctx, s.obj)
+	case writePatch:
+		err = r.Status().Patch(ctx, s.obj, client.MergeFromWithOptions(s.base, client.MergeFromWithOptimisticLock{}))
 	}
-	before := base.ResourceVersion
-	if err := r.patchStatus(ctx, obj, base); err != nil {
+	if err != nil {
 		return err
 	}
-	r.own.wrote(before, obj)
-	r.held.done(client.ObjectKeyFromObject(obj)) // whatever was held back is written
+	r.own.wrote(s.base.ResourceVersion, s.obj)
+	s.base = s.obj.DeepCopy()
 	return nil
 }
 
@@ -367,8 +341,9 @@ func (r *RAGServiceReconciler) reconcileTemplate(ctx context.Context, s *scope) 
 }
 
 // observe reads the owned Deployments and their pods (without them nothing can
-// be decided), any HPA on the stable Deployment and the API key Secret (their
-// failures are recorded and the pass goes on).
+// be decided), any HPA on the stable Deployment, the probe texts and the API
+// key Secret (their failures are recorded and the pass goes on), into
+// s.observation. Nothing after it reads the cluster to decide.
 func (r *RAGServiceReconciler) observe(ctx context.Context, s *scope) (ctrl.Result, error) {
 	var err error
 	if s.stable, err = r.getDeployment(ctx, s.obj, ragv1.TrackStable); err != nil {
@@ -445,7 +420,7 @@ func (r *RAGServiceReconciler) trackPods(ctx context.Context, svc *ragv1.RAGServ
 // says, and one per track. It fails when the shared one could not be applied.
 func (r *RAGServiceReconciler) applyServices(ctx context.Context, s *scope, sel rollout.Selection) error {
 	var sharedErr error
-	for i, svc := range servicesFor(s.obj, sel) {
+	for i, svc := range serviceConfigs(s.obj, sel) {
 		if _, err := applyOwned[corev1.Service](ctx, r, s.obj, svc); err != nil {
 			err = fmt.Errorf("applying Service %s: %w", *svc.Name, err)
 			if i == 0 {
@@ -458,9 +433,9 @@ func (r *RAGServiceReconciler) applyServices(ctx context.Context, s *scope, sel 
 	return sharedErr
 }
 
-// reconcileServices applies the PodDisruptionBudget (the Services go with the
-// tracks, see reconcileTracks).
-func (r *RAGServiceReconciler) reconcileServices(ctx context.Context, s *scope) (ctrl.Result, error) {
+// applyPodDisruptionBudget applies the PodDisruptionBudget (the Services go
+// with the tracks, see applyPlan).
+func (r *RAGServiceReconciler) applyPodDisruptionBudget(ctx context.Context, s *scope) (ctrl.Result, error) {
 	if _, err := applyOwned[policyv1.PodDisruptionBudget](ctx, r, s.obj, pdbFor(s.obj)); err != nil {
 		s.fail(fmt.Errorf("applying PodDisruptionBudget: %w", err))
 	}
@@ -514,8 +489,8 @@ func (r *RAGServiceReconciler) listRevisions(ctx context.Context, svc *ragv1.RAG
 	return observe.Revisions(owned), nil
 }
 
-// reconcileRevisionHistory prunes old ControllerRevisions, never one a track runs.
-func (r *RAGServiceReconciler) reconcileRevisionHistory(ctx context.Context, s *scope) (ctrl.Result, error) {
+// pruneRevisionHistory prunes old ControllerRevisions, never one a track runs.
+func (r *RAGServiceReconciler) pruneRevisionHistory(ctx context.Context, s *scope) (ctrl.Result, error) {
 	revs, err := r.listRevisions(ctx, s.obj)
 	if err != nil {
 		s.fail(err)
@@ -528,13 +503,6 @@ func (r *RAGServiceReconciler) reconcileRevisionHistory(ctx context.Context, s *
 		}
 	}
 	return ctrl.Result{}, nil
-}
-
-func (r *RAGServiceReconciler) progressWindow() time.Duration {
-	if r.ProgressWindow == 0 {
-		return DefaultProgressWindow
-	}
-	return r.ProgressWindow
 }
 
 func (r *RAGServiceReconciler) now() time.Time {
@@ -597,16 +565,16 @@ func (r *RAGServiceReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Owns(&corev1.Service{}).
 		Owns(&policyv1.PodDisruptionBudget{}).
 		// Only Secret metadata is cached: the operator never keeps keys in memory.
-		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.servicesFor(secretRefIndex)), builder.OnlyMetadata).
+		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.ragServicesNaming(secretRefIndex)), builder.OnlyMetadata).
 		// Probe ConfigMaps likewise: their appearance heals a Stalled service.
-		Watches(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(r.servicesFor(probesRefIndex)), builder.OnlyMetadata).
-		Watches(&autoscalingv2.HorizontalPodAutoscaler{}, handler.EnqueueRequestsFromMapFunc(servicesForHPA)).
+		Watches(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(r.ragServicesNaming(probesRefIndex)), builder.OnlyMetadata).
+		Watches(&autoscalingv2.HorizontalPodAutoscaler{}, handler.EnqueueRequestsFromMapFunc(ragServiceOfHPA)).
 		Complete(r)
 }
 
-// servicesFor maps an object to the RAGServices of its namespace that name it
-// in the indexed field.
-func (r *RAGServiceReconciler) servicesFor(index string) handler.MapFunc {
+// ragServicesNaming maps an object to the RAGServices of its namespace that
+// name it in the indexed field.
+func (r *RAGServiceReconciler) ragServicesNaming(index string) handler.MapFunc {
 	return func(ctx context.Context, o client.Object) []reconcile.Request {
 		list := &ragv1.RAGServiceList{}
 		if err := r.List(ctx, list, client.InNamespace(o.GetNamespace()), client.MatchingFields{index: o.GetName()}); err != nil {
@@ -621,9 +589,9 @@ func (r *RAGServiceReconciler) servicesFor(index string) handler.MapFunc {
 	}
 }
 
-// servicesForHPA maps an HPA on a stable Deployment to its RAGService, whose
+// ragServiceOfHPA maps an HPA on a stable Deployment to its RAGService, whose
 // apply must then leave replicas alone.
-func servicesForHPA(_ context.Context, o client.Object) []reconcile.Request {
+func ragServiceOfHPA(_ context.Context, o client.Object) []reconcile.Request {
 	name := observe.ServiceOfHPA(o.(*autoscalingv2.HorizontalPodAutoscaler))
 	if name == "" {
 		return nil

@@ -76,9 +76,9 @@ func deploymentFor(svc *ragv1.RAGService, track, revision string, tpl *corev1ac.
 		WithSpec(spec), nil
 }
 
-// servicesFor are the shared Service, first, selecting the tracks sel names
+// serviceConfigs are the shared Service, first, selecting the tracks sel names
 // (traffic splits by ready pods when both), and one Service per track.
-func servicesFor(svc *ragv1.RAGService, sel rollout.Selection) []*corev1ac.ServiceApplyConfiguration {
+func serviceConfigs(svc *ragv1.RAGService, sel rollout.Selection) []*corev1ac.ServiceApplyConfiguration {
 	mk := func(name string, selector map[string]string) *corev1ac.ServiceApplyConfiguration {
 		return corev1ac.Service(name, svc.Namespace).
 			WithLabels(objectLabels(svc)).

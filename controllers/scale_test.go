@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"strings"
@@ -72,11 +73,11 @@ func (w *writeCounter) take() []string {
 	return out
 }
 
-// statusBodies returns the bodies of the status writes since the last take.
-func (w *writeCounter) statusBodies() string {
+// statusWrites returns the status writes since the last take, as "METHOD body".
+func (w *writeCounter) statusWrites() []string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return strings.Join(w.status, "\n")
+	return append([]string(nil), w.status...)
 }
 
 // takeRefused returns the writes refused with 409 since the last take.
@@ -113,23 +114,20 @@ func reconciles(g Gomega) float64 {
 }
 
 // waitQuiet waits until no pass ran for three seconds (a loaded machine
-// under -race is slow to deliver the last events), and returns the count.
+// under -race is slow to deliver the last events), polling the pass count,
+// and returns it.
 func waitQuiet(t *testing.T) float64 {
 	t.Helper()
 	g := NewWithT(t)
-	deadline := time.Now().Add(poll.Budget)
-	last := reconciles(g)
-	for {
-		time.Sleep(3 * time.Second)
-		cur := reconciles(g)
-		if cur == last {
-			return cur
+	const quietFor = 3 * time.Second
+	last, since := reconciles(g), time.Now()
+	g.Eventually(func() bool {
+		if cur := reconciles(g); cur != last {
+			last, since = cur, time.Now()
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the controller never went quiet: %v passes, %v three seconds ago", cur, last)
-		}
-		last = cur
-	}
+		return time.Since(since) >= quietFor
+	}, poll.Budget, 100*time.Millisecond).Should(BeTrue(), "the controller never went quiet: %v passes", last)
+	return last
 }
 
 func ownedApplyCount(kind, decision string) float64 {
@@ -334,38 +332,28 @@ func writeBreakdown(writes []string) (byKind map[string]int, status int) {
 	return byKind, status
 }
 
-// The manager's writes for one service created to Ready and for a one-step
-// canary (setWeight 100, no analysis, no space check: the benchmark's
-// service) rolled out to promoted. The owned objects' writes are what the
-// rollout needs; the RAGService's status is written when the rollout memory
-// must be recorded before acting and when what kstatus and the printer
-// columns read changes (see docs/scale.md, Status writes). Pods that start at
-// once, pods that take longer than the progress window to turn ready (a
-// Deployment that counts a replica, not ready, for that long: on a loaded
-// cluster, or a model that loads), and pods that a slow Deployment controller
-// counts later than the window write the same.
+// A create and a one-step rollout, with pods that start at once, pods slower
+// than a few sim ticks, and a Deployment controller that reports its pods
+// late: the status is written by one rule (statusWrite.go), with no hold. What
+// is asserted is what users and the API server feel, not a write count (the
+// counts are logged, and docs/scale.md reports them at scale): no status write
+// that stores nothing new, none refused as a stale read (a pass that undoes
+// another's work), a manager that goes quiet (no self-triggered loop), and an
+// end state that tells the truth.
 func TestCreateAndRolloutWrites(t *testing.T) {
-	t.Run("pods ready at once", func(t *testing.T) { testCreateAndRolloutWrites(t, 0, lagging) })
-	t.Run("pods slower than the progress window", func(t *testing.T) {
-		// Each other move of a roll follows the one before within a sim tick
-		// or two: well inside the window, with room for a loaded machine.
-		testCreateAndRolloutWrites(t, slowStartDelay*2/3, lagging, slowStart)
-	})
-	t.Run("a Deployment controller slower than the progress window", func(t *testing.T) {
-		// The pod turns ready while its Deployment still counts it not
-		// ready, for longer than the window: the lag hold must outlast it.
-		testCreateAndRolloutWrites(t, slowControllerLag*2/3, slowStart, slowController)
-	})
+	t.Run("pods ready at once", func(t *testing.T) { testCreateAndRolloutWrites(t, lagging) })
+	t.Run("pods slow to start", func(t *testing.T) { testCreateAndRolloutWrites(t, lagging, slowStart) })
+	t.Run("a slow Deployment controller", func(t *testing.T) { testCreateAndRolloutWrites(t, slowStart, slowController) })
 }
 
-func testCreateAndRolloutWrites(t *testing.T, window time.Duration, simOpts ...string) {
+func testCreateAndRolloutWrites(t *testing.T, simOpts ...string) {
 	g := NewWithT(t)
 	ns := kubetest.Namespace(t, k8sClient)
 	startSim(t, ns, append([]string{quiet}, simOpts...)...)
 	counter := &writeCounter{}
 	counted := rest.CopyConfig(cfg)
 	counted.WrapTransport = counter.wrap
-	startManagerOn(t, counted, ns, func(r *RAGServiceReconciler) { r.ProgressWindow = window })
+	startManagerOn(t, counted, ns)
 
 	oneStep := func(s *ragv1.RAGService) {
 		s.Spec.Rollout = ragv1.RolloutSpec{
@@ -378,16 +366,12 @@ func testCreateAndRolloutWrites(t *testing.T, window time.Duration, simOpts ...s
 	before := waitHealthy(t, ns, "docs", poll.Budget).Status.StableRevision
 	waitQuiet(t)
 	refused := counter.takeRefused()
-	createBodies := counter.statusBodies()
+	bodies := counter.statusWrites()
 	create := counter.take()
 	createKinds, createStatus := writeBreakdown(create)
-	t.Logf("create: %d writes, %d of them the status, %d refused: %v", len(create), createStatus, len(refused), createKinds)
-	// The decision and the summary go in one full update at the end of the
-	// first pass, and Ready is the next; a pod count in between waits for it.
-	// (Before: 5, the decision and the end of each pass written apart.) The
-	// sim's Deployment status lags its pods by a tick, as on a cluster; the
-	// hold while it lags is TestMayHoldBack's.
-	g.Expect(createStatus).To(BeNumerically("<=", 2), "status writes of a create: %v\n%s", create, createBodies)
+	t.Logf("create: %d writes, %d of them the status: %v", len(create), createStatus, createKinds)
+	g.Expect(emptyStatusWrites(bodies)).To(BeEmpty(), "status writes that changed nothing")
+	g.Expect(refused).To(BeEmpty(), "status writes refused as stale reads")
 
 	update(t, ns, "docs", func(s *ragv1.RAGService) { s.Spec.Concurrency.MaxInFlight = 16 })
 	g.Eventually(func(g Gomega) {
@@ -399,23 +383,40 @@ func testCreateAndRolloutWrites(t *testing.T, window time.Duration, simOpts ...s
 	waitHealthy(t, ns, "docs", poll.Budget)
 	waitQuiet(t)
 	refused = counter.takeRefused()
-	rolloutBodies := counter.statusBodies()
+	bodies = counter.statusWrites()
 	rollout := counter.take()
 	rolloutKinds, rolloutStatus := writeBreakdown(rollout)
-	t.Logf("rollout: %d writes, %d of them the status, %d refused: %v", len(rollout), rolloutStatus, len(refused), rolloutKinds)
-	// The canary's start, the promotion and its end are each written before
-	// they are acted on; the end's write already counts without the canary
-	// it removes. (Before: 4, the counts once the canary was gone written
-	// apart; 7 or 8, one of them refused with 409, before that.)
-	g.Expect(rolloutStatus).To(BeNumerically("<=", 3), "status writes of a rollout: %v\n%s", rollout, rolloutBodies)
+	t.Logf("rollout: %d writes, %d of them the status: %v", len(rollout), rolloutStatus, rolloutKinds)
+	g.Expect(emptyStatusWrites(bodies)).To(BeEmpty(), "status writes that changed nothing")
 	g.Expect(refused).To(BeEmpty(), "status writes refused as stale reads")
 
-	// The end state tells the truth: the counts nothing holds back once the
-	// service is settled.
+	// The end state tells the truth, and at idle nothing is written.
 	svc := get(g, ns, "docs")
 	g.Expect(svc.Status.Phase).To(Equal(ragv1.PhaseHealthy))
 	g.Expect(svc.Status.Replicas).To(Equal(int32(1)))
 	g.Expect(svc.Status.ReadyReplicas).To(Equal(int32(1)))
 	g.Expect(svc.Status.EffectiveWeight).To(Equal(int32(0)))
 	g.Expect(svc.Status.ObservedGeneration).To(Equal(svc.Generation))
+	g.Consistently(counter.take, 3*time.Second, 200*time.Millisecond).Should(BeEmpty(), "writes at idle")
+}
+
+// emptyStatusWrites returns the status patches that carry no status field: a
+// write of nothing but the resourceVersion.
+func emptyStatusWrites(bodies []string) []string {
+	var out []string
+	for _, b := range bodies {
+		method, body, _ := strings.Cut(b, " ")
+		if method != http.MethodPatch {
+			continue
+		}
+		var patch map[string]any
+		if err := json.Unmarshal([]byte(body), &patch); err != nil {
+			out = append(out, b)
+			continue
+		}
+		if st, _ := patch["status"].(map[string]any); len(st) == 0 {
+			out = append(out, b)
+		}
+	}
+	return out
 }

@@ -345,6 +345,9 @@ func TestStatusPatchFromStaleBaseConflicts(t *testing.T) {
 	ns := kubetest.Namespace(t, k8sClient)
 	ctx := context.Background()
 	r := &RAGServiceReconciler{Client: k8sClient}
+	write := func(obj, base *ragv1.RAGService) error {
+		return r.writeStatus(ctx, &scope{obj: obj, base: base.DeepCopy()}, atEnd)
+	}
 	g.Expect(k8sClient.Create(ctx, newService(ns, "docs", 1))).To(Succeed())
 	first := &ragv1.RAGService{}
 	g.Expect(k8sClient.Get(ctx, types.NamespacedName{Namespace: ns, Name: "docs"}, first)).To(Succeed())
@@ -353,19 +356,19 @@ func TestStatusPatchFromStaleBaseConflicts(t *testing.T) {
 	a := first.DeepCopy()
 	a.Status.Phase = ragv1.PhasePaused
 	a.Status.StableRevision = "rev-a"
-	g.Expect(r.patchStatus(ctx, a, first)).To(Succeed())
+	g.Expect(write(a, first)).To(Succeed())
 	stale := a.DeepCopy() // what a lagging cache would still show
 
 	// Pass B, from the latest object, writes RolledBack.
 	b := a.DeepCopy()
 	b.Status.Phase = ragv1.PhaseRolledBack
-	g.Expect(r.patchStatus(ctx, b, a)).To(Succeed())
+	g.Expect(write(b, a)).To(Succeed())
 
 	// Pass C reads the stale copy, decides Paused again and new conditions.
 	c := stale.DeepCopy()
 	c.Status.Conditions = []metav1.Condition{{Type: ragv1.ConditionReady, Status: metav1.ConditionFalse, Reason: "Paused", Message: "m",
 		LastTransitionTime: metav1.Now(), ObservedGeneration: c.Generation}}
-	err := r.patchStatus(ctx, c, stale)
+	err := write(c, stale)
 	g.Expect(apierrors.IsConflict(err)).To(BeTrue(), "a patch from a stale base must conflict, got %v", err)
 
 	got := &ragv1.RAGService{}

@@ -26,92 +26,110 @@ import (
 	"github.com/ragops/rag-operator/internal/rollout"
 )
 
-// reconcileTracks asks the pure planner what both tracks should run, records
-// the decision (with the command tokens it handled) in status before acting on
-// it, so a manager killed mid-way finds it, then applies both Deployments. It runs whatever failed earlier in the pass, so deadlines,
-// aborts and rollbacks fire even when the spec cannot be built.
-func (r *RAGServiceReconciler) reconcileTracks(ctx context.Context, s *scope) (ctrl.Result, error) {
-	log := ctrl.LoggerFrom(ctx)
-	svc := s.obj
-
-	stableReady := observe.ReadyPods(s.stablePods, observe.Revision(s.stable))
-	canaryReady := observe.ReadyPods(s.canaryPods, observe.Revision(s.canary))
-	in := rollout.Input{
-		Now:             s.now,
-		Replicas:        replicasOf(svc),
-		Rollout:         svc.Spec.Rollout,
-		DesiredRevision: s.desiredRevision,
-		Memory:          svc.Status.RolloutStatus,
-		Stable:          observe.Track(s.stable, s.stablePods),
-		Canary:          observe.Track(s.canary, s.canaryPods),
-		Tokens:          rollout.Tokens(svc.Annotations),
-		Space:           spaceInput(svc),
-		// The pods, not the Deployment: a removed canary's pods serve until
-		// they are gone.
-		CanaryPodRevisions: observe.ReadyRevisions(s.canaryPods),
-	}
-	if rollout.SpaceCheckDue(in) && s.probes != nil {
-		in.SpaceVerdict = r.checkSpace(ctx, s, in, stableReady, canaryReady)
-		log.Info("Checked the embedding space", "revision", in.SpaceVerdict.Revision, "verdict", in.SpaceVerdict.Verdict, "message", in.SpaceVerdict.Message)
-	}
-	if rollout.AnalysisDue(in) {
-		// Metrics that cannot be read while the canary's pods are ready are an
-		// Inconclusive interval with the error named (onNoData decides),
-		// never a pass.
-		res, err := r.analyze(ctx, s, in, stableReady, canaryReady)
-		switch {
-		case err != nil:
-			v := analysis.Unreadable(err, in.Memory.CanaryRevision, s.now)
-			in.Verdict = &v
-			log.Info("Analysis could not read the canary's metrics", "revision", in.Memory.CanaryRevision, "error", err.Error())
-		case res != nil:
-			in.Verdict = &res.Status
-			recordAnalysis(svc, res)
-		}
-	}
-
+// decide asks the pure planner what both tracks should run, from the pass's
+// observation and the verdicts due (a space check, an analysis interval), and
+// records the decision (with the command tokens it handled) in status before
+// anything acts on it, so a manager killed mid-way finds it. It runs whatever
+// failed earlier in the pass, so deadlines, aborts and rollbacks fire even
+// when the spec cannot be built.
+func (r *RAGServiceReconciler) decide(ctx context.Context, s *scope) (ctrl.Result, error) {
+	in := plannerInput(s)
+	r.judgeCanary(ctx, s, &in)
 	plan := rollout.Decide(in)
 	s.plan = &plan
-	svc.Status.RolloutStatus = plan.Memory
-	// The decision is written before anything acts on it when it changed the
-	// rollout memory: a manager killed after acting must find what it decided
-	// (a canary started, a step taken, a rollback). A decision that leaves the
-	// memory as it was read needs no such write: whoever runs the next pass
-	// reads the same memory and decides the same from it, so the pass acts
-	// first and the end of the pass writes the summary once (Reconcile).
-	//
-	// Nor does a service's first revision (Initialize, from no memory): it
-	// follows from the spec alone. A manager killed after acting on it finds
-	// the stable Deployment running the spec's revision and no memory, and
-	// adopts it (rollout.Decide), which records what Initialize would have;
-	// the first status write, a full update, then comes once, at the end.
-	first := plan.Transition == rollout.TransitionInitialize && s.base.Status.StableRevision == ""
-	if memoryChanged(s.base.Status.RolloutStatus, plan.Memory) && !first {
-		// The conditions go with the decision, so no reader ever sees a
-		// decision beside the last pass's conditions (a canary next to
-		// Healthy); the end of the pass writes them again only if applying
-		// changed them.
-		r.summarize(s.after(&plan), errors.Join(s.errs...))
-		if len(s.errs) == 0 {
-			// Observed with the decision: everything the decision needs was
-			// read without a failure. (A step that fails later says so in the
-			// conditions at the end of the pass.)
-			svc.Status.ObservedGeneration = svc.Generation
-		}
-		if err := r.writeStatus(ctx, svc, s.base); err != nil {
-			if apierrors.IsConflict(err) {
-				err = fmt.Errorf("%w: %w", errStaleRead, err)
-			}
-			return ctrl.Result{}, fmt.Errorf("recording the rollout decision: %w", err)
-		}
-		s.decided = true
-		s.base = svc.DeepCopy()
+	s.obj.Status.RolloutStatus = plan.Memory
+	if err := r.recordDecision(ctx, s); err != nil {
+		return ctrl.Result{}, err
 	}
 	// Counted once the decision is recorded: a pass whose write conflicts is
 	// decided again from the newer status, and must not count twice. (The
 	// transitions counted all change the memory, so they are recorded first.)
-	recordMetrics(svc, &plan, in.Verdict)
+	recordMetrics(s.obj, &plan, in.Verdict)
+	return ctrl.Result{RequeueAfter: plan.RequeueAfter}, nil
+}
 
+// plannerInput is the planner's input: the spec, the rollout memory, the
+// command tokens and the observation.
+func plannerInput(s *scope) rollout.Input {
+	stable, canary := s.tracks()
+	return rollout.Input{
+		Now:             s.now,
+		Replicas:        replicasOf(s.obj),
+		Rollout:         s.obj.Spec.Rollout,
+		DesiredRevision: s.desiredRevision,
+		Memory:          s.obj.Status.RolloutStatus,
+		Stable:          stable,
+		Canary:          canary,
+		Tokens:          rollout.Tokens(s.obj.Annotations),
+		Space:           spaceInput(s.obj),
+		// The pods, not the Deployment: a removed canary's pods serve until
+		// they are gone.
+		CanaryPodRevisions: observe.ReadyRevisions(s.canaryPods),
+	}
+}
+
+// judgeCanary adds to in the verdicts due this pass: a check of the canary's
+// embedding space, and an analysis interval.
+func (r *RAGServiceReconciler) judgeCanary(ctx context.Context, s *scope, in *rollout.Input) {
+	log := ctrl.LoggerFrom(ctx)
+	stableReady, canaryReady := s.readyPods()
+	if rollout.SpaceCheckDue(*in) && s.probes != nil {
+		in.SpaceVerdict = r.checkSpace(ctx, s, *in, stableReady, canaryReady)
+		log.Info("Checked the embedding space", "revision", in.SpaceVerdict.Revision, "verdict", in.SpaceVerdict.Verdict, "message", in.SpaceVerdict.Message)
+	}
+	if !rollout.AnalysisDue(*in) {
+		return
+	}
+	// Metrics that cannot be read while the canary's pods are ready are an
+	// Inconclusive interval with the error named (onNoData decides), never a
+	// pass.
+	res, err := r.analyze(ctx, s, *in, stableReady, canaryReady)
+	switch {
+	case err != nil:
+		v := analysis.Unreadable(err, in.Memory.CanaryRevision, s.now)
+		in.Verdict = &v
+		log.Info("Analysis could not read the canary's metrics", "revision", in.Memory.CanaryRevision, "error", err.Error())
+	case res != nil:
+		in.Verdict = &res.Status
+		recordAnalysis(s.obj, res)
+	}
+}
+
+// recordDecision writes the decision before anything acts on it when it
+// changed the rollout memory (decideStatusWrite, atDecision): a manager killed
+// after acting must find what it decided (a canary started, a step taken, a
+// token handled, a rollback). The conditions go with it, so no reader ever
+// sees a decision beside the last pass's conditions (a canary next to
+// Healthy); the end of the pass writes them again only if applying changed
+// them.
+func (r *RAGServiceReconciler) recordDecision(ctx context.Context, s *scope) error {
+	svc := s.obj
+	initialize := s.plan.Transition == rollout.TransitionInitialize
+	if w, _ := decideStatusWrite(writeInput{at: atDecision, stored: s.base.Status, next: svc.Status, initialize: initialize}); w == writeNone {
+		return nil
+	}
+	r.summarize(s.after(s.plan), errors.Join(s.errs...))
+	if len(s.errs) == 0 {
+		// Observed with the decision: everything the decision needs was read
+		// without a failure. (A step that fails later says so in the
+		// conditions at the end of the pass.)
+		svc.Status.ObservedGeneration = svc.Generation
+	}
+	if err := r.writeStatus(ctx, s, atDecision); err != nil {
+		if apierrors.IsConflict(err) {
+			err = fmt.Errorf("%w: %w", errStaleRead, err)
+		}
+		return fmt.Errorf("recording the rollout decision: %w", err)
+	}
+	s.decided = true
+	return nil
+}
+
+// applyPlan applies what the planner decided: the Services, then both tracks'
+// Deployments (the canary's deleted when no canary runs), and the probe
+// traffic while the canary is analysed.
+func (r *RAGServiceReconciler) applyPlan(ctx context.Context, s *scope) (ctrl.Result, error) {
+	plan := s.plan
 	// The Services first: a narrower selection (a canary not yet proven to
 	// share stable's space, a cutover) must be in place before new pods exist;
 	// when it could not be applied, no pod moves.
@@ -138,11 +156,11 @@ func (r *RAGServiceReconciler) reconcileTracks(ctx context.Context, s *scope) (c
 			s.canary, s.canaryPods = nil, nil
 		}
 	}
-	r.followProbeTraffic(s, &plan)
+	r.followProbeTraffic(s, plan)
 	if plan.Transition != rollout.TransitionNone {
-		log.Info("Rollout", "transition", plan.Transition, "reason", plan.Reason, "message", plan.Message)
+		ctrl.LoggerFrom(ctx).Info("Rollout", "transition", plan.Transition, "reason", plan.Reason, "message", plan.Message)
 	}
-	return ctrl.Result{RequeueAfter: plan.RequeueAfter}, nil
+	return ctrl.Result{}, nil
 }
 
 // after is the scope as this pass leaves it once it has acted on plan, as far
@@ -300,12 +318,4 @@ func (r *RAGServiceReconciler) builtin() *analysis.Builtin {
 		}
 	})
 	return r.Builtin
-}
-
-// memoryChanged says whether a decision changed the rollout memory it was
-// made from. The effective weight is left out: it is counted from the ready
-// pods on every pass, not remembered, and the end of the pass writes it.
-func memoryChanged(read, decided ragv1.RolloutStatus) bool {
-	read.EffectiveWeight, decided.EffectiveWeight = 0, 0
-	return !sameJSON(read, decided)
 }

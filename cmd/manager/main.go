@@ -48,7 +48,7 @@ type options struct {
 	maxConcurrentReconciles int
 	kubeAPIQPS              float64
 	kubeAPIBurst            int
-	progressWindow          time.Duration
+	progressWindow          time.Duration // deprecated, no effect
 
 	zap zap.Options
 
@@ -77,8 +77,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.maxConcurrentReconciles, "max-concurrent-reconciles", 4, "RAGServices reconciled at the same time (one service is never reconciled twice at once).")
 	fs.Float64Var(&o.kubeAPIQPS, "kube-api-qps", 50, "Requests per second the manager sends to the API server, on average (client-side limit).")
 	fs.IntVar(&o.kubeAPIBurst, "kube-api-burst", 100, "Requests the manager may send to the API server in a burst above --kube-api-qps.")
-	fs.DurationVar(&o.progressWindow, "status-progress-window", controllers.DefaultProgressWindow,
-		"How long a RAGService's status may hold back pod counts and messages while it is Reconciling (what kstatus, kubectl wait and the printer columns read is written at once, unless a Deployment's status lags its pods: then as long, or twelve times as long for what the pods moved ahead of it); 0s or less holds nothing back. See docs/scale.md.")
+	fs.DurationVar(&o.progressWindow, "status-progress-window", 0,
+		"Deprecated, no effect: a RAGService's status is written when what it stores changes, and nothing is held back (docs/scale.md). Accepted so that deployments that pass it keep starting.")
 	fs.BoolVar(&o.version, "version", false, "Print the version and exit.")
 	o.zap.BindFlags(fs)
 	ctrlconfig.RegisterFlags(fs) // --kubeconfig, read by ctrl.GetConfig
@@ -170,7 +170,6 @@ func newManager(cfg *rest.Config, o options) (ctrl.Manager, error) {
 		APIReader:        mgr.GetAPIReader(),
 		Recorder:         mgr.GetEventRecorder("rag-operator"),
 		EmbedServerImage: o.embedServerImage,
-		ProgressWindow:   progressWindow(o.progressWindow),
 	}).SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("setting up the RAGService controller: %w", err)
 	}
@@ -199,13 +198,4 @@ func metricsOptions(o options) metricsserver.Options {
 	// (CVE-2023-44487, CVE-2023-39325) need not be served to anyone here.
 	m.TLSOpts = []func(*tls.Config){func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} }}
 	return m
-}
-
-// progressWindow maps the flag to the reconciler's field, where 0 means the
-// default: the flag's 0s holds nothing back.
-func progressWindow(d time.Duration) time.Duration {
-	if d <= 0 {
-		return -1
-	}
-	return d
 }

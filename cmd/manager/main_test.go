@@ -23,7 +23,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
-	"github.com/ragops/rag-operator/controllers"
 	"github.com/ragops/rag-operator/internal/testsupport/kubetest"
 	"github.com/ragops/rag-operator/internal/version"
 )
@@ -43,11 +42,10 @@ func TestParseFlags(t *testing.T) {
 	if o.maxConcurrentReconciles != 16 || o.kubeAPIQPS != 200 || o.kubeAPIBurst != 400 || o.metricsSecure {
 		t.Errorf("flags not read: %+v", o)
 	}
-	if o.progressWindow != controllers.DefaultProgressWindow {
-		t.Errorf("--status-progress-window default %s, want %s", o.progressWindow, controllers.DefaultProgressWindow)
-	}
-	if o, err = parseFlags([]string{"--status-progress-window=0s"}, io.Discard); err != nil || progressWindow(o.progressWindow) >= 0 {
-		t.Errorf("--status-progress-window=0s: %v, window %s; want nothing held back", err, progressWindow(o.progressWindow))
+	// Deprecated and without effect, but still accepted: deployments that
+	// pass it must keep starting.
+	if _, err = parseFlags([]string{"--status-progress-window=10s"}, io.Discard); err != nil {
+		t.Errorf("--status-progress-window=10s: %v", err)
 	}
 	for _, bad := range []struct{ arg, want string }{
 		{"--max-concurrent-reconciles=0", "--max-concurrent-reconciles"},

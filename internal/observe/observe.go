@@ -117,34 +117,6 @@ func RolledOut(d *appsv1.Deployment) (bool, string) {
 	return true, fmt.Sprintf("revision %s rolled out", revision)
 }
 
-// Settling says whether a Deployment's status has yet to catch up with what
-// is known of it: the Deployment controller has not observed its latest spec,
-// or its counts of pods and ready pods differ from the track's active pods
-// (neither terminating nor finished, as the ReplicaSet controller counts
-// them) as the pod watch shows them. Both are reported by different
-// controllers at different moments; while they disagree, the update that
-// ends it is on its way (and its watch event brings another pass).
-func Settling(d *appsv1.Deployment, pods []corev1.Pod) bool {
-	if d == nil {
-		return false
-	}
-	if d.Status.ObservedGeneration < d.Generation {
-		return true
-	}
-	var active, ready int32
-	for i := range pods {
-		p := &pods[i]
-		if p.DeletionTimestamp != nil || p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
-			continue
-		}
-		active++
-		if podReady(p) {
-			ready++
-		}
-	}
-	return d.Status.Replicas != active || d.Status.ReadyReplicas != ready
-}
-
 // DeadlineExceeded says whether the Deployment controller reports that the
 // Deployment missed its own progress deadline.
 func DeadlineExceeded(d *appsv1.Deployment) bool {

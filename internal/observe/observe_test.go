@@ -122,38 +122,6 @@ func TestTrack(t *testing.T) {
 	}
 }
 
-func TestSettling(t *testing.T) {
-	finished := func(p corev1.Pod, phase corev1.PodPhase) corev1.Pod { p.Status.Phase = phase; return p }
-	st := func(replicas, ready int32) appsv1.DeploymentStatus {
-		return appsv1.DeploymentStatus{Replicas: replicas, UpdatedReplicas: replicas, ReadyReplicas: ready}
-	}
-	for _, c := range []struct {
-		name string
-		d    *appsv1.Deployment
-		pods []corev1.Pod
-		want bool
-	}{
-		{"absent", nil, []corev1.Pod{pod("1", "a", true, false)}, false},
-		{"caught up", deployment("a", 1, 1, 1, st(1, 1)), []corev1.Pod{pod("1", "a", true, false)}, false},
-		{"caught up, nothing ready", deployment("a", 1, 1, 1, st(1, 0)), []corev1.Pod{pod("1", "a", false, false)}, false},
-		{"caught up, no pods", deployment("a", 0, 1, 1, st(0, 0)), nil, false},
-		{"spec not observed", deployment("a", 1, 2, 1, st(1, 1)), []corev1.Pod{pod("1", "a", true, false)}, true},
-		// The pod watch saw the pod become ready before the Deployment counted it.
-		{"a ready pod not counted yet", deployment("a", 1, 1, 1, st(1, 0)), []corev1.Pod{pod("1", "a", true, false)}, true},
-		{"a new pod not counted yet", deployment("b", 1, 2, 2, st(1, 1)), []corev1.Pod{pod("1", "a", true, false), pod("2", "b", false, false)}, true},
-		{"the Deployment ahead of the pod watch", deployment("a", 1, 1, 1, st(1, 1)), []corev1.Pod{pod("1", "a", false, false)}, true},
-		{"a surge pod of another revision, counted", deployment("b", 1, 2, 2, st(2, 1)), []corev1.Pod{pod("1", "a", true, false), pod("2", "b", false, false)}, false},
-		// The ReplicaSet controller counts neither terminating nor finished pods.
-		{"terminating and finished pods do not count", deployment("a", 1, 1, 1, st(1, 1)),
-			[]corev1.Pod{pod("1", "a", true, false), pod("2", "a", true, true), finished(pod("3", "a", false, false), corev1.PodFailed), finished(pod("4", "a", false, false), corev1.PodSucceeded)}, false},
-		{"a terminating pod still counted by the Deployment", deployment("a", 1, 1, 1, st(2, 2)), []corev1.Pod{pod("1", "a", true, false), pod("2", "a", true, true)}, true},
-	} {
-		if got := Settling(c.d, c.pods); got != c.want {
-			t.Errorf("%s: Settling = %v, want %v", c.name, got, c.want)
-		}
-	}
-}
-
 func TestHPAs(t *testing.T) {
 	hpa := func(kind, name string) autoscalingv2.HorizontalPodAutoscaler {
 		return autoscalingv2.HorizontalPodAutoscaler{Spec: autoscalingv2.HorizontalPodAutoscalerSpec{

@@ -241,8 +241,7 @@ func TestTemplateDefaults(t *testing.T) {
 		t.Errorf("image %q, want ragops/manager:0.1.0 (appVersion)", c.Image)
 	}
 	for _, arg := range []string{"--leader-elect=true", "--metrics-bind-address=:8443", "--metrics-secure=true", "--health-probe-bind-address=:8081",
-		"--embedserver-image=ragops/embedserver:0.1.0", "--max-concurrent-reconciles=4", "--kube-api-qps=50", "--kube-api-burst=100",
-		"--status-progress-window=10s"} {
+		"--embedserver-image=ragops/embedserver:0.1.0", "--max-concurrent-reconciles=4", "--kube-api-qps=50", "--kube-api-burst=100"} {
 		if !contains(c.Args, arg) {
 			t.Errorf("args %v lack %s", c.Args, arg)
 		}
@@ -336,7 +335,7 @@ func TestTemplateCustomValues(t *testing.T) {
 	}
 	for _, arg := range []string{"--metrics-bind-address=:9443", "--health-probe-bind-address=:9440", "--zap-log-level=debug",
 		"--embedserver-image=registry.example.com/platform/embedserver:0.2.0-rc.1", "--metrics-cert-dir=/etc/rag-operator/metrics-certs",
-		"--max-concurrent-reconciles=16", "--kube-api-qps=200", "--kube-api-burst=400", "--status-progress-window=30s"} {
+		"--max-concurrent-reconciles=16", "--kube-api-qps=200", "--kube-api-burst=400"} {
 		if !contains(c.Args, arg) {
 			t.Errorf("args %v lack %s", c.Args, arg)
 		}
@@ -449,8 +448,7 @@ func TestKustomizeDryRunApply(t *testing.T) {
 	}
 	var d appsv1.Deployment
 	fromUnstructured(t, find(objs, "Deployment", "rag-operator-controller-manager"), &d)
-	for _, arg := range []string{"--metrics-bind-address=:8443", "--metrics-secure=true", "--max-concurrent-reconciles=4", "--kube-api-qps=50", "--kube-api-burst=100",
-		"--status-progress-window=10s"} {
+	for _, arg := range []string{"--metrics-bind-address=:8443", "--metrics-secure=true", "--max-concurrent-reconciles=4", "--kube-api-qps=50", "--kube-api-burst=100"} {
 		if !contains(d.Spec.Template.Spec.Containers[0].Args, arg) {
 			t.Errorf("kustomize manager args %v lack %s", d.Spec.Template.Spec.Containers[0].Args, arg)
 		}
