@@ -9,6 +9,7 @@ import (
 	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -53,6 +54,17 @@ func ConfigureCache(o *ctrl.Options) {
 		o.Client.Cache = &client.CacheOptions{}
 	}
 	o.Client.Cache.DisableFor = append(o.Client.Cache.DisableFor, &corev1.Secret{}, &corev1.ConfigMap{})
+	// Read your own writes: a cached read waits until the cache has seen
+	// every write of the manager that started before it. The applies of a
+	// pass queue the next pass at once, before the cache has the status the
+	// pass wrote; read from the cache as it was, that pass decided again from
+	// the older rollout memory and its status write was refused (409), or,
+	// acting without writing first, acted on a memory older than its own
+	// last decision. (controller-runtime's option, experimental in v0.25; it
+	// replaces the operator's own ownWrites. It does not work when a kind is
+	// cached in more than one namespace: the manager caches cluster-wide, or,
+	// in tests, one namespace.)
+	o.Client.Cache.EnableReadYourWritesConsistency = ptr.To(true)
 }
 
 // keepOwnApplyEntry trims an object's managedFields to the operator's apply

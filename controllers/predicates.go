@@ -1,10 +1,12 @@
 package controllers
 
 import (
+	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	ragv1 "github.com/ragops/rag-operator/api/v1alpha1"
+	"github.com/ragops/rag-operator/internal/observe"
 )
 
 // commandAnnotations are the manual commands on a RAGService.
@@ -30,6 +32,23 @@ var commandGiven = predicate.Funcs{
 		}
 		return false
 	},
+}
+
+// podMoved passes what a pod event changes of what a pass reads of it:
+// its creation and deletion, and an update of its readiness, phase, IP,
+// revision or deletion. A pod's other status updates pass nothing.
+var podMoved = predicate.Funcs{
+	UpdateFunc: func(e event.UpdateEvent) bool {
+		old, okOld := e.ObjectOld.(*corev1.Pod)
+		cur, okCur := e.ObjectNew.(*corev1.Pod)
+		if !okOld || !okCur {
+			return false
+		}
+		return observe.PodReady(old) != observe.PodReady(cur) || old.Status.Phase != cur.Status.Phase ||
+			old.Status.PodIP != cur.Status.PodIP || (old.DeletionTimestamp == nil) != (cur.DeletionTimestamp == nil) ||
+			old.Labels[ragv1.LabelRevision] != cur.Labels[ragv1.LabelRevision]
+	},
+	GenericFunc: func(event.GenericEvent) bool { return false },
 }
 
 // ragServiceChanged is the RAGService watch's filter: spec edits (a new

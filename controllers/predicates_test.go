@@ -3,6 +3,7 @@ package controllers
 import (
 	"testing"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 
@@ -47,5 +48,41 @@ func TestRAGServiceChangedPredicate(t *testing.T) {
 	}
 	if !ragServiceChanged.Delete(event.DeleteEvent{Object: obj(1, nil)}) {
 		t.Error("a deleted RAGService is not reconciled")
+	}
+}
+
+func TestPodMovedPredicate(t *testing.T) {
+	pod := func(ready bool, mutate ...func(*corev1.Pod)) *corev1.Pod {
+		status := corev1.ConditionFalse
+		if ready {
+			status = corev1.ConditionTrue
+		}
+		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "docs-stable-x", Labels: map[string]string{ragv1.LabelRevision: "a"}},
+			Status: corev1.PodStatus{Phase: corev1.PodRunning, PodIP: "10.0.0.1", Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: status}}}}
+		for _, m := range mutate {
+			m(p)
+		}
+		return p
+	}
+	for _, c := range []struct {
+		name     string
+		old, cur *corev1.Pod
+		want     bool
+	}{
+		{"turned ready", pod(false), pod(true), true},
+		{"turned not ready", pod(true), pod(false), true},
+		{"terminating", pod(true), pod(true, func(p *corev1.Pod) { now := metav1.Now(); p.DeletionTimestamp = &now }), true},
+		{"got its IP", pod(false, func(p *corev1.Pod) { p.Status.PodIP = "" }), pod(false), true},
+		{"finished", pod(true), pod(false, func(p *corev1.Pod) { p.Status.Phase = corev1.PodSucceeded }), true},
+		{"another revision", pod(true), pod(true, func(p *corev1.Pod) { p.Labels[ragv1.LabelRevision] = "b" }), true},
+		{"a status detail only", pod(true), pod(true, func(p *corev1.Pod) { p.Status.Message = "x" }), false},
+		{"a foreign label", pod(true), pod(true, func(p *corev1.Pod) { p.Labels["team"] = "search" }), false},
+	} {
+		if got := podMoved.Update(event.UpdateEvent{ObjectOld: c.old, ObjectNew: c.cur}); got != c.want {
+			t.Errorf("%s: Update = %v, want %v", c.name, got, c.want)
+		}
+	}
+	if !podMoved.Create(event.CreateEvent{Object: pod(false)}) || !podMoved.Delete(event.DeleteEvent{Object: pod(true)}) {
+		t.Error("a created or deleted pod is not news")
 	}
 }

@@ -76,7 +76,6 @@ type RAGServiceReconciler struct {
 
 	builtinOnce, probeOnce, trafficOnce sync.Once
 	applied                             skipapply.Memory // the last apply of each owned object
-	own                                 ownWrites        // the last write of each RAGService, until the cache has it
 }
 
 // +kubebuilder:rbac:groups=rag.ragops.io,resources=ragservices,verbs=get;list;watch;update;patch
@@ -164,15 +163,11 @@ func (r *RAGServiceReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 			// owned; its metric series and analysis memory go here.
 			forgetMetrics(req.Namespace, req.Name)
 			r.applied.ForgetOwner(req.NamespacedName)
-			r.own.forget(req.NamespacedName)
 			r.traffic().Stop(req.String())
 			r.builtin().Forget(req.Namespace, req.Name)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	// A read from before this manager's own last write is stale for
-	// certain: the pass works from what that write returned (ownWrites).
-	obj = r.own.fresher(obj)
 	if !obj.DeletionTimestamp.IsZero() {
 		return ctrl.Result{}, nil
 	}
@@ -283,8 +278,9 @@ func (r *RAGServiceReconciler) finishPass(ctx context.Context, s *scope, result 
 }
 
 // writeStatus writes s.obj's status over s.base's when the rule says so
-// (decideStatusWrite), remembering what the write returned (ownWrites), and
-// makes the written object the pass's new base.
+// (decideStatusWrite), and makes the written object the pass's new base.
+// The client reads its own writes (ConfigureCache), so the next pass never
+// works from a status older than this write.
 //
 // A patch carries base's resourceVersion, so the server refuses it (conflict,
 // and the reconcile runs again) when base is not the latest object. Without
@@ -309,7 +305,6 @@ func (r *RAGServiceReconciler) writeStatus(ctx context.Context, s *scope, at wri
 	if err != nil {
 		return err
 	}
-	r.own.wrote(s.base.ResourceVersion, s.obj)
 	s.base = s.obj.DeepCopy()
 	return nil
 }
@@ -569,6 +564,11 @@ func (r *RAGServiceReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		// Probe ConfigMaps likewise: their appearance heals a Stalled service.
 		Watches(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(r.ragServicesNaming(probesRefIndex)), builder.OnlyMetadata).
 		Watches(&autoscalingv2.HorizontalPodAutoscaler{}, handler.EnqueueRequestsFromMapFunc(ragServiceOfHPA)).
+		// The tracks' pods (cached already, see ConfigureCache): a pod that
+		// turns ready is news the planner and the status count, and its
+		// Deployment's status may have told of it before the pod watch did,
+		// in a pass that could not count it yet.
+		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(ragServiceOfPod), builder.WithPredicates(podMoved)).
 		Complete(r)
 }
 
@@ -587,6 +587,15 @@ func (r *RAGServiceReconciler) ragServicesNaming(index string) handler.MapFunc {
 		}
 		return reqs
 	}
+}
+
+// ragServiceOfPod maps a track's pod to its RAGService.
+func ragServiceOfPod(_ context.Context, o client.Object) []reconcile.Request {
+	name := o.GetLabels()[ragv1.LabelInstance]
+	if name == "" {
+		return nil
+	}
+	return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: name}}}
 }
 
 // ragServiceOfHPA maps an HPA on a stable Deployment to its RAGService, whose

@@ -57,7 +57,7 @@ func Track(d *appsv1.Deployment, pods []corev1.Pod) rollout.Track {
 func ReadyPods(pods []corev1.Pod, revision string) []corev1.Pod {
 	var out []corev1.Pod
 	for _, p := range pods {
-		if p.DeletionTimestamp != nil || !podReady(&p) {
+		if p.DeletionTimestamp != nil || !PodReady(&p) {
 			continue
 		}
 		if revision != "" && p.Labels[ragv1.LabelRevision] != revision {
@@ -83,7 +83,8 @@ func ReadyRevisions(pods []corev1.Pod) []string {
 	return out
 }
 
-func podReady(p *corev1.Pod) bool {
+// PodReady says whether a pod's Ready condition is True.
+func PodReady(p *corev1.Pod) bool {
 	for _, c := range p.Status.Conditions {
 		if c.Type == corev1.PodReady {
 			return c.Status == corev1.ConditionTrue
