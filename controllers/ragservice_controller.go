@@ -149,7 +149,7 @@ func (s *scope) fail(err error) { s.errs = append(s.errs, err) }
 const conflictRequeue = 100 * time.Millisecond
 
 // errStaleRead marks a status write the server refused because the object
-// changed since this pass read it (see patchStatus).
+// changed since this pass read it (see writeStatus).
 var errStaleRead = errors.New("the RAGService changed since it was read")
 
 // Reconcile moves the owned objects of one RAGService toward its spec.

@@ -46,7 +46,7 @@ const (
 	// printer columns should show "0", not "<none>", from the start.
 	writeUpdate statusWrite = "update"
 	// writePatch is a merge patch carrying the resourceVersion it was
-	// computed from (see patchStatus).
+	// computed from (see writeStatus).
 	writePatch statusWrite = "patch"
 )
 

@@ -1,7 +1,7 @@
 // Package kubectlrag is the logic of the kubectl-rag plugin: a readable view of a
 // RAGService's rollout, a status a CI pipeline can wait on, and the manual
 // controls (promote, abort, retry, pause, resume) written as the operator expects
-// them: one-shot annotations and spec.rollout.paused.
+// them: command annotations carrying tokens, and spec.rollout.paused.
 package kubectlrag
 
 import (

@@ -95,7 +95,7 @@ type sim struct {
 	rollout  v1alpha1.RolloutSpec
 	selects  Selection // what the shared Service selects, as last applied
 	// What the controller stores: the rollout memory, the conditions and the
-	// phase, and the one-shot annotations present.
+	// phase, and the command annotations present (tokens; never removed).
 	memory      v1alpha1.RolloutStatus
 	conditions  []metav1.Condition
 	phase       v1alpha1.Phase
