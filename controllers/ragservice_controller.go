@@ -78,7 +78,7 @@ type RAGServiceReconciler struct {
 	applied                             skipapply.Memory // the last apply of each owned object
 }
 
-// +kubebuilder:rbac:groups=rag.ragops.io,resources=ragservices,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=rag.ragops.io,resources=ragservices,verbs=get;list;watch
 // +kubebuilder:rbac:groups=rag.ragops.io,resources=ragservices/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=apps,resources=controllerrevisions,verbs=get;list;watch;create;update;patch;delete
