@@ -14,6 +14,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	ragv1 "github.com/ragops/rag-operator/api/v1alpha1"
+	"github.com/ragops/rag-operator/internal/embeddingspace"
 	"github.com/ragops/rag-operator/internal/probeclient"
 	"github.com/ragops/rag-operator/internal/rollout"
 	"github.com/ragops/rag-operator/internal/testsupport/kubetest"
@@ -318,7 +319,7 @@ func TestProbeConfigMap(t *testing.T) {
 		es := get(g, ns, "docs").Status.EmbeddingSpace
 		g.Expect(es).NotTo(BeNil())
 		g.Expect(es.Verdict).To(Equal(ragv1.SpaceCompatible))
-		g.Expect(es.Probes).To(Equal(int32(3)), "the ConfigMap's three probes were compared")
+		g.Expect(es.Probes).To(Equal(int32(3+len(embeddingspace.LongProbeWords))), "the ConfigMap's three probes were compared, with the long probes")
 	}, poll.Budget, 50*time.Millisecond).Should(Succeed())
 	waitHealthy(t, ns, "docs", poll.Budget)
 }
