@@ -8,7 +8,7 @@ import (
 )
 
 // commandAnnotations are the one-shot manual commands on a RAGService.
-var commandAnnotations = []string{ragv1.AnnotationPromote, ragv1.AnnotationAbort, ragv1.AnnotationRetry}
+var commandAnnotations = []string{ragv1.AnnotationPromote, ragv1.AnnotationAbort, ragv1.AnnotationRetry, ragv1.AnnotationAcceptSpace}
 
 // commandGiven passes an update that sets a one-shot command annotation or
 // changes its value. Any other annotation (kubectl apply's last-applied

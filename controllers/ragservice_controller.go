@@ -85,6 +85,7 @@ type RAGServiceReconciler struct {
 	applied                             skipapply.Memory // the last apply of each owned object
 	own                                 ownWrites        // the last write of each RAGService, until the cache has it
 	held                                heldBack         // services whose status holds back progress details
+	watches                             watchSchedule    // when each service's space watch is due (spacewatch.go)
 }
 
 // +kubebuilder:rbac:groups=rag.ragops.io,resources=ragservices,verbs=get;list;watch;update;patch
@@ -165,6 +166,7 @@ func (r *RAGServiceReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 			r.held.done(req.NamespacedName)
 			r.traffic().Stop(req.String())
 			r.builtin().Forget(req.Namespace, req.Name)
+			r.forgetSpaceWatch(req.Namespace, req.Name)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
@@ -235,6 +237,7 @@ func (r *RAGServiceReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	steps := []func(context.Context, *scope) (ctrl.Result, error){
 		r.reconcileTemplate,
 		r.observe,
+		r.watchSpace,
 		r.reconcileTracks,
 		r.reconcileServices,
 		r.reconcileRevisionHistory,
@@ -276,6 +279,7 @@ func (r *RAGServiceReconciler) summarize(s *scope, reconcileErr error) rollout.S
 		Err:           reconcileErr,
 		Outranked:     s.outranked,
 		Conditions:    s.conditions,
+		SpaceDrift:    spaceDrift(s.obj),
 	})
 	st.Selector = labels.SelectorFromSet(podtemplate.SelectorLabels(s.obj.Name)).String()
 	st.Conditions, st.Phase = sum.Conditions, sum.Phase

@@ -84,11 +84,15 @@ func (r *RAGServiceReconciler) checkSpace(ctx context.Context, s *scope, in roll
 	var stableVecs, canaryVecs [][]float32
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() (err error) {
-		stableVecs, err = r.probe().EmbedProbes(gctx, stableURL, "", probes, embeddingspace.IsLongProbe)
+		var statuses []int
+		stableVecs, statuses, err = r.probe().EmbedProbes(gctx, stableURL, "", probes, embeddingspace.IsLongProbe)
+		countSpaceProbes(s.obj, ragv1.TrackStable, statuses)
 		return err
 	})
 	g.Go(func() (err error) {
-		canaryVecs, err = r.probe().EmbedProbes(gctx, canaryURL, "", probes, embeddingspace.IsLongProbe)
+		var statuses []int
+		canaryVecs, statuses, err = r.probe().EmbedProbes(gctx, canaryURL, "", probes, embeddingspace.IsLongProbe)
+		countSpaceProbes(s.obj, ragv1.TrackCanary, statuses)
 		return err
 	})
 	if err := g.Wait(); err != nil {

@@ -30,7 +30,7 @@ func newAnnotateCommand(o *options, verb, annotation, short string) *cobra.Comma
 				return err
 			}
 			fmt.Fprintf(o.streams.Out, "ragservice %s/%s: %s requested\n", ns, args[0], verb)
-			if svc.Status.CanaryRevision == "" && verb != "retry" {
+			if svc.Status.CanaryRevision == "" && verb != "retry" && verb != "accept-space" {
 				fmt.Fprintf(o.streams.Out, "note: no canary is running now; the operator ignores the request unless one starts\n")
 			}
 			return nil

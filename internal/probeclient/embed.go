@@ -133,8 +133,9 @@ func refusesInput(err error) bool {
 // an answer comes or no long probe is left. Refused probes get a nil vector:
 // that server serves no vector for such a text, which is a fact of its space
 // to compare, not a failure. One request when nothing is refused; at most one
-// more per long probe.
-func (c Client) EmbedProbes(ctx context.Context, baseURL, model string, texts []string, isLong func(string) bool) ([][]float32, error) {
+// more per long probe. statuses are the HTTP statuses of the requests sent,
+// in order (0 for one that got no answer), for the probe metrics.
+func (c Client) EmbedProbes(ctx context.Context, baseURL, model string, texts []string, isLong func(string) bool) (vecs [][]float32, statuses []int, err error) {
 	keep := make([]int, 0, len(texts)) // indexes of texts still sent
 	var longs []int
 	for i, t := range texts {
@@ -150,21 +151,36 @@ func (c Client) EmbedProbes(ctx context.Context, baseURL, model string, texts []
 		for j, i := range keep {
 			sent[j] = texts[i]
 		}
-		vecs, err := c.Embed(ctx, baseURL, model, sent)
+		got, err := c.Embed(ctx, baseURL, model, sent)
+		statuses = append(statuses, statusOf(err))
 		if err == nil {
 			out := make([][]float32, len(texts))
 			for j, i := range keep {
-				out[i] = vecs[j]
+				out[i] = got[j]
 			}
-			return out, nil
+			return out, statuses, nil
 		}
 		if !refusesInput(err) || len(longs) == 0 || ctx.Err() != nil {
-			return nil, err
+			return nil, statuses, err
 		}
 		drop := longs[0]
 		longs = longs[1:]
 		keep = slices.DeleteFunc(keep, func(i int) bool { return i == drop })
 	}
+}
+
+// statusOf is the HTTP status behind Embed's outcome: 200 for a success, the
+// status of an answer that is not a 2xx, 0 for anything else (no answer, or
+// one that could not be used).
+func statusOf(err error) int {
+	var se *StatusError
+	switch {
+	case err == nil:
+		return http.StatusOK
+	case errors.As(err, &se):
+		return se.Code
+	}
+	return 0
 }
 
 // requestBody encodes an embeddings request without escaping <, > and & (which

@@ -350,9 +350,12 @@ func TestEmbedProbesRefusedLongInputs(t *testing.T) {
 	defer up.Close()
 	ctx := context.Background()
 
-	vecs, err := Client{}.EmbedProbes(ctx, srv.URL, "", probes, embeddingspace.IsLongProbe)
+	vecs, statuses, err := Client{}.EmbedProbes(ctx, srv.URL, "", probes, embeddingspace.IsLongProbe)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if !slices.Equal(statuses, []int{400, 400, 200}) {
+		t.Errorf("statuses %v, want [400 400 200]", statuses)
 	}
 	var refused []int
 	for i, v := range vecs {
@@ -367,7 +370,7 @@ func TestEmbedProbesRefusedLongInputs(t *testing.T) {
 
 	up.SetConfig(fakeupstream.Config{Dims: 64, Space: &fakeupstream.Space{}})
 	up.ResetStats()
-	vecs, err = Client{}.EmbedProbes(ctx, srv.URL, "", probes, embeddingspace.IsLongProbe)
+	vecs, _, err = Client{}.EmbedProbes(ctx, srv.URL, "", probes, embeddingspace.IsLongProbe)
 	hasNil := slices.ContainsFunc(vecs, func(v []float32) bool { return v == nil })
 	if err != nil || hasNil || len(vecs) != len(probes) || up.Stats().Calls != 1 {
 		t.Fatalf("without a window: err %v, %d calls, %d vectors, a nil vector %v", err, up.Stats().Calls, len(vecs), hasNil)
@@ -376,9 +379,9 @@ func TestEmbedProbesRefusedLongInputs(t *testing.T) {
 	// A refusal that dropping long probes cannot cure is the error it was.
 	up.SetConfig(fakeupstream.Config{Dims: 64, Space: &fakeupstream.Space{Window: 1, Refuse: true}})
 	up.ResetStats()
-	_, err = Client{}.EmbedProbes(ctx, srv.URL, "", probes, embeddingspace.IsLongProbe)
+	_, statuses, err = Client{}.EmbedProbes(ctx, srv.URL, "", probes, embeddingspace.IsLongProbe)
 	var se *StatusError
-	if !errors.As(err, &se) || se.Code != 400 || !strings.Contains(err.Error(), "longer than the maximum of 1 tokens") || up.Stats().Calls != 6 {
+	if !errors.As(err, &se) || se.Code != 400 || !strings.Contains(err.Error(), "longer than the maximum of 1 tokens") || up.Stats().Calls != 6 || len(statuses) != 6 {
 		t.Fatalf("err %v after %d calls, want HTTP 400 after 6", err, up.Stats().Calls)
 	}
 }
