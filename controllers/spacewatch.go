@@ -52,6 +52,9 @@ func init() {
 type watchSchedule struct {
 	mu   sync.Mutex
 	next map[types.NamespacedName]time.Time
+	// failed: the last attempt to record a fingerprint got no answer; the
+	// next waits for its time (a fingerprint otherwise goes at once).
+	failed map[types.NamespacedName]bool
 }
 
 func (w *watchSchedule) due(key types.NamespacedName, now time.Time) (bool, time.Duration) {
@@ -64,19 +67,33 @@ func (w *watchSchedule) due(key types.NamespacedName, now time.Time) (bool, time
 	return false, at.Sub(now)
 }
 
-func (w *watchSchedule) set(key types.NamespacedName, at time.Time) {
+// set schedules the next watch; failedRecord says the pass failed to record
+// a fingerprint.
+func (w *watchSchedule) set(key types.NamespacedName, at time.Time, failedRecord bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.next == nil {
-		w.next = map[types.NamespacedName]time.Time{}
+		w.next, w.failed = map[types.NamespacedName]time.Time{}, map[types.NamespacedName]bool{}
 	}
 	w.next[key] = at
+	if failedRecord {
+		w.failed[key] = true
+	} else {
+		delete(w.failed, key)
+	}
+}
+
+func (w *watchSchedule) recordFailed(key types.NamespacedName) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.failed[key]
 }
 
 func (w *watchSchedule) forget(key types.NamespacedName) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	delete(w.next, key)
+	delete(w.failed, key)
 }
 
 // watchSpace is the space watch's step. Between rollouts (a stable revision,
@@ -128,7 +145,9 @@ func (r *RAGServiceReconciler) watchSpace(ctx context.Context, s *scope) (ctrl.R
 	}
 	accept := svc.Annotations[ragv1.AnnotationAcceptSpace]
 	why := embeddingspace.NeedsRecord(svc.Status.SpaceWatch, space, embeddingspace.ProbeSetID(set), accept)
-	if due, wait := r.watches.due(key, s.now); !due && why == "" {
+	// A fingerprint to record goes at once (a person's accept-space, a
+	// cutover just promoted), unless the last attempt got no answer.
+	if due, wait := r.watches.due(key, s.now); !due && (why == "" || r.watches.recordFailed(key)) {
 		return ctrl.Result{RequeueAfter: wait}, nil
 	}
 
@@ -144,14 +163,14 @@ func (r *RAGServiceReconciler) watchSpace(ctx context.Context, s *scope) (ctrl.R
 		if err != nil {
 			spaceWatches.WithLabelValues(svc.Namespace, svc.Name, string(embeddingspace.WatchFailed)).Inc()
 			log.Info("Could not record the fingerprint of stable's space", "reason", why, "error", err.Error())
-			r.watches.set(key, s.now.Add(min(interval, spaceWatchRetry)))
+			r.watches.set(key, s.now.Add(min(interval, spaceWatchRetry)), true)
 			return ctrl.Result{RequeueAfter: min(interval, spaceWatchRetry)}, nil
 		}
 		svc.Status.SpaceWatch = embeddingspace.Record(svc.Status.SpaceWatch, fp, st.StableRevision, space, why, accept, s.now)
 		spaceWatches.WithLabelValues(svc.Namespace, svc.Name, "recorded").Inc()
 		log.Info("Recorded the fingerprint of stable's space", "revision", st.StableRevision, "reason", why)
 		r.record(svc, []rollout.Event{{Type: rollout.EventNormal, Reason: ReasonSpaceFingerprintRecorded, Message: svc.Status.SpaceWatch.Message}})
-		r.watches.set(key, s.now.Add(interval))
+		r.watches.set(key, s.now.Add(interval), false)
 		return ctrl.Result{RequeueAfter: interval}, nil
 	}
 
@@ -165,7 +184,7 @@ func (r *RAGServiceReconciler) watchSpace(ctx context.Context, s *scope) (ctrl.R
 			r.record(svc, []rollout.Event{{Type: rollout.EventWarning, Reason: ReasonSpaceWatchFailed, Message: next.Message}})
 		}
 	}
-	r.watches.set(key, s.now.Add(interval))
+	r.watches.set(key, s.now.Add(interval), false)
 	return ctrl.Result{RequeueAfter: interval}, nil
 }
 
@@ -190,10 +209,12 @@ func spaceDrift(svc *ragv1.RAGService) *rollout.Problem {
 
 // selectNone makes the shared Service select no pod (servicesFor): its
 // selector gains labelTraffic=trafficStopped, which no pod carries.
+const selectNone rollout.Selection = "None"
+
+// The label (and value) a StopTraffic selector adds.
 const (
-	selectNone     rollout.Selection = "None"
-	labelTraffic                     = "rag.ragops.io/traffic"
-	trafficStopped                   = "stopped-space-drifted"
+	labelTraffic   = "rag.ragops.io/traffic"
+	trafficStopped = "stopped-space-drifted"
 )
 
 // trafficSelection is what the shared Service selects: the planner's choice,

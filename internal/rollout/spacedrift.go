@@ -6,14 +6,14 @@ import (
 	"github.com/ragops/rag-operator/api/v1alpha1"
 )
 
-// ReasonUpstreamSpaceChanged: the space watch found stable answering in
-// another space than the fingerprint recorded when it became stable, with no
-// change of spec (another model behind the same upstream URL).
+// ReasonUpstreamSpaceChanged is the reason when the space watch found stable
+// answering in another space than the fingerprint recorded when it became
+// stable, with no change of spec (another model behind the same upstream URL).
 const ReasonUpstreamSpaceChanged = "UpstreamSpaceChanged"
 
-// ReasonSpaceCheckFailed: a canary's space check could not complete by the
-// progress deadline (probes unanswered, errors, timeouts): nothing was
-// compared, so nothing is known about the space.
+// ReasonSpaceCheckFailed is the reason when a canary's space check could not
+// complete by the progress deadline (probes unanswered, errors, timeouts):
+// nothing was compared, so nothing is known about the space.
 const ReasonSpaceCheckFailed = "SpaceCheckFailed"
 
 // withSpaceDrift makes a drift a state that needs a person: Stalled and
