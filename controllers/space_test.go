@@ -212,6 +212,9 @@ func TestSpaceVerdictSurvivesRestart(t *testing.T) {
 	g.Expect(k8sClient.Create(context.Background(), newService(ns, "docs", 2, func(s *ragv1.RAGService) {
 		spaceSpec(s)
 		s.Spec.Rollout.Steps = append(s.Spec.Rollout.Steps, ragv1.RolloutStep{Pause: &ragv1.PauseStep{}}) // waits for promote
+		// The space watch probes stable between rollouts by design (its
+		// own tests); off here, every probe counted is the canary check's.
+		s.Spec.Rollout.SpaceCheck.WatchInterval = &metav1.Duration{}
 	}))).To(Succeed())
 	waitHealthy(t, ns, "docs", poll.Budget)
 

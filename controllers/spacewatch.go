@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"hash/fnv"
 	"strconv"
 	"sync"
 	"time"
@@ -57,11 +58,25 @@ type watchSchedule struct {
 	failed map[types.NamespacedName]bool
 }
 
-func (w *watchSchedule) due(key types.NamespacedName, now time.Time) (bool, time.Duration) {
+// due says whether key's watch is due at now, and else how long until it
+// is. A service seen for the first time (a new service, or every service
+// after the operator restarted) is first watched at a point within one
+// interval chosen by its name, so a restart does not probe every service at
+// once.
+func (w *watchSchedule) due(key types.NamespacedName, now time.Time, interval time.Duration) (bool, time.Duration) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	at, ok := w.next[key]
-	if !ok || !now.Before(at) {
+	if !ok {
+		if w.next == nil {
+			w.next, w.failed = map[types.NamespacedName]time.Time{}, map[types.NamespacedName]bool{}
+		}
+		h := fnv.New64a()
+		h.Write([]byte(key.String()))
+		at = now.Add(time.Duration(h.Sum64() % uint64(interval)))
+		w.next[key] = at
+	}
+	if !now.Before(at) {
 		return true, 0
 	}
 	return false, at.Sub(now)
@@ -147,7 +162,7 @@ func (r *RAGServiceReconciler) watchSpace(ctx context.Context, s *scope) (ctrl.R
 	why := embeddingspace.NeedsRecord(svc.Status.SpaceWatch, space, embeddingspace.ProbeSetID(set), accept)
 	// A fingerprint to record goes at once (a person's accept-space, a
 	// cutover just promoted), unless the last attempt got no answer.
-	if due, wait := r.watches.due(key, s.now); !due && (why == "" || r.watches.recordFailed(key)) {
+	if due, wait := r.watches.due(key, s.now, interval); !due && (why == "" || r.watches.recordFailed(key)) {
 		return ctrl.Result{RequeueAfter: wait}, nil
 	}
 
