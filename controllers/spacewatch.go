@@ -37,6 +37,10 @@ var (
 		Name: "ragops_space_drifted",
 		Help: "1 while the space watch finds stable answering in another vector space than its fingerprint (condition SpaceDrifted), else 0.",
 	}, []string{"namespace", "name"})
+	spaceProbeRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "ragops_space_probe_requests_total",
+		Help: "Requests of the embedding-space probe set the operator sent to a track's pods (the canary check, and the space watch of stable), by result: an HTTP status code, or failed.",
+	}, []string{"namespace", "name", "track", "result"})
 	spaceWatchLast = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "ragops_space_watch_last_time_seconds",
 		Help: "Unix time of the last space watch of a service (status is written only when its verdict changes).",
@@ -44,7 +48,7 @@ var (
 )
 
 func init() {
-	metrics.Registry.MustRegister(spaceWatches, spaceDrifted, spaceWatchLast)
+	metrics.Registry.MustRegister(spaceWatches, spaceDrifted, spaceProbeRequests, spaceWatchLast)
 }
 
 // watchSchedule is when each service's next space watch is due. It lives in
@@ -243,14 +247,15 @@ func trafficSelection(svc *ragv1.RAGService, planned rollout.Selection) rollout.
 }
 
 // countSpaceProbes counts the space probes' requests (canary check and watch)
-// in ragops_probe_requests_total, by HTTP status ("failed" without one).
+// in ragops_space_probe_requests_total, by HTTP status ("failed" without
+// one). Analysis probe traffic has its own counter.
 func countSpaceProbes(svc *ragv1.RAGService, track string, statuses []int) {
 	for _, code := range statuses {
 		result := "failed"
 		if code != 0 {
 			result = strconv.Itoa(code)
 		}
-		probeRequests.WithLabelValues(svc.Namespace, svc.Name, track, result).Inc()
+		spaceProbeRequests.WithLabelValues(svc.Namespace, svc.Name, track, result).Inc()
 	}
 }
 
@@ -267,5 +272,6 @@ func (r *RAGServiceReconciler) forgetSpaceWatch(ns, name string) {
 	labels := prometheus.Labels{"namespace": ns, "name": name}
 	spaceWatches.DeletePartialMatch(labels)
 	spaceDrifted.DeletePartialMatch(labels)
+	spaceProbeRequests.DeletePartialMatch(labels)
 	spaceWatchLast.DeletePartialMatch(labels)
 }

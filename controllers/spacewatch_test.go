@@ -156,7 +156,7 @@ func TestSpaceWatchSeesUpstreamReplaced(t *testing.T) {
 	g.Eventually(func(g Gomega) []string { return eventReasons(g, ns, "docs") }, poll.Budget).Should(ContainElement(rollout.ReasonUpstreamSpaceChanged))
 	g.Expect(testutil.ToFloat64(spaceDrifted.WithLabelValues(ns, "docs"))).To(Equal(1.0))
 	g.Expect(testutil.ToFloat64(spaceWatches.WithLabelValues(ns, "docs", "drifted"))).To(BeNumerically(">=", 1))
-	g.Expect(testutil.ToFloat64(probeRequests.WithLabelValues(ns, "docs", ragv1.TrackStable, "200"))).To(BeNumerically(">=", 3), "the watch's requests are counted")
+	g.Expect(testutil.ToFloat64(spaceProbeRequests.WithLabelValues(ns, "docs", ragv1.TrackStable, "200"))).To(BeNumerically(">=", 3), "the watch's requests are counted")
 	// Alert: clients still reach the pods.
 	n, _ := podsSelected(g, ns, "docs")
 	g.Expect(n).To(Equal(2))
