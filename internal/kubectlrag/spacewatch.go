@@ -5,6 +5,8 @@ import (
 	"io"
 	"time"
 
+	"k8s.io/apimachinery/pkg/util/duration"
+
 	ragv1 "github.com/ragops/rag-operator/api/v1alpha1"
 	"github.com/ragops/rag-operator/internal/embeddingspace"
 )
@@ -30,7 +32,7 @@ func renderSpaceWatch(w io.Writer, svc *ragv1.RAGService, now time.Time) {
 		since = fmt.Sprintf(" (verdict %s since %s ago)", sw.Verdict, age(*sw.Since, now))
 	}
 	fmt.Fprintf(w, "Space watch: every %s, %s%s; fingerprint of revision %s recorded %s ago (%d probes, %d dimensions)\n",
-		interval, verdict, since, fp.Revision, age(fp.Time, now), fp.Probes, fp.Dimensions)
+		duration.HumanDuration(interval), verdict, since, fp.Revision, age(fp.Time, now), fp.Probes, fp.Dimensions)
 	if sw.Message != "" {
 		fmt.Fprintf(w, "             %s\n", oneLine(sw.Message))
 	}
