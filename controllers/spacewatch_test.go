@@ -283,3 +283,34 @@ func TestSpaceCheckFailedIsNotASpaceChange(t *testing.T) {
 	}, poll.Budget, 50*time.Millisecond).Should(Succeed())
 	g.Expect(eventReasons(g, ns, "docs")).NotTo(ContainElement(rollout.ReasonEmbeddingSpaceChanged))
 }
+
+// The same space from another endpoint (a spec change): the canary check
+// finds it Compatible and it is promoted; the fingerprint recorded before
+// stays, and the watch finds the same space from the new endpoint.
+func TestSpaceWatchSameSpaceOtherEndpoint(t *testing.T) {
+	g := NewWithT(t)
+	ns := kubetest.Namespace(t, k8sClient)
+	first := startLoopbackUpstream(t, fakeupstream.Space{})
+	second := startLoopbackUpstream(t, fakeupstream.Space{})
+	startManager(t)
+	startSim(t, ns, quiet)
+	g.Expect(k8sClient.Create(context.Background(), newService(ns, "docs", 1, watchedSpec(first, ragv1.DriftStopTraffic)))).To(Succeed())
+	before := waitHealthy(t, ns, "docs", poll.Budget).Status.StableRevision
+	fp := waitFingerprint(t, ns, "docs")
+
+	update(t, ns, "docs", func(s *ragv1.RAGService) { s.Spec.Embedding.Endpoint = second.url() })
+	g.Eventually(func(g Gomega) {
+		svc := get(g, ns, "docs")
+		g.Expect(svc.Status.StableRevision).NotTo(Equal(before))
+		g.Expect(svc.Status.CanaryRevision).To(BeEmpty())
+		g.Expect(svc.Status.EmbeddingSpace.Verdict).To(Equal(ragv1.SpaceCompatible))
+	}, poll.Budget, 50*time.Millisecond).Should(Succeed())
+	watchedBefore := testutil.ToFloat64(spaceWatches.WithLabelValues(ns, "docs", "same"))
+	g.Eventually(func() float64 { return testutil.ToFloat64(spaceWatches.WithLabelValues(ns, "docs", "same")) }, 2*testWatchInterval+poll.Budget, 50*time.Millisecond).
+		Should(BeNumerically(">", watchedBefore), "no watch after the promotion")
+	svc := get(g, ns, "docs")
+	g.Expect(condition(svc, ragv1.ConditionSpaceDrifted)).To(BeNil())
+	g.Expect(svc.Status.SpaceWatch.Fingerprint.Time).To(Equal(fp.Time), "a promotion after a Compatible check keeps the fingerprint")
+	n, _ := podsSelected(g, ns, "docs")
+	g.Expect(n).To(Equal(1))
+}
