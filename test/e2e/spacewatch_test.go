@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -73,8 +74,12 @@ func TestSpaceWatchSeesUpstreamReplaced(t *testing.T) {
 	if n := readyEndpoints(t, ns, "docs-stable"); n != 2 {
 		t.Errorf("docs-stable has %d ready endpoints, want 2 (for whoever investigates)", n)
 	}
-	out := mustKubectl(t, "", "rag", "-n", ns, "status", "docs")
+	// Exit code 1: the service is Degraded (Stalled), as documented.
+	out, _, _ := kubectl("", "rag", "-n", ns, "status", "docs")
 	t.Logf("kubectl rag status:\n%s", out)
+	if !strings.Contains(out, "Space watch: every 3s, DRIFTED") || !strings.Contains(out, "kubectl rag accept-space docs") {
+		t.Errorf("kubectl rag status does not show the drift and what to do:\n%s", out)
+	}
 
 	mustKubectl(t, "", "rag", "-n", ns, "accept-space", "docs")
 	eventually(t, 30*time.Second, 100*time.Millisecond, "drift accepted, endpoints back", func() (bool, string) {
