@@ -21,6 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	ragv1 "github.com/ragops/rag-operator/api/v1alpha1"
+	"github.com/ragops/rag-operator/internal/fakeupstream"
 	"github.com/ragops/rag-operator/internal/rollout"
 	"github.com/ragops/rag-operator/internal/testsupport/kubetest"
 	"github.com/ragops/rag-operator/internal/testsupport/poll"
@@ -146,6 +147,21 @@ var argoPhases = []argoPhase{
 		reached: func(svc *ragv1.RAGService) bool {
 			return observed(svc) && svc.Status.Phase == ragv1.PhasePaused && reconcilingReason(svc) == rollout.ReasonAwaitingCutover &&
 				svc.Status.ReadyReplicas == 4
+		},
+	},
+	{
+		// The space watch found stable answering in another space than its
+		// fingerprint (another model behind the same upstream URL).
+		file: "space-drifted.json",
+		drive: func(t *testing.T, ns string) {
+			u := startLoopbackUpstream(t, fakeupstream.Space{})
+			createHealthy(t, ns, watchedSpec(u, ragv1.DriftStopTraffic))
+			waitFingerprint(t, ns, "docs")
+			u.replace(fakeupstream.Space{Seed: 7})
+		},
+		reached: func(svc *ragv1.RAGService) bool {
+			c := condition(svc, ragv1.ConditionSpaceDrifted)
+			return observed(svc) && c != nil && c.Status == metav1.ConditionTrue
 		},
 	},
 	{

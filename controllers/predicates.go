@@ -9,8 +9,8 @@ import (
 	"github.com/ragops/rag-operator/internal/observe"
 )
 
-// commandAnnotations are the manual commands on a RAGService.
-var commandAnnotations = []string{ragv1.AnnotationPromote, ragv1.AnnotationPromoteFull, ragv1.AnnotationAbort, ragv1.AnnotationRetry}
+// commandAnnotations are the manual commands on a RAGService (tokens).
+var commandAnnotations = []string{ragv1.AnnotationPromote, ragv1.AnnotationPromoteFull, ragv1.AnnotationAbort, ragv1.AnnotationRetry, ragv1.AnnotationAcceptSpace}
 
 // commandGiven passes an update that sets a command annotation or changes its
 // value (a new token). Any other annotation (kubectl apply's last-applied

@@ -76,6 +76,7 @@ type RAGServiceReconciler struct {
 
 	builtinOnce, probeOnce, trafficOnce sync.Once
 	applied                             skipapply.Memory // the last apply of each owned object
+	watches                             watchSchedule    // when each service's space watch is due (spacewatch.go)
 }
 
 // +kubebuilder:rbac:groups=rag.ragops.io,resources=ragservices,verbs=get;list;watch
@@ -165,6 +166,7 @@ func (r *RAGServiceReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 			r.applied.ForgetOwner(req.NamespacedName)
 			r.traffic().Stop(req.String())
 			r.builtin().Forget(req.Namespace, req.Name)
+			r.forgetSpaceWatch(req.Namespace, req.Name)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
@@ -184,6 +186,7 @@ func (r *RAGServiceReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	steps := []func(context.Context, *scope) (ctrl.Result, error){
 		r.reconcileTemplate,
 		r.observe,
+		r.watchSpace,
 		r.decide,
 		r.applyPlan,
 		r.applyPodDisruptionBudget,
@@ -226,6 +229,7 @@ func (r *RAGServiceReconciler) summarize(s *scope, reconcileErr error) rollout.S
 		SecretProblem: s.secretProblem,
 		Err:           reconcileErr,
 		Conditions:    s.conditions,
+		SpaceDrift:    spaceDrift(s.obj),
 	})
 	st.Selector = labels.SelectorFromSet(podtemplate.SelectorLabels(s.obj.Name)).String()
 	st.Conditions, st.Phase = sum.Conditions, sum.Phase

@@ -98,6 +98,11 @@ func serviceConfigs(svc *ragv1.RAGService, sel rollout.Selection) []*corev1ac.Se
 		shared = podtemplate.TrackSelectorLabels(svc.Name, ragv1.TrackStable)
 	case rollout.SelectCanary:
 		shared = podtemplate.TrackSelectorLabels(svc.Name, ragv1.TrackCanary)
+	case selectNone:
+		// No pod carries this label: the Service has no endpoints, and
+		// clients get connection errors instead of vectors of another space.
+		shared = podtemplate.SelectorLabels(svc.Name)
+		shared[labelTraffic] = trafficStopped
 	}
 	return []*corev1ac.ServiceApplyConfiguration{
 		mk(svc.Name, shared),

@@ -24,9 +24,11 @@ import (
 
 	ragv1 "github.com/ragops/rag-operator/api/v1alpha1"
 	"github.com/ragops/rag-operator/internal/builtinmodel"
+	"github.com/ragops/rag-operator/internal/contract"
 	"github.com/ragops/rag-operator/internal/embedserver"
 	"github.com/ragops/rag-operator/internal/embedserver/serverflags"
 	"github.com/ragops/rag-operator/internal/provider"
+	"github.com/ragops/rag-operator/internal/provider/openai"
 	"github.com/ragops/rag-operator/internal/rollout"
 	"github.com/ragops/rag-operator/internal/testsupport/deploysim"
 )
@@ -373,12 +375,22 @@ func (p *simPod) start(image string, args []string) error {
 	if err != nil {
 		return fmt.Errorf("the server refuses the pod's args %q: %w", args, err)
 	}
-	model, err := builtinmodel.Parse(o.Model)
-	if err != nil {
-		return err
-	}
 	p.model = o.Model
-	var prov provider.Provider = builtinmodel.Provider{Model: model}
+	var prov provider.Provider
+	if o.Provider == contract.ProviderOpenAI {
+		// The upstream a test runs on loopback, as the pod would reach it.
+		client, err := openai.New(openai.Config{BaseURL: o.UpstreamURL, Model: o.Model, MaxAttempts: 1, AttemptTimeout: 2 * time.Second})
+		if err != nil {
+			return err
+		}
+		prov = client
+	} else {
+		model, err := builtinmodel.Parse(o.Model)
+		if err != nil {
+			return err
+		}
+		prov = builtinmodel.Provider{Model: model}
+	}
 	switch {
 	case strings.HasSuffix(image, ":broken"):
 		prov = provider.FailRate(prov, 0.5, 1)

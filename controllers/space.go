@@ -68,8 +68,8 @@ func (r *RAGServiceReconciler) loadProbes(ctx context.Context, svc *ragv1.RAGSer
 	return probes, nil, nil
 }
 
-// checkSpace sends the probes to one ready pod of each track and compares the
-// answers. A failed request is a failed attempt (Pending, retried by the
+// checkSpace sends the probes, with the long probes that show truncation, to
+// one ready pod of each track and compares the answers. A failed request is a failed attempt (Pending, retried by the
 // planner with backoff), never a verdict.
 func (r *RAGServiceReconciler) checkSpace(ctx context.Context, s *scope, in rollout.Input, stablePods, canaryPods []corev1.Pod) *ragv1.EmbeddingSpaceStatus {
 	rev := in.Memory.CanaryRevision
@@ -80,10 +80,21 @@ func (r *RAGServiceReconciler) checkSpace(ctx context.Context, s *scope, in roll
 	}
 	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
+	probes := embeddingspace.WithLongProbes(s.probes)
 	var stableVecs, canaryVecs [][]float32
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() (err error) { stableVecs, err = r.probe().Embed(gctx, stableURL, "", s.probes); return err })
-	g.Go(func() (err error) { canaryVecs, err = r.probe().Embed(gctx, canaryURL, "", s.probes); return err })
+	g.Go(func() (err error) {
+		var statuses []int
+		stableVecs, statuses, err = r.probe().EmbedProbes(gctx, stableURL, "", probes, embeddingspace.IsLongProbe)
+		countSpaceProbes(s.obj, ragv1.TrackStable, statuses)
+		return err
+	})
+	g.Go(func() (err error) {
+		var statuses []int
+		canaryVecs, statuses, err = r.probe().EmbedProbes(gctx, canaryURL, "", probes, embeddingspace.IsLongProbe)
+		countSpaceProbes(s.obj, ragv1.TrackCanary, statuses)
+		return err
+	})
 	if err := g.Wait(); err != nil {
 		st := embeddingspace.Failed(err, rev, s.now)
 		return &st

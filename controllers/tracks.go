@@ -133,7 +133,12 @@ func (r *RAGServiceReconciler) applyPlan(ctx context.Context, s *scope) (ctrl.Re
 	// The Services first: a narrower selection (a canary not yet proven to
 	// share stable's space, a cutover) must be in place before new pods exist;
 	// when it could not be applied, no pod moves.
-	if err := r.applyServices(ctx, s, plan.Selects); err != nil {
+	if sel := trafficSelection(s.obj, plan.Selects); sel != plan.Selects {
+		ctrl.LoggerFrom(ctx).Info("The shared Service selects no pod: the space watch found a drift and onDrift is StopTraffic")
+		if err := r.applyServices(ctx, s, sel); err != nil {
+			return ctrl.Result{}, fmt.Errorf("%w; the Deployments were left as they are", err)
+		}
+	} else if err := r.applyServices(ctx, s, plan.Selects); err != nil {
 		if plan.Selects != rollout.SelectBoth {
 			return ctrl.Result{}, fmt.Errorf("%w; the Deployments were left as they are, so clients never reach two vector spaces", err)
 		}

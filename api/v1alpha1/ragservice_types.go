@@ -321,7 +321,36 @@ type SpaceCheckSpec struct {
 	// +kubebuilder:validation:Maximum=32
 	// +optional
 	K int32 `json:"k,omitempty"`
+
+	// WatchInterval is how often, between rollouts, the operator probes one
+	// ready stable pod and compares its answer with the fingerprint of
+	// stable's space (status.spaceWatch): an upstream that changed under a
+	// running service (another model behind the same URL) shows within one
+	// interval. 0 turns the watch off.
+	// +kubebuilder:default="10m"
+	// +kubebuilder:validation:XValidation:rule="duration(self) == duration('0s') || (duration(self) >= duration('1s') && duration(self) <= duration('24h'))",message="spec.rollout.spaceCheck.watchInterval must be 0 (off) or between 1s and 24h"
+	// +optional
+	WatchInterval *metav1.Duration `json:"watchInterval,omitempty"`
+
+	// OnDrift is what the watch does when stable's space changed: Alert
+	// (condition SpaceDrifted, a Warning event, a metric) or StopTraffic
+	// (the same, and the shared Service selects no pod until the upstream is
+	// back in the recorded space, the change is accepted with the
+	// rag.ragops.io/accept-space annotation, or onDrift is Alert again).
+	// +kubebuilder:validation:Enum=Alert;StopTraffic
+	// +kubebuilder:default=Alert
+	// +optional
+	OnDrift DriftAction `json:"onDrift,omitempty"`
 }
+
+// DriftAction is what the space watch does on a drift.
+type DriftAction string
+
+// Drift actions.
+const (
+	DriftAlert       DriftAction = "Alert"
+	DriftStopTraffic DriftAction = "StopTraffic"
+)
 
 // ProbeSource says where probe texts come from.
 type ProbeSource struct {
@@ -568,6 +597,10 @@ const (
 	ConditionStalled     = "Stalled"
 	ConditionAvailable   = "Available"
 	ConditionRolledBack  = "RolledBack"
+	// ConditionSpaceDrifted is True while stable answers the space watch in
+	// another space than its fingerprint (reason UpstreamSpaceChanged);
+	// absent otherwise.
+	ConditionSpaceDrifted = "SpaceDrifted"
 )
 
 // RAGServiceStatus is what the operator observed and decided. Everything the
@@ -598,7 +631,13 @@ type RAGServiceStatus struct {
 	// decision; its fields sit at the top level of status.
 	RolloutStatus `json:",inline"`
 
-	// Conditions: Ready, Reconciling, Stalled, Available, RolledBack.
+	// SpaceWatch is the fingerprint of the space stable serves and what the
+	// space watch last found; absent while the watch is off.
+	// +optional
+	SpaceWatch *SpaceWatchStatus `json:"spaceWatch,omitempty"`
+
+	// Conditions: Ready, Reconciling, Stalled, Available, RolledBack,
+	// SpaceDrifted.
 	// +optional
 	// +listType=map
 	// +listMapKey=type
@@ -680,6 +719,9 @@ const (
 	SpaceCompatible SpaceVerdict = "Compatible"
 	// SpaceChanged: the canary embeds in another space.
 	SpaceChanged SpaceVerdict = "Changed"
+	// SpaceUnverified: the check could not complete by the progress deadline
+	// (probes unanswered, errors, timeouts); nothing was compared.
+	SpaceUnverified SpaceVerdict = "Unverified"
 )
 
 // EmbeddingSpaceStatus records the space stable serves and the check of the
@@ -696,7 +738,7 @@ type EmbeddingSpaceStatus struct {
 	// Revision is the canary revision checked.
 	// +optional
 	Revision string `json:"revision,omitempty"`
-	// Verdict of the check: Pending, Compatible or Changed.
+	// Verdict of the check: Pending, Compatible, Changed or Unverified.
 	// +optional
 	Verdict SpaceVerdict `json:"verdict,omitempty"`
 	// MinCosine and MeanCosine are over the probes, cosine(canary, stable).
@@ -725,6 +767,62 @@ type EmbeddingSpaceStatus struct {
 	// Message says why, with the numbers.
 	// +optional
 	Message string `json:"message,omitempty"`
+}
+
+// SpaceWatchStatus is the space watch's memory. It is written when its
+// verdict changes, never for a watch that found what the last one did, so an
+// idle service costs no write; the time of the last watch is in the metric
+// ragops_space_watch_last_time_seconds.
+type SpaceWatchStatus struct {
+	// Fingerprint of stable's space, recorded from one ready stable pod when
+	// the service first became stable, after a declared cutover, when the
+	// probe set changed, or when a drift was accepted.
+	// +optional
+	Fingerprint *SpaceFingerprint `json:"fingerprint,omitempty"`
+	// Verdict of the last watch: Compatible (the recorded space), Changed
+	// (drifted) or Pending (the pod could not be probed; the verdict before
+	// stands for the condition).
+	// +optional
+	Verdict SpaceVerdict `json:"verdict,omitempty"`
+	// Since is when the verdict became what it is.
+	// +optional
+	Since *metav1.Time `json:"since,omitempty"`
+	// DriftedSince is when the drift that still stands was found; absent
+	// when stable serves the recorded space.
+	// +optional
+	DriftedSince *metav1.Time `json:"driftedSince,omitempty"`
+	// MinCosine and NeighborOverlap are the numbers of the watch that set
+	// the verdict (projected vectors against the fingerprint).
+	// +optional
+	MinCosine string `json:"minCosine,omitempty"`
+	// +optional
+	NeighborOverlap string `json:"neighborOverlap,omitempty"`
+	// Message says what the watch found, with the numbers.
+	// +optional
+	Message string `json:"message,omitempty"`
+	// AcceptedToken is the last rag.ragops.io/accept-space token handled.
+	// +optional
+	AcceptedToken string `json:"acceptedToken,omitempty"`
+}
+
+// SpaceFingerprint is a compact record of a space (internal/embeddingspace).
+type SpaceFingerprint struct {
+	// Revision of stable it was recorded from.
+	Revision string `json:"revision"`
+	// Space is status.embeddingSpace.name when it was recorded.
+	// +optional
+	Space string `json:"space,omitempty"`
+	// Time it was recorded.
+	Time metav1.Time `json:"time"`
+	// ProbeSet identifies the probe texts it answers.
+	ProbeSet string `json:"probeSet"`
+	// Dimensions of the vectors.
+	Dimensions int32 `json:"dimensions"`
+	// Probes answered (refused long probes included).
+	Probes int32 `json:"probes"`
+	// Data is the fingerprint: per probe the vector's length, its nearest
+	// probes and a projection to 16 dimensions, base64 (about 3.5 KB).
+	Data string `json:"data"`
 }
 
 // AnalysisStatus is the result of one analysis interval.
@@ -779,7 +877,8 @@ type RollbackStatus struct {
 	// or the retry annotation asks for it.
 	Revision string `json:"revision"`
 	// Reason in CamelCase: AnalysisFailed, ProgressDeadlineExceeded, Aborted,
-	// EmbeddingSpaceChanged.
+	// EmbeddingSpaceChanged (vectors compared and different), SpaceCheckFailed
+	// (the space check could not complete: probes unanswered).
 	Reason string `json:"reason"`
 	// Message says why, in words.
 	// +optional
@@ -798,6 +897,11 @@ const (
 	AnnotationPromoteFull = "rag.ragops.io/promote-full"
 	AnnotationAbort       = "rag.ragops.io/abort"
 	AnnotationRetry       = "rag.ragops.io/retry"
+	// AnnotationAcceptSpace accepts the space stable serves now as the one
+	// to watch (a drift a person decided to keep): the fingerprint is
+	// recorded again. Its value is a token, handled once
+	// (status.spaceWatch.acceptedToken); the annotation is never removed.
+	AnnotationAcceptSpace = "rag.ragops.io/accept-space"
 )
 
 // Labels on everything the operator owns.

@@ -57,6 +57,12 @@ type Comparison struct {
 	// infinite components, or a length unlike the rest of their side's. Each
 	// names its probe and side. Any Problem makes the spaces Changed.
 	Problems []string
+
+	// Refused counts the probes neither side embedded: a nil vector is a
+	// text the server refused (a long probe past its input window), and
+	// two servers that both refuse it agree. A nil on one side only is a
+	// Problem.
+	Refused int
 }
 
 // DimensionsDiffer reports whether the two sides answered vectors of different
@@ -65,7 +71,8 @@ func (c Comparison) DimensionsDiffer() bool { return c.StableDimensions != c.Can
 
 // Compare measures how alike the canary's vectors are to stable's: cosine per
 // probe, vector length, and neighbour overlap with k neighbours per probe.
-// stable[i] and canary[i] must be the two sides' vectors for probe i. It errors
+// stable[i] and canary[i] must be the two sides' vectors for probe i; nil
+// for a probe that side's server refused. It errors
 // only when the inputs are not two answers to one probe set (different probe
 // counts, fewer than MinProbes probes) or k < 1; whatever is wrong inside an
 // answer is a finding of the Comparison, which Judge never passes. Sums
@@ -93,6 +100,10 @@ func Compare(stable, canary [][]float32, k int) (Comparison, error) {
 	}
 	var both []int // probes valid on both sides
 	for i := range stable {
+		if stable[i] == nil && canary[i] == nil {
+			cmpn.Refused++
+			continue // a text neither side takes (longer than both windows)
+		}
 		for _, sd := range []*side{s, c} {
 			if sd.problem[i] != "" {
 				cmpn.Problems = append(cmpn.Problems, fmt.Sprintf("probe %d: %s vector %s", i, sd.name, sd.problem[i]))
@@ -144,6 +155,8 @@ func newSide(name string, vecs [][]float32) *side {
 	for i, v := range vecs {
 		s.sq[i] = dot(v, v)
 		switch {
+		case v == nil:
+			s.problem[i] = "is missing: the server refused the text (longer than its input window?) while the other side embedded it"
 		case len(v) == 0:
 			s.problem[i] = "is empty"
 		case len(v) != s.dims:
@@ -162,6 +175,9 @@ func modeLen(vecs [][]float32) int {
 	count := map[int]int{}
 	best := -1
 	for _, v := range vecs {
+		if v == nil {
+			continue
+		}
 		count[len(v)]++
 		if best < 0 || count[len(v)] > count[best] {
 			best = len(v)

@@ -36,6 +36,9 @@ func (c Comparison) Judge(minCosine, minNeighborOverlap float64) (compatible boo
 		return false, fmt.Sprintf("%d probes compared: at least %d are needed", c.Probes, MinProbes)
 	}
 	over := fmt.Sprintf(" over %d probes", c.Probes)
+	if c.Refused > 0 {
+		over += fmt.Sprintf(" (%d refused by both sides as too long)", c.Refused)
+	}
 	var failed []string
 	if c.DimensionsDiffer() {
 		d := fmt.Sprintf("dimensions %d -> %d", c.StableDimensions, c.CanaryDimensions)

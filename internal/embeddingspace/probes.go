@@ -12,11 +12,14 @@ import (
 // Bounds on a probe set. All probes go to each server in one request, so the
 // set must fit the embedding server's limits (2048 inputs and a 4 MiB body by
 // default) with room for JSON escaping, which at most doubles a text that has
-// no control characters.
+// no control characters, and for the long probes (about 90 KB) that every set
+// carries. One probe may hold 128 KiB: a text past a window of 8,192 tokens
+// is 40 KB or more, and a user who checks truncation with their own long
+// chunks needs that room.
 const (
 	MaxProbes     = 1024
-	MaxProbeBytes = 8 << 10 // one probe text
-	MaxProbeSet   = 1 << 20 // all probe texts together
+	MaxProbeBytes = 128 << 10 // one probe text
+	MaxProbeSet   = 1 << 20   // all probe texts together
 )
 
 //go:embed probes.txt

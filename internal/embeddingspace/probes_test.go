@@ -39,7 +39,7 @@ func TestParseProbes(t *testing.T) {
 		{name: "only comments", content: "# a\n\n#b\n", err: "no probes: every line is empty or a # comment"},
 		{name: "one probe", content: "# header\nlonely\n", err: "1 probes: at least 2 are needed"},
 		{name: "too many", content: many(MaxProbes + 1), err: "more than 1024 probes (line 1025 is probe 1025)"},
-		{name: "a line too long", content: "ok\nok2\n" + strings.Repeat("x", MaxProbeBytes+1), err: "line 3: 8193 bytes, at most 8192 are allowed per probe"},
+		{name: "a line too long", content: "ok\nok2\n" + strings.Repeat("x", MaxProbeBytes+1), err: "line 3: 131073 bytes, at most 131072 are allowed per probe"},
 		{name: "invalid UTF-8", content: "ok\nbad \xff byte\n", err: "line 2: invalid UTF-8"},
 		{name: "control character", content: "ok\nbell\a\n", err: "line 2: control character U+0007"},
 		{name: "repeated", content: "alpha\nbeta\n  alpha  \n", err: "line 3 repeats line 1"},

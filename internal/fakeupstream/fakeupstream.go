@@ -69,6 +69,9 @@ type Config struct {
 	// Azure, when its Key is set, authenticates as Azure OpenAI's key mode does
 	// and answers its failures in Azure's error shape (see azure).
 	Azure Azure
+	// Space, when set, makes the vectors come from this space (see Space);
+	// nil: the builtin hash model.
+	Space *Space
 }
 
 // Azure is Azure OpenAI's key authentication: an "api-key" header and an
@@ -357,8 +360,15 @@ func (s *Server) embeddings(w http.ResponseWriter, r *http.Request) {
 		openaiapi.WriteError(w, provider.BadRequest("dimensions", "%v", err))
 		return
 	}
-	resp, err := builtinmodel.Provider{Model: m}.Embed(r.Context(), provider.Request{Inputs: req.Inputs})
-	if err != nil {
+	var resp provider.Response
+	if cfg.Space != nil {
+		resp, err = cfg.Space.answer(m, req.Inputs)
+		if err != nil {
+			pe, _ := provider.AsError(err)
+			openaiapi.WriteError(w, pe)
+			return
+		}
+	} else if resp, err = (builtinmodel.Provider{Model: m}).Embed(r.Context(), provider.Request{Inputs: req.Inputs}); err != nil {
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")

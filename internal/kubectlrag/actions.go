@@ -35,7 +35,7 @@ func newAnnotateCommand(o *options, verb, annotation, short string) *cobra.Comma
 				return err
 			}
 			fmt.Fprintf(o.streams.Out, "ragservice %s/%s: %s requested (%s=%s)\n", ns, args[0], what, key, token)
-			if svc.Status.CanaryRevision == "" && verb != "retry" {
+			if svc.Status.CanaryRevision == "" && verb != "retry" && verb != "accept-space" {
 				fmt.Fprintf(o.streams.Out, "note: no canary is running now; the operator ignores this token, and it will not act on a later canary\n")
 			}
 			return nil

@@ -55,6 +55,7 @@ func NewCommand(streams genericiooptions.IOStreams) *cobra.Command {
 
   kubectl rag status NAME [--watch] [--timeout 10m]   where a rollout stands; wait for it in CI
   kubectl rag promote [--full]|abort|retry NAME       command tokens the operator acts on once each
+  kubectl rag accept-space NAME                       accept the space stable serves after a drift (a token)
   kubectl rag pause|resume NAME                       spec.rollout.paused
   kubectl rag history NAME                            revisions, results and reasons
   kubectl rag list [-A]
@@ -93,6 +94,8 @@ Exit codes:
 			"Abort the canary: remove its pods at once and mark the service RolledBack"),
 		newAnnotateCommand(o, "retry", ragv1.AnnotationRetry,
 			"Retry a rolled-back revision without changing the spec"),
+		newAnnotateCommand(o, "accept-space", ragv1.AnnotationAcceptSpace,
+			"Accept the vector space stable serves now as the one the space watch compares with (ends a SpaceDrifted)"),
 		newPauseCommand(o, "pause", true, "Hold the rollout where it is (spec.rollout.paused: true)"),
 		newPauseCommand(o, "resume", false, "Let a paused rollout continue (spec.rollout.paused: false)"),
 		newHistoryCommand(o),

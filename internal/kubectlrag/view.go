@@ -116,6 +116,7 @@ func RenderStatus(w io.Writer, svc *ragv1.RAGService, tracks []Track, now time.T
 		}
 	}
 	renderSpace(w, svc, now)
+	renderSpaceWatch(w, svc, now)
 	if rb := st.Rollback; rb != nil {
 		fmt.Fprintf(w, "Rollback:    revision %s, %s, %s ago", rb.Revision, rb.Reason, age(rb.Time, now))
 		if rb.Message != "" {

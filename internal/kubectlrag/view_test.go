@@ -183,3 +183,37 @@ func TestRenderSpace(t *testing.T) {
 		}
 	}
 }
+
+func TestRenderSpaceWatch(t *testing.T) {
+	now := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+	ago := func(d time.Duration) *metav1.Time { t := metav1.NewTime(now.Add(-d)); return &t }
+	fp := &ragv1.SpaceFingerprint{Revision: "a", Time: *ago(5 * time.Hour), Probes: 86, Dimensions: 384}
+	off := metav1.Duration{}
+	for _, c := range []struct {
+		name  string
+		check ragv1.SpaceCheckSpec
+		sw    *ragv1.SpaceWatchStatus
+		want  string
+	}{
+		{"nothing recorded", ragv1.SpaceCheckSpec{}, nil, ""},
+		{"off", ragv1.SpaceCheckSpec{WatchInterval: &off}, &ragv1.SpaceWatchStatus{Fingerprint: fp}, ""},
+		{"the same space", ragv1.SpaceCheckSpec{}, &ragv1.SpaceWatchStatus{Fingerprint: fp, Verdict: ragv1.SpaceCompatible, Since: ago(5 * time.Hour),
+			Message: "fingerprint recorded from revision a (86 probes, 384 dimensions): no fingerprint of stable's space yet"},
+			"Space watch: every 10m, same space (verdict Compatible since 5h ago); fingerprint of revision a recorded 5h ago (86 probes, 384 dimensions)\n" +
+				"             fingerprint recorded from revision a (86 probes, 384 dimensions): no fingerprint of stable's space yet\n"},
+		{"drifted, traffic stopped", ragv1.SpaceCheckSpec{OnDrift: ragv1.DriftStopTraffic}, &ragv1.SpaceWatchStatus{Fingerprint: fp, Verdict: ragv1.SpaceChanged,
+			Since: ago(5 * time.Minute), DriftedSince: ago(5 * time.Minute), Message: "min cosine 0.0100 < 0.999 (probe 3), mean 0.0500 over 86 probes"},
+			"Space watch: every 10m, DRIFTED for 5m (verdict Changed since 5m ago); fingerprint of revision a recorded 5h ago (86 probes, 384 dimensions)\n" +
+				"             min cosine 0.0100 < 0.999 (probe 3), mean 0.0500 over 86 probes\n" +
+				"             onDrift StopTraffic: Service docs selects no pod\n" +
+				"             restore the upstream (the next watch clears this), or keep its new space: kubectl rag accept-space docs\n"},
+	} {
+		var buf bytes.Buffer
+		svc := &ragv1.RAGService{ObjectMeta: metav1.ObjectMeta{Name: "docs"}, Status: ragv1.RAGServiceStatus{SpaceWatch: c.sw}}
+		svc.Spec.Rollout.SpaceCheck = c.check
+		renderSpaceWatch(&buf, svc, now)
+		if got := buf.String(); got != c.want {
+			t.Errorf("%s:\ngot:\n%s\nwant:\n%s", c.name, got, c.want)
+		}
+	}
+}

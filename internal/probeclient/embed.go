@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -79,7 +80,7 @@ func (c Client) Embed(ctx context.Context, baseURL, model string, texts []string
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
-		return nil, fail("%s", statusError(resp))
+		return nil, fail("%w", &StatusError{Code: resp.StatusCode, Message: statusError(resp)})
 	}
 	if resp.ContentLength > limit {
 		return nil, fail("answer of %d bytes is over the limit of %d", resp.ContentLength, limit)
@@ -104,6 +105,82 @@ func (c Client) Embed(ctx context.Context, baseURL, model string, texts []string
 		}
 	}
 	return vecs, nil
+}
+
+// StatusError is an answer that is not a 2xx.
+type StatusError struct {
+	Code    int    // the HTTP status
+	Message string // "HTTP 400 (code): the server's message"
+}
+
+func (e *StatusError) Error() string { return e.Message }
+
+// refusesInput reports whether err is an answer that refuses the input
+// itself (400, 413, 422): what a server that does not truncate answers for a
+// text longer than its window.
+func refusesInput(err error) bool {
+	var se *StatusError
+	if !errors.As(err, &se) {
+		return false
+	}
+	return se.Code == http.StatusBadRequest || se.Code == http.StatusRequestEntityTooLarge || se.Code == http.StatusUnprocessableEntity
+}
+
+// EmbedProbes is Embed for a probe set that holds long probes (isLong tells
+// them): a server that refuses inputs longer than its window (OpenAI past
+// 8,191 tokens, TEI without auto-truncate) answers the whole request 400,
+// 413 or 422, so the set is sent again without its longest long probe, until
+// an answer comes or no long probe is left. Refused probes get a nil vector:
+// that server serves no vector for such a text, which is a fact of its space
+// to compare, not a failure. One request when nothing is refused; at most one
+// more per long probe. statuses are the HTTP statuses of the requests sent,
+// in order (0 for one that got no answer), for the probe metrics.
+func (c Client) EmbedProbes(ctx context.Context, baseURL, model string, texts []string, isLong func(string) bool) (vecs [][]float32, statuses []int, err error) {
+	keep := make([]int, 0, len(texts)) // indexes of texts still sent
+	var longs []int
+	for i, t := range texts {
+		keep = append(keep, i)
+		if isLong != nil && isLong(t) {
+			longs = append(longs, i)
+		}
+	}
+	// Longest first.
+	slices.SortStableFunc(longs, func(a, b int) int { return len(texts[b]) - len(texts[a]) })
+	for {
+		sent := make([]string, len(keep))
+		for j, i := range keep {
+			sent[j] = texts[i]
+		}
+		got, err := c.Embed(ctx, baseURL, model, sent)
+		statuses = append(statuses, statusOf(err))
+		if err == nil {
+			out := make([][]float32, len(texts))
+			for j, i := range keep {
+				out[i] = got[j]
+			}
+			return out, statuses, nil
+		}
+		if !refusesInput(err) || len(longs) == 0 || ctx.Err() != nil {
+			return nil, statuses, err
+		}
+		drop := longs[0]
+		longs = longs[1:]
+		keep = slices.DeleteFunc(keep, func(i int) bool { return i == drop })
+	}
+}
+
+// statusOf is the HTTP status behind Embed's outcome: 200 for a success, the
+// status of an answer that is not a 2xx, 0 for anything else (no answer, or
+// one that could not be used).
+func statusOf(err error) int {
+	var se *StatusError
+	switch {
+	case err == nil:
+		return http.StatusOK
+	case errors.As(err, &se):
+		return se.Code
+	}
+	return 0
 }
 
 // requestBody encodes an embeddings request without escaping <, > and & (which

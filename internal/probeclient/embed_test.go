@@ -17,6 +17,7 @@ import (
 	"github.com/ragops/rag-operator/internal/builtinmodel"
 	"github.com/ragops/rag-operator/internal/embeddingspace"
 	"github.com/ragops/rag-operator/internal/embedserver"
+	"github.com/ragops/rag-operator/internal/fakeupstream"
 	"github.com/ragops/rag-operator/internal/openaiapi"
 	"github.com/ragops/rag-operator/internal/provider"
 	"github.com/ragops/rag-operator/internal/testsupport/poll"
@@ -333,5 +334,54 @@ func TestEmbedReturnsNaNForTheJudge(t *testing.T) {
 	}
 	if ok, msg := cmp.Judge(0.999, 0.9); ok || msg != "probe 2: canary vector has a NaN or infinite component over 4 probes" {
 		t.Fatalf("%v %q", ok, msg)
+	}
+}
+
+// TestEmbedProbesRefusedLongInputs: an upstream that refuses inputs past its
+// window (as OpenAI and TEI without auto-truncate answer 400) still gets the
+// rest of the set compared: the client drops the longest long probe and asks
+// again, and the refused probes come back as nil vectors. One request when
+// nothing is refused.
+func TestEmbedProbesRefusedLongInputs(t *testing.T) {
+	probes := embeddingspace.WithLongProbes(embeddingspace.BuiltinProbes())
+	up := fakeupstream.New(fakeupstream.Config{Dims: 64, Space: &fakeupstream.Space{Window: 3000, Refuse: true}})
+	srv := httptest.NewServer(up)
+	defer srv.Close()
+	defer up.Close()
+	ctx := context.Background()
+
+	vecs, statuses, err := Client{}.EmbedProbes(ctx, srv.URL, "", probes, embeddingspace.IsLongProbe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(statuses, []int{400, 400, 200}) {
+		t.Errorf("statuses %v, want [400 400 200]", statuses)
+	}
+	var refused []int
+	for i, v := range vecs {
+		if v == nil {
+			refused = append(refused, len(strings.Fields(probes[i])))
+		}
+	}
+	// The two longest (5,120 and 10,240 words) are past 3,000: three requests.
+	if !slices.Equal(refused, []int{5120, 10240}) || up.Stats().Calls != 3 {
+		t.Fatalf("refused probes of %v words in %d calls, want [5120 10240] in 3", refused, up.Stats().Calls)
+	}
+
+	up.SetConfig(fakeupstream.Config{Dims: 64, Space: &fakeupstream.Space{}})
+	up.ResetStats()
+	vecs, _, err = Client{}.EmbedProbes(ctx, srv.URL, "", probes, embeddingspace.IsLongProbe)
+	hasNil := slices.ContainsFunc(vecs, func(v []float32) bool { return v == nil })
+	if err != nil || hasNil || len(vecs) != len(probes) || up.Stats().Calls != 1 {
+		t.Fatalf("without a window: err %v, %d calls, %d vectors, a nil vector %v", err, up.Stats().Calls, len(vecs), hasNil)
+	}
+
+	// A refusal that dropping long probes cannot cure is the error it was.
+	up.SetConfig(fakeupstream.Config{Dims: 64, Space: &fakeupstream.Space{Window: 1, Refuse: true}})
+	up.ResetStats()
+	_, statuses, err = Client{}.EmbedProbes(ctx, srv.URL, "", probes, embeddingspace.IsLongProbe)
+	var se *StatusError
+	if !errors.As(err, &se) || se.Code != 400 || !strings.Contains(err.Error(), "longer than the maximum of 1 tokens") || up.Stats().Calls != 6 || len(statuses) != 6 {
+		t.Fatalf("err %v after %d calls, want HTTP 400 after 6", err, up.Stats().Calls)
 	}
 }

@@ -35,19 +35,24 @@ func (p *planner) canary() {
 		deadlineHit = p.in.Now.After(end)
 	}
 	unverified := deadlineHit && pending && ready >= desired
-	if unverified {
-		// Fail closed: a space not proven by the deadline counts as changed.
-		es.Verdict = v1alpha1.SpaceChanged
+	if unverified && es.Verdict == v1alpha1.SpacePending {
+		// Fail closed: a space not proven by the deadline is never a pass;
+		// but nothing was compared, so it is not called changed either.
+		es.Verdict = v1alpha1.SpaceUnverified
 		es.Message = fmt.Sprintf("the probes were not answered within the progress deadline of %s: %s", p.progressDeadline(),
 			cmpOr(es.Message, "no ready pod of each track to probe"))
 	}
-	spaceChanged := es.Verdict == v1alpha1.SpaceChanged
+	spaceFailed := es.Verdict == v1alpha1.SpaceUnverified
+	unverified = unverified || spaceFailed
+	spaceChanged := es.Verdict == v1alpha1.SpaceChanged || spaceFailed
 	p.recordVerdict()
 	failed := p.analysisFailed()
 	auto := p.in.Rollout.AutoRollback == nil || *p.in.Rollout.AutoRollback
+	spaceReason := ReasonEmbeddingSpaceChanged
 	spaceMsg := fmt.Sprintf("revision %s embeds in another vector space than stable: %s", c, es.Message)
-	if unverified {
-		spaceMsg = fmt.Sprintf("revision %s did not prove that it embeds in stable's vector space: %s", c, es.Message)
+	if spaceFailed {
+		spaceReason = ReasonSpaceCheckFailed
+		spaceMsg = fmt.Sprintf("the embedding-space check of revision %s could not complete, so it did not prove that it embeds in stable's vector space: %s", c, es.Message)
 	}
 
 	switch {
@@ -59,7 +64,7 @@ func (p *planner) canary() {
 		p.rollback(ReasonAborted, fmt.Sprintf("Aborted by abort token %q", p.token))
 		return
 	case spaceChanged && auto:
-		p.rollback(ReasonEmbeddingSpaceChanged, spaceMsg)
+		p.rollback(spaceReason, spaceMsg)
 		return
 	case failed && auto:
 		p.rollback(ReasonAnalysisFailed, p.failMessage())
@@ -69,7 +74,11 @@ func (p *planner) canary() {
 		p.start("RetryStarted", fmt.Sprintf("Retrying revision %s from step 1 by retry token %q", c, p.token))
 		return
 	case p.cmd.promotes() && spaceChanged:
-		p.decline(spaceMsg + "; declare the change in spec.embedding.space to cut over instead")
+		if spaceFailed {
+			p.decline(spaceMsg + "; fix what keeps the probes from being answered, then retry")
+		} else {
+			p.decline(spaceMsg + "; declare the change in spec.embedding.space to cut over instead")
+		}
 	case p.cmd.promotes() && pending:
 		p.decline(fmt.Sprintf("the embedding-space check of revision %s has not passed yet; clients reach only stable until it does", c))
 	case p.cmd == CommandPromoteFull:
@@ -103,7 +112,7 @@ func (p *planner) canary() {
 	p.requeueAnalysis()
 	switch {
 	case spaceChanged:
-		p.hold(ReasonEmbeddingSpaceChanged, spaceMsg+"; autoRollback is off, and clients reach only stable")
+		p.hold(spaceReason, spaceMsg+"; autoRollback is off, and clients reach only stable")
 		return
 	case deadlineHit:
 		p.hold(ReasonProgressDeadlineExceeded, fmt.Sprintf("%d/%d canary pods ready after the progress deadline of %s; autoRollback is off", ready, desired, p.progressDeadline()))

@@ -688,13 +688,26 @@ func spaceCases() []decideCase {
 					t.Errorf("attempts %d message %q requeue %s, want 3, the error, 4s", es.Attempts, es.Message, p.RequeueAfter)
 				}
 			}},
-		{name: "space: not proven by the deadline fails closed",
+		{name: "space: not proven by the deadline fails closed, as a check that could not complete (not a changed space)",
 			setup: []func(*Input){checked, running(0, 3*time.Minute, 1), spaceRecord(v1alpha1.SpacePending, 7, 10*time.Second)},
-			want:  want{transition: TransitionRollback, reason: ReasonEmbeddingSpaceChanged, stable: "a", state: StateRolledBack, rollback: ReasonEmbeddingSpaceChanged, events: []string{ReasonEmbeddingSpaceChanged}},
+			want:  want{transition: TransitionRollback, reason: ReasonSpaceCheckFailed, stable: "a", state: StateRolledBack, rollback: ReasonSpaceCheckFailed, events: []string{ReasonSpaceCheckFailed}},
 			check: func(t *testing.T, p Plan) {
-				spaceIs("", v1alpha1.SpaceChanged)(t, p)
+				spaceIs("", v1alpha1.SpaceUnverified)(t, p)
+				if m := p.Memory.Rollback.Message; strings.Contains(m, "embeds in another vector space") {
+					t.Errorf("rollback message %q: says the space changed, but nothing was compared", m)
+				}
 				if m := p.Memory.Rollback.Message; !strings.Contains(m, "not answered within the progress deadline") || !strings.Contains(m, "earlier") {
 					t.Errorf("rollback message %q: want the deadline and the last probe error", m)
+				}
+			}},
+		{name: "space: an unverified check held without autoRollback keeps its reason and message",
+			setup: []func(*Input){checked, running(0, 3*time.Minute, 1), noAuto, func(in *Input) {
+				in.Memory.EmbeddingSpace = &v1alpha1.EmbeddingSpaceStatus{Revision: "b", Verdict: v1alpha1.SpaceUnverified, Attempts: 7, Message: "the probes were not answered within the progress deadline of 2m0s: earlier"}
+			}},
+			want: want{transition: TransitionHold, reason: ReasonSpaceCheckFailed, stable: "a", canary: "b", canaryReplicas: 1, state: StateHeld, selects: SelectStable},
+			check: func(t *testing.T, p Plan) {
+				if m := p.Memory.EmbeddingSpace.Message; m != "the probes were not answered within the progress deadline of 2m0s: earlier" {
+					t.Errorf("message %q grew on a later pass", m)
 				}
 			}},
 		{name: "space: a verdict is never taken twice",

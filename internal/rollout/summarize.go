@@ -55,6 +55,9 @@ type Observation struct {
 	Err error
 	// Conditions are the conditions as last written.
 	Conditions []metav1.Condition
+	// SpaceDrift is the space watch's finding that stable serves another
+	// space than its fingerprint (reason UpstreamSpaceChanged); nil when not.
+	SpaceDrift *Problem
 }
 
 // Summary is what the controller writes and records.
@@ -92,7 +95,8 @@ func Summarize(o Observation) Summary {
 		conds = append(conds, *c.DeepCopy())
 	}
 	at := stamp{gen: o.Generation, now: o.Now}
-	sit := classify(o)
+	sit := withSpaceDrift(classify(o), o.SpaceDrift)
+	conds = setSpaceDrifted(conds, at, o.SpaceDrift)
 	conds = setAvailable(conds, at, o.Stable, o.Replicas)
 	conds = setRolledBack(conds, at, sit.rolledBack, o.Memory.Rollback)
 	conds = setStalled(conds, at, sit.stalled)

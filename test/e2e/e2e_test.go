@@ -209,6 +209,7 @@ type svcSpec struct {
 	Steps           string // YAML list under rollout.steps, indented by 4
 	Analysis        bool
 	AnalysisExtra   string // more fields under rollout.analysis, indented by 6
+	SpaceCheck      string // fields under rollout.spaceCheck, indented by 6
 }
 
 // manifest renders the RAGService as a user (or a GitOps pipeline) writes it.
@@ -235,6 +236,9 @@ func (s svcSpec) manifest() string {
       maxShedRate: "0.10"
       maxLatencyP99: 2s
 ` + s.AnalysisExtra
+	}
+	if s.SpaceCheck != "" {
+		analysis = "    spaceCheck:\n" + s.SpaceCheck + analysis
 	}
 	if s.MaxInFlight == 0 {
 		s.MaxInFlight = 8

@@ -108,4 +108,15 @@ manager carry the RAGService's namespace and name (scraped with honorLabels).
     annotations:
       summary: {{ printf "RAGService {{ $labels.namespace }}/{{ $labels.name }} has been at canary step {{ $value }} for %s" $a.rolloutStuckAfter | quote }}
       description: {{ `A canary of {{ $labels.namespace }}/{{ $labels.name }} has not moved: it waits for kubectl rag promote, is held by spec.rollout.paused, or its analysis stays inconclusive (onNoData: Pause). kubectl rag -n {{ $labels.namespace }} status {{ $labels.name }} says which.` | quote }}
+  - alert: RAGServiceSpaceDrifted
+    # The space watch found stable answering in another vector space than the
+    # one recorded when it became stable, with no change of spec: every
+    # vector written to the index from now on is in another space.
+    expr: max by (namespace, name) (ragops_space_drifted) == 1
+    labels:
+      severity: critical
+      {{- with $a.ruleLabels }}{{ toYaml . | nindent 6 }}{{- end }}
+    annotations:
+      summary: {{ `RAGService {{ $labels.namespace }}/{{ $labels.name }} answers in another vector space than the one recorded` | quote }}
+      description: {{ `The space watch of {{ $labels.namespace }}/{{ $labels.name }} found its stable pods embedding the probe texts into another vector space than the fingerprint recorded when the revision became stable, with no change of spec: the upstream behind spec.embedding.endpoint probably serves another model, normalisation, tokenizer or input window. Queries and newly indexed chunks no longer match the index. Restore the upstream (the next watch clears this), or keep the new space with kubectl rag -n {{ $labels.namespace }} accept-space {{ $labels.name }} and re-index; kubectl rag -n {{ $labels.namespace }} status {{ $labels.name }} shows the numbers.` | quote }}
 {{- end }}
