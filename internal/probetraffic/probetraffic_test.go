@@ -11,6 +11,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/ragops/rag-operator/internal/probeclient"
+	"github.com/ragops/rag-operator/internal/testsupport/poll"
 )
 
 func TestSlice(t *testing.T) {
@@ -81,11 +82,13 @@ func TestRunner(t *testing.T) {
 	s1, s2, k1 := c.server(t, "s1"), c.server(t, "s2"), c.server(t, "k1")
 	var mu sync.Mutex
 	observed := map[string]int{}
+	sliceCount := map[string]int{} // slices observed, by key/track
 	tr := &http.Transport{}
 	t.Cleanup(tr.CloseIdleConnections)
 	r := &Runner{Traffic: probeclient.Traffic{HTTP: &http.Client{Transport: tr}, Timeout: time.Second}, Observe: func(key, track string, st probeclient.Stats) {
 		mu.Lock()
 		observed[key+"/"+track] += st.ByStatus[200]
+		sliceCount[key+"/"+track]++
 		mu.Unlock()
 	}}
 	// Ensured before the manager starts: runs once it does.
@@ -95,17 +98,11 @@ func TestRunner(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- r.Start(ctx) }()
 
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
-		if n := c.get(); n["s1"] >= 6 && n["s2"] >= 6 && n["k1"] >= 12 {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	poll.Until(t, "2 intervals: stable's 6 per interval split over both pods, the canary's 6 on its one", func() bool {
+		n := c.get()
+		return n["s1"] >= 6 && n["s2"] >= 6 && n["k1"] >= 12
+	})
 	n := c.get()
-	if n["s1"] < 6 || n["s2"] < 6 || n["k1"] < 12 {
-		t.Fatalf("after 2 intervals: %v; want stable's 6 per interval split over both pods, the canary's 6 on its one", n)
-	}
 	if d := n["s1"] - n["s2"]; d < -2 || d > 2 {
 		t.Errorf("stable pods got %d and %d: want them even", n["s1"], n["s2"])
 	}
@@ -118,9 +115,18 @@ func TestRunner(t *testing.T) {
 	// The canary's pod goes: it gets no more.
 	r.Ensure("search/docs", Plan{Revision: "b", PerTrack: 6, Interval: 600 * time.Millisecond,
 		Targets: map[string][]string{"stable": {s1, s2}}, Texts: []string{"one"}})
-	time.Sleep(300 * time.Millisecond) // the slice under way ends
+	// Slices are sent one after the other, and a slice reads the plan when it
+	// starts: the second stable slice observed from now on started after
+	// Ensure, so the canary's last requests have been answered.
+	stableSlices := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return sliceCount["search/docs/stable"]
+	}
+	changed := stableSlices()
+	poll.Until(t, "the slice under way when the canary's pod went to end", func() bool { return stableSlices() >= changed+2 })
 	before := c.get()["k1"]
-	time.Sleep(700 * time.Millisecond)
+	poll.Until(t, "one more whole stable slice", func() bool { return stableSlices() >= changed+3 })
 	if after := c.get()["k1"]; after != before {
 		t.Errorf("a pod no longer ready got %d more requests", after-before)
 	}
