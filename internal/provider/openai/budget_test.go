@@ -11,6 +11,7 @@ import (
 
 	"github.com/ragops/rag-operator/internal/fakeupstream"
 	"github.com/ragops/rag-operator/internal/provider"
+	"github.com/ragops/rag-operator/internal/testsupport/poll"
 )
 
 // closedLoop runs clients that each send one input at a time for d, with a
@@ -107,9 +108,7 @@ func TestRateLimitPausesThePod(t *testing.T) {
 		_, err := e.client.Embed(context.Background(), provider.Request{Inputs: texts("first", 1)})
 		first <- err
 	}()
-	for e.client.Budget().PausedUntil(time.Now()).IsZero() { // the 429 has been read
-		time.Sleep(time.Millisecond)
-	}
+	poll.Until(t, "the 429 to pause the pod", func() bool { return !e.client.Budget().PausedUntil(time.Now()).IsZero() })
 	var wg sync.WaitGroup
 	var failed atomic.Int64
 	for i := 0; i < 20; i++ {

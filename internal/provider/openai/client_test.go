@@ -21,6 +21,7 @@ import (
 	"github.com/ragops/rag-operator/internal/builtinmodel"
 	"github.com/ragops/rag-operator/internal/fakeupstream"
 	"github.com/ragops/rag-operator/internal/provider"
+	"github.com/ragops/rag-operator/internal/testsupport/poll"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -232,17 +233,13 @@ func TestLeavingClientCancelsUpstreamCall(t *testing.T) {
 		_, err := e.client.Embed(ctx, provider.Request{Inputs: texts("x", 1)})
 		done <- err
 	}()
-	for e.up.Stats().InFlight == 0 {
-		time.Sleep(time.Millisecond)
-	}
+	poll.Until(t, "the upstream call to start", func() bool { return e.up.Stats().InFlight != 0 })
 	cancel()
 	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Fatalf("err %v", err)
 	}
 	// The shared call had no member left, so it was cancelled upstream too.
-	for e.up.Stats().InFlight != 0 {
-		time.Sleep(time.Millisecond)
-	}
+	poll.Until(t, "the upstream call to end", func() bool { return e.up.Stats().InFlight == 0 })
 	if e.up.Stats().ByStatus[499] != 1 {
 		t.Fatalf("upstream call not cancelled: %v", e.up.Stats().ByStatus)
 	}

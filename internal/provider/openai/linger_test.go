@@ -7,6 +7,7 @@ import (
 
 	"github.com/ragops/rag-operator/internal/budget"
 	"github.com/ragops/rag-operator/internal/provider"
+	"github.com/ragops/rag-operator/internal/testsupport/poll"
 )
 
 func TestLingerFor(t *testing.T) {
@@ -74,15 +75,11 @@ func TestBatcherLingerFollowsCallLatency(t *testing.T) {
 		m, _, _ := b.submit(context.Background(), batchKey{}, []provider.Input{{Text: "x"}}, 1, false)
 		<-m.done
 		// run updates the estimate after delivering; wait for it to finish.
-		for {
+		poll.Until(t, "the batcher's call to finish", func() bool {
 			b.mu.Lock()
-			idle := b.inFlight == 0
-			b.mu.Unlock()
-			if idle {
-				return
-			}
-			time.Sleep(time.Millisecond)
-		}
+			defer b.mu.Unlock()
+			return b.inFlight == 0
+		})
 	}
 	one()
 	after := linger()
