@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ragops/rag-operator/internal/openaiapi"
+	"github.com/ragops/rag-operator/internal/testsupport/poll"
 )
 
 func post(t *testing.T, url string) *http.Response {
@@ -67,9 +68,7 @@ func TestHangReleasedByClose(t *testing.T) {
 			resp.Body.Close()
 		}
 	}()
-	for up.Stats().Hung == 0 {
-		time.Sleep(time.Millisecond)
-	}
+	poll.Until(t, "the call to hang", func() bool { return up.Stats().Hung != 0 })
 	select {
 	case <-done:
 		t.Fatal("a hanging call answered")
