@@ -126,9 +126,9 @@ func TestSIGTERMDrainsRealProcess(t *testing.T) {
 		go func() { c, b := post(); inflight <- res{c, b} }()
 	}
 	// Both requests hold a slot before the signal.
-	for !strings.Contains(scrape(t, "http://"+admin+"/metrics"), "\nembedserver_in_flight 2\n") {
-		time.Sleep(5 * time.Millisecond)
-	}
+	poll.Until(t, "both requests to hold a slot (embedserver_in_flight 2)", func() bool {
+		return strings.Contains(scrape(t, "http://"+admin+"/metrics"), "\nembedserver_in_flight 2\n")
+	})
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
