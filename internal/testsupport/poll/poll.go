@@ -20,10 +20,29 @@ const Interval = 20 * time.Millisecond
 // it still does not after Budget.
 func Until(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(Budget)
-	for !cond() {
+	UntilSaw(t, what, func() (bool, string) { return cond(), "" })
+}
+
+// UntilSaw is Until for a condition whose last state explains a failure: cond
+// says whether it holds and what it saw, and the failure quotes the last of it.
+func UntilSaw(t testing.TB, what string, cond func() (bool, string)) {
+	t.Helper()
+	untilSaw(t, Budget, what, cond)
+}
+
+func untilSaw(t testing.TB, budget time.Duration, what string, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(budget)
+	for {
+		ok, saw := cond()
+		if ok {
+			return
+		}
 		if time.Now().After(deadline) {
-			t.Fatalf("waited %s for %s", Budget, what)
+			if saw == "" {
+				t.Fatalf("waited %s for %s", budget, what)
+			}
+			t.Fatalf("waited %s for %s; last saw: %s", budget, what, saw)
 		}
 		time.Sleep(Interval)
 	}
