@@ -2,10 +2,13 @@ package gctune
 
 import (
 	"context"
+	"fmt"
 	"runtime"
 	"runtime/debug"
 	"testing"
 	"time"
+
+	"github.com/ragops/rag-operator/internal/testsupport/poll"
 )
 
 func TestLimit(t *testing.T) {
@@ -57,16 +60,11 @@ func TestRunFollowsTheLiveHeap(t *testing.T) {
 	for range 64 {
 		held = append(held, make([]byte, 256<<10)) // 16 MiB live in all
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	poll.UntilSaw(t, fmt.Sprintf("a memory limit of at least %d with 16 MiB live", 2*16<<20), func() (bool, string) {
 		runtime.GC()
-		if lim := debug.SetMemoryLimit(-1); lim >= 2*16<<20 {
-			break
-		} else if time.Now().After(deadline) {
-			t.Fatalf("memory limit %d after 10 s with 16 MiB live; want at least %d", lim, 2*16<<20)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		lim := debug.SetMemoryLimit(-1)
+		return lim >= 2*16<<20, fmt.Sprintf("memory limit %d", lim)
+	})
 	if p := debug.SetGCPercent(Percent); p != Percent {
 		t.Errorf("GOGC while running = %d, want %d", p, Percent)
 	}
