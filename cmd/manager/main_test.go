@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -24,6 +25,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/ragops/rag-operator/internal/testsupport/kubetest"
+	"github.com/ragops/rag-operator/internal/testsupport/poll"
 	"github.com/ragops/rag-operator/internal/version"
 )
 
@@ -137,17 +139,13 @@ func TestPlainMetrics(t *testing.T) {
 // series appear once it started, after the cache synced).
 func waitMetric(t *testing.T, scrape func() (int, string), metric string) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	poll.UntilSaw(t, metric+" in the scrape", func() (bool, string) {
 		code, body := scrape()
-		if code == http.StatusOK && strings.Contains(body, metric) {
-			return
-		}
-		if code != http.StatusOK || time.Now().After(deadline) {
+		if code != http.StatusOK {
 			t.Fatalf("scrape: %d, no %s in:\n%.300s", code, metric, body)
 		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return strings.Contains(body, metric), fmt.Sprintf("no %s in:\n%.300s", metric, body)
+	})
 }
 
 func startAPIServer(t *testing.T) *rest.Config {
@@ -195,18 +193,14 @@ func freeAddr(t *testing.T) string {
 
 func waitServing(t *testing.T, hc *http.Client, url string) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	poll.UntilSaw(t, "metrics endpoint "+url+" to serve", func() (bool, string) {
 		resp, err := hc.Get(url)
-		if err == nil {
-			resp.Body.Close()
-			return
+		if err != nil {
+			return false, err.Error()
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("metrics endpoint %s not serving: %v", url, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		resp.Body.Close()
+		return true, ""
+	})
 }
 
 func get(t *testing.T, hc *http.Client, url, bearer string) (int, string) {
