@@ -7,9 +7,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	"github.com/ragops/rag-operator/internal/testsupport/poll"
 )
 
 // docsExamples are the manifests the docs tell readers to apply: GitOps
@@ -114,17 +115,10 @@ spec:
 	}
 	// A policy takes effect a moment after it is created: wait until the
 	// first refusal shows, then check every case once.
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	poll.UntilSaw(t, fmt.Sprintf("the policy to refuse %q", cases[0].name), func() (bool, string) {
 		out, err := kubectl(svc(cases[0].spec), "apply", "--server-side", "--dry-run=server", "-f", "-")
-		if err != nil && strings.Contains(out, cases[0].refusal) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the policy did not refuse %q within 30s: %v\n%s", cases[0].name, err, out)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return err != nil && strings.Contains(out, cases[0].refusal), fmt.Sprintf("%v\n%s", err, out)
+	})
 	for _, c := range cases {
 		out, err := kubectl(svc(c.spec), "apply", "--server-side", "--dry-run=server", "-f", "-")
 		if err == nil || !strings.Contains(out, c.refusal) {
