@@ -175,7 +175,13 @@ func TestCanaryPromotedAndRolledBackUnderLoad(t *testing.T) {
 		_ = k8s.List(context.Background(), &pods, client.InNamespace(ns), client.MatchingLabels{ragv1.LabelTrack: ragv1.TrackCanary})
 		return len(pods.Items) == 0, fmt.Sprintf("%d canary pods", len(pods.Items))
 	})
-	time.Sleep(2 * time.Second) // load on the stable track after the rollback, too
+	// Load on the stable track after the rollback, too: as many answers as 2 s
+	// of the clients' 30 a second.
+	rolledBack := load.Snapshot().Count(ragv1.TrackStable, loadgen.OutcomeOK)
+	eventually(t, 60*time.Second, 200*time.Millisecond, "60 answers on the stable track after the rollback", func() (bool, string) {
+		n := load.Snapshot().Count(ragv1.TrackStable, loadgen.OutcomeOK)
+		return n >= rolledBack+60, fmt.Sprintf("%d since the rollback", n-rolledBack)
+	})
 
 	stats := stop()
 	polls, minTotal, minStable, worst := capa.finish()

@@ -89,6 +89,15 @@ func startClients(t *testing.T, ns, service string) *loadgen.Load {
 	return l
 }
 
+// answers counts the OK answers of s, whatever their vector size.
+func answers(s loadgen.Stats) int {
+	n := 0
+	for _, d := range s.Dims {
+		n += d.Count
+	}
+	return n
+}
+
 func dimsOf(s loadgen.Stats) string {
 	var parts []string
 	for _, d := range slices.Sorted(maps.Keys(s.Dims)) {
@@ -131,7 +140,13 @@ func TestEmbeddingSpaceGuard(t *testing.T) {
 	eventually(t, 60*time.Second, 500*time.Millisecond, "the canary's pods gone, docs selecting both tracks", func() (bool, string) {
 		return canaryPods(t, ns) == 0 && !selectsOneTrack(t, ns, "docs"), fmt.Sprintf("%d canary pods", canaryPods(t, ns))
 	})
-	time.Sleep(2 * time.Second)
+	// The clients go on after the rollback: as many answers as 2 s of their 30
+	// a second.
+	rolledBack := answers(load.Snapshot())
+	eventually(t, 60*time.Second, 200*time.Millisecond, "60 answers after the rollback", func() (bool, string) {
+		now := load.Snapshot()
+		return answers(now) >= rolledBack+60, dimsOf(now)
+	})
 	a := load.Stop()
 	t.Logf("(a) undeclared hash-384 -> hash-256: rolled back %s after the patch: %s; clients: %s", toRollback.Round(100*time.Millisecond), s.Status.Rollback.Message, dimsOf(a))
 	if a.Dims[256].Count != 0 || a.Dims[384].Count < 50 {
@@ -173,7 +188,11 @@ func TestEmbeddingSpaceGuard(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(3 * time.Second)
+	// As many answers as 3 s of its 10 a second.
+	eventually(t, 60*time.Second, 200*time.Millisecond, "30 answers of the preview", func() (bool, string) {
+		now := preview.Snapshot()
+		return answers(now) >= 30, dimsOf(now)
+	})
 	pv := preview.Stop()
 	if pv.Dims[256].Count == 0 || pv.Dims[384].Count != 0 {
 		t.Fatalf("the preview docs-canary answered %s: want 256 dimensions only", dimsOf(pv))
@@ -195,7 +214,13 @@ func TestEmbeddingSpaceGuard(t *testing.T) {
 	eventually(t, 60*time.Second, 500*time.Millisecond, "the canary's pods gone", func() (bool, string) {
 		return canaryPods(t, ns) == 0, fmt.Sprintf("%d canary pods", canaryPods(t, ns))
 	})
-	time.Sleep(3 * time.Second)
+	// The clients go on after the cutover: as many answers as 3 s of their 30
+	// a second, so an old-space answer still served would show.
+	cutOver := answers(load.Snapshot())
+	eventually(t, 60*time.Second, 200*time.Millisecond, "90 answers after the cutover", func() (bool, string) {
+		now := load.Snapshot()
+		return answers(now) >= cutOver+90, dimsOf(now)
+	})
 	c := load.Stop()
 	polls, minReady := capa.finish()
 	s = getSvc(t, ns, "docs")
