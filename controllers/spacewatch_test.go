@@ -44,20 +44,27 @@ func startLoopbackUpstream(t *testing.T, sp fakeupstream.Space) *loopbackUpstrea
 
 func (u *loopbackUpstream) url() string { return "http://" + u.addr + "/v1" }
 
+// waitWatches waits until the space watch of ns/name has ended n more times
+// with result (same, drifted, failed, recorded): the passes before the last
+// of them are over, status writes included.
+func waitWatches(g Gomega, ns, name, result string, n int) {
+	counted := func() float64 { return testutil.ToFloat64(spaceWatches.WithLabelValues(ns, name, result)) }
+	from := counted()
+	g.Eventually(counted, time.Duration(n)*testWatchInterval+poll.Budget, 50*time.Millisecond).Should(BeNumerically(">=", from+float64(n)),
+		"%d more space watches of %s/%s with result %s", n, ns, name, result)
+}
+
 func (u *loopbackUpstream) serve(sp fakeupstream.Space) {
 	u.t.Helper()
 	var ln net.Listener
-	var err error
 	// The old server's port may take a moment to be free again.
-	for range 50 {
-		if ln, err = net.Listen("tcp", u.addr); err == nil {
-			break
+	poll.UntilSaw(u.t, "listening on "+u.addr, func() (bool, string) {
+		var err error
+		if ln, err = net.Listen("tcp", u.addr); err != nil {
+			return false, err.Error()
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if err != nil {
-		u.t.Fatalf("listening on %s: %v", u.addr, err)
-	}
+		return true, ""
+	})
 	u.addr = ln.Addr().String()
 	up := fakeupstream.New(fakeupstream.Config{Dims: 64, Space: &sp})
 	u.srv, u.done = &http.Server{Handler: up, ReadHeaderTimeout: 5 * time.Second}, make(chan struct{})
@@ -135,7 +142,7 @@ func TestSpaceWatchSeesUpstreamReplaced(t *testing.T) {
 
 	// Two intervals of the same upstream: the same space, no drift, no write.
 	before := get(g, ns, "docs")
-	time.Sleep(2 * testWatchInterval)
+	waitWatches(g, ns, "docs", "same", 2)
 	after := get(g, ns, "docs")
 	g.Expect(after.ResourceVersion).To(Equal(before.ResourceVersion), "a watch that found the recorded space wrote the status")
 	g.Expect(testutil.ToFloat64(spaceWatches.WithLabelValues(ns, "docs", "same"))).To(BeNumerically(">=", 1))
@@ -199,7 +206,7 @@ func TestSpaceWatchStopTraffic(t *testing.T) {
 	g.Expect(n).To(Equal(2))
 
 	// It stays so while nobody acts.
-	time.Sleep(2 * testWatchInterval)
+	waitWatches(g, ns, "docs", "drifted", 2)
 	n, _ = podsSelected(g, ns, "docs")
 	g.Expect(n).To(BeZero())
 
@@ -220,7 +227,7 @@ func TestSpaceWatchStopTraffic(t *testing.T) {
 	g.Eventually(func(g Gomega) []string { return eventReasons(g, ns, "docs") }, poll.Budget).Should(ContainElement(ReasonSpaceFingerprintRecorded))
 
 	// The token kept on the object acts no more: later watches compare.
-	time.Sleep(2 * testWatchInterval)
+	waitWatches(g, ns, "docs", "same", 2)
 	svc := get(g, ns, "docs")
 	g.Expect(svc.Status.SpaceWatch.Fingerprint.Time).To(Equal(accepted.Time))
 	g.Expect(condition(svc, ragv1.ConditionSpaceDrifted)).To(BeNil())
