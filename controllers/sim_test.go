@@ -23,6 +23,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	ragv1 "github.com/ragops/rag-operator/api/v1alpha1"
+	"github.com/ragops/rag-operator/internal/budget"
 	"github.com/ragops/rag-operator/internal/builtinmodel"
 	"github.com/ragops/rag-operator/internal/contract"
 	"github.com/ragops/rag-operator/internal/embedserver"
@@ -78,7 +79,8 @@ type simPod struct {
 	ip                                string
 	model                             string // what its server embeds with
 	ready                             bool
-	readyAt                           time.Time // slow start: when it turns ready
+	readyAt                           time.Time       // slow start: when it turns ready
+	budget                            *budget.Limiter // provider openai: its upstream budget
 	cancel                            context.CancelFunc
 	done                              chan struct{}
 }
@@ -308,7 +310,11 @@ func (s *sim) createPod(ctx context.Context, d *appsv1.Deployment, rev string) e
 	}
 	p := &simPod{name: name, revision: rev, track: d.Spec.Template.Labels[ragv1.LabelTrack], deployment: d.Name, ip: allocAddr()}
 	if c := pod.Spec.Containers[0]; !strings.HasSuffix(c.Image, ":stuck") {
-		if err := p.start(c.Image, c.Args); err != nil {
+		env, err := s.resolveEnv(ctx, c)
+		if err != nil {
+			return err
+		}
+		if err := p.start(c.Image, c.Args, env); err != nil {
 			return err
 		}
 		p.ready = true
@@ -359,6 +365,40 @@ func (s *sim) turnReady(ctx context.Context) {
 	}
 }
 
+// resolveEnv is the container's environment as a kubelet resolves it when
+// the container starts: values, and Secret keys read now (an optional
+// Secret or key that is missing leaves the variable unset).
+func (s *sim) resolveEnv(ctx context.Context, c corev1.Container) (map[string]string, error) {
+	env := map[string]string{}
+	for _, e := range c.Env {
+		ref := (*corev1.SecretKeySelector)(nil)
+		if e.ValueFrom != nil {
+			ref = e.ValueFrom.SecretKeyRef
+		}
+		if ref == nil {
+			env[e.Name] = e.Value
+			continue
+		}
+		sec := &corev1.Secret{}
+		err := k8sClient.Get(ctx, client.ObjectKey{Namespace: s.ns, Name: ref.Name}, sec)
+		optional := ref.Optional != nil && *ref.Optional
+		switch {
+		case apierrors.IsNotFound(err) && optional:
+			continue
+		case err != nil:
+			return nil, fmt.Errorf("resolving %s: %w", e.Name, err)
+		}
+		v, ok := sec.Data[ref.Key]
+		if !ok && !optional {
+			return nil, fmt.Errorf("resolving %s: Secret %s has no key %s", e.Name, ref.Name, ref.Key)
+		}
+		if ok {
+			env[e.Name] = string(v)
+		}
+	}
+	return env, nil
+}
+
 func (s *sim) deletePod(ctx context.Context, p *simPod) {
 	s.mu.Lock()
 	delete(s.pods, p.name)
@@ -369,12 +409,27 @@ func (s *sim) deletePod(ctx context.Context, p *simPod) {
 }
 
 // start runs a real embedding server for the pod on its own address, as
-// cmd/embedserver would run it from args (builtin provider).
-func (p *simPod) start(image string, args []string) error {
+// cmd/embedserver would run it from args and env (the builtin model embeds;
+// a pod of provider openai also has the upstream budget's limiter, its start
+// share and token, and serves /budget as the real one does).
+func (p *simPod) start(image string, args []string, env map[string]string) error {
 	o, err := serverflags.Parse(args, io.Discard)
 	if err != nil {
 		return fmt.Errorf("the server refuses the pod's args %q: %w", args, err)
 	}
+<<<<<<< HEAD
+=======
+	if o.Provider == contract.ProviderOpenAI {
+		if err := serverflags.ApplyStartShare(&o, func(k string) string { return env[k] }); err != nil {
+			return err
+		}
+		p.budget = budget.New(budget.Share{RequestsPerMinute: o.UpstreamRPM, TokensPerMinute: o.UpstreamTPM}, time.Now())
+	}
+	model, err := builtinmodel.Parse(o.Model)
+	if err != nil {
+		return err
+	}
+>>>>>>> fd40eba (budget: spec.embedding.upstream.requestsPerMinute/tokensPerMinute are the whole service's budget; a budget controller keeps a per-service Secret (token, safe start share) and tells every pod budget/(live+draining or Deployments' replicas+surge) over PUT /budget; the budget never enters the pod template (openai pods name the Secret once), status.budget shows it)
 	p.model = o.Model
 	var prov provider.Provider
 	if o.Provider == contract.ProviderOpenAI {
@@ -419,6 +474,7 @@ func (p *simPod) start(image string, args []string) error {
 		Model: o.Model, Dimensions: o.Dimensions, Space: o.Space, MaxInFlight: o.MaxInFlight, MaxQueue: o.MaxQueue,
 		MaxInputs: o.MaxInputs, MaxBodyBytes: o.MaxBodyBytes,
 		RequestTimeout: 5 * time.Second, QueueTimeout: time.Second, DrainTimeout: time.Second, RetryAfter: o.RetryAfter,
+		Budget: p.budget, BudgetToken: env[contract.BudgetTokenEnv],
 	}, prov)
 	ctx, cancel := context.WithCancel(context.Background())
 	p.cancel, p.done = cancel, make(chan struct{})

@@ -80,6 +80,8 @@ type RAGServiceSpec struct {
 // +kubebuilder:validation:XValidation:rule="self.provider != 'builtin' || !has(self.apiKeySecretRef)",message="spec.embedding.apiKeySecretRef is only used by the openai provider",fieldPath=".apiKeySecretRef"
 // +kubebuilder:validation:XValidation:rule="!has(self.auth) || self.auth != 'AzureAPIKey' || (has(self.apiVersion) && size(self.apiVersion) > 0)",message="spec.embedding.apiVersion is required when spec.embedding.auth is AzureAPIKey (Azure OpenAI answers 404 without one), for example 2024-10-21",fieldPath=".apiVersion"
 // +kubebuilder:validation:XValidation:rule="self.provider != 'builtin' || ((!has(self.auth) || self.auth == 'Bearer') && !has(self.apiVersion))",message="spec.embedding.auth and spec.embedding.apiVersion are only used by the openai provider",fieldPath=".auth"
+// +kubebuilder:validation:XValidation:rule="self.provider != 'builtin' || !has(self.upstream) || !has(self.upstream.requestsPerMinute) || self.upstream.requestsPerMinute == 0",message="spec.embedding.upstream.requestsPerMinute is only used by the openai provider (the builtin model calls no upstream)",fieldPath=".upstream.requestsPerMinute"
+// +kubebuilder:validation:XValidation:rule="self.provider != 'builtin' || !has(self.upstream) || !has(self.upstream.tokensPerMinute) || self.upstream.tokensPerMinute == 0",message="spec.embedding.upstream.tokensPerMinute is only used by the openai provider (the builtin model calls no upstream)",fieldPath=".upstream.tokensPerMinute"
 type EmbeddingSpec struct {
 	// Provider is builtin (no network) or openai (any OpenAI-compatible endpoint).
 	// +kubebuilder:default=builtin
@@ -149,9 +151,29 @@ type EmbeddingSpec struct {
 	Upstream UpstreamSpec `json:"upstream,omitempty,omitzero"`
 }
 
-// UpstreamSpec is what one upstream call may carry. A request over these
-// limits is split into several calls, never refused for them.
+// UpstreamSpec is the upstream's budget for the whole service and what one
+// upstream call may carry. A request over the per-call limits is split into
+// several calls, never refused for them.
 type UpstreamSpec struct {
+	// RequestsPerMinute is the upstream's budget of calls per minute for the
+	// whole service: all pods of both tracks together. The operator hands each
+	// pod a share so that the shares never add up to more (docs/embedserver.md,
+	// "The service's budget"). 0 or absent: not declared (each pod learns the
+	// upstream's limit from its x-ratelimit-* headers). Changing it restarts
+	// no pod. openai provider only.
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=1000000000
+	// +optional
+	RequestsPerMinute int64 `json:"requestsPerMinute,omitempty"`
+
+	// TokensPerMinute is the upstream's budget of tokens per minute for the
+	// whole service, shared out like requestsPerMinute. 0 or absent: not
+	// declared. openai provider only.
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=1000000000000
+	// +optional
+	TokensPerMinute int64 `json:"tokensPerMinute,omitempty"`
+
 	// MaxInputsPerCall is the upstream's limit of inputs per call (OpenAI's
 	// is 2048); a call carries at most the smaller of it and maxBatchSize.
 	// +kubebuilder:default=2048
@@ -636,12 +658,48 @@ type RAGServiceStatus struct {
 	// +optional
 	SpaceWatch *SpaceWatchStatus `json:"spaceWatch,omitempty"`
 
+	// Budget is the upstream budget declared for the service and the share
+	// each pod was told; absent when no budget is declared. Written by the
+	// budget hand-out, not by the rollout planner.
+	// +optional
+	Budget *BudgetStatus `json:"budget,omitempty"`
+
 	// Conditions: Ready, Reconciling, Stalled, Available, RolledBack,
 	// SpaceDrifted.
 	// +optional
 	// +listType=map
 	// +listMapKey=type
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
+}
+
+// BudgetStatus is the service's upstream budget and how it is shared out.
+type BudgetStatus struct {
+	// RequestsPerMinute and TokensPerMinute are the declared budget of the
+	// whole service (spec.embedding.upstream).
+	// +optional
+	RequestsPerMinute int64 `json:"requestsPerMinute"`
+	// +optional
+	TokensPerMinute int64 `json:"tokensPerMinute"`
+	// Pods is how many pods the budget is divided among: every pod of the
+	// service that exists (both tracks, ready or not, draining too) and the
+	// ones its Deployments may still start (replicas and surge).
+	// +optional
+	Pods int32 `json:"pods"`
+	// PerPod is each pod's share: the budget divided by pods, rounded down.
+	// +optional
+	PerPod BudgetShare `json:"perPod"`
+	// PodsTold counts the pods that confirmed PerPod; the others run on the
+	// safe share they started with, or the last one they confirmed.
+	// +optional
+	PodsTold int32 `json:"podsTold"`
+}
+
+// BudgetShare is one pod's share of the upstream budget, per minute.
+type BudgetShare struct {
+	// +optional
+	RequestsPerMinute int64 `json:"requestsPerMinute"`
+	// +optional
+	TokensPerMinute int64 `json:"tokensPerMinute"`
 }
 
 // RolloutStatus is what the rollout planner remembers between passes. The

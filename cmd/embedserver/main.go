@@ -38,6 +38,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
 	}
+	if err == nil && o.Provider == contract.ProviderOpenAI {
+		err = serverflags.ApplyStartShare(&o, getenv)
+	}
 	if err != nil {
 		fmt.Fprintln(stderr, "embedserver:", err)
 		return 2

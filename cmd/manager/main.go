@@ -173,6 +173,14 @@ func newManager(cfg *rest.Config, o options) (ctrl.Manager, error) {
 	}).SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("setting up the RAGService controller: %w", err)
 	}
+	// The upstream budget's hand-out to the pods: its own controller, so a
+	// budget or replica change never passes through the rollout.
+	if err := (&controllers.BudgetReconciler{
+		Client:    mgr.GetClient(),
+		APIReader: mgr.GetAPIReader(),
+	}).SetupWithManager(mgr); err != nil {
+		return nil, fmt.Errorf("setting up the budget controller: %w", err)
+	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return nil, err
 	}

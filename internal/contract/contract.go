@@ -23,6 +23,24 @@ const APIKeyEnv = "EMBEDSERVER_API_KEY"
 // per-service Secret. Unset: nobody may change it.
 const BudgetTokenEnv = "EMBEDSERVER_BUDGET_TOKEN"
 
+// The safe share a pod starts with, before the operator tells it its share:
+// set from the per-service budget Secret (optional keys), read once at start
+// when --upstream-requests-per-minute / --upstream-tokens-per-minute are 0.
+// Being environment from a Secret, not arguments, a new value reaches every
+// pod that starts from then on without changing the pod template.
+const (
+	BudgetStartRequestsEnv = "EMBEDSERVER_BUDGET_START_REQUESTS_PER_MINUTE"
+	BudgetStartTokensEnv   = "EMBEDSERVER_BUDGET_START_TOKENS_PER_MINUTE"
+)
+
+// Keys of the per-service budget Secret (<service>-budget) the operator
+// writes and the pods read through secretKeyRef.
+const (
+	BudgetSecretTokenKey    = "token"
+	BudgetSecretRequestsKey = "startRequestsPerMinute"
+	BudgetSecretTokensKey   = "startTokensPerMinute"
+)
+
 // Providers the server offers (--provider).
 const (
 	ProviderBuiltin = "builtin"

@@ -113,6 +113,22 @@ func Build(svc *ragv1.RAGService, image string) (*corev1ac.PodTemplateSpecApplyC
 			corev1ac.EnvVarSource().WithSecretKeyRef(
 				corev1ac.SecretKeySelector().WithName(ref.Name).WithKey(ref.Key))))
 	}
+	if spec.Embedding.Provider == ragv1.ProviderOpenAI {
+		// Always for openai, whatever the budget: declaring or changing a
+		// budget later must not change the template (a new revision, every pod
+		// restarted). Optional: a missing Secret or key never keeps a pod from
+		// starting; the pod then has no start share and no token.
+		secret := BudgetSecretName(svc.Name)
+		for _, e := range []struct{ env, key string }{
+			{contract.BudgetTokenEnv, contract.BudgetSecretTokenKey},
+			{contract.BudgetStartRequestsEnv, contract.BudgetSecretRequestsKey},
+			{contract.BudgetStartTokensEnv, contract.BudgetSecretTokensKey},
+		} {
+			container.WithEnv(corev1ac.EnvVar().WithName(e.env).WithValueFrom(
+				corev1ac.EnvVarSource().WithSecretKeyRef(
+					corev1ac.SecretKeySelector().WithName(secret).WithKey(e.key).WithOptional(true))))
+		}
+	}
 	resources := spec.Pod.Resources
 	if len(resources.Limits)+len(resources.Requests)+len(resources.Claims) == 0 {
 		resources = DefaultResources()
@@ -177,6 +193,10 @@ func Build(svc *ragv1.RAGService, image string) (*corev1ac.PodTemplateSpecApplyC
 	}
 	return tpl, nil
 }
+
+// BudgetSecretName is the Secret holding a service's budget token and the
+// share its pods start with; the operator creates it, owned by the service.
+func BudgetSecretName(instance string) string { return instance + "-budget" }
 
 // Labels are the pod labels of a service: the user's, then the operator's own,
 // which win so that selectors can never be broken from the spec.

@@ -12,6 +12,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	ragv1 "github.com/ragops/rag-operator/api/v1alpha1"
+	"github.com/ragops/rag-operator/internal/contract"
 )
 
 // defaulted is a spec as the API server stores it after the CRD's defaults.
@@ -168,12 +169,39 @@ func TestBuild(t *testing.T) {
 				APIKeySecretRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "openai"}, Key: "api-key"}}
 		}, "img", func(t *testing.T, p *corev1.PodTemplateSpec) {
 			env := p.Spec.Containers[0].Env
-			if len(env) != 1 || env[0].Name != APIKeyEnv || env[0].ValueFrom.SecretKeyRef.Name != "openai" || env[0].ValueFrom.SecretKeyRef.Key != "api-key" || env[0].Value != "" {
+			// The API key, then the budget Secret's three optional keys
+			// (every openai pod has them; see "budget Secret" below).
+			if len(env) != 4 || env[0].Name != APIKeyEnv || env[0].ValueFrom.SecretKeyRef.Name != "openai" || env[0].ValueFrom.SecretKeyRef.Key != "api-key" || env[0].Value != "" {
 				t.Errorf("env %+v", env)
 			}
 			for _, a := range p.Spec.Containers[0].Args {
 				if strings.Contains(a, "api-key") || strings.Contains(a, "openai\"") {
 					t.Errorf("arg %q mentions the key", a)
+				}
+			}
+		}},
+		{"budget Secret named for every openai pod, optional, never a value", func(s *ragv1.RAGService) {
+			s.Spec.Embedding = ragv1.EmbeddingSpec{Provider: ragv1.ProviderOpenAI, Model: "m", Endpoint: "http://x/v1",
+				Upstream: ragv1.UpstreamSpec{RequestsPerMinute: 6000, TokensPerMinute: 1000000}}
+		}, "img", func(t *testing.T, p *corev1.PodTemplateSpec) {
+			want := map[string]string{
+				contract.BudgetTokenEnv:         contract.BudgetSecretTokenKey,
+				contract.BudgetStartRequestsEnv: contract.BudgetSecretRequestsKey,
+				contract.BudgetStartTokensEnv:   contract.BudgetSecretTokensKey,
+			}
+			env := p.Spec.Containers[0].Env
+			if len(env) != len(want) {
+				t.Fatalf("env %+v", env)
+			}
+			for _, e := range env {
+				ref := e.ValueFrom.SecretKeyRef
+				if e.Value != "" || ref.Name != "docs-budget" || ref.Key != want[e.Name] || ref.Optional == nil || !*ref.Optional {
+					t.Errorf("env %s = %+v", e.Name, e)
+				}
+			}
+			for _, a := range p.Spec.Containers[0].Args {
+				if strings.Contains(a, "6000") || strings.Contains(a, "per-minute") {
+					t.Errorf("arg %q: the service's budget is handed out, never an argument", a)
 				}
 			}
 		}},
@@ -230,6 +258,23 @@ func TestBuildWithoutImage(t *testing.T) {
 
 // The revision names the template: every template field changes it, replicas
 // and the rollout settings do not.
+// The service's budget is handed out to running pods, never rendered into
+// the template: declaring, changing or removing it is no revision.
+func TestBudgetIsNotARevision(t *testing.T) {
+	openai := func(rpm, tpm int64) func(*ragv1.RAGService) {
+		return func(s *ragv1.RAGService) {
+			s.Spec.Embedding = ragv1.EmbeddingSpec{Provider: ragv1.ProviderOpenAI, Model: "m", Endpoint: "http://x/v1", MaxBatchSize: 64,
+				Upstream: ragv1.UpstreamSpec{RequestsPerMinute: rpm, TokensPerMinute: tpm}}
+		}
+	}
+	base := revisionOf(t, defaulted(openai(0, 0)))
+	for _, b := range [][2]int64{{6000, 0}, {6000, 1000000}, {3000, 1000000}, {0, 5}} {
+		if rev := revisionOf(t, defaulted(openai(b[0], b[1]))); rev != base {
+			t.Errorf("budget %d/%d changed the revision: %s -> %s", b[0], b[1], base, rev)
+		}
+	}
+}
+
 func TestRevision(t *testing.T) {
 	base := revisionOf(t, defaulted())
 	if len(base) != 10 {
