@@ -194,6 +194,7 @@ func TestBudgetSharesStayWithinTheBudget(t *testing.T) {
 	update(t, ns, "docs", func(s *ragv1.RAGService) { s.Spec.Embedding.Upstream.RequestsPerMinute = 3000 })
 	st = allTold(t, s, ns, "docs", 3000, 1_000_000, 4)
 	w.rpmLimit.Store(3000) // every pod holds the lower share now
+	t.Logf("budget 3000: %d calls/min per pod, the same %d pods", st.PerPod.RequestsPerMinute, len(podsBefore))
 	svc := get(g, ns, "docs")
 	g.Expect(svc.Status.StableRevision).To(Equal(before))
 	g.Expect(svc.Status.CanaryRevision).To(BeEmpty())

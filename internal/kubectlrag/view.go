@@ -60,6 +60,9 @@ func RenderStatus(w io.Writer, svc *ragv1.RAGService, tracks []Track, now time.T
 		field("Step", "%s", describeStep(spec.Rollout.Steps, st.CurrentStep, st.StepStartTime, now))
 		field("Weight", "%d%% desired, %d%% effective", st.CanaryWeight, st.EffectiveWeight)
 	}
+	if b := budgetLine(svc); b != "" {
+		field("Budget", "%s", b)
+	}
 	if err := tw.Flush(); err != nil {
 		return fmt.Errorf("write status: %w", err)
 	}
@@ -236,3 +239,33 @@ func orDash(s string) string {
 }
 
 func oneLine(s string) string { return strings.ReplaceAll(s, "\n", " ") }
+
+// budgetLine describes the service's upstream budget and each pod's share as
+// the operator handed it out (status.budget); empty when none is declared.
+// The pods' own view is GET /budget on their admin port.
+func budgetLine(svc *ragv1.RAGService) string {
+	up := svc.Spec.Embedding.Upstream
+	b := svc.Status.Budget
+	if b == nil {
+		if up.RequestsPerMinute == 0 && up.TokensPerMinute == 0 {
+			return ""
+		}
+		return fmt.Sprintf("%s for the service, not handed out yet", perMinute(up.RequestsPerMinute, up.TokensPerMinute))
+	}
+	return fmt.Sprintf("%s for the service; %s per pod (divided by %d pods, %d told)",
+		perMinute(b.RequestsPerMinute, b.TokensPerMinute), perMinute(b.PerPod.RequestsPerMinute, b.PerPod.TokensPerMinute), b.Pods, b.PodsTold)
+}
+
+func perMinute(calls, tokens int64) string {
+	var parts []string
+	if calls > 0 {
+		parts = append(parts, fmt.Sprintf("%d calls/min", calls))
+	}
+	if tokens > 0 {
+		parts = append(parts, fmt.Sprintf("%d tokens/min", tokens))
+	}
+	if len(parts) == 0 {
+		return "no limit"
+	}
+	return strings.Join(parts, ", ")
+}

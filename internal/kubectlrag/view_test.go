@@ -217,3 +217,47 @@ func TestRenderSpaceWatch(t *testing.T) {
 		}
 	}
 }
+
+// status shows the service's declared budget and the share each pod was
+// told, from status.budget; nothing when no budget is declared.
+func TestRenderStatusBudget(t *testing.T) {
+	now := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+	base := func(up ragv1.UpstreamSpec, b *ragv1.BudgetStatus) *ragv1.RAGService {
+		return &ragv1.RAGService{
+			ObjectMeta: metav1.ObjectMeta{Name: "docs", Namespace: "search", Generation: 1},
+			Spec:       ragv1.RAGServiceSpec{Replicas: ptr.To[int32](4), Embedding: ragv1.EmbeddingSpec{Provider: ragv1.ProviderOpenAI, Upstream: up}},
+			Status: ragv1.RAGServiceStatus{ObservedGeneration: 1, Phase: ragv1.PhaseHealthy, Replicas: 4, ReadyReplicas: 4,
+				RolloutStatus: ragv1.RolloutStatus{StableRevision: "7c9f5d"}, Budget: b},
+		}
+	}
+	cases := []struct {
+		name string
+		svc  *ragv1.RAGService
+		want string // the Budget line, "" for none
+	}{
+		{"handed out", base(ragv1.UpstreamSpec{RequestsPerMinute: 6000, TokensPerMinute: 1000000},
+			&ragv1.BudgetStatus{RequestsPerMinute: 6000, TokensPerMinute: 1000000, Pods: 5, PerPod: ragv1.BudgetShare{RequestsPerMinute: 1200, TokensPerMinute: 200000}, PodsTold: 4}),
+			"Budget:      6000 calls/min, 1000000 tokens/min for the service; 1200 calls/min, 200000 tokens/min per pod (divided by 5 pods, 4 told)\n"},
+		{"calls only", base(ragv1.UpstreamSpec{RequestsPerMinute: 6000},
+			&ragv1.BudgetStatus{RequestsPerMinute: 6000, Pods: 3, PerPod: ragv1.BudgetShare{RequestsPerMinute: 2000}, PodsTold: 2}),
+			"Budget:      6000 calls/min for the service; 2000 calls/min per pod (divided by 3 pods, 2 told)\n"},
+		{"declared, not handed out yet", base(ragv1.UpstreamSpec{TokensPerMinute: 500}, nil),
+			"Budget:      500 tokens/min for the service, not handed out yet\n"},
+		{"none declared", base(ragv1.UpstreamSpec{}, nil), ""},
+	}
+	for _, c := range cases {
+		var buf bytes.Buffer
+		if err := RenderStatus(&buf, c.svc, []Track{{Name: "stable", Revision: "7c9f5d", Replicas: 4, Ready: 4}}, now); err != nil {
+			t.Fatal(err)
+		}
+		var got string
+		for _, line := range strings.SplitAfter(buf.String(), "\n") {
+			if strings.HasPrefix(line, "Budget:") {
+				got = line
+			}
+		}
+		if got != c.want {
+			t.Errorf("%s: budget line %q, want %q\nwhole view:\n%s", c.name, got, c.want, buf.String())
+		}
+	}
+}
