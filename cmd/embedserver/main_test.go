@@ -226,3 +226,67 @@ func TestAzureUpstream(t *testing.T) {
 		})
 	}
 }
+
+// The server as the operator starts an openai pod: its start share from the
+// budget Secret's environment (GET /budget shows it), changed only with the
+// token (PUT /budget), and a malformed start share is a flag error (exit 2).
+func TestBudgetStartShareAndToken(t *testing.T) {
+	up := fakeupstream.New(fakeupstream.Config{})
+	ts := httptest.NewServer(up)
+	defer ts.Close()
+	defer up.Close()
+	env := map[string]string{
+		"EMBEDSERVER_BUDGET_TOKEN":                     "op-token",
+		"EMBEDSERVER_BUDGET_START_REQUESTS_PER_MINUTE": "1200",
+		"EMBEDSERVER_BUDGET_START_TOKENS_PER_MINUTE":   "200000",
+	}
+	addr, admin := freeAddr(t, "127.0.0.1"), freeAddr(t, "127.0.0.1")
+	args := []string{"--addr", addr, "--admin-addr", admin, "--provider", "openai", "--model", "text-embedding-3-small",
+		"--upstream-url", ts.URL + "/v1", "--drain-timeout=1s", "--drain-delay=0s", "--log-level=error"}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var stderr bytes.Buffer
+	exited := make(chan int, 1)
+	go func() { exited <- run(ctx, args, func(k string) string { return env[k] }, io.Discard, &stderr) }()
+	poll.UntilStatus(t, "http://"+admin+"/readyz", http.StatusOK)
+
+	if got := scrape(t, "http://"+admin+"/budget"); !strings.Contains(got, `"requestsPerMinute":1200,"tokensPerMinute":200000`) {
+		t.Errorf("GET /budget = %s, want the start share 1200/200000", got)
+	}
+	put := func(auth string) int {
+		req, _ := http.NewRequest(http.MethodPut, "http://"+admin+"/budget", strings.NewReader(`{"requestsPerMinute":600,"tokensPerMinute":100000}`))
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := put("Bearer not-it"); code != http.StatusUnauthorized {
+		t.Errorf("PUT with a wrong token: %d, want 401", code)
+	}
+	if code := put("Bearer op-token"); code != http.StatusNoContent {
+		t.Errorf("PUT with the operator's token: %d, want 204", code)
+	}
+	if got := scrape(t, "http://"+admin+"/budget"); !strings.Contains(got, `"requestsPerMinute":600,"tokensPerMinute":100000`) {
+		t.Errorf("GET /budget = %s after the PUT, want 600/100000", got)
+	}
+	cancel()
+	select {
+	case code := <-exited:
+		if code != 0 {
+			t.Errorf("exit %d: %s", code, stderr.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("server did not stop")
+	}
+
+	bad := map[string]string{"EMBEDSERVER_BUDGET_START_REQUESTS_PER_MINUTE": "-5"}
+	stderr.Reset()
+	if code := run(context.Background(), args, func(k string) string { return bad[k] }, io.Discard, &stderr); code != 2 || !strings.Contains(stderr.String(), "EMBEDSERVER_BUDGET_START_REQUESTS_PER_MINUTE") {
+		t.Errorf("a negative start share: exit %d (%s), want 2 naming the variable", code, stderr.String())
+	}
+}

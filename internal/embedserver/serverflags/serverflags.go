@@ -64,6 +64,15 @@ Environment:
   EMBEDSERVER_API_KEY  the upstream's API key (openai), sent as --upstream-auth
                        says; never logged. The operator sets it from
                        spec.embedding.apiKeySecretRef.
+  EMBEDSERVER_BUDGET_TOKEN
+                       the token PUT /budget on the admin port needs to
+                       change this pod's share (openai); unset: nobody may.
+  EMBEDSERVER_BUDGET_START_REQUESTS_PER_MINUTE
+  EMBEDSERVER_BUDGET_START_TOKENS_PER_MINUTE
+                       the share to start with when the
+                       --upstream-*-per-minute flags are 0 (openai). The
+                       operator sets all three from the service's budget
+                       Secret.
   GOMEMLIMIT, GOGC     when neither is set, the collector is tuned to
                        --max-pending-bytes plus headroom
 
