@@ -210,6 +210,7 @@ type svcSpec struct {
 	Analysis        bool
 	AnalysisExtra   string // more fields under rollout.analysis, indented by 6
 	SpaceCheck      string // fields under rollout.spaceCheck, indented by 6
+	Upstream        string // fields under embedding.upstream (openai), indented by 6
 }
 
 // manifest renders the RAGService as a user (or a GitOps pipeline) writes it.
@@ -221,6 +222,9 @@ func (s svcSpec) manifest() string {
 	}
 	if s.Space != "" {
 		emb += "    space: " + s.Space + "\n"
+	}
+	if s.Upstream != "" {
+		emb += "    upstream:\n" + s.Upstream
 	}
 	steps := s.Steps
 	if steps == "" {
