@@ -22,6 +22,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
@@ -198,20 +199,29 @@ func surgeOf(d appsv1.Deployment, replicas int) int {
 // share. It reads the Secret once per operator run and writes only changes.
 // The token is random, never logged, never in status.
 func (r *BudgetReconciler) ensureSecret(ctx context.Context, svc *ragv1.RAGService, start budget.Share) (budgetSecret, error) {
+	key := client.ObjectKey{Namespace: svc.Namespace, Name: podtemplate.BudgetSecretName(svc.Name)}
 	r.mu.Lock()
 	known, ok := r.secrets[svc.UID]
 	r.mu.Unlock()
 	if ok && known.start == start {
-		return known, nil
+		// Still there? The watch caches Secrets' metadata only: no read of
+		// the API server, no key in memory but the one this operator wrote.
+		meta := &metav1.PartialObjectMetadata{}
+		meta.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
+		if err := r.Get(ctx, key, meta); err == nil {
+			return known, nil
+		}
 	}
-	key := client.ObjectKey{Namespace: svc.Namespace, Name: podtemplate.BudgetSecretName(svc.Name)}
 	sec := &corev1.Secret{}
 	err := r.APIReader.Get(ctx, key, sec)
 	switch {
 	case apierrors.IsNotFound(err):
-		token, err := newBudgetToken()
-		if err != nil {
-			return budgetSecret{}, err
+		// Made again with the token the running pods hold, when it is known.
+		token := known.token
+		if token == "" {
+			if token, err = newBudgetToken(); err != nil {
+				return budgetSecret{}, err
+			}
 		}
 		sec = &corev1.Secret{
 			ObjectMeta: metav1.ObjectMeta{Name: key.Name, Namespace: key.Namespace, Labels: objectLabels(svc),
@@ -414,6 +424,7 @@ func (r *BudgetReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("ragservice-budget").
 		For(&ragv1.RAGService{}).
+		Owns(&corev1.Secret{}, builder.OnlyMetadata). // a deleted budget Secret is made again
 		Watches(&corev1.Pod{}, byInstance).
 		Watches(&appsv1.Deployment{}, byInstance).
 		Complete(r)

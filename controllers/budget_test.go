@@ -233,6 +233,16 @@ func TestBudgetSharesStayWithinTheBudget(t *testing.T) {
 		g.Expect(resp.StatusCode).To(Equal(http.StatusUnauthorized), "auth %q", auth)
 	}
 	g.Expect(s.shares()[name][0]).To(Equal(int(st.PerPod.RequestsPerMinute)))
+
+	// A deleted Secret is made again, with the token the running pods hold.
+	g.Expect(k8sClient.Delete(context.Background(), sec)).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		again := &corev1.Secret{}
+		g.Expect(k8sClient.Get(context.Background(), client.ObjectKeyFromObject(sec), again)).To(Succeed())
+		g.Expect(again.UID).NotTo(Equal(sec.UID))
+		g.Expect(string(again.Data[contract.BudgetSecretTokenKey])).To(Equal(token))
+		g.Expect(string(again.Data[contract.BudgetSecretRequestsKey])).To(Equal(strconv.Itoa(int(st.PerPod.RequestsPerMinute))))
+	}, poll.Budget, 50*time.Millisecond).Should(Succeed())
 }
 
 // A builtin service gets no budget Secret and no status.budget, and its
