@@ -99,6 +99,7 @@ func TestBudgetHeldAcrossScaleAndCanary(t *testing.T) {
 	budgetTold(t, ns, 4)
 	time.Sleep(15 * time.Second)
 
+	spec.Replicas = 4    // as scaled: the manifest must not scale it back
 	spec.MaxInFlight = 9 // a template change: a canary, held at 50% by the pause
 	apply(t, spec)
 	eventually(t, 90*time.Second, 500*time.Millisecond, "the canary paused at 50%", func() (bool, string) {
@@ -107,6 +108,14 @@ func TestBudgetHeldAcrossScaleAndCanary(t *testing.T) {
 			fmt.Sprintf("phase %s canary %q effective %d", s.Status.Phase, s.Status.CanaryRevision, s.Status.EffectiveWeight)
 	})
 	pods := budgetTold(t, ns, 0)
+	tracks := map[string]int{}
+	for _, p := range pods {
+		tracks[p.Labels["rag.ragops.io/track"]]++
+	}
+	t.Logf("canary: pods by track %v", tracks)
+	if tracks["stable"] < 4 || tracks["canary"] < 1 {
+		t.Errorf("pods by track %v, want 4 stable and a canary", tracks)
+	}
 	time.Sleep(35 * time.Second) // the whole run passes a minute under load
 
 	stats := load.Stop()
