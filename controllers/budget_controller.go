@@ -339,8 +339,8 @@ func (r *BudgetReconciler) tell(ctx context.Context, svc *ragv1.RAGService, pods
 	return told, failed
 }
 
-// errNoToken: the pod refused the token; it started before the Secret
-// existed (its token is empty) and keeps its start share until it restarts.
+// errNoToken: the pod refused the token (it runs another token: a Secret
+// replaced by hand); it keeps its share until it restarts with the current one.
 var errNoToken = errors.New("the pod refused the budget token")
 
 // push is one PUT /budget to a pod's admin port.

@@ -301,6 +301,12 @@ func (s *sim) createPod(ctx context.Context, d *appsv1.Deployment, rev string) e
 	name := fmt.Sprintf("%s-%s-%d", d.Name, rev, s.nextPod)
 	s.mu.Unlock()
 
+	// The environment first, as a kubelet resolves it: a required Secret
+	// that does not exist yet holds the pod back (the next tick tries again).
+	env, err := s.resolveEnv(ctx, d.Spec.Template.Spec.Containers[0])
+	if err != nil {
+		return err
+	}
 	pod := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: d.Namespace, Labels: d.Spec.Template.Labels},
 		Spec:       *d.Spec.Template.Spec.DeepCopy(),
@@ -310,10 +316,6 @@ func (s *sim) createPod(ctx context.Context, d *appsv1.Deployment, rev string) e
 	}
 	p := &simPod{name: name, revision: rev, track: d.Spec.Template.Labels[ragv1.LabelTrack], deployment: d.Name, ip: allocAddr()}
 	if c := pod.Spec.Containers[0]; !strings.HasSuffix(c.Image, ":stuck") {
-		env, err := s.resolveEnv(ctx, c)
-		if err != nil {
-			return err
-		}
 		if err := p.start(c.Image, c.Args, env); err != nil {
 			return err
 		}
@@ -417,28 +419,21 @@ func (p *simPod) start(image string, args []string, env map[string]string) error
 	if err != nil {
 		return fmt.Errorf("the server refuses the pod's args %q: %w", args, err)
 	}
-<<<<<<< HEAD
-=======
-	if o.Provider == contract.ProviderOpenAI {
-		if err := serverflags.ApplyStartShare(&o, func(k string) string { return env[k] }); err != nil {
-			return err
-		}
-		p.budget = budget.New(budget.Share{RequestsPerMinute: o.UpstreamRPM, TokensPerMinute: o.UpstreamTPM}, time.Now())
-	}
-	model, err := builtinmodel.Parse(o.Model)
-	if err != nil {
-		return err
-	}
->>>>>>> fd40eba (budget: spec.embedding.upstream.requestsPerMinute/tokensPerMinute are the whole service's budget; a budget controller keeps a per-service Secret (token, safe start share) and tells every pod budget/(live+draining or Deployments' replicas+surge) over PUT /budget; the budget never enters the pod template (openai pods name the Secret once), status.budget shows it)
 	p.model = o.Model
 	var prov provider.Provider
 	if o.Provider == contract.ProviderOpenAI {
+		// The start share from the budget Secret, as cmd/embedserver reads it.
+		if err := serverflags.ApplyStartShare(&o, func(k string) string { return env[k] }); err != nil {
+			return err
+		}
 		// The upstream a test runs on loopback, as the pod would reach it.
-		client, err := openai.New(openai.Config{BaseURL: o.UpstreamURL, Model: o.Model, MaxAttempts: 1, AttemptTimeout: 2 * time.Second})
+		client, err := openai.New(openai.Config{BaseURL: o.UpstreamURL, Model: o.Model, MaxAttempts: 1, AttemptTimeout: 2 * time.Second,
+			RequestsPerMinute: o.UpstreamRPM, TokensPerMinute: o.UpstreamTPM})
 		if err != nil {
 			return err
 		}
 		prov = client
+		p.budget = client.Budget()
 	} else {
 		model, err := builtinmodel.Parse(o.Model)
 		if err != nil {

@@ -68,16 +68,16 @@ func TestStableTrackObjects(t *testing.T) {
 		"--upstream-url=http://127.0.0.1:9/v1", "--max-in-flight=8", "--max-queue=32",
 		"--max-batch-size=64", "--request-timeout=30s", "--queue-timeout=5s",
 		"--upstream-timeout=10s", "--max-attempts=3", "--initial-backoff=100ms", "--drain-timeout=30s"))
-	budgetRef := func(env, key string) corev1.EnvVar {
+	budgetRef := func(env, key string, optional *bool) corev1.EnvVar {
 		return corev1.EnvVar{Name: env, ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
-			LocalObjectReference: corev1.LocalObjectReference{Name: "docs-budget"}, Key: key, Optional: ptr.To(true)}}}
+			LocalObjectReference: corev1.LocalObjectReference{Name: "docs-budget"}, Key: key, Optional: optional}}}
 	}
 	g.Expect(c.Env).To(ConsistOf(corev1.EnvVar{Name: "EMBEDSERVER_API_KEY", ValueFrom: &corev1.EnvVarSource{
 		SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "openai"}, Key: "api-key"}}},
 		// The budget Secret, named whatever the budget (handed out live, never in the template).
-		budgetRef("EMBEDSERVER_BUDGET_TOKEN", "token"),
-		budgetRef("EMBEDSERVER_BUDGET_START_REQUESTS_PER_MINUTE", "startRequestsPerMinute"),
-		budgetRef("EMBEDSERVER_BUDGET_START_TOKENS_PER_MINUTE", "startTokensPerMinute")))
+		budgetRef("EMBEDSERVER_BUDGET_TOKEN", "token", nil),
+		budgetRef("EMBEDSERVER_BUDGET_START_REQUESTS_PER_MINUTE", "startRequestsPerMinute", ptr.To(true)),
+		budgetRef("EMBEDSERVER_BUDGET_START_TOKENS_PER_MINUTE", "startTokensPerMinute", ptr.To(true))))
 	g.Expect(c.ReadinessProbe.HTTPGet.Path).To(Equal("/readyz"))
 	g.Expect(c.ReadinessProbe.HTTPGet.Port).To(Equal(intstr.FromString("admin")))
 	g.Expect(c.LivenessProbe.HTTPGet.Path).To(Equal("/healthz"))

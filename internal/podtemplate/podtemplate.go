@@ -116,17 +116,26 @@ func Build(svc *ragv1.RAGService, image string) (*corev1ac.PodTemplateSpecApplyC
 	if spec.Embedding.Provider == ragv1.ProviderOpenAI {
 		// Always for openai, whatever the budget: declaring or changing a
 		// budget later must not change the template (a new revision, every pod
-		// restarted). Optional: a missing Secret or key never keeps a pod from
-		// starting; the pod then has no start share and no token.
+		// restarted). The token is required: a pod never starts before the
+		// operator's Secret exists (the kubelet holds it in
+		// CreateContainerConfigError), so no pod runs without the token and
+		// the safe start share. The operator creates the Secret on the same
+		// event that creates the Deployments, and makes it again if deleted.
+		// The start-share keys are optional: absent means not declared.
 		secret := BudgetSecretName(svc.Name)
-		for _, e := range []struct{ env, key string }{
-			{contract.BudgetTokenEnv, contract.BudgetSecretTokenKey},
-			{contract.BudgetStartRequestsEnv, contract.BudgetSecretRequestsKey},
-			{contract.BudgetStartTokensEnv, contract.BudgetSecretTokensKey},
+		for _, e := range []struct {
+			env, key string
+			optional bool
+		}{
+			{contract.BudgetTokenEnv, contract.BudgetSecretTokenKey, false},
+			{contract.BudgetStartRequestsEnv, contract.BudgetSecretRequestsKey, true},
+			{contract.BudgetStartTokensEnv, contract.BudgetSecretTokensKey, true},
 		} {
-			container.WithEnv(corev1ac.EnvVar().WithName(e.env).WithValueFrom(
-				corev1ac.EnvVarSource().WithSecretKeyRef(
-					corev1ac.SecretKeySelector().WithName(secret).WithKey(e.key).WithOptional(true))))
+			ref := corev1ac.SecretKeySelector().WithName(secret).WithKey(e.key)
+			if e.optional {
+				ref.WithOptional(true)
+			}
+			container.WithEnv(corev1ac.EnvVar().WithName(e.env).WithValueFrom(corev1ac.EnvVarSource().WithSecretKeyRef(ref)))
 		}
 	}
 	resources := spec.Pod.Resources

@@ -180,7 +180,7 @@ func TestBuild(t *testing.T) {
 				}
 			}
 		}},
-		{"budget Secret named for every openai pod, optional, never a value", func(s *ragv1.RAGService) {
+		{"budget Secret named for every openai pod, the token required, never a value", func(s *ragv1.RAGService) {
 			s.Spec.Embedding = ragv1.EmbeddingSpec{Provider: ragv1.ProviderOpenAI, Model: "m", Endpoint: "http://x/v1",
 				Upstream: ragv1.UpstreamSpec{RequestsPerMinute: 6000, TokensPerMinute: 1000000}}
 		}, "img", func(t *testing.T, p *corev1.PodTemplateSpec) {
@@ -195,7 +195,9 @@ func TestBuild(t *testing.T) {
 			}
 			for _, e := range env {
 				ref := e.ValueFrom.SecretKeyRef
-				if e.Value != "" || ref.Name != "docs-budget" || ref.Key != want[e.Name] || ref.Optional == nil || !*ref.Optional {
+				// The token is required (no pod without it), the start share optional.
+				optional := ref.Optional != nil && *ref.Optional
+				if e.Value != "" || ref.Name != "docs-budget" || ref.Key != want[e.Name] || optional != (e.Name != contract.BudgetTokenEnv) {
 					t.Errorf("env %s = %+v", e.Name, e)
 				}
 			}
