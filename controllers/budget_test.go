@@ -17,11 +17,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
-	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/config"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	ragv1 "github.com/ragops/rag-operator/api/v1alpha1"
 	"github.com/ragops/rag-operator/internal/contract"
@@ -30,30 +26,6 @@ import (
 	"github.com/ragops/rag-operator/internal/testsupport/kubetest"
 	"github.com/ragops/rag-operator/internal/testsupport/poll"
 )
-
-// startBudget runs the budget hand-out in its own manager, as cmd/manager
-// runs it next to the rollout, telling the simulated pods on their admin port.
-func startBudget(t *testing.T, ns string) {
-	t.Helper()
-	opts := ctrl.Options{
-		Scheme: testScheme, Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0",
-		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
-	}
-	ConfigureCache(&opts)
-	opts.Cache.DefaultNamespaces = map[string]cache.Config{ns: {}}
-	mgr, err := ctrl.NewManager(cfg, opts)
-	if err != nil {
-		t.Fatalf("creating manager: %v", err)
-	}
-	r := &BudgetReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), AdminPort: podAdminPort, Resync: time.Second}
-	if err := r.SetupWithManager(mgr); err != nil {
-		t.Fatalf("setting up the budget controller: %v", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = mgr.Start(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-}
 
 // shares are the budget shares the simulated pods hold now, by pod name.
 func (s *sim) shares() map[string][2]int {
@@ -168,7 +140,6 @@ func TestBudgetSharesStayWithinTheBudget(t *testing.T) {
 	ns := kubetest.Namespace(t, k8sClient)
 	startManager(t)
 	s := startSim(t, ns, quiet)
-	startBudget(t, ns)
 	w := watchShares(t, s, 6000, 1_000_000)
 	// The upstream the pods (and the operator's probes through them) call.
 	up := fakeupstream.New(fakeupstream.Config{Dims: 64})
@@ -260,7 +231,6 @@ func TestBudgetLeavesBuiltinAlone(t *testing.T) {
 	ns := kubetest.Namespace(t, k8sClient)
 	startManager(t)
 	startSim(t, ns, quiet)
-	startBudget(t, ns)
 	g.Expect(k8sClient.Create(context.Background(), newService(ns, "plain", 1))).To(Succeed())
 	waitHealthy(t, ns, "plain", poll.Budget)
 	g.Consistently(func(g Gomega) {

@@ -149,6 +149,12 @@ func startManagerOn(t *testing.T, cfg *rest.Config, ns string, configure ...func
 	if err := r.SetupWithManager(mgr); err != nil {
 		t.Fatalf("setting up reconciler: %v", err)
 	}
+	// The budget hand-out runs beside it, as in cmd/manager: openai pods need
+	// the budget Secret it creates before they start.
+	b := &BudgetReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), AdminPort: podAdminPort, Resync: time.Second}
+	if err := b.SetupWithManager(mgr); err != nil {
+		t.Fatalf("setting up the budget controller: %v", err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	m := &manager{cancel: cancel, done: make(chan error, 1), client: mgr.GetClient()}
 	go func() { m.done <- mgr.Start(ctx) }()
