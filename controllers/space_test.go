@@ -116,11 +116,22 @@ func (w *servedWatch) snapshot() (selectors, mixed []string, minReady int32, mod
 type countingProbe struct {
 	n    atomic.Int32
 	next http.RoundTripper
+	mu   sync.Mutex
+	seen []string // "METHOD host/path at time", for a failure to say what was probed and when
 }
 
 func (c *countingProbe) RoundTrip(r *http.Request) (*http.Response, error) {
 	c.n.Add(1)
+	c.mu.Lock()
+	c.seen = append(c.seen, r.Method+" "+r.URL.Host+r.URL.Path+" at "+time.Now().Format("15:04:05.000"))
+	c.mu.Unlock()
 	return c.next.RoundTrip(r)
+}
+
+func (c *countingProbe) requests() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]string(nil), c.seen...)
 }
 
 func withCountingProbe(c *countingProbe) func(*RAGServiceReconciler) {
@@ -233,7 +244,7 @@ func TestSpaceVerdictSurvivesRestart(t *testing.T) {
 	annotate(t, ns, "docs", ragv1.AnnotationPromote)
 	svc := waitHealthy(t, ns, "docs", poll.Budget)
 	g.Expect(svc.Status.EmbeddingSpace.Verdict).To(Equal(ragv1.SpaceCompatible))
-	g.Expect(second.n.Load()).To(BeZero(), "the restarted manager probed a revision already checked")
+	g.Expect(second.n.Load()).To(BeZero(), "the restarted manager probed a revision already checked: %v; status %+v", second.requests(), svc.Status)
 }
 
 // A declared change of space is a cutover: the preview grows to full size on
