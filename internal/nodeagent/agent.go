@@ -120,6 +120,14 @@ func (a *Agent) sync(pod *corev1.Pod) {
 		return
 	}
 	if w != nil {
+		if w.waitsOnConfig() && time.Since(w.startTime) >= configRetry {
+			// As the kubelet does, a container waiting for a Secret or
+			// ConfigMap that did not exist yet is tried again: the worker,
+			// which runs nothing, is replaced (same address).
+			go w.terminate(0, false)
+			a.workers[k] = a.startPod(pod, w.podIP)
+			a.retryConfigLater(a.workers[k])
+		}
 		return
 	}
 	if pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
@@ -133,6 +141,25 @@ func (a *Agent) sync(pod *corev1.Pod) {
 		return
 	}
 	a.workers[k] = a.startPod(pod, ip.String())
+	a.retryConfigLater(a.workers[k])
+}
+
+// configRetry is how soon a pod whose container waits on a missing Secret or
+// ConfigMap is tried again (the kubelet retries with a backoff of its own).
+const configRetry = 2 * time.Second
+
+// retryConfigLater syncs the pod again after configRetry when its worker
+// waits on configuration, so a Secret created after the pod (by another
+// controller, as the operator's budget Secret can be) is picked up.
+func (a *Agent) retryConfigLater(w *podWorker) {
+	if !w.waitsOnConfig() {
+		return
+	}
+	time.AfterFunc(configRetry, func() {
+		if pod, err := a.pods.Pods(w.ns).Get(w.name); err == nil && pod.UID == w.uid {
+			a.sync(pod)
+		}
+	})
 }
 
 // finish stops a worker and forgets it, releasing its address last (so the

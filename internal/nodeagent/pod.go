@@ -37,6 +37,20 @@ type podWorker struct {
 	lastWritten *corev1.PodStatus
 }
 
+// waitsOnConfig says whether the worker runs nothing because a container's
+// Secret or ConfigMap was missing when it started.
+func (w *podWorker) waitsOnConfig() bool {
+	if len(w.containers) > 0 {
+		return false
+	}
+	for _, s := range w.static {
+		if s.WaitingReason == ReasonConfigError {
+			return true
+		}
+	}
+	return false
+}
+
 func (w *podWorker) notify() {
 	select {
 	case w.kick <- struct{}{}:
