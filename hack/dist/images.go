@@ -9,13 +9,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
-	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/ragops/rag-operator/internal/ociimage"
+	"github.com/ragops/rag-operator/internal/release"
 )
 
 // imageBinaries are the release's images: one binary each, its package and
@@ -44,7 +43,7 @@ func runImages(ctx context.Context, args []string) error {
 	if err := required(map[string]string{"version": *version, "out": *out, "license": *license}); err != nil {
 		return err
 	}
-	created, err := sourceDate()
+	created, err := release.SourceDate()
 	if err != nil {
 		return err
 	}
@@ -198,20 +197,6 @@ func readDigests(dir string) (map[string]string, error) {
 		}
 	}
 	return out, nil
-}
-
-// sourceDate is the time stamped in images and archives: SOURCE_DATE_EPOCH,
-// or the Unix epoch, never the build's clock.
-func sourceDate() (time.Time, error) {
-	s := os.Getenv("SOURCE_DATE_EPOCH")
-	if s == "" {
-		return time.Unix(0, 0).UTC(), nil
-	}
-	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil {
-		return time.Time{}, fmt.Errorf("SOURCE_DATE_EPOCH %q: %w", s, err)
-	}
-	return time.Unix(n, 0).UTC(), nil
 }
 
 func sortStrings(s []string) []string {

@@ -21,12 +21,12 @@ import (
 	"os/exec"
 	"path"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"text/template"
 	"time"
 
 	"github.com/ragops/rag-operator/internal/krew"
+	"github.com/ragops/rag-operator/internal/release"
 )
 
 const binary = "kubectl-rag"
@@ -61,7 +61,7 @@ func run(args []string) error {
 	if !strings.HasPrefix(*ver, "v") {
 		return fmt.Errorf("--version %q must start with v (krew's rule)", *ver)
 	}
-	mtime, err := sourceDate()
+	mtime, err := release.SourceDate()
 	if err != nil {
 		return err
 	}
@@ -107,20 +107,6 @@ func run(args []string) error {
 	}
 	fmt.Printf("krew manifest: %s (%d platforms)\n", filepath.Join(*out, name), len(built))
 	return nil
-}
-
-// sourceDate is the time stamped on archive entries: SOURCE_DATE_EPOCH, or
-// the Unix epoch, never the build's clock.
-func sourceDate() (time.Time, error) {
-	s := os.Getenv("SOURCE_DATE_EPOCH")
-	if s == "" {
-		return time.Unix(0, 0).UTC(), nil
-	}
-	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil {
-		return time.Time{}, fmt.Errorf("SOURCE_DATE_EPOCH %q: %w", s, err)
-	}
-	return time.Unix(n, 0).UTC(), nil
 }
 
 // buildArchive cross-compiles the plugin and packs it with the licence as
