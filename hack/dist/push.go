@@ -1,15 +1,9 @@
 package main
 
 import (
-	"archive/tar"
-	"bytes"
-	"compress/gzip"
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"os"
-	"path"
 	"path/filepath"
 	"strings"
 
@@ -73,7 +67,7 @@ func runPush(ctx context.Context, args []string) error {
 // checkChartImages reads the packaged chart's values.yaml and checks both
 // images are <reg>/<name> pinned at the release's digests.
 func checkChartImages(tgz []byte, reg string, digests map[string]string) error {
-	values, err := fileInTgz(tgz, "values.yaml")
+	values, err := release.ChartFile(tgz, "values.yaml")
 	if err != nil {
 		return err
 	}
@@ -96,25 +90,4 @@ func checkChartImages(tgz []byte, reg string, digests map[string]string) error {
 		}
 	}
 	return nil
-}
-
-// fileInTgz returns <chart>/<name> from a chart package.
-func fileInTgz(tgz []byte, name string) ([]byte, error) {
-	zr, err := gzip.NewReader(bytes.NewReader(tgz))
-	if err != nil {
-		return nil, err
-	}
-	tr := tar.NewReader(zr)
-	for {
-		h, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			return nil, fmt.Errorf("no %s in the chart package", name)
-		}
-		if err != nil {
-			return nil, err
-		}
-		if parts := strings.SplitN(path.Clean(h.Name), "/", 2); len(parts) == 2 && parts[1] == name {
-			return io.ReadAll(io.LimitReader(tr, 1<<20))
-		}
-	}
 }

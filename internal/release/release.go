@@ -66,38 +66,42 @@ type Chart struct {
 
 // ReadChart reads Chart.yaml out of a chart package (name-version.tgz).
 func ReadChart(tgz []byte) (Chart, error) {
+	raw, err := ChartFile(tgz, "Chart.yaml")
+	if err != nil {
+		return Chart{}, err
+	}
+	meta, err := yaml.YAMLToJSON(raw)
+	if err != nil {
+		return Chart{}, fmt.Errorf("chart package Chart.yaml: %w", err)
+	}
+	var c struct{ Name, Version string }
+	if err := json.Unmarshal(meta, &c); err != nil {
+		return Chart{}, fmt.Errorf("chart package Chart.yaml: %w", err)
+	}
+	if c.Name == "" || c.Version == "" {
+		return Chart{}, errors.New("chart package Chart.yaml: name and version are required")
+	}
+	return Chart{Name: c.Name, Version: c.Version, Metadata: meta}, nil
+}
+
+// ChartFile returns <chart>/<name> (at most 1 MiB) from a chart package.
+func ChartFile(tgz []byte, name string) ([]byte, error) {
 	zr, err := gzip.NewReader(bytes.NewReader(tgz))
 	if err != nil {
-		return Chart{}, fmt.Errorf("chart package: %w", err)
+		return nil, fmt.Errorf("chart package: %w", err)
 	}
 	tr := tar.NewReader(zr)
 	for {
 		h, err := tr.Next()
 		if errors.Is(err, io.EOF) {
-			return Chart{}, errors.New("chart package has no <name>/Chart.yaml")
+			return nil, fmt.Errorf("chart package has no <chart>/%s", name)
 		}
 		if err != nil {
-			return Chart{}, fmt.Errorf("chart package: %w", err)
+			return nil, fmt.Errorf("chart package: %w", err)
 		}
-		if path.Base(h.Name) != "Chart.yaml" || strings.Count(path.Clean(h.Name), "/") != 1 {
-			continue
+		if parts := strings.SplitN(path.Clean(h.Name), "/", 2); len(parts) == 2 && parts[1] == name {
+			return io.ReadAll(io.LimitReader(tr, 1<<20))
 		}
-		raw, err := io.ReadAll(io.LimitReader(tr, 1<<20))
-		if err != nil {
-			return Chart{}, fmt.Errorf("chart package: %w", err)
-		}
-		meta, err := yaml.YAMLToJSON(raw)
-		if err != nil {
-			return Chart{}, fmt.Errorf("%s: %w", h.Name, err)
-		}
-		var c struct{ Name, Version string }
-		if err := json.Unmarshal(meta, &c); err != nil {
-			return Chart{}, fmt.Errorf("%s: %w", h.Name, err)
-		}
-		if c.Name == "" || c.Version == "" {
-			return Chart{}, fmt.Errorf("%s: name and version are required", h.Name)
-		}
-		return Chart{Name: c.Name, Version: c.Version, Metadata: meta}, nil
 	}
 }
 
