@@ -218,7 +218,10 @@ func TestSpaceVerdictSurvivesRestart(t *testing.T) {
 	g := NewWithT(t)
 	ns := kubetest.Namespace(t, k8sClient)
 	first := &countingProbe{next: http.DefaultTransport}
-	m := startManager(t, withCountingProbe(first))
+	// Both managers watch this namespace only: earlier tests' services stay
+	// in theirs (envtest deletes no namespace's objects), and a manager that
+	// saw them would watch their stable pods with its counted probe client.
+	m := startManagerOn(t, cfg, ns, withCountingProbe(first))
 	startSim(t, ns)
 	g.Expect(k8sClient.Create(context.Background(), newService(ns, "docs", 2, func(s *ragv1.RAGService) {
 		spaceSpec(s)
@@ -240,7 +243,7 @@ func TestSpaceVerdictSurvivesRestart(t *testing.T) {
 	m.stop()
 
 	second := &countingProbe{next: http.DefaultTransport}
-	startManager(t, withCountingProbe(second))
+	startManagerOn(t, cfg, ns, withCountingProbe(second))
 	annotate(t, ns, "docs", ragv1.AnnotationPromote)
 	svc := waitHealthy(t, ns, "docs", poll.Budget)
 	g.Expect(svc.Status.EmbeddingSpace.Verdict).To(Equal(ragv1.SpaceCompatible))
