@@ -287,6 +287,14 @@ type RolloutSpec struct {
 	// +optional
 	ProgressDeadline metav1.Duration `json:"progressDeadline,omitempty,omitzero"`
 
+	// ScaleDownDelay is how long the previous stable revision keeps its pods
+	// after a promotion handed the service over to the canary's, so
+	// endpoints converge and connections drain before its pods go.
+	// +kubebuilder:default="30s"
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('0s') && duration(self) <= duration('1h')",message="spec.rollout.scaleDownDelay must be between 0s and 1h"
+	// +optional
+	ScaleDownDelay *metav1.Duration `json:"scaleDownDelay,omitempty"`
+
 	// AutoRollback rolls a failed canary back; without it the rollout holds as Degraded.
 	// +kubebuilder:default=true
 	// +optional
@@ -741,6 +749,26 @@ type RolloutStatus struct {
 	// recorded here is never acted on again.
 	// +optional
 	LastHandled *HandledCommands `json:"lastHandled,omitempty"`
+	// Promoting is true while the canary's Deployment grows to full size
+	// before it takes over as stable (the handover).
+	// +optional
+	Promoting bool `json:"promoting,omitempty"`
+	// Retiring is the previous stable revision, whose Deployment keeps its
+	// pods after a handover until spec.rollout.scaleDownDelay has passed
+	// (or, under strategy RollingUpdate, shrinks as the new one grows).
+	// +optional
+	Retiring *RetiringRevision `json:"retiring,omitempty"`
+}
+
+// RetiringRevision is a revision on its way out after it stopped being stable.
+type RetiringRevision struct {
+	// Revision is the pod-template hash of the revision.
+	Revision string `json:"revision"`
+	// Since is when it stopped being stable; its Deployment is removed at
+	// since + spec.rollout.scaleDownDelay. Unset under strategy RollingUpdate,
+	// where it shrinks as the new revision's pods become ready.
+	// +optional
+	Since *metav1.Time `json:"since,omitempty"`
 }
 
 // HandledCommands records, per command annotation, the last value (token) the
