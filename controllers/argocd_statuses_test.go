@@ -254,7 +254,7 @@ func checkArgoGolden(t *testing.T, ns, file string, reached func(*ragv1.RAGServi
 		svc := get(g, ns, "docs")
 		g.Expect(reached(svc)).To(BeTrue(), "phase of %s not reached; status: %+v", file, svc.Status)
 		if !nudged {
-			d := getDeployment(g, ns, "docs-stable")
+			d := stableDeployment(g, ns, "docs")
 			patch := client.MergeFrom(d.DeepCopy())
 			d.Annotations = map[string]string{"test.ragops.io/nudge": "1"}
 			g.Expect(k8sClient.Patch(context.Background(), d, patch)).To(Succeed())

@@ -63,7 +63,7 @@ func TestAnalysisAgainstStableRollsBackClientErrors(t *testing.T) {
 		g.Expect(failed.Baseline.FailureRate).To(Equal("0.0000"))
 		g.Expect(failed.Baseline.Requests).To(BeNumerically(">=", 5))
 	}
-	g.Eventually(func() bool { return deploymentGone(ns, "docs-canary") }, poll.Budget).Should(BeTrue())
+	g.Eventually(func() bool { return canaryGone(ns, "docs") }, poll.Budget).Should(BeTrue())
 	g.Expect(testutil.ToFloat64(analysisValue.WithLabelValues(ns, "docs", "failure_rate", ragv1.TrackCanary))).To(BeNumerically(">", 0.5))
 	g.Expect(testutil.ToFloat64(analysisValue.WithLabelValues(ns, "docs", "failure_rate", ragv1.TrackStable))).To(BeZero())
 }

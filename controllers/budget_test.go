@@ -169,7 +169,7 @@ func TestBudgetSharesStayWithinTheBudget(t *testing.T) {
 
 	// A budget change: told to the same pods, no new revision, no restart.
 	before := get(g, ns, "docs").Status.StableRevision
-	tplBefore := getDeployment(g, ns, "docs-stable").Spec.Template
+	tplBefore := stableDeployment(g, ns, "docs").Spec.Template
 	podsBefore := s.shares()
 	update(t, ns, "docs", func(s *ragv1.RAGService) { s.Spec.Embedding.Upstream.RequestsPerMinute = 3000 })
 	st = allTold(t, s, ns, "docs", 3000, 1_000_000, 4)
@@ -178,7 +178,7 @@ func TestBudgetSharesStayWithinTheBudget(t *testing.T) {
 	svc := get(g, ns, "docs")
 	g.Expect(svc.Status.StableRevision).To(Equal(before))
 	g.Expect(svc.Status.CanaryRevision).To(BeEmpty())
-	g.Expect(getDeployment(g, ns, "docs-stable").Spec.Template).To(Equal(tplBefore))
+	g.Expect(stableDeployment(g, ns, "docs").Spec.Template).To(Equal(tplBefore))
 	for name := range s.shares() {
 		g.Expect(podsBefore).To(HaveKey(name), "pod %s is new: the budget change restarted pods", name)
 	}
@@ -238,5 +238,5 @@ func TestBudgetLeavesBuiltinAlone(t *testing.T) {
 		err := k8sClient.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: podtemplate.BudgetSecretName("plain")}, &corev1.Secret{})
 		g.Expect(err).To(HaveOccurred())
 	}, time.Second, 100*time.Millisecond).Should(Succeed())
-	g.Expect(getDeployment(g, ns, "plain-stable").Spec.Template.Spec.Containers[0].Env).To(BeEmpty())
+	g.Expect(stableDeployment(g, ns, "plain").Spec.Template.Spec.Containers[0].Env).To(BeEmpty())
 }

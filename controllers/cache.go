@@ -76,7 +76,7 @@ func keepOwnApplyEntry(in any) (any, error) {
 	return in, nil
 }
 
-// instanceIndex indexes the cached Pods and ControllerRevisions by their
+// instanceIndex indexes the cached Pods, Deployments and ControllerRevisions by their
 // app.kubernetes.io/instance label, so that listing one service's objects
 // reads its own and not every object of its namespace. (Label matching over a
 // namespace of a thousand services' pods and revisions, on every pass of each,
@@ -91,7 +91,7 @@ func indexByInstance(ctx context.Context, indexer client.FieldIndexer) error {
 		}
 		return nil
 	}
-	for _, obj := range []client.Object{&corev1.Pod{}, &appsv1.ControllerRevision{}} {
+	for _, obj := range []client.Object{&corev1.Pod{}, &appsv1.ControllerRevision{}, &appsv1.Deployment{}} {
 		if err := indexer.IndexField(ctx, obj, instanceIndex, byInstance); err != nil {
 			return fmt.Errorf("indexing %T by %s: %w", obj, ragv1.LabelInstance, err)
 		}

@@ -99,10 +99,10 @@ func TestCanaryPromotion(t *testing.T) {
 		svc := get(g, ns, "docs")
 		g.Expect(svc.Status.CanaryRevision).NotTo(BeEmpty())
 		g.Expect(svc.Status.CanaryWeight).To(Equal(int32(25)))
-		d := getDeployment(g, ns, "docs-canary")
+		d := canaryDeployment(g, ns, "docs")
 		g.Expect(*d.Spec.Replicas).To(Equal(int32(1)))
 		g.Expect(args(d)).To(ContainElement("--max-in-flight=16"))
-		g.Expect(*getDeployment(g, ns, "docs-stable").Spec.Replicas).To(Equal(int32(4)))
+		g.Expect(*stableDeployment(g, ns, "docs").Spec.Replicas).To(Equal(int32(4)))
 		conditionIs(g, svc, ragv1.ConditionReconciling, metav1.ConditionTrue, "")
 		g.Expect(kstatusOf(g, ns, "docs").Status).To(Equal(status.InProgressStatus))
 	}, poll.Budget, 50*time.Millisecond).Should(Succeed())
@@ -112,7 +112,7 @@ func TestCanaryPromotion(t *testing.T) {
 	g.Eventually(func(g Gomega) {
 		svc := get(g, ns, "docs")
 		g.Expect(svc.Status.CanaryWeight).To(Equal(int32(50)))
-		g.Expect(*getDeployment(g, ns, "docs-canary").Spec.Replicas).To(Equal(int32(2)))
+		g.Expect(*canaryDeployment(g, ns, "docs").Spec.Replicas).To(Equal(int32(2)))
 		g.Expect(svc.Status.Analysis).NotTo(BeNil())
 		g.Expect(svc.Status.Analysis.Verdict).To(Equal(ragv1.VerdictPass))
 		g.Expect(svc.Status.Analysis.Requests).To(BeNumerically(">=", 5))
@@ -123,8 +123,8 @@ func TestCanaryPromotion(t *testing.T) {
 	g.Expect(svc.Status.StableRevision).NotTo(Equal(before))
 	g.Expect(svc.Status.CanaryRevision).To(BeEmpty())
 	g.Expect(kstatusOf(g, ns, "docs").Status).To(Equal(status.CurrentStatus))
-	g.Expect(args(getDeployment(g, ns, "docs-stable"))).To(ContainElement("--max-in-flight=16"))
-	g.Eventually(func() bool { return deploymentGone(ns, "docs-canary") }, poll.Budget).Should(BeTrue())
+	g.Expect(args(stableDeployment(g, ns, "docs"))).To(ContainElement("--max-in-flight=16"))
+	g.Eventually(func() bool { return canaryGone(ns, "docs") }, poll.Budget).Should(BeTrue())
 	g.Eventually(func(g Gomega) {
 		g.Expect(eventReasons(g, ns, "docs")).To(ContainElements("CanaryStarted", "StepAdvanced", "PromotionStarted", "Promoted"))
 	}, poll.Budget, 100*time.Millisecond).Should(Succeed())
@@ -180,8 +180,8 @@ func TestCanaryAnalysisFailureRollsBack(t *testing.T) {
 		g.Expect(kstatusOf(g, ns, "docs").Status).To(Equal(status.FailedStatus))
 		g.Expect(svc.Status.Analysis.Verdict).To(Equal(ragv1.VerdictFail))
 	}, 60*time.Second, 50*time.Millisecond).Should(Succeed())
-	g.Eventually(func() bool { return deploymentGone(ns, "docs-canary") }, poll.Budget).Should(BeTrue())
-	g.Expect(getDeployment(g, ns, "docs-stable").Labels[ragv1.LabelRevision]).To(Equal(stable))
+	g.Eventually(func() bool { return canaryGone(ns, "docs") }, poll.Budget).Should(BeTrue())
+	g.Expect(stableDeployment(g, ns, "docs").Labels[ragv1.LabelRevision]).To(Equal(stable))
 	g.Eventually(func(g Gomega) {
 		g.Expect(eventReasons(g, ns, "docs")).To(ContainElement("AnalysisFailed"))
 	}, poll.Budget, 100*time.Millisecond).Should(Succeed())
@@ -236,7 +236,7 @@ func TestProgressDeadlineRollsBack(t *testing.T) {
 		g.Expect(svc.Status.CanaryRevision).To(BeEmpty())
 	}, poll.Budget, 50*time.Millisecond).Should(Succeed())
 	g.Expect(time.Since(start)).To(BeNumerically(">=", 3*time.Second), "rolled back before the deadline")
-	g.Eventually(func() bool { return deploymentGone(ns, "docs-canary") }, poll.Budget).Should(BeTrue())
+	g.Eventually(func() bool { return canaryGone(ns, "docs") }, poll.Budget).Should(BeTrue())
 }
 
 // The planner decides on every pass that could read the tracks: a canary whose
@@ -272,8 +272,8 @@ func TestUnbuildableSpecStillRollsBackAtDeadline(t *testing.T) {
 		conditionIs(g, svc, ragv1.ConditionReady, metav1.ConditionFalse, rollout.ReasonInvalidSpec)
 		g.Expect(svc.Status.Phase).To(Equal(ragv1.PhaseDegraded))
 	}, poll.Budget, 50*time.Millisecond).Should(Succeed())
-	g.Eventually(func() bool { return deploymentGone(ns, "docs-canary") }, poll.Budget).Should(BeTrue())
-	g.Expect(getDeployment(g, ns, "docs-stable").Spec.Template.Spec.Containers[0].Image).To(Equal(testImage))
+	g.Eventually(func() bool { return canaryGone(ns, "docs") }, poll.Budget).Should(BeTrue())
+	g.Expect(stableDeployment(g, ns, "docs").Spec.Template.Spec.Containers[0].Image).To(Equal(testImage))
 }
 
 // Manual control: a pause step without duration waits for promote; abort rolls
@@ -319,7 +319,7 @@ func TestManualControl(t *testing.T) {
 		g.Expect(svc.Status.LastHandled.Abort).To(Equal(abort))
 		g.Expect(svc.Annotations).To(HaveKeyWithValue(ragv1.AnnotationAbort, abort))
 	}, poll.Budget, 50*time.Millisecond).Should(Succeed())
-	g.Eventually(func() bool { return deploymentGone(ns, "docs-canary") }, poll.Budget).Should(BeTrue())
+	g.Eventually(func() bool { return canaryGone(ns, "docs") }, poll.Budget).Should(BeTrue())
 
 	// paused holds a new change; clearing it lets the canary start.
 	update(t, ns, "docs", func(s *ragv1.RAGService) {
@@ -365,7 +365,7 @@ func TestSpecChangeDuringCanary(t *testing.T) {
 		svc := get(g, ns, "docs")
 		g.Expect(svc.Status.CanaryRevision).NotTo(Equal(first))
 		g.Expect(svc.Status.CanaryRevision).NotTo(BeEmpty())
-		g.Expect(args(getDeployment(g, ns, "docs-canary"))).To(ContainElement("--max-in-flight=4"))
+		g.Expect(args(canaryDeployment(g, ns, "docs"))).To(ContainElement("--max-in-flight=4"))
 	}, poll.Budget, 50*time.Millisecond).Should(Succeed())
 	g.Eventually(func(g Gomega) {
 		g.Expect(eventReasons(g, ns, "docs")).To(ContainElement("CanaryRestarted"))

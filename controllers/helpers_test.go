@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"sort"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -43,12 +44,6 @@ func getDeployment(g Gomega, ns, name string) *appsv1.Deployment {
 	d := &appsv1.Deployment{}
 	g.Expect(k8sClient.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: name}, d)).To(Succeed())
 	return d
-}
-
-// deploymentGone is true when the Deployment does not exist.
-func deploymentGone(ns, name string) bool {
-	err := k8sClient.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: name}, &appsv1.Deployment{})
-	return client.IgnoreNotFound(err) == nil && err != nil
 }
 
 // update applies mutate to the latest version of a RAGService, retrying conflicts.
@@ -125,7 +120,7 @@ func waitHealthy(t *testing.T, ns, name string, within time.Duration) *ragv1.RAG
 	NewWithT(t).Eventually(func(g Gomega) {
 		svc = get(g, ns, name)
 		g.Expect(svc.Status.ObservedGeneration).To(Equal(svc.Generation))
-		g.Expect(svc.Status.Phase).To(Equal(ragv1.PhaseHealthy), "status: %+v\nstable Deployment: %s", svc.Status, describeDeployment(ns, name+"-stable"))
+		g.Expect(svc.Status.Phase).To(Equal(ragv1.PhaseHealthy), "status: %+v\nstable Deployment: %s", svc.Status, describeDeployment(ns, name+"-"+svc.Status.StableRevision))
 		conditionIs(g, svc, ragv1.ConditionReady, metav1.ConditionTrue, "")
 	}, within, 100*time.Millisecond).Should(Succeed())
 	return svc
@@ -142,4 +137,63 @@ func describeDeployment(ns, name string) string {
 
 func keyOf(ns, name string) types.NamespacedName {
 	return types.NamespacedName{Namespace: ns, Name: name}
+}
+
+// revisionDeployment is the Deployment of the revision that status says
+// plays role (stable or canary) for RAGService name.
+func revisionDeployment(g Gomega, ns, name, role string) *appsv1.Deployment {
+	svc := get(g, ns, name)
+	rev := svc.Status.StableRevision
+	if role == ragv1.TrackCanary {
+		rev = svc.Status.CanaryRevision
+	}
+	g.Expect(rev).NotTo(BeEmpty(), "no %s revision: %+v", role, svc.Status)
+	return getDeployment(g, ns, name+"-"+rev)
+}
+
+// stableDeployment and canaryDeployment are the Deployments of the stable
+// and canary revisions.
+func stableDeployment(g Gomega, ns, name string) *appsv1.Deployment {
+	return revisionDeployment(g, ns, name, ragv1.TrackStable)
+}
+
+func canaryDeployment(g Gomega, ns, name string) *appsv1.Deployment {
+	return revisionDeployment(g, ns, name, ragv1.TrackCanary)
+}
+
+// canaryGone is true when no canary runs and no Deployment of the service
+// runs a revision other than stable's or the retiring one's.
+func canaryGone(ns, name string) bool {
+	svc := &ragv1.RAGService{}
+	if err := k8sClient.Get(context.Background(), keyOf(ns, name), svc); err != nil || svc.Status.CanaryRevision != "" {
+		return false
+	}
+	keep := map[string]bool{svc.Status.StableRevision: true}
+	if r := svc.Status.Retiring; r != nil {
+		keep[r.Revision] = true
+	}
+	deps := &appsv1.DeploymentList{}
+	if err := k8sClient.List(context.Background(), deps, client.InNamespace(ns), client.MatchingLabels{ragv1.LabelInstance: name}); err != nil {
+		return false
+	}
+	for _, d := range deps.Items {
+		if !keep[d.Spec.Template.Labels[ragv1.LabelRevision]] {
+			return false
+		}
+	}
+	return true
+}
+
+// podUIDs are the UIDs of the pods of revision, not terminating, sorted.
+func podUIDs(g Gomega, ns, revision string) []string {
+	pods := &corev1.PodList{}
+	g.Expect(k8sClient.List(context.Background(), pods, client.InNamespace(ns), client.MatchingLabels{ragv1.LabelRevision: revision})).To(Succeed())
+	var out []string
+	for _, p := range pods.Items {
+		if p.DeletionTimestamp == nil {
+			out = append(out, string(p.UID))
+		}
+	}
+	sort.Strings(out)
+	return out
 }

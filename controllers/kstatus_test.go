@@ -65,7 +65,7 @@ func TestKstatusReadsStalledSpecAsFailed(t *testing.T) {
 		g.Expect(res.Message).To(ContainSubstring("no embedding server image"))
 	}, poll.Budget, 50*time.Millisecond).Should(Succeed())
 	// The tracks keep serving the last good revision meanwhile.
-	g.Expect(getDeployment(g, ns, "docs-stable").Spec.Template.Spec.Containers[0].Image).To(Equal(testImage))
+	g.Expect(stableDeployment(g, ns, "docs").Spec.Template.Spec.Containers[0].Image).To(Equal(testImage))
 
 	update(t, ns, "docs", withImage)
 	svc := waitHealthy(t, ns, "docs", poll.Budget)

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
-	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -88,7 +87,6 @@ type RAGServiceReconciler struct {
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;list;watch
 // +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;update;patch;delete
-// +kubebuilder:rbac:groups=autoscaling,resources=horizontalpodautoscalers,verbs=get;list;watch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
 
@@ -123,17 +121,29 @@ type scope struct {
 // observation is what one pass read of the cluster. Everything the planner,
 // the summary and the applies need of it is derived here, from these fields.
 type observation struct {
-	stable, canary         *appsv1.Deployment // nil when absent
-	stablePods, canaryPods []corev1.Pod       // the pods of each track, any revision
-	hpaOnStable            bool               // an HPA scales the stable Deployment itself
-	hpaUnknown             bool               // the HPA list failed: leave stable's size alone
-	secretProblem          string             // why the API key Secret is unusable; "" when fine
-	probes                 []string           // the embedding-space probe texts, when the check is on
+	deployments []*appsv1.Deployment // the service's own, one per revision (and any of the previous layout)
+	pods        []corev1.Pod         // the service's pods, of every revision
+
+	// The Deployments (nil when absent) and pods of the stable, canary and
+	// retiring revisions (assign); rolling: the retiring one shrinks as
+	// stable grows (strategy RollingUpdate).
+	stable, canary, retiring             *appsv1.Deployment
+	stablePods, canaryPods, retiringPods []corev1.Pod
+	rolling                              bool
+
+	secretProblem string   // why the API key Secret is unusable; "" when fine
+	probes        []string // the embedding-space probe texts, when the check is on
 }
 
-// tracks are the two tracks as the planner and the summary see them.
-func (o *observation) tracks() (stable, canary rollout.Track) {
-	return observe.Track(o.stable, o.stablePods), observe.Track(o.canary, o.canaryPods)
+// tracks are the tracks as the planner and the summary see them. During a
+// rolling update the old revision's ready pods serve beside stable's.
+func (o *observation) tracks() (stable, canary, retiring rollout.Track) {
+	stable = observe.Track(o.stable, o.stablePods)
+	retiring = observe.Track(o.retiring, o.retiringPods)
+	if o.rolling && stable.Exists {
+		stable.ServingReplicas = stable.ReadyReplicas + retiring.ReadyReplicas
+	}
+	return stable, observe.Track(o.canary, o.canaryPods), retiring
 }
 
 // readyPods are each track's ready pods of its Deployment's revision: what
@@ -216,7 +226,7 @@ func (r *RAGServiceReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 // and returns the events to record.
 func (r *RAGServiceReconciler) summarize(s *scope, reconcileErr error) rollout.Summary {
 	st := &s.obj.Status
-	stable, canary := s.tracks()
+	stable, canary, _ := s.tracks()
 	sum := rollout.Summarize(rollout.Observation{
 		Now:           s.now,
 		Generation:    s.obj.Generation,
@@ -340,31 +350,19 @@ func (r *RAGServiceReconciler) reconcileTemplate(ctx context.Context, s *scope) 
 }
 
 // observe reads the owned Deployments and their pods (without them nothing can
-// be decided), any HPA on the stable Deployment, the probe texts and the API
-// key Secret (their failures are recorded and the pass goes on), into
-// s.observation. Nothing after it reads the cluster to decide.
+// be decided), the probe texts and the API key Secret (their failures are
+// recorded and the pass goes on), into s.observation. Nothing after it reads
+// the cluster to decide.
 func (r *RAGServiceReconciler) observe(ctx context.Context, s *scope) (ctrl.Result, error) {
-	var err error
-	if s.stable, err = r.getDeployment(ctx, s.obj, ragv1.TrackStable); err != nil {
+	if err := r.listRevisionObjects(ctx, s); err != nil {
 		return ctrl.Result{}, err
 	}
-	if s.canary, err = r.getDeployment(ctx, s.obj, ragv1.TrackCanary); err != nil {
-		return ctrl.Result{}, err
+	st := s.obj.Status.RolloutStatus
+	retiring := ""
+	if st.Retiring != nil {
+		retiring = st.Retiring.Revision
 	}
-	if s.stablePods, err = r.trackPods(ctx, s.obj, ragv1.TrackStable); err != nil {
-		return ctrl.Result{}, err
-	}
-	if s.canaryPods, err = r.trackPods(ctx, s.obj, ragv1.TrackCanary); err != nil {
-		return ctrl.Result{}, err
-	}
-
-	hpas := &autoscalingv2.HorizontalPodAutoscalerList{}
-	if err := r.List(ctx, hpas, client.InNamespace(s.obj.Namespace)); err != nil {
-		s.hpaUnknown = true
-		s.fail(fmt.Errorf("listing HorizontalPodAutoscalers: %w", err))
-	} else {
-		s.hpaOnStable = observe.HPAOnDeployment(hpas.Items, deploymentName(s.obj, ragv1.TrackStable))
-	}
+	s.assign(s.obj, st.StableRevision, st.CanaryRevision, retiring)
 
 	if spaceInput(s.obj).Check && s.obj.Spec.Rollout.Strategy != ragv1.StrategyRollingUpdate {
 		probes, problem, err := r.loadProbes(ctx, s.obj)
@@ -394,32 +392,11 @@ func (r *RAGServiceReconciler) observe(ctx context.Context, s *scope) (ctrl.Resu
 	return ctrl.Result{}, nil
 }
 
-func (r *RAGServiceReconciler) getDeployment(ctx context.Context, svc *ragv1.RAGService, track string) (*appsv1.Deployment, error) {
-	d := &appsv1.Deployment{}
-	err := r.Get(ctx, types.NamespacedName{Namespace: svc.Namespace, Name: deploymentName(svc, track)}, d)
-	if apierrors.IsNotFound(err) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("reading %s Deployment: %w", track, err)
-	}
-	return d, nil
-}
-
-// trackPods lists the pods of one track, of any revision.
-func (r *RAGServiceReconciler) trackPods(ctx context.Context, svc *ragv1.RAGService, track string) ([]corev1.Pod, error) {
-	pods := &corev1.PodList{}
-	if err := r.List(ctx, pods, client.InNamespace(svc.Namespace), ofInstance(svc), client.MatchingLabels(podtemplate.TrackSelectorLabels(svc.Name, track))); err != nil {
-		return nil, fmt.Errorf("listing %s pods: %w", track, err)
-	}
-	return pods.Items, nil
-}
-
 // applyServices applies the Services: the shared one selecting what the plan
 // says, and one per track. It fails when the shared one could not be applied.
 func (r *RAGServiceReconciler) applyServices(ctx context.Context, s *scope, sel rollout.Selection) error {
 	var sharedErr error
-	for i, svc := range serviceConfigs(s.obj, sel) {
+	for i, svc := range serviceConfigs(s.obj, sel, s.plan.StableRevision, s.plan.CanaryRevision, s.plan.Memory.Retiring) {
 		if _, err := applyOwned[corev1.Service](ctx, r, s.obj, svc); err != nil {
 			err = fmt.Errorf("applying Service %s: %w", *svc.Name, err)
 			if i == 0 {
@@ -496,6 +473,9 @@ func (r *RAGServiceReconciler) pruneRevisionHistory(ctx context.Context, s *scop
 		return ctrl.Result{}, nil
 	}
 	inUse := map[string]bool{s.obj.Status.StableRevision: true, s.obj.Status.CanaryRevision: true, s.desiredRevision: true}
+	if r := s.obj.Status.Retiring; r != nil {
+		inUse[r.Revision] = true
+	}
 	for _, cr := range observe.Prune(revs, inUse, revisionHistoryLimit) {
 		if err := r.Delete(ctx, &cr); client.IgnoreNotFound(err) != nil {
 			s.fail(fmt.Errorf("pruning ControllerRevision %s: %w", cr.Name, err))
@@ -567,7 +547,6 @@ func (r *RAGServiceReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.ragServicesNaming(secretRefIndex)), builder.OnlyMetadata).
 		// Probe ConfigMaps likewise: their appearance heals a Stalled service.
 		Watches(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(r.ragServicesNaming(probesRefIndex)), builder.OnlyMetadata).
-		Watches(&autoscalingv2.HorizontalPodAutoscaler{}, handler.EnqueueRequestsFromMapFunc(ragServiceOfHPA)).
 		// The tracks' pods (cached already, see ConfigureCache): a pod that
 		// turns ready is news the planner and the status count, and its
 		// Deployment's status may have told of it before the pod watch did,
@@ -596,16 +575,6 @@ func (r *RAGServiceReconciler) ragServicesNaming(index string) handler.MapFunc {
 // ragServiceOfPod maps a track's pod to its RAGService.
 func ragServiceOfPod(_ context.Context, o client.Object) []reconcile.Request {
 	name := o.GetLabels()[ragv1.LabelInstance]
-	if name == "" {
-		return nil
-	}
-	return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: name}}}
-}
-
-// ragServiceOfHPA maps an HPA on a stable Deployment to its RAGService, whose
-// apply must then leave replicas alone.
-func ragServiceOfHPA(_ context.Context, o client.Object) []reconcile.Request {
-	name := observe.ServiceOfHPA(o.(*autoscalingv2.HorizontalPodAutoscaler))
 	if name == "" {
 		return nil
 	}

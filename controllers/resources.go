@@ -18,8 +18,8 @@ import (
 	"github.com/ragops/rag-operator/internal/rollout"
 )
 
-// Names of the objects the operator owns for a RAGService.
-func deploymentName(svc *ragv1.RAGService, track string) string   { return svc.Name + "-" + track }
+// Names of the objects the operator owns for a RAGService (its Deployments:
+// revisionDeploymentName).
 func trackServiceName(svc *ragv1.RAGService, track string) string { return svc.Name + "-" + track }
 func revisionName(svc *ragv1.RAGService, revision string) string  { return svc.Name + "-" + revision }
 
@@ -41,44 +41,49 @@ func objectLabels(svc *ragv1.RAGService) map[string]string {
 	return l
 }
 
-// deploymentFor is the Deployment of one track running template tpl at revision.
-// replicas nil leaves the field to whoever else owns it (an HPA on the Deployment).
-func deploymentFor(svc *ragv1.RAGService, track, revision string, tpl *corev1ac.PodTemplateSpecApplyConfiguration, replicas *int32) (*appsv1ac.DeploymentApplyConfiguration, error) {
-	tpl, err := podtemplate.WithTrack(tpl, track, revision)
+// deploymentFor is the Deployment of one revision running its template tpl,
+// selected by revision, so a revision's pods serve as the canary, then as
+// stable, without being recreated.
+func deploymentFor(svc *ragv1.RAGService, revision string, tpl *corev1ac.PodTemplateSpecApplyConfiguration, replicas int32) (*appsv1ac.DeploymentApplyConfiguration, error) {
+	tpl, err := podtemplate.WithRevision(tpl, revision)
 	if err != nil {
 		return nil, err
 	}
 	labels := objectLabels(svc)
-	labels[ragv1.LabelTrack] = track
 	labels[ragv1.LabelRevision] = revision
 
 	deadline := int32(svc.Spec.Rollout.ProgressDeadline.Seconds())
 	spec := appsv1ac.DeploymentSpec().
-		WithSelector(metav1ac.LabelSelector().WithMatchLabels(podtemplate.TrackSelectorLabels(svc.Name, track))).
+		WithReplicas(replicas).
+		WithSelector(metav1ac.LabelSelector().WithMatchLabels(podtemplate.RevisionSelectorLabels(svc.Name, revision))).
 		WithTemplate(tpl).
-		// maxUnavailable 0: a template change of a track (promotion) surges new
-		// pods before old ones go, so ready capacity never drops.
+		// A revision's template never changes (another template is another
+		// revision): the strategy only matters for a hand edit or a node
+		// drain, and maxUnavailable 0 keeps capacity then too.
 		WithStrategy(appsv1ac.DeploymentStrategy().
 			WithType(appsv1.RollingUpdateDeploymentStrategyType).
 			WithRollingUpdate(appsv1ac.RollingUpdateDeployment().
 				WithMaxUnavailable(intstr.FromInt32(rollout.MaxUnavailable)).
 				WithMaxSurge(intstr.FromString(fmt.Sprintf("%d%%", rollout.MaxSurgePercent))))).
-		WithRevisionHistoryLimit(3)
+		WithRevisionHistoryLimit(1)
 	if deadline > 0 {
 		spec.WithProgressDeadlineSeconds(deadline)
 	}
-	if replicas != nil {
-		spec.WithReplicas(*replicas)
-	}
-	return appsv1ac.Deployment(deploymentName(svc, track), svc.Namespace).
+	return appsv1ac.Deployment(revisionDeploymentName(svc, revision), svc.Namespace).
 		WithLabels(labels).
 		WithOwnerReferences(ownerRef(svc)).
 		WithSpec(spec), nil
 }
 
-// serviceConfigs are the shared Service, first, selecting the tracks sel names
-// (traffic splits by ready pods when both), and one Service per track.
-func serviceConfigs(svc *ragv1.RAGService, sel rollout.Selection) []*corev1ac.ServiceApplyConfiguration {
+// noRevision is a revision label value no pod carries (revisions are hex):
+// the canary Service selects no pod while no canary runs.
+const noRevision = "none"
+
+// serviceConfigs are the shared Service, first, selecting the revisions sel
+// names (traffic splits by ready pods when both), and one Service per track,
+// selecting its revision. During a rolling update both revisions serve, and
+// the stable Service selects them both.
+func serviceConfigs(svc *ragv1.RAGService, sel rollout.Selection, stable, canary string, retiring *ragv1.RetiringRevision) []*corev1ac.ServiceApplyConfiguration {
 	mk := func(name string, selector map[string]string) *corev1ac.ServiceApplyConfiguration {
 		return corev1ac.Service(name, svc.Namespace).
 			WithLabels(objectLabels(svc)).
@@ -92,26 +97,36 @@ func serviceConfigs(svc *ragv1.RAGService, sel rollout.Selection) []*corev1ac.Se
 					WithProtocol(corev1.ProtocolTCP).
 					WithTargetPort(intstr.FromString(podtemplate.HTTPPortName))))
 	}
+	of := func(rev string) map[string]string {
+		if rev == "" {
+			rev = noRevision
+		}
+		return podtemplate.RevisionSelectorLabels(svc.Name, rev)
+	}
+	rolling := retiring != nil && retiring.Since == nil
 	shared := podtemplate.SelectorLabels(svc.Name)
-	switch sel {
-	case rollout.SelectStable:
-		shared = podtemplate.TrackSelectorLabels(svc.Name, ragv1.TrackStable)
-	case rollout.SelectCanary:
-		shared = podtemplate.TrackSelectorLabels(svc.Name, ragv1.TrackCanary)
-	case selectNone:
+	switch {
+	case sel == selectNone:
 		// No pod carries this label: the Service has no endpoints, and
 		// clients get connection errors instead of vectors of another space.
-		shared = podtemplate.SelectorLabels(svc.Name)
 		shared[labelTraffic] = trafficStopped
+	case sel == rollout.SelectStable && stable != "":
+		shared = of(stable)
+	case sel == rollout.SelectCanary && canary != "":
+		shared = of(canary)
+	}
+	stableSel := of(stable)
+	if rolling || stable == "" {
+		stableSel = podtemplate.SelectorLabels(svc.Name)
 	}
 	return []*corev1ac.ServiceApplyConfiguration{
 		mk(svc.Name, shared),
-		mk(trackServiceName(svc, ragv1.TrackStable), podtemplate.TrackSelectorLabels(svc.Name, ragv1.TrackStable)),
-		mk(trackServiceName(svc, ragv1.TrackCanary), podtemplate.TrackSelectorLabels(svc.Name, ragv1.TrackCanary)),
+		mk(trackServiceName(svc, ragv1.TrackStable), stableSel),
+		mk(trackServiceName(svc, ragv1.TrackCanary), of(canary)),
 	}
 }
 
-// pdbFor lets voluntary disruptions take one pod at a time across both tracks.
+// pdbFor lets voluntary disruptions take one pod at a time across all revisions.
 // maxUnavailable (not minAvailable) keeps it right whatever scales the service.
 func pdbFor(svc *ragv1.RAGService) *policyv1ac.PodDisruptionBudgetApplyConfiguration {
 	return policyv1ac.PodDisruptionBudget(svc.Name, svc.Namespace).

@@ -190,11 +190,11 @@ func TestUnchangedServiceWritesNothing(t *testing.T) {
 		"the repair should rewrite that Service alone")
 
 	// So is a Deployment whose replicas someone scaled by hand.
-	d := getDeployment(g, ns, "docs-stable")
+	d := stableDeployment(g, ns, "docs")
 	g.Expect(k8sClient.SubResource("scale").Update(ctx, d, client.WithSubResourceBody(
 		&autoscalingv1.Scale{Spec: autoscalingv1.ScaleSpec{Replicas: 5}}), client.FieldOwner("kubectl-scale"))).To(Succeed())
 	g.Eventually(func(g Gomega) {
-		g.Expect(*getDeployment(g, ns, "docs-stable").Spec.Replicas).To(Equal(int32(2)))
+		g.Expect(*stableDeployment(g, ns, "docs").Spec.Replicas).To(Equal(int32(2)))
 	}, poll.Budget, 100*time.Millisecond).Should(Succeed())
 }
 
@@ -243,15 +243,17 @@ func TestCacheHoldsOnlyOwnedObjects(t *testing.T) {
 	}
 	g.Expect(k8sClient.Create(ctx, dep)).To(Succeed())
 	g.Expect(k8sClient.Create(ctx, newService(ns, "docs", 1))).To(Succeed())
-	g.Eventually(func() error {
-		return m.client.Get(ctx, keyOf(ns, "docs-stable"), &appsv1.Deployment{})
+	var name string
+	g.Eventually(func(g Gomega) {
+		name = stableDeployment(g, ns, "docs").Name
+		g.Expect(m.client.Get(ctx, keyOf(ns, name), &appsv1.Deployment{})).To(Succeed())
 	}, poll.Budget, 50*time.Millisecond).Should(Succeed())
 	err := m.client.Get(ctx, keyOf(ns, "web"), &appsv1.Deployment{})
 	g.Expect(apierrors.IsNotFound(err)).To(BeTrue(), "another app's Deployment is in the manager's cache (err %v)", err)
 
 	// Of its own Deployment the cache keeps the operator's managedFields entry only.
 	own := &appsv1.Deployment{}
-	g.Expect(m.client.Get(ctx, keyOf(ns, "docs-stable"), own)).To(Succeed())
+	g.Expect(m.client.Get(ctx, keyOf(ns, name), own)).To(Succeed())
 	g.Expect(own.ManagedFields).To(HaveLen(1))
 	g.Expect(own.ManagedFields[0].Manager).To(Equal(FieldOwner))
 }
@@ -378,7 +380,7 @@ func testCreateAndRolloutWrites(t *testing.T, simOpts ...string) {
 		svc := get(g, ns, "docs")
 		g.Expect(svc.Status.StableRevision).NotTo(Equal(before))
 		g.Expect(svc.Status.CanaryRevision).To(BeEmpty())
-		g.Expect(deploymentGone(ns, "docs-canary")).To(BeTrue())
+		g.Expect(canaryGone(ns, "docs")).To(BeTrue())
 	}, poll.Budget, 50*time.Millisecond).Should(Succeed())
 	waitHealthy(t, ns, "docs", poll.Budget)
 	waitQuiet(t)

@@ -20,6 +20,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	ragv1 "github.com/ragops/rag-operator/api/v1alpha1"
@@ -75,14 +76,15 @@ type timedStatus struct {
 }
 
 type simPod struct {
-	name, revision, track, deployment string
-	ip                                string
-	model                             string // what its server embeds with
-	ready                             bool
-	readyAt                           time.Time       // slow start: when it turns ready
-	budget                            *budget.Limiter // provider openai: its upstream budget
-	cancel                            context.CancelFunc
-	done                              chan struct{}
+	name, revision, deployment string
+	labels                     map[string]string
+	ip                         string
+	model                      string // what its server embeds with
+	ready                      bool
+	readyAt                    time.Time       // slow start: when it turns ready
+	budget                     *budget.Limiter // provider openai: its upstream budget
+	cancel                     context.CancelFunc
+	done                       chan struct{}
 }
 
 var (
@@ -314,7 +316,7 @@ func (s *sim) createPod(ctx context.Context, d *appsv1.Deployment, rev string) e
 	if err := k8sClient.Create(ctx, pod); err != nil {
 		return fmt.Errorf("creating pod: %w", err)
 	}
-	p := &simPod{name: name, revision: rev, track: d.Spec.Template.Labels[ragv1.LabelTrack], deployment: d.Name, ip: allocAddr()}
+	p := &simPod{name: name, revision: rev, labels: d.Spec.Template.Labels, deployment: d.Name, ip: allocAddr()}
 	if c := pod.Spec.Containers[0]; !strings.HasSuffix(c.Image, ":stuck") {
 		if err := p.start(c.Image, c.Args, env); err != nil {
 			return err
@@ -571,10 +573,7 @@ func (s *sim) behind(svcName string, selector map[string]string) (models map[str
 	defer s.mu.Unlock()
 	models = map[string]int{}
 	for _, p := range s.pods {
-		if !p.ready || !strings.HasPrefix(p.deployment, svcName+"-") {
-			continue
-		}
-		if t, ok := selector[ragv1.LabelTrack]; ok && t != p.track {
+		if !p.ready || p.labels[ragv1.LabelInstance] != svcName || !labels.SelectorFromSet(selector).Matches(labels.Set(p.labels)) {
 			continue
 		}
 		models[p.model]++

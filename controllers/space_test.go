@@ -59,16 +59,21 @@ func watchServed(t *testing.T, sim *sim, ns, name string, replicas int32) *serve
 				return
 			case <-tk.C:
 			}
-			svc := &corev1.Service{}
+			svc, rs := &corev1.Service{}, &ragv1.RAGService{}
 			if err := k8sClient.Get(ctx, keyOf(ns, name), svc); err != nil {
 				continue
 			}
-			sel := svc.Spec.Selector[ragv1.LabelTrack]
-			if sel == "" {
-				sel = "both"
+			if err := k8sClient.Get(ctx, keyOf(ns, name), rs); err != nil {
+				continue
 			}
+			// The selection by role: the Service selects revisions, status
+			// says which is stable and which the canary.
+			sel := selectionOf(svc.Spec.Selector, rs.Status.RolloutStatus)
 			models, ready := sim.behind(name, svc.Spec.Selector)
-			_, canaryReady := sim.behind(name, map[string]string{ragv1.LabelTrack: ragv1.TrackCanary})
+			canaryReady := int32(0)
+			if c := rs.Status.CanaryRevision; c != "" {
+				_, canaryReady = sim.behind(name, map[string]string{ragv1.LabelRevision: c})
+			}
 			w.mu.Lock()
 			if n := len(w.selectors); n == 0 || w.selectors[n-1] != sel {
 				w.selectors = append(w.selectors, sel)
@@ -96,6 +101,22 @@ func watchServed(t *testing.T, sim *sim, ns, name string, replicas int32) *serve
 		return len(w.selectors)
 	}, poll.Budget, 10*time.Millisecond).Should(BeNumerically(">", 0), "no first sample of the Service")
 	return w
+}
+
+// selectionOf names what a shared Service's selector selects: "both" (no
+// revision), the role of the revision it selects (stable or canary) by the
+// rollout status, or the revision itself when status names it no more.
+func selectionOf(selector map[string]string, st ragv1.RolloutStatus) string {
+	switch rev, ok := selector[ragv1.LabelRevision]; {
+	case !ok:
+		return "both"
+	case rev == st.StableRevision:
+		return ragv1.TrackStable
+	case rev == st.CanaryRevision:
+		return ragv1.TrackCanary
+	default:
+		return rev
+	}
 }
 
 func (w *servedWatch) snapshot() (selectors, mixed []string, minReady int32, models map[string]bool, canary map[string]int32) {
@@ -166,11 +187,11 @@ func TestSpaceGuardRefusesUndeclaredModelChange(t *testing.T) {
 		g.Expect(svc.Status.StableRevision).To(Equal(stable))
 		conditionIs(g, svc, ragv1.ConditionRolledBack, metav1.ConditionTrue, rollout.ReasonEmbeddingSpaceChanged)
 	}, poll.Budget, 50*time.Millisecond).Should(Succeed())
-	g.Eventually(func() bool { return deploymentGone(ns, "docs-canary") }, poll.Budget).Should(BeTrue())
+	g.Eventually(func() bool { return canaryGone(ns, "docs") }, poll.Budget).Should(BeTrue())
 	g.Eventually(func(g Gomega) {
 		svc := &corev1.Service{}
 		g.Expect(k8sClient.Get(context.Background(), keyOf(ns, "docs"), svc)).To(Succeed())
-		g.Expect(svc.Spec.Selector).NotTo(HaveKey(ragv1.LabelTrack), "after the rollback the Service selects both tracks again")
+		g.Expect(svc.Spec.Selector).To(HaveKeyWithValue(ragv1.LabelRevision, stable), "after the rollback the Service selects stable's revision")
 	}, poll.Budget).Should(Succeed())
 
 	selectors, mixed, _, models, canary := served.snapshot()
@@ -251,9 +272,9 @@ func TestSpaceVerdictSurvivesRestart(t *testing.T) {
 }
 
 // A declared change of space is a cutover: the preview grows to full size on
-// the canary Service while clients stay on stable; on promote they move to
-// the canary only, and to both tracks once stable runs the new template. No
-// moment serves both spaces, and capacity never drops.
+// the canary Service while clients stay on stable; on promote the preview's
+// pods take over as stable, none restarted. No moment serves both spaces,
+// and capacity never drops.
 func TestCutover(t *testing.T) {
 	g := NewWithT(t)
 	ns := kubetest.Namespace(t, k8sClient)
@@ -274,30 +295,33 @@ func TestCutover(t *testing.T) {
 		conditionIs(g, svc, ragv1.ConditionReconciling, metav1.ConditionTrue, rollout.ReasonAwaitingCutover)
 		g.Expect(svc.Status.EmbeddingSpace.CanarySpace).To(Equal("v2"))
 		preview = svc.Status.CanaryRevision
-		g.Expect(*getDeployment(g, ns, "docs-canary").Spec.Replicas).To(Equal(int32(3)), "the preview runs at full size")
+		g.Expect(*canaryDeployment(g, ns, "docs").Spec.Replicas).To(Equal(int32(3)), "the preview runs at full size")
 		g.Expect(svc.Status.EffectiveWeight).To(BeZero(), "no client reaches the preview")
 	}, poll.Budget, 50*time.Millisecond).Should(Succeed())
 	previewSvc := &corev1.Service{}
 	g.Expect(k8sClient.Get(context.Background(), keyOf(ns, "docs-canary"), previewSvc)).To(Succeed())
-	g.Expect(previewSvc.Spec.Selector).To(HaveKeyWithValue(ragv1.LabelTrack, ragv1.TrackCanary), "docs-canary is the preview a re-indexing job uses")
+	g.Expect(previewSvc.Spec.Selector).To(HaveKeyWithValue(ragv1.LabelRevision, preview), "docs-canary is the preview a re-indexing job uses")
 	shared := &corev1.Service{}
 	g.Expect(k8sClient.Get(context.Background(), keyOf(ns, "docs"), shared)).To(Succeed())
-	g.Expect(shared.Spec.Selector).To(HaveKeyWithValue(ragv1.LabelTrack, ragv1.TrackStable))
+	g.Expect(shared.Spec.Selector).To(HaveKeyWithValue(ragv1.LabelRevision, old.Status.StableRevision))
+	previewPods := podUIDs(g, ns, preview)
+	g.Expect(previewPods).To(HaveLen(3))
 
 	annotate(t, ns, "docs", ragv1.AnnotationPromote)
 	svc := waitHealthy(t, ns, "docs", poll.Budget)
 	g.Expect(svc.Status.StableRevision).To(Equal(preview))
 	g.Expect(svc.Status.EmbeddingSpace.Name).To(Equal("v2"))
-	g.Expect(getDeployment(g, ns, "docs-stable").Spec.Template.Spec.Containers[0].Args).To(ContainElement("--space=v2"))
-	g.Eventually(func() bool { return deploymentGone(ns, "docs-canary") }, poll.Budget).Should(BeTrue())
+	g.Expect(stableDeployment(g, ns, "docs").Spec.Template.Spec.Containers[0].Args).To(ContainElement("--space=v2"))
+	g.Expect(podUIDs(g, ns, preview)).To(Equal(previewPods), "the preview's pods serve as stable: none was restarted")
+	g.Eventually(func() bool { return canaryGone(ns, "docs") }, poll.Budget).Should(BeTrue())
 	g.Eventually(func(g Gomega) {
 		g.Expect(k8sClient.Get(context.Background(), keyOf(ns, "docs"), shared)).To(Succeed())
-		g.Expect(shared.Spec.Selector).NotTo(HaveKey(ragv1.LabelTrack))
+		g.Expect(shared.Spec.Selector).To(HaveKeyWithValue(ragv1.LabelRevision, preview))
 	}, poll.Budget).Should(Succeed())
 
 	selectors, mixed, minReady, models, _ := served.snapshot()
 	g.Expect(mixed).To(BeEmpty(), "the Service sent clients to both spaces at %v", mixed)
-	g.Expect(selectors).To(Equal([]string{"both", ragv1.TrackStable, ragv1.TrackCanary, "both"}))
+	g.Expect(selectors).NotTo(ContainElement("both"), "the shared Service never selected both spaces: %v", selectors)
 	g.Expect(models).To(Equal(map[string]bool{"hash-64": true, "hash-32": true}))
 	g.Expect(minReady).To(BeNumerically(">=", 3), "ready pods behind the Service fell below replicas")
 }

@@ -9,7 +9,6 @@ import (
 	. "github.com/onsi/gomega"
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
-	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -48,16 +47,19 @@ func TestStableTrackObjects(t *testing.T) {
 	g.Expect(k8sClient.Create(ctx, svc)).To(Succeed())
 
 	var dep *appsv1.Deployment
-	g.Eventually(func(g Gomega) { dep = getDeployment(g, ns, "docs-stable") }, poll.Budget, 100*time.Millisecond).Should(Succeed())
+	g.Eventually(func(g Gomega) { dep = stableDeployment(g, ns, "docs") }, poll.Budget, 100*time.Millisecond).Should(Succeed())
 
 	g.Expect(*dep.Spec.Replicas).To(Equal(int32(3)))
+	rev := dep.Labels[ragv1.LabelRevision]
+	g.Expect(dep.Name).To(Equal("docs-"+rev), "one Deployment per revision")
 	g.Expect(dep.Spec.Selector.MatchLabels).To(Equal(map[string]string{
-		ragv1.LabelInstance: "docs", ragv1.LabelName: "embedserver", ragv1.LabelTrack: "stable"}))
+		ragv1.LabelInstance: "docs", ragv1.LabelName: "embedserver", ragv1.LabelRevision: rev}))
 	g.Expect(dep.Spec.Strategy.RollingUpdate.MaxUnavailable.IntValue()).To(Equal(0))
 	tpl := dep.Spec.Template
 	g.Expect(tpl.Labels).To(HaveKeyWithValue(ragv1.LabelInstance, "docs"), "operator labels win over spec.pod.labels")
 	g.Expect(tpl.Labels).To(HaveKeyWithValue("team", "search"))
-	g.Expect(tpl.Labels).To(HaveKeyWithValue(ragv1.LabelRevision, dep.Labels[ragv1.LabelRevision]))
+	g.Expect(tpl.Labels).To(HaveKeyWithValue(ragv1.LabelRevision, rev))
+	g.Expect(tpl.Labels).NotTo(HaveKey(ragv1.LabelTrack), "which revision is stable lives in status only")
 	g.Expect(tpl.Spec.NodeSelector).To(Equal(map[string]string{"pool": "embed"}))
 	g.Expect(*tpl.Spec.TerminationGracePeriodSeconds).To(Equal(int64(35)), "drain 30s plus a 5s margin")
 
@@ -96,17 +98,14 @@ func TestStableTrackObjects(t *testing.T) {
 		}
 	}
 
-	for name, track := range map[string]string{"docs": "", "docs-stable": "stable", "docs-canary": "canary"} {
+	for name, selected := range map[string]string{"docs": rev, "docs-stable": rev, "docs-canary": "none"} {
 		s := &corev1.Service{}
 		g.Eventually(func() error { return k8sClient.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, s) }, poll.Budget).Should(Succeed())
 		g.Expect(s.Spec.Ports).To(HaveLen(1))
 		g.Expect(s.Spec.Ports[0].Name).To(Equal("http"))
 		g.Expect(s.Spec.Ports[0].Port).To(Equal(int32(80)))
 		g.Expect(s.Spec.Ports[0].TargetPort).To(Equal(intstr.FromString("http")))
-		want := map[string]string{ragv1.LabelInstance: "docs", ragv1.LabelName: "embedserver"}
-		if track != "" {
-			want[ragv1.LabelTrack] = track
-		}
+		want := map[string]string{ragv1.LabelInstance: "docs", ragv1.LabelName: "embedserver", ragv1.LabelRevision: selected}
 		g.Expect(s.Spec.Selector).To(Equal(want), "Service %s", name)
 	}
 	pdb := &policyv1.PodDisruptionBudget{}
@@ -199,10 +198,10 @@ func TestRollingUpdateChangesTemplate(t *testing.T) {
 	g.Eventually(func(g Gomega) {
 		svc := get(g, ns, "docs")
 		g.Expect(svc.Status.StableRevision).NotTo(Equal(before))
-		d := getDeployment(g, ns, "docs-stable")
+		d := stableDeployment(g, ns, "docs")
 		g.Expect(args(d)).To(ContainElement("--max-in-flight=16"))
 		g.Expect(d.Labels[ragv1.LabelRevision]).To(Equal(svc.Status.StableRevision))
-		g.Expect(deploymentGone(ns, "docs-canary")).To(BeTrue())
+		g.Expect(canaryGone(ns, "docs")).To(BeTrue())
 	}, poll.Budget, 100*time.Millisecond).Should(Succeed())
 	waitHealthy(t, ns, "docs", poll.Budget)
 	minReady, ok := sim.minReadySeen("docs")
@@ -213,7 +212,7 @@ func TestRollingUpdateChangesTemplate(t *testing.T) {
 	rev := get(g, ns, "docs").Status.StableRevision
 	update(t, ns, "docs", func(s *ragv1.RAGService) { s.Spec.Replicas = ptr.To(int32(4)) })
 	g.Eventually(func(g Gomega) {
-		g.Expect(*getDeployment(g, ns, "docs-stable").Spec.Replicas).To(Equal(int32(4)))
+		g.Expect(*stableDeployment(g, ns, "docs").Spec.Replicas).To(Equal(int32(4)))
 	}, poll.Budget, 100*time.Millisecond).Should(Succeed())
 	g.Expect(waitHealthy(t, ns, "docs", poll.Budget).Status.StableRevision).To(Equal(rev))
 }
@@ -227,18 +226,18 @@ func TestOwnedObjectsRestored(t *testing.T) {
 
 	g.Expect(k8sClient.Create(ctx, newService(ns, "docs", 2))).To(Succeed())
 	var dep *appsv1.Deployment
-	g.Eventually(func(g Gomega) { dep = getDeployment(g, ns, "docs-stable") }, poll.Budget, 100*time.Millisecond).Should(Succeed())
+	g.Eventually(func(g Gomega) { dep = stableDeployment(g, ns, "docs") }, poll.Budget, 100*time.Millisecond).Should(Succeed())
 
 	g.Expect(k8sClient.Delete(ctx, dep)).To(Succeed())
 	g.Eventually(func(g Gomega) {
-		d := getDeployment(g, ns, "docs-stable")
+		d := stableDeployment(g, ns, "docs")
 		g.Expect(d.UID).NotTo(Equal(dep.UID))
 	}, poll.Budget, 100*time.Millisecond).Should(Succeed())
 
 	// A hand edit by someone else: image and replicas.
 	g.Eventually(func() error {
 		d := &appsv1.Deployment{}
-		if err := k8sClient.Get(ctx, types.NamespacedName{Namespace: ns, Name: "docs-stable"}, d); err != nil {
+		if err := k8sClient.Get(ctx, types.NamespacedName{Namespace: ns, Name: dep.Name}, d); err != nil {
 			return err
 		}
 		d.Spec.Template.Spec.Containers[0].Image = "someone/else:latest"
@@ -246,7 +245,7 @@ func TestOwnedObjectsRestored(t *testing.T) {
 		return k8sClient.Update(ctx, d, client.FieldOwner("kubectl-edit"))
 	}, poll.Budget, 100*time.Millisecond).Should(Succeed())
 	g.Eventually(func(g Gomega) {
-		d := getDeployment(g, ns, "docs-stable")
+		d := stableDeployment(g, ns, "docs")
 		g.Expect(d.Spec.Template.Spec.Containers[0].Image).To(Equal(testImage))
 		g.Expect(*d.Spec.Replicas).To(Equal(int32(2)))
 	}, poll.Budget, 100*time.Millisecond).Should(Succeed())
@@ -261,48 +260,10 @@ func TestOwnedObjectsRestored(t *testing.T) {
 	}, poll.Budget, 100*time.Millisecond).Should(Succeed())
 }
 
-// An HPA that scales the stable Deployment owns its replicas: the operator
-// stops writing them and never fights it.
-func TestHPAOnDeploymentNotFought(t *testing.T) {
-	g := NewWithT(t)
-	ctx := context.Background()
-	ns := kubetest.Namespace(t, k8sClient)
-	startManager(t)
-
-	g.Expect(k8sClient.Create(ctx, newService(ns, "docs", 2))).To(Succeed())
-	g.Eventually(func(g Gomega) { getDeployment(g, ns, "docs-stable") }, poll.Budget, 100*time.Millisecond).Should(Succeed())
-
-	hpa := &autoscalingv2.HorizontalPodAutoscaler{
-		ObjectMeta: metav1.ObjectMeta{Name: "docs", Namespace: ns},
-		Spec: autoscalingv2.HorizontalPodAutoscalerSpec{
-			ScaleTargetRef: autoscalingv2.CrossVersionObjectReference{APIVersion: "apps/v1", Kind: "Deployment", Name: "docs-stable"},
-			MinReplicas:    ptr.To(int32(2)), MaxReplicas: 10,
-		},
-	}
-	g.Expect(k8sClient.Create(ctx, hpa)).To(Succeed())
-	// Wait until the operator has applied without replicas (it gives up the field).
-	g.Eventually(func(g Gomega) {
-		d := getDeployment(g, ns, "docs-stable")
-		g.Expect(fieldOwnedBy(d, FieldOwner, "f:replicas")).To(BeFalse())
-	}, poll.Budget, 100*time.Millisecond).Should(Succeed())
-
-	// The HPA scales the Deployment through its scale subresource, as the real one does.
-	scale := &autoscalingv1.Scale{Spec: autoscalingv1.ScaleSpec{Replicas: 6}}
-	g.Expect(k8sClient.SubResource("scale").Update(ctx, getDeployment(g, ns, "docs-stable"), client.WithSubResourceBody(scale),
-		client.FieldOwner("horizontal-pod-autoscaler"))).To(Succeed())
-
-	// Any later reconcile (here: a spec edit) leaves the HPA's count alone.
-	update(t, ns, "docs", func(s *ragv1.RAGService) { s.Spec.Pod.Annotations = map[string]string{"touched": "yes"} })
-	g.Eventually(func(g Gomega) {
-		g.Expect(get(g, ns, "docs").Status.ObservedGeneration).To(Equal(int64(2)))
-	}, poll.Budget, 100*time.Millisecond).Should(Succeed())
-	g.Consistently(func(g Gomega) {
-		g.Expect(*getDeployment(g, ns, "docs-stable").Spec.Replicas).To(Equal(int32(6)))
-	}, 2*time.Second, 200*time.Millisecond).Should(Succeed())
-}
-
 // `kubectl scale ragsvc` goes through the scale subresource to spec.replicas
-// and on to the stable Deployment.
+// and on to the stable revision's Deployment: what an HPA does too, whose
+// scaleTargetRef names the RAGService (a revision's Deployment comes and goes
+// with its revision).
 func TestScaleSubresource(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
@@ -315,33 +276,13 @@ func TestScaleSubresource(t *testing.T) {
 	g.Expect(k8sClient.SubResource("scale").Update(ctx, svc, client.WithSubResourceBody(scale))).To(Succeed())
 	g.Eventually(func(g Gomega) {
 		g.Expect(*get(g, ns, "docs").Spec.Replicas).To(Equal(int32(5)))
-		g.Expect(*getDeployment(g, ns, "docs-stable").Spec.Replicas).To(Equal(int32(5)))
+		g.Expect(*stableDeployment(g, ns, "docs").Spec.Replicas).To(Equal(int32(5)))
 	}, poll.Budget, 100*time.Millisecond).Should(Succeed())
 	got := &autoscalingv1.Scale{}
 	g.Eventually(func(g Gomega) {
 		g.Expect(k8sClient.SubResource("scale").Get(ctx, get(g, ns, "docs"), got)).To(Succeed())
 		g.Expect(got.Status.Selector).To(Equal("app.kubernetes.io/instance=docs,app.kubernetes.io/name=embedserver"))
 	}, poll.Budget, 100*time.Millisecond).Should(Succeed())
-}
-
-// fieldOwnedBy reports whether manager's managed fields of d include field
-// under spec.
-func fieldOwnedBy(d *appsv1.Deployment, manager, field string) bool {
-	for _, mf := range d.ManagedFields {
-		if mf.Manager != manager || mf.FieldsV1 == nil {
-			continue
-		}
-		var fields map[string]any
-		if json.Unmarshal(mf.FieldsV1.GetRawBytes(), &fields) != nil {
-			continue
-		}
-		if spec, ok := fields["f:spec"].(map[string]any); ok {
-			if _, ok := spec[field]; ok {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 // A status patch computed from a stale copy of the object is refused, not

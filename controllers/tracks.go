@@ -10,7 +10,6 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -51,7 +50,7 @@ func (r *RAGServiceReconciler) decide(ctx context.Context, s *scope) (ctrl.Resul
 // plannerInput is the planner's input: the spec, the rollout memory, the
 // command tokens and the observation.
 func plannerInput(s *scope) rollout.Input {
-	stable, canary := s.tracks()
+	stable, canary, retiring := s.tracks()
 	return rollout.Input{
 		Now:             s.now,
 		Replicas:        replicasOf(s.obj),
@@ -60,11 +59,9 @@ func plannerInput(s *scope) rollout.Input {
 		Memory:          s.obj.Status.RolloutStatus,
 		Stable:          stable,
 		Canary:          canary,
+		Retiring:        retiring,
 		Tokens:          rollout.Tokens(s.obj.Annotations),
 		Space:           spaceInput(s.obj),
-		// The pods, not the Deployment: a removed canary's pods serve until
-		// they are gone.
-		CanaryPodRevisions: observe.ReadyRevisions(s.canaryPods),
 	}
 }
 
@@ -125,8 +122,8 @@ func (r *RAGServiceReconciler) recordDecision(ctx context.Context, s *scope) err
 	return nil
 }
 
-// applyPlan applies what the planner decided: the Services, then both tracks'
-// Deployments (the canary's deleted when no canary runs), and the probe
+// applyPlan applies what the planner decided: the Services, then the
+// Deployments of its revisions (every other one deleted), and the probe
 // traffic while the canary is analysed.
 func (r *RAGServiceReconciler) applyPlan(ctx context.Context, s *scope) (ctrl.Result, error) {
 	plan := s.plan
@@ -144,23 +141,7 @@ func (r *RAGServiceReconciler) applyPlan(ctx context.Context, s *scope) (ctrl.Re
 		}
 		s.fail(err)
 	}
-	if plan.StableRevision != "" {
-		if err := r.applyTrack(ctx, s, ragv1.TrackStable, plan.StableRevision, plan.StableReplicas); err != nil {
-			s.fail(err)
-		}
-	}
-	if plan.CanaryRevision != "" {
-		if err := r.applyTrack(ctx, s, ragv1.TrackCanary, plan.CanaryRevision, plan.CanaryReplicas); err != nil {
-			s.fail(err)
-		}
-	} else if s.canary != nil {
-		// No canary: its pods go at once (rollback, promotion finished).
-		if err := r.Delete(ctx, s.canary, client.PropagationPolicy(metav1.DeletePropagationBackground)); client.IgnoreNotFound(err) != nil {
-			s.fail(fmt.Errorf("deleting canary Deployment: %w", err))
-		} else {
-			s.canary, s.canaryPods = nil, nil
-		}
-	}
+	r.applyRevisions(ctx, s)
 	r.followProbeTraffic(s, plan)
 	if plan.Transition != rollout.TransitionNone {
 		ctrl.LoggerFrom(ctx).Info("Rollout", "transition", plan.Transition, "reason", plan.Reason, "message", plan.Message)
@@ -169,16 +150,14 @@ func (r *RAGServiceReconciler) applyPlan(ctx context.Context, s *scope) (ctrl.Re
 }
 
 // after is the scope as this pass leaves it once it has acted on plan, as far
-// as the summary counts it: a canary the plan removes is deleted right after
-// the decision is written, and its pods no longer count (as at the end of
-// the pass). Summarized so, the decision write has the counts the end of the
-// pass would write next; if the deletion fails, the end of the pass says so.
+// as the summary counts it: the tracks are the plan's revisions (a handover
+// made the canary's stable; a canary the plan removes is deleted right after
+// the decision is written, and its pods no longer count, as at the end of the
+// pass). Summarized so, the decision write has the counts the end of the pass
+// would write next; if the deletion fails, the end of the pass says so.
 func (s *scope) after(plan *rollout.Plan) *scope {
-	if plan.CanaryRevision != "" || s.canary == nil {
-		return s
-	}
 	next := *s
-	next.canary, next.canaryPods = nil, nil
+	next.assign(s.obj, plan.StableRevision, plan.CanaryRevision, plan.RetiringRevision)
 	return &next
 }
 
@@ -209,37 +188,6 @@ func (r *RAGServiceReconciler) followProbeTraffic(s *scope, plan *rollout.Plan) 
 		},
 		Texts: texts,
 	})
-}
-
-// applyTrack applies one track's Deployment running the template of revision.
-func (r *RAGServiceReconciler) applyTrack(ctx context.Context, s *scope, track, revision string, replicas int32) error {
-	tpl, err := r.templateOf(ctx, s, revision)
-	if err != nil {
-		return err
-	}
-	want := &replicas
-	if track == ragv1.TrackStable && s.hpaUnknown {
-		// Whether an HPA owns replicas is unknown: applying without the field
-		// would give it up, applying with it could fight the HPA.
-		return fmt.Errorf("not applying the stable Deployment: HorizontalPodAutoscalers could not be listed")
-	}
-	if track == ragv1.TrackStable && s.hpaOnStable {
-		want = nil // the HPA owns the stable Deployment's replicas
-	}
-	dep, err := deploymentFor(s.obj, track, revision, tpl, want)
-	if err != nil {
-		return err
-	}
-	applied, err := applyOwned[appsv1.Deployment](ctx, r, s.obj, dep)
-	if err != nil {
-		return fmt.Errorf("applying %s Deployment: %w", track, err)
-	}
-	if track == ragv1.TrackStable {
-		s.stable = applied
-	} else {
-		s.canary = applied
-	}
-	return nil
 }
 
 // templateOf returns the pod template of a revision: the spec's own, or the

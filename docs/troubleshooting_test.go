@@ -205,7 +205,7 @@ func TestTroubleshootingScanFindsWhatItShould(t *testing.T) {
 		{code.reasons, "StepAdvanced"},               // p.set(t, "...") and p.event(type, "...")
 		{code.reasons, "CanaryStarted"},              // p.start("...")
 		{code.reasons, "PromotedManually"},           // p.promote("...")
-		{code.reasons, "WaitingForStableRollout"},    // Problem{Reason: "..."}
+		{code.reasons, "Promoting"},                  // a Reason constant in internal/rollout
 		{code.reasons, "AnnotationIgnored"},          // Event{Reason: "..."}
 		{code.reasons, "ProbesNotFound"},             // a Reason constant in controllers
 	} {

@@ -217,7 +217,7 @@ func Labels(instance string, user map[string]string) map[string]string {
 	return out
 }
 
-// SelectorLabels select the pods of both tracks of a service.
+// SelectorLabels select the pods of every revision of a service.
 func SelectorLabels(instance string) map[string]string {
 	return map[string]string{
 		ragv1.LabelInstance: instance,
@@ -225,10 +225,13 @@ func SelectorLabels(instance string) map[string]string {
 	}
 }
 
-// TrackSelectorLabels select the pods of one track.
-func TrackSelectorLabels(instance, track string) map[string]string {
+// RevisionSelectorLabels select the pods of one revision: a revision's
+// Deployment and the Services of its track. No track label: which revision
+// is stable lives in the RAGService's status, so pods change role without
+// being recreated.
+func RevisionSelectorLabels(instance, revision string) map[string]string {
 	l := SelectorLabels(instance)
-	l[ragv1.LabelTrack] = track
+	l[ragv1.LabelRevision] = revision
 	return l
 }
 
@@ -305,13 +308,13 @@ func Revision(tpl *corev1ac.PodTemplateSpecApplyConfiguration) (string, error) {
 	return hex.EncodeToString(sum[:])[:10], nil
 }
 
-// WithTrack returns a copy of tpl labelled with its track and revision.
-func WithTrack(tpl *corev1ac.PodTemplateSpecApplyConfiguration, track, revision string) (*corev1ac.PodTemplateSpecApplyConfiguration, error) {
+// WithRevision returns a copy of tpl labelled with its revision.
+func WithRevision(tpl *corev1ac.PodTemplateSpecApplyConfiguration, revision string) (*corev1ac.PodTemplateSpecApplyConfiguration, error) {
 	out, err := convert[corev1ac.PodTemplateSpecApplyConfiguration](tpl)
 	if err != nil {
 		return nil, err
 	}
-	out.WithLabels(map[string]string{ragv1.LabelTrack: track, ragv1.LabelRevision: revision})
+	out.WithLabels(map[string]string{ragv1.LabelRevision: revision})
 	return out, nil
 }
 

@@ -341,17 +341,17 @@ func TestEncodeDecodeRoundTrip(t *testing.T) {
 	}
 }
 
-func TestWithTrackDoesNotChangeTheInput(t *testing.T) {
+func TestWithRevisionDoesNotChangeTheInput(t *testing.T) {
 	tpl, _ := Build(defaulted(), "img")
 	before, _ := Revision(tpl)
-	labelled, err := WithTrack(tpl, ragv1.TrackCanary, before)
+	labelled, err := WithRevision(tpl, before)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if after, _ := Revision(tpl); after != before {
-		t.Fatal("WithTrack modified its input")
+		t.Fatal("WithRevision modified its input")
 	}
-	if labelled.Labels[ragv1.LabelTrack] != "canary" || labelled.Labels[ragv1.LabelRevision] != before {
+	if _, tracked := labelled.Labels[ragv1.LabelTrack]; tracked || labelled.Labels[ragv1.LabelRevision] != before {
 		t.Fatalf("labels %v", labelled.Labels)
 	}
 }

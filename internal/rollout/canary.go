@@ -226,7 +226,7 @@ func (p *planner) cutover() {
 	case p.cmd.promotes() && ready >= desired:
 		// A cutover has one step: promote and promote-full both switch.
 		p.use(fmt.Sprintf("cut over to space %s", to))
-		p.promote("CutoverPromoted", fmt.Sprintf("Cutting over to space %s by %s token %q: clients now reach revision %s only, while stable takes its template", to, p.command, p.token, c))
+		p.promote("CutoverPromoted", fmt.Sprintf("Cutting over to space %s by %s token %q: revision %s, previewed at full size, serves every client now", to, p.command, p.token, c))
 		return
 	case p.cmd.promotes():
 		p.decline(fmt.Sprintf("the preview of space %s has %d/%d ready pods; promote once all are ready, so capacity never drops", to, ready, desired))

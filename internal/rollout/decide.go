@@ -1,7 +1,9 @@
 package rollout
 
 import (
+	"cmp"
 	"fmt"
+	"slices"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -83,8 +85,16 @@ func (p *planner) run() {
 	}
 
 	switch s, c, d := p.st.StableRevision, p.st.CanaryRevision, p.in.DesiredRevision; {
-	case c != "" && c == s:
+	case c != "" && p.st.Promoting:
 		p.promoting()
+	case c != "" && c == s:
+		// A promotion an earlier operator version began by switching stable
+		// to the canary's revision: stable runs it, so it is done.
+		p.dropCanary()
+		p.set(TransitionFinish, "Promoted", fmt.Sprintf("Promoted revision %s (a promotion begun by an earlier operator version)", s))
+		p.event(EventNormal, "Promoted", p.msg)
+		p.decline("the promotion was already under way")
+		p.steady()
 	case c != "" && d == s:
 		p.fastRollback()
 	case c != "" && d != c:
@@ -116,6 +126,33 @@ func (p *planner) run() {
 	default:
 		p.noCanary()
 	}
+}
+
+// AdoptTracks picks, when the status was lost, which of a service's revision
+// Deployments to take as stable (the one serving the most ready pods, then
+// the larger, then by name) and as the canary (the next one that has
+// replicas). adopt takes them from there.
+func AdoptTracks(all []Track) (stable, canary Track) {
+	sorted := slices.Clone(all)
+	slices.SortStableFunc(sorted, func(a, b Track) int {
+		if c := cmp.Compare(b.ReadyReplicas, a.ReadyReplicas); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(b.Replicas, a.Replicas); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.Revision, b.Revision)
+	})
+	for _, t := range sorted {
+		switch {
+		case !t.Exists || t.Revision == "":
+		case !stable.Exists:
+			stable = t
+		case !canary.Exists && t.Replicas > 0:
+			canary = t
+		}
+	}
+	return stable, canary
 }
 
 // adopt rebuilds the stable (and canary) revision from the Deployments' labels
@@ -160,17 +197,52 @@ func (p *planner) rollingUpdate() {
 		p.event(EventNormal, "CanaryRemoved", fmt.Sprintf("Strategy is RollingUpdate: removed canary %s", p.st.CanaryRevision))
 		p.dropCanary()
 	}
-	if d := p.in.DesiredRevision; d != p.st.StableRevision && p.in.Rollout.Paused {
+	d, s := p.in.DesiredRevision, p.st.StableRevision
+	rolling := p.st.Retiring != nil && p.st.Retiring.Since == nil
+	switch {
+	case d != s && rolling:
+		// One rolling update at a time: the next starts once this one is done.
+		p.rolling(fmt.Sprintf("; revision %s starts once it is done", d))
+		return
+	case d != s && p.in.Rollout.Paused:
 		p.set(TransitionHold, "Paused", fmt.Sprintf("Rolling update to %s not started: spec.rollout.paused holds the rollout", d))
 		p.steady()
 		p.state = StatePaused
 		return
-	} else if d != p.st.StableRevision {
-		p.set(TransitionRollingUpdate, "RollingUpdate", fmt.Sprintf("Rolling stable from %s to %s", p.st.StableRevision, d))
+	case d != s:
+		p.set(TransitionRollingUpdate, "RollingUpdate", fmt.Sprintf("Rolling from revision %s to %s", s, d))
 		p.event(EventNormal, "RollingUpdate", p.msg)
+		// A revision still retiring after a promotion goes at once: the one
+		// that served until now shrinks instead.
+		p.st.Retiring = &v1alpha1.RetiringRevision{Revision: s}
 		p.st.StableRevision = d
+		p.rolling("")
+		return
+	case rolling:
+		p.rolling("")
+		return
 	}
 	p.steady()
+}
+
+// rolling reports a rolling update under way: the new revision's Deployment
+// grows as the surge allows while the old one shrinks as new pods become
+// ready (retire, finish).
+func (p *planner) rolling(more string) {
+	ready, want := p.stableReady(), max(p.in.Replicas, 0)
+	if ready >= want {
+		p.steady() // done: retire lets the old revision go
+		return
+	}
+	msg := fmt.Sprintf("Rolling update to revision %s: %d/%d of its pods ready, revision %s shrinks as they become ready%s",
+		p.st.StableRevision, ready, want, p.st.Retiring.Revision, more)
+	if p.transition == TransitionRollingUpdate {
+		p.standing = Problem{Reason: "RollingUpdate", Message: msg}
+	} else {
+		p.set(TransitionWait, "RollingUpdate", msg)
+	}
+	p.state = StateProgressing
+	p.canaryReplicas = 0
 }
 
 func (p *planner) noCanary() {
@@ -238,6 +310,12 @@ func (p *planner) steady() {
 }
 
 func (p *planner) start(reason, msg string) {
+	if r := p.st.Retiring; r != nil && r.Since != nil {
+		// A new rollout starts: the revision retired by the last promotion
+		// goes now, so the shared Service, which selects every revision
+		// once the canary proves its space, never reaches it.
+		p.st.Retiring = nil
+	}
 	p.st.CanaryRevision = p.in.DesiredRevision
 	p.st.CurrentStep = 0
 	p.st.CanaryWeight = 0
@@ -286,9 +364,17 @@ func (p *planner) finish() Plan {
 	if cr == "" {
 		canaryReplicas = 0
 	}
+	stableReplicas := max(p.in.Replicas, 0)
+	keep := p.retire()
+	retiring := ""
+	if r := p.st.Retiring; r != nil {
+		retiring = r.Revision
+		if r.Since == nil {
+			stableReplicas = RollingReplicas(stableReplicas, keep)
+		}
+	}
 	// The canary track's share of the pods the shared Service sends clients
-	// to: during promotion the stable track's old-revision pods still serve
-	// and count; a track the Service does not select serves nobody.
+	// to; a track the Service does not select serves nobody.
 	sel := p.selection()
 	canaryReady, stableReady := int32(0), p.in.Stable.serving()
 	if cr != "" {
@@ -305,23 +391,25 @@ func (p *planner) finish() Plan {
 		p.state = StateProgressing
 	}
 	return Plan{
-		StableRevision: p.st.StableRevision,
-		StableReplicas: max(p.in.Replicas, 0),
-		CanaryRevision: cr,
-		CanaryReplicas: canaryReplicas,
-		Memory:         p.st,
-		Transition:     p.transition,
-		Reason:         p.reason,
-		Message:        p.msg,
-		Standing:       p.standing,
-		State:          p.state,
-		Selects:        sel,
-		Events:         p.events,
-		Command:        p.command,
-		Token:          p.token,
-		Outranked:      p.outranked,
-		CommandUsed:    p.used,
-		CommandIgnored: p.declined(),
-		RequeueAfter:   p.requeue,
+		StableRevision:   p.st.StableRevision,
+		StableReplicas:   stableReplicas,
+		CanaryRevision:   cr,
+		CanaryReplicas:   canaryReplicas,
+		RetiringRevision: retiring,
+		RetiringReplicas: keep,
+		Memory:           p.st,
+		Transition:       p.transition,
+		Reason:           p.reason,
+		Message:          p.msg,
+		Standing:         p.standing,
+		State:            p.state,
+		Selects:          sel,
+		Events:           p.events,
+		Command:          p.command,
+		Token:            p.token,
+		Outranked:        p.outranked,
+		CommandUsed:      p.used,
+		CommandIgnored:   p.declined(),
+		RequeueAfter:     p.requeue,
 	}
 }

@@ -121,16 +121,14 @@ func rolledBack(rev string) func(*Input) {
 	}
 }
 
-// promoting: stable already switched to "b", canary "b" still at weight 50.
-func promoting(rolledOut bool, startAgo time.Duration) func(*Input) {
+// promoting: the canary "b" passed its steps and grows to full size, stable
+// "a" keeps its own; ready of its 4 pods are ready.
+func promoting(ready int32, startAgo time.Duration) func(*Input) {
 	return func(in *Input) {
-		running(4, startAgo, 2)(in)
-		in.Memory.StableRevision = "b"
+		running(4, startAgo, ready)(in)
+		in.Memory.Promoting = true
 		in.Memory.CanaryWeight = 50
-		in.Stable = Track{Revision: "b", Exists: true, Replicas: 4, ReadyReplicas: 4, RolledOut: rolledOut}
-		if !rolledOut {
-			in.Stable.ReadyReplicas = 2 // of "b"; old pods still serve
-		}
+		in.Canary.Replicas = 4
 	}
 }
 
@@ -214,10 +212,47 @@ func TestDecide(t *testing.T) {
 			want:  want{transition: TransitionHold, reason: "Paused", stable: "a", state: StatePaused}},
 		{name: "rolling update skips the canary",
 			setup: []func(*Input){func(in *Input) { in.DesiredRevision = "b"; in.Rollout.Strategy = v1alpha1.StrategyRollingUpdate }},
-			want:  want{transition: TransitionRollingUpdate, reason: "RollingUpdate", stable: "b", state: StateSteady, events: []string{"RollingUpdate"}}},
+			want:  want{transition: TransitionRollingUpdate, reason: "RollingUpdate", stable: "b", state: StateProgressing, events: []string{"RollingUpdate"}, selects: SelectBoth},
+			check: func(t *testing.T, p Plan) {
+				// 4 replicas, surge 1: one new pod next to the 4 old ones.
+				if p.StableReplicas != 1 || p.RetiringRevision != "a" || p.RetiringReplicas != 4 {
+					t.Errorf("sizes: new %d, retiring %s x%d; want b x1 next to a x4", p.StableReplicas, p.RetiringRevision, p.RetiringReplicas)
+				}
+			}},
+		{name: "rolling update: the old revision shrinks as new pods become ready",
+			setup: []func(*Input){func(in *Input) {
+				in.DesiredRevision, in.Rollout.Strategy = "b", v1alpha1.StrategyRollingUpdate
+				in.Memory = v1alpha1.RolloutStatus{StableRevision: "b", Retiring: &v1alpha1.RetiringRevision{Revision: "a"}}
+				in.Retiring, in.Stable = in.Stable, Track{Revision: "b", Exists: true, Replicas: 2, ReadyReplicas: 2}
+			}},
+			want: want{transition: TransitionWait, reason: "RollingUpdate", stable: "b", state: StateProgressing, selects: SelectBoth},
+			check: func(t *testing.T, p Plan) {
+				if p.StableReplicas != 3 || p.RetiringRevision != "a" || p.RetiringReplicas != 2 {
+					t.Errorf("sizes: new %d, retiring %s x%d; want b x3 next to a x2", p.StableReplicas, p.RetiringRevision, p.RetiringReplicas)
+				}
+			}},
+		{name: "rolling update: done once the new revision is ready at full size",
+			setup: []func(*Input){func(in *Input) {
+				in.DesiredRevision, in.Rollout.Strategy = "b", v1alpha1.StrategyRollingUpdate
+				in.Memory = v1alpha1.RolloutStatus{StableRevision: "b", Retiring: &v1alpha1.RetiringRevision{Revision: "a"}}
+				in.Stable = Track{Revision: "b", Exists: true, Replicas: 4, ReadyReplicas: 4}
+			}},
+			want: want{transition: TransitionNone, reason: "Steady", stable: "b", state: StateSteady},
+			check: func(t *testing.T, p Plan) {
+				if p.StableReplicas != 4 || p.RetiringRevision != "" || p.Memory.Retiring != nil {
+					t.Errorf("new %d, retiring %q %+v; want b x4 alone", p.StableReplicas, p.RetiringRevision, p.Memory.Retiring)
+				}
+			}},
+		{name: "rolling update: a change during one waits for it",
+			setup: []func(*Input){func(in *Input) {
+				in.DesiredRevision, in.Rollout.Strategy = "c", v1alpha1.StrategyRollingUpdate
+				in.Memory = v1alpha1.RolloutStatus{StableRevision: "b", Retiring: &v1alpha1.RetiringRevision{Revision: "a"}}
+				in.Retiring, in.Stable = in.Stable, Track{Revision: "b", Exists: true, Replicas: 1, ReadyReplicas: 0}
+			}},
+			want: want{transition: TransitionWait, reason: "RollingUpdate", stable: "b", state: StateProgressing, selects: SelectBoth}},
 		{name: "switch to rolling update during a canary removes it",
 			setup: []func(*Input){running(1, time.Second, 1), func(in *Input) { in.Rollout.Strategy = v1alpha1.StrategyRollingUpdate }},
-			want:  want{transition: TransitionRollingUpdate, reason: "RollingUpdate", stable: "b", state: StateSteady, events: []string{"CanaryRemoved", "RollingUpdate"}}},
+			want:  want{transition: TransitionRollingUpdate, reason: "RollingUpdate", stable: "b", state: StateProgressing, events: []string{"CanaryRemoved", "RollingUpdate"}, selects: SelectBoth}},
 		{name: "setWeight done: advance",
 			setup: []func(*Input){running(0, time.Minute, 1)},
 			want:  want{transition: TransitionAdvance, reason: "StepAdvanced", stable: "a", canary: "b", canaryReplicas: 1, step: 1, state: StateProgressing, events: []string{"StepAdvanced"}}},
@@ -258,9 +293,9 @@ func TestDecide(t *testing.T) {
 		{name: "pause without duration waits for promote",
 			setup: []func(*Input){running(3, time.Hour, 2)},
 			want:  want{transition: TransitionWait, reason: "WaitingForPromote", stable: "a", canary: "b", canaryReplicas: 2, step: 3, state: StatePaused}},
-		{name: "promote at the last step's pause promotes",
+		{name: "promote at the last step's pause promotes: the canary grows to full size",
 			setup: []func(*Input){running(3, time.Hour, 2), promoteAn},
-			want:  want{transition: TransitionPromote, reason: "PromotedManually", stable: "b", canary: "b", canaryReplicas: 2, step: 4, state: StateProgressing, events: []string{"StepPromoted", "PromotedManually"}}},
+			want:  want{transition: TransitionPromote, reason: "PromotedManually", stable: "a", canary: "b", canaryReplicas: 4, step: 4, state: StateProgressing, events: []string{"StepPromoted", "PromotedManually"}}},
 		{name: "promote moves past a timed pause only",
 			setup: []func(*Input){running(1, 10*time.Second, 1), promoteAn},
 			want:  want{transition: TransitionAdvance, reason: "StepAdvanced", stable: "a", canary: "b", canaryReplicas: 2, step: 2, state: StateProgressing, events: []string{"StepPromoted", "StepAdvanced"}}},
@@ -272,13 +307,13 @@ func TestDecide(t *testing.T) {
 			want:  want{transition: TransitionHold, reason: "Paused", stable: "a", canary: "b", canaryReplicas: 1, step: 1, state: StatePaused, events: []string{"StepPromoted", "StepAdvanced"}}},
 		{name: "promote-full skips every remaining step",
 			setup: []func(*Input){running(0, time.Second, 0), promoteFullAn},
-			want:  want{transition: TransitionPromote, reason: "PromotedManually", stable: "b", canary: "b", canaryReplicas: 1, step: 4, state: StateProgressing, events: []string{"PromotedManually"}}},
+			want:  want{transition: TransitionPromote, reason: "PromotedManually", stable: "a", canary: "b", canaryReplicas: 4, step: 4, state: StateProgressing, events: []string{"PromotedManually"}}},
 		{name: "promote-full acts while paused",
 			setup: []func(*Input){running(0, time.Second, 0), paused, promoteFullAn},
-			want:  want{transition: TransitionPromote, reason: "PromotedManually", stable: "b", canary: "b", canaryReplicas: 1, step: 4, state: StateProgressing, events: []string{"PromotedManually"}}},
+			want:  want{transition: TransitionPromote, reason: "PromotedManually", stable: "a", canary: "b", canaryReplicas: 4, step: 4, state: StateProgressing, events: []string{"PromotedManually"}}},
 		{name: "promote-full outranks promote",
 			setup: []func(*Input){running(0, time.Second, 0), promoteAn, promoteFullAn},
-			want:  want{transition: TransitionPromote, reason: "PromotedManually", stable: "b", canary: "b", canaryReplicas: 1, step: 4, state: StateProgressing, events: []string{"PromotedManually"}},
+			want:  want{transition: TransitionPromote, reason: "PromotedManually", stable: "a", canary: "b", canaryReplicas: 4, step: 4, state: StateProgressing, events: []string{"PromotedManually"}},
 			check: func(t *testing.T, p Plan) {
 				if h := p.Memory.LastHandled; h == nil || h.Promote != "t1" || h.PromoteFull != "t1" || !cmp.Equal(p.Outranked, []Command{CommandPromote}) {
 					t.Errorf("handled %+v outranked %v, want both tokens handled and promote outranked", h, p.Outranked)
@@ -294,7 +329,7 @@ func TestDecide(t *testing.T) {
 			}},
 		{name: "a new promote token acts and is recorded with what it did",
 			setup: []func(*Input){running(3, time.Hour, 2), token(CommandPromote, "t2"), handled(v1alpha1.HandledCommands{Promote: "t1"})},
-			want:  want{transition: TransitionPromote, reason: "PromotedManually", stable: "b", canary: "b", canaryReplicas: 2, step: 4, state: StateProgressing, events: []string{"StepPromoted", "PromotedManually"}},
+			want:  want{transition: TransitionPromote, reason: "PromotedManually", stable: "a", canary: "b", canaryReplicas: 4, step: 4, state: StateProgressing, events: []string{"StepPromoted", "PromotedManually"}},
 			check: func(t *testing.T, p Plan) {
 				if h := p.Memory.LastHandled; h.Promote != "t2" || !strings.Contains(h.Result, `promote token "t2": moved canary b past step 4/4`) {
 					t.Errorf("handled %+v", h)
@@ -302,7 +337,7 @@ func TestDecide(t *testing.T) {
 			}},
 		{name: "a legacy timestamp value works once",
 			setup: []func(*Input){running(3, time.Hour, 2), token(CommandPromote, "2026-12-01T10:00:00Z")},
-			want:  want{transition: TransitionPromote, reason: "PromotedManually", stable: "b", canary: "b", canaryReplicas: 2, step: 4, state: StateProgressing, events: []string{"StepPromoted", "PromotedManually"}}},
+			want:  want{transition: TransitionPromote, reason: "PromotedManually", stable: "a", canary: "b", canaryReplicas: 4, step: 4, state: StateProgressing, events: []string{"StepPromoted", "PromotedManually"}}},
 		{name: "an empty value is no token",
 			setup: []func(*Input){running(3, time.Hour, 2), token(CommandPromote, "")},
 			want:  want{transition: TransitionWait, reason: "WaitingForPromote", stable: "a", canary: "b", canaryReplicas: 2, step: 3, state: StatePaused}},
@@ -312,24 +347,81 @@ func TestDecide(t *testing.T) {
 		{name: "paused holds a finished step",
 			setup: []func(*Input){running(1, time.Hour, 1), paused},
 			want:  want{transition: TransitionHold, reason: "Paused", stable: "a", canary: "b", canaryReplicas: 1, step: 1, state: StatePaused}},
-		{name: "no steps: one step to full weight, then promote",
-			setup: []func(*Input){func(in *Input) { in.Rollout.Steps = nil }, running(0, time.Minute, 4), func(in *Input) { in.Memory.CanaryWeight = 100 }},
-			want:  want{transition: TransitionPromote, reason: "PromotionStarted", stable: "b", canary: "b", canaryReplicas: 4, step: 1, state: StateProgressing, events: []string{"PromotionStarted"}}},
-		{name: "promoting: stable not rolled out yet keeps canary pods",
-			setup: []func(*Input){promoting(false, time.Minute)},
-			want:  want{transition: TransitionWait, reason: "WaitingForStableRollout", stable: "b", canary: "b", canaryReplicas: 2, step: 4, state: StateProgressing}},
-		{name: "promoting: abort is too late",
-			setup: []func(*Input){promoting(false, time.Minute), abortAn},
-			want:  want{ignored: true, transition: TransitionWait, reason: "WaitingForStableRollout", stable: "b", canary: "b", canaryReplicas: 2, step: 4, state: StateProgressing}},
-		{name: "promoting: stalled past the deadline",
-			setup: []func(*Input){promoting(false, time.Hour)},
-			want:  want{transition: TransitionHold, reason: "PromotionStalled", stable: "b", canary: "b", canaryReplicas: 2, step: 4, state: StateHeld}},
-		{name: "promoting: stable rolled out removes the canary",
-			setup: []func(*Input){promoting(true, time.Minute)},
+		{name: "no steps: a canary at full size is handed over in the same pass, no pod created",
+			setup: []func(*Input){func(in *Input) { in.Rollout.Steps = nil }, running(0, time.Minute, 4), func(in *Input) { in.Memory.CanaryWeight = 100; in.Canary.Replicas = 4 }},
+			want:  want{transition: TransitionFinish, reason: "Promoted", stable: "b", state: StateSteady, events: []string{"PromotionStarted", "Promoted"}},
+			check: func(t *testing.T, p Plan) {
+				if p.StableReplicas != 4 || p.RetiringRevision != "a" || p.RetiringReplicas != 4 || p.Memory.Retiring == nil || !p.Memory.Retiring.Since.Time.Equal(now) {
+					t.Errorf("stable b x%d, retiring %s x%d (%+v); want b x4 and a kept at x4 from now", p.StableReplicas, p.RetiringRevision, p.RetiringReplicas, p.Memory.Retiring)
+				}
+				if p.RequeueAfter != DefaultScaleDownDelay {
+					t.Errorf("requeue %s, want the scale-down delay %s", p.RequeueAfter, DefaultScaleDownDelay)
+				}
+			}},
+		{name: "promoting: the canary grows, stable keeps its full size",
+			setup: []func(*Input){promoting(2, time.Minute)},
+			want:  want{transition: TransitionWait, reason: ReasonPromoting, stable: "a", canary: "b", canaryReplicas: 4, step: 4, state: StateProgressing},
+			check: func(t *testing.T, p Plan) {
+				if p.StableReplicas != 4 || !p.Memory.Promoting {
+					t.Errorf("stable x%d promoting %v, want stable x4 while promoting", p.StableReplicas, p.Memory.Promoting)
+				}
+			}},
+		{name: "promoting: abort rolls the canary back, stable untouched",
+			setup: []func(*Input){promoting(2, time.Minute), abortAn},
+			want:  want{transition: TransitionRollback, reason: ReasonAborted, stable: "a", state: StateRolledBack, rollback: ReasonAborted, events: []string{ReasonAborted}},
+			check: func(t *testing.T, p Plan) {
+				if p.Memory.Promoting {
+					t.Error("still promoting after the rollback")
+				}
+			}},
+		{name: "promoting: stalled past the deadline rolls back, stable untouched",
+			setup: []func(*Input){promoting(2, time.Hour)},
+			want:  want{transition: TransitionRollback, reason: ReasonProgressDeadlineExceeded, stable: "a", state: StateRolledBack, rollback: ReasonProgressDeadlineExceeded, events: []string{ReasonProgressDeadlineExceeded}}},
+		{name: "promoting: stalled without autoRollback holds, stable serving",
+			setup: []func(*Input){promoting(2, time.Hour), noAuto},
+			want:  want{transition: TransitionHold, reason: "PromotionStalled", stable: "a", canary: "b", canaryReplicas: 4, step: 4, state: StateHeld}},
+		{name: "promoting: all pods ready hands over",
+			setup: []func(*Input){promoting(4, time.Minute)},
 			want:  want{transition: TransitionFinish, reason: "Promoted", stable: "b", state: StateSteady, events: []string{"Promoted"}}},
-		{name: "promoting: spec moved on, next canary starts after",
-			setup: []func(*Input){promoting(true, time.Minute), func(in *Input) { in.DesiredRevision = "c" }},
-			want:  want{transition: TransitionStart, reason: "CanaryStarted", stable: "b", canary: "c", canaryReplicas: 1, state: StateProgressing, events: []string{"Promoted", "CanaryStarted"}}},
+		{name: "promoting: spec moved on, next canary starts after the handover",
+			setup: []func(*Input){promoting(4, time.Minute), func(in *Input) { in.DesiredRevision = "c" }},
+			want:  want{transition: TransitionStart, reason: "CanaryStarted", stable: "b", canary: "c", canaryReplicas: 1, state: StateProgressing, events: []string{"Promoted", "CanaryStarted"}},
+			check: func(t *testing.T, p Plan) {
+				if p.RetiringRevision != "" {
+					t.Errorf("retiring %s kept while a new canary runs", p.RetiringRevision)
+				}
+			}},
+		{name: "retiring: kept at full size until the scale-down delay",
+			setup: []func(*Input){func(in *Input) {
+				in.Memory.Retiring = &v1alpha1.RetiringRevision{Revision: "z", Since: ago(20 * time.Second)}
+			}},
+			want: want{transition: TransitionNone, reason: "Steady", stable: "a", state: StateSteady},
+			check: func(t *testing.T, p Plan) {
+				if p.RetiringRevision != "z" || p.RetiringReplicas != 4 || p.RequeueAfter != 10*time.Second {
+					t.Errorf("retiring %s x%d requeue %s, want z x4 for 10s more", p.RetiringRevision, p.RetiringReplicas, p.RequeueAfter)
+				}
+			}},
+		{name: "retiring: removed after the scale-down delay",
+			setup: []func(*Input){func(in *Input) {
+				in.Memory.Retiring = &v1alpha1.RetiringRevision{Revision: "z", Since: ago(30 * time.Second)}
+			}},
+			want: want{transition: TransitionNone, reason: "Steady", stable: "a", state: StateSteady},
+			check: func(t *testing.T, p Plan) {
+				if p.RetiringRevision != "" || p.Memory.Retiring != nil {
+					t.Errorf("retiring %s %+v, want gone", p.RetiringRevision, p.Memory.Retiring)
+				}
+			}},
+		{name: "retiring: a scale-down delay of 0 removes it at once",
+			setup: []func(*Input){func(in *Input) {
+				in.Memory.Retiring = &v1alpha1.RetiringRevision{Revision: "z", Since: ago(0)}
+				in.Rollout.ScaleDownDelay = &metav1.Duration{}
+			}},
+			want: want{transition: TransitionNone, reason: "Steady", stable: "a", state: StateSteady},
+			check: func(t *testing.T, p Plan) {
+				if p.RetiringRevision != "" {
+					t.Errorf("retiring %s kept", p.RetiringRevision)
+				}
+			}},
 		{name: "fast rollback: spec back to stable",
 			setup: []func(*Input){running(2, time.Second, 1), func(in *Input) { in.DesiredRevision = "a" }},
 			want:  want{transition: TransitionFastRollback, reason: "FastRollback", stable: "a", state: StateSteady, events: []string{"FastRollback"}}},
@@ -422,7 +514,7 @@ func TestDecide(t *testing.T) {
 			want:  want{transition: TransitionAdvance, reason: "StepAdvanced", stable: "a", canary: "b", canaryReplicas: 1, step: 3, state: StatePaused, events: []string{"StepAdvanced"}}},
 		{name: "zero replicas: no canary pods",
 			setup: []func(*Input){func(in *Input) { in.Replicas = 0; in.Rollout.Steps = in.Rollout.Steps[:1] }, running(0, time.Second, 0)},
-			want:  want{transition: TransitionPromote, reason: "PromotionStarted", stable: "b", canary: "b", canaryReplicas: 0, step: 1, state: StateProgressing, events: []string{"PromotionStarted"}}},
+			want:  want{transition: TransitionFinish, reason: "Promoted", stable: "b", state: StateSteady, events: []string{"PromotionStarted", "Promoted"}}},
 		{name: "no desired revision: the running canary goes on",
 			setup: []func(*Input){running(1, time.Minute, 1), func(in *Input) { in.DesiredRevision = "" }},
 			want:  want{transition: TransitionAdvance, reason: "StepAdvanced", stable: "a", canary: "b", canaryReplicas: 2, step: 2, state: StateProgressing, events: []string{"StepAdvanced"}}},
@@ -440,7 +532,7 @@ func TestDecide(t *testing.T) {
 			want:  want{ignored: true, transition: TransitionHold, reason: "Paused", stable: "a", state: StatePaused}},
 		{name: "rolling update: promote is declined",
 			setup: []func(*Input){func(in *Input) { in.DesiredRevision = "b"; in.Rollout.Strategy = v1alpha1.StrategyRollingUpdate }, promoteAn},
-			want:  want{ignored: true, transition: TransitionRollingUpdate, reason: "RollingUpdate", stable: "b", state: StateSteady, events: []string{"RollingUpdate"}}},
+			want:  want{ignored: true, transition: TransitionRollingUpdate, reason: "RollingUpdate", stable: "b", state: StateProgressing, events: []string{"RollingUpdate"}, selects: SelectBoth}},
 		{name: "no desired revision: a stuck canary still rolls back at its deadline",
 			setup: []func(*Input){running(0, 3*time.Minute, 0), func(in *Input) { in.DesiredRevision = "" }},
 			want:  want{transition: TransitionRollback, reason: ReasonProgressDeadlineExceeded, stable: "a", state: StateRolledBack, rollback: ReasonProgressDeadlineExceeded, events: []string{ReasonProgressDeadlineExceeded}}},
@@ -464,7 +556,12 @@ func TestDecide(t *testing.T) {
 				ignored: p.Command != CommandNone && !p.CommandUsed, selects: p.Selects,
 			}
 			if c.want.selects == "" {
-				c.want.selects = SelectBoth // the spaceCheck is off in these cases unless a case says
+				// The spaceCheck is off in these cases unless a case says: a
+				// canary is reached at once; without one stable serves alone.
+				c.want.selects = SelectStable
+				if c.want.canary != "" {
+					c.want.selects = SelectBoth
+				}
 			}
 			if p.Memory.Rollback != nil {
 				got.rollback = p.Memory.Rollback.Reason
@@ -524,7 +621,7 @@ func TestAnalysisDue(t *testing.T) {
 		{"verdict younger than the interval", []func(*Input){running(1, time.Minute, 1), analysisOn(v1alpha1.NoDataPause), recorded(v1alpha1.VerdictPass, 0, 10*time.Second)}, false},
 		{"verdict one interval old", []func(*Input){running(1, time.Minute, 1), analysisOn(v1alpha1.NoDataPause), recorded(v1alpha1.VerdictPass, 0, 30*time.Second)}, true},
 		{"verdict on another revision", []func(*Input){running(1, time.Minute, 1), analysisOn(v1alpha1.NoDataPause), recorded(v1alpha1.VerdictPass, 0, time.Second), func(in *Input) { in.Memory.Analysis.Revision = "x" }}, true},
-		{"promoting", []func(*Input){promoting(false, time.Minute), analysisOn(v1alpha1.NoDataPause)}, false},
+		{"promoting", []func(*Input){promoting(2, time.Minute), analysisOn(v1alpha1.NoDataPause)}, false},
 		{"rolling update", []func(*Input){running(1, time.Minute, 1), analysisOn(v1alpha1.NoDataPause), func(in *Input) { in.Rollout.Strategy = v1alpha1.StrategyRollingUpdate }}, false},
 	}
 	for _, c := range cases {
@@ -586,16 +683,11 @@ func TestStepStampsNeverEndWaitsEarly(t *testing.T) {
 	}
 }
 
-// During promotion the stable track's old-revision pods still serve: the
-// canary's effective weight is its share of every serving pod, not 100%.
+// During promotion stable keeps serving at full size while the canary grows:
+// the canary's effective weight is its share of every serving pod.
 func TestEffectiveWeightDuringPromotion(t *testing.T) {
 	in := base()
-	in.DesiredRevision = "b"
-	in.Memory.StableRevision, in.Memory.CanaryRevision, in.Memory.CanaryWeight = "b", "b", 50
-	in.Memory.StepStartTime = ago(time.Second)
-	// Stable switched to b: no b pod ready yet, its 4 a pods still serve.
-	in.Stable = Track{Revision: "b", Exists: true, Replicas: 4, ReadyReplicas: 0, ServingReplicas: 4}
-	in.Canary = Track{Revision: "b", Exists: true, Replicas: 2, ReadyReplicas: 2, ServingReplicas: 2}
+	promoting(2, time.Second)(&in)
 	plan := Decide(in)
 	if plan.Transition != TransitionWait {
 		t.Fatalf("transition %s, want Wait (promotion under way)", plan.Transition)
@@ -603,10 +695,10 @@ func TestEffectiveWeightDuringPromotion(t *testing.T) {
 	if got := plan.Memory.EffectiveWeight; got != 33 {
 		t.Errorf("effectiveWeight %d, want 33 (2 canary of 6 serving pods)", got)
 	}
-	// Once the canary is gone its pods do not count, even while they terminate.
-	in.Stable = Track{Revision: "b", Exists: true, Replicas: 4, ReadyReplicas: 4, ServingReplicas: 4, RolledOut: true}
-	if got := Decide(in).Memory.EffectiveWeight; got != 0 {
-		t.Errorf("effectiveWeight %d after promotion, want 0", got)
+	// Once handed over no canary runs: the weight is 0.
+	promoting(4, time.Second)(&in)
+	if plan := Decide(in); plan.Transition != TransitionFinish || plan.Memory.EffectiveWeight != 0 {
+		t.Errorf("transition %s effectiveWeight %d after the handover, want Finish and 0", plan.Transition, plan.Memory.EffectiveWeight)
 	}
 }
 
@@ -735,20 +827,23 @@ func spaceCases() []decideCase {
 		{name: "cutover: a promote before the preview is ready is declined",
 			setup: []func(*Input){checked, running(0, time.Minute, 3), cutoverTo("v2"), promoteAn},
 			want:  want{ignored: true, transition: TransitionWait, reason: "WaitingForCanaryPods", stable: "a", canary: "b", canaryReplicas: 4, state: StateProgressing, selects: SelectStable}},
-		{name: "cutover: promote switches clients to the canary, stable takes the template",
+		{name: "cutover: promote hands the service to the full-size preview at once: clients on its space only",
 			setup: []func(*Input){checked, running(0, time.Minute, 4), cutoverTo("v2"), promoteAn},
-			want:  want{transition: TransitionPromote, reason: "CutoverPromoted", stable: "b", canary: "b", canaryReplicas: 4, step: 4, state: StateProgressing, events: []string{"CutoverPromoted"}, selects: SelectCanary},
+			want:  want{transition: TransitionFinish, reason: "Promoted", stable: "b", state: StateSteady, events: []string{"CutoverPromoted", "CutoverFinished", "Promoted"}, selects: SelectStable},
 			check: func(t *testing.T, p Plan) {
-				if p.Memory.EffectiveWeight != 100 {
-					t.Errorf("effective weight %d, want 100: the canary serves every client", p.Memory.EffectiveWeight)
+				if es := p.Memory.EmbeddingSpace; es == nil || es.Name != "v2" {
+					t.Errorf("embedding space %+v, want stable serving v2", es)
+				}
+				if p.RetiringRevision != "a" {
+					t.Errorf("retiring %q, want a (kept for the scale-down delay, selected by no Service)", p.RetiringRevision)
 				}
 			}},
-		{name: "cutover: promoting keeps clients on the canary until stable is rolled out",
-			setup: []func(*Input){checked, promoting(false, time.Minute), cutoverTo("v2")},
-			want:  want{transition: TransitionWait, reason: "WaitingForStableRollout", stable: "b", canary: "b", canaryReplicas: 4, step: 4, state: StateProgressing, selects: SelectCanary}},
-		{name: "cutover: finished, stable serves the new space, both tracks again",
-			setup: []func(*Input){checked, promoting(true, time.Minute), cutoverTo("v2")},
-			want:  want{transition: TransitionFinish, reason: "Promoted", stable: "b", state: StateSteady, events: []string{"CutoverFinished", "Promoted"}, selects: SelectBoth},
+		{name: "cutover: promoting after a scale-up keeps clients on the preview until it is full",
+			setup: []func(*Input){checked, promoting(3, time.Minute), cutoverTo("v2")},
+			want:  want{transition: TransitionWait, reason: ReasonPromoting, stable: "a", canary: "b", canaryReplicas: 4, step: 4, state: StateProgressing, selects: SelectCanary}},
+		{name: "cutover: finished, stable serves the new space alone",
+			setup: []func(*Input){checked, promoting(4, time.Minute), cutoverTo("v2")},
+			want:  want{transition: TransitionFinish, reason: "Promoted", stable: "b", state: StateSteady, events: []string{"CutoverFinished", "Promoted"}},
 			check: func(t *testing.T, p Plan) {
 				if es := p.Memory.EmbeddingSpace; es == nil || es.Name != "v2" {
 					t.Errorf("embedding space %+v, want stable serving v2", es)
@@ -756,10 +851,10 @@ func spaceCases() []decideCase {
 			}},
 		{name: "cutover: abort in the preview rolls back",
 			setup: []func(*Input){checked, running(0, time.Minute, 4), cutoverTo("v2"), abortAn},
-			want:  want{transition: TransitionRollback, reason: ReasonAborted, stable: "a", state: StateRolledBack, rollback: ReasonAborted, events: []string{ReasonAborted}, selects: SelectBoth}},
+			want:  want{transition: TransitionRollback, reason: ReasonAborted, stable: "a", state: StateRolledBack, rollback: ReasonAborted, events: []string{ReasonAborted}}},
 		{name: "cutover: a preview that never becomes ready rolls back at the deadline",
 			setup: []func(*Input){checked, running(0, 3*time.Minute, 2), cutoverTo("v2")},
-			want:  want{transition: TransitionRollback, reason: ReasonProgressDeadlineExceeded, stable: "a", state: StateRolledBack, rollback: ReasonProgressDeadlineExceeded, events: []string{ReasonProgressDeadlineExceeded}, selects: SelectBoth}},
+			want:  want{transition: TransitionRollback, reason: ReasonProgressDeadlineExceeded, stable: "a", state: StateRolledBack, rollback: ReasonProgressDeadlineExceeded, events: []string{ReasonProgressDeadlineExceeded}}},
 		{name: "cutover: the first deploy records the declared space",
 			setup: []func(*Input){func(in *Input) { in.Memory = v1alpha1.RolloutStatus{}; in.Stable = Track{}; in.Space.Declared = "v1" }},
 			want:  want{transition: TransitionInitialize, reason: "Initialized", stable: "a", state: StateSteady, events: []string{"Initialized"}},
@@ -781,7 +876,7 @@ func TestSpaceCheckDue(t *testing.T) {
 		{"record of another revision", []func(*Input){checked, running(0, time.Minute, 1), spaceRecord(v1alpha1.SpacePending, 0, time.Minute), func(in *Input) { in.Memory.EmbeddingSpace.Revision = "x" }}, false},
 		{"backoff after 3 failures not over (4s)", []func(*Input){checked, running(0, time.Minute, 1), spaceRecord(v1alpha1.SpacePending, 3, 3*time.Second)}, false},
 		{"backoff after 3 failures over", []func(*Input){checked, running(0, time.Minute, 1), spaceRecord(v1alpha1.SpacePending, 3, 4*time.Second)}, true},
-		{"promoting", []func(*Input){checked, promoting(false, time.Minute), spaceRecord(v1alpha1.SpacePending, 0, time.Minute)}, false},
+		{"promoting", []func(*Input){checked, promoting(2, time.Minute), spaceRecord(v1alpha1.SpacePending, 0, time.Minute)}, false},
 		{"rolling update", []func(*Input){checked, running(0, time.Minute, 1), spaceRecord(v1alpha1.SpacePending, 0, time.Minute), func(in *Input) { in.Rollout.Strategy = v1alpha1.StrategyRollingUpdate }}, false},
 	} {
 		in := base()

@@ -43,6 +43,7 @@ func (p *planner) fastRollback() {
 
 func (p *planner) dropCanary() {
 	p.st.CanaryRevision = ""
+	p.st.Promoting = false
 	p.st.CurrentStep = 0
 	p.st.CanaryWeight = 0
 	p.st.StepStartTime = nil

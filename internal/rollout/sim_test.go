@@ -22,9 +22,9 @@ import (
 var update = flag.Bool("update", false, "rewrite testdata/*.golden")
 
 // The simulator drives Decide and Summarize tick by tick against a fake
-// Deployment controller (pods become ready after a seeded number of ticks; both
-// tracks roll as deploysim.Next decides, with the maxSurge and maxUnavailable
-// the controller configures) and prints what a reviewer needs to follow a
+// Deployment controller (pods become ready after a seeded number of ticks; one
+// Deployment per revision, each scaled as deploysim.Next decides, with the
+// maxSurge and maxUnavailable the controller configures) and prints what a reviewer needs to follow a
 // rollout. Its output is compared with
 // testdata/<scenario>.golden; `go test ./internal/rollout -run Golden -update`
 // rewrites them.
@@ -38,8 +38,8 @@ type simPod struct {
 	readyAt int // tick at which it becomes ready; -1 never
 }
 
+// simDeploy is one revision's Deployment.
 type simDeploy struct {
-	name     string
 	exists   bool
 	replicas int32
 	revision string
@@ -56,20 +56,6 @@ func (d *simDeploy) ready(now int, rev string) int32 {
 	return n
 }
 
-// readyRevisions are the distinct revisions of its ready pods.
-func (d *simDeploy) readyRevisions(now int) []string {
-	seen := map[string]bool{}
-	var out []string
-	for _, p := range d.pods {
-		if p.readyAt >= 0 && now >= p.readyAt && !seen[p.rev] {
-			seen[p.rev] = true
-			out = append(out, p.rev)
-		}
-	}
-	sort.Strings(out)
-	return out
-}
-
 func (d *simDeploy) count(rev string) int32 {
 	n := int32(0)
 	for _, p := range d.pods {
@@ -81,19 +67,22 @@ func (d *simDeploy) count(rev string) int32 {
 }
 
 type sim struct {
-	t      *testing.T
-	sc     scenario
-	rng    *rand.Rand
-	now    int
-	out    strings.Builder
-	stable *simDeploy
-	canary *simDeploy
+	t   *testing.T
+	sc  scenario
+	rng *rand.Rand
+	now int
+	out strings.Builder
+	// deploys are the Deployments by revision, as the controller owns them.
+	deploys map[string]*simDeploy
 
 	replicas int32
 	desired  string
 	declared string // spec.embedding.space
 	rollout  v1alpha1.RolloutSpec
 	selects  Selection // what the shared Service selects, as last applied
+	// appliedStable and appliedCanary are the revisions the Services select
+	// as last applied.
+	appliedStable, appliedCanary string
 	// What the controller stores: the rollout memory, the conditions and the
 	// phase, and the command annotations present (tokens; never removed).
 	memory      v1alpha1.RolloutStatus
@@ -191,6 +180,24 @@ func (s *sim) reconcileDeploy(d *simDeploy) {
 	}
 }
 
+// deploy is the Deployment of rev (one that does not exist when none does).
+func (s *sim) deploy(rev string) *simDeploy {
+	if d := s.deploys[rev]; d != nil && rev != "" {
+		return d
+	}
+	return &simDeploy{revision: rev}
+}
+
+// revisions are the revisions that have a Deployment, sorted.
+func (s *sim) revisions() []string {
+	out := make([]string, 0, len(s.deploys))
+	for rev := range s.deploys {
+		out = append(out, rev)
+	}
+	sort.Strings(out)
+	return out
+}
+
 func (s *sim) track(d *simDeploy) Track {
 	if !d.exists {
 		return Track{}
@@ -205,9 +212,21 @@ func (s *sim) track(d *simDeploy) Track {
 }
 
 func (s *sim) observe() {
-	st := fmt.Sprintf("stable %d/%d ready (%s)", s.stable.ready(s.now, ""), s.stable.replicas, revs(s.stable, s.now))
-	if s.canary.exists {
-		st += fmt.Sprintf(", canary %d/%d ready (%s)", s.canary.ready(s.now, ""), s.canary.replicas, revs(s.canary, s.now))
+	parts := []string{}
+	for _, rev := range s.revisions() {
+		d := s.deploys[rev]
+		role := ""
+		switch rev {
+		case s.memory.StableRevision:
+			role = " stable"
+		case s.memory.CanaryRevision:
+			role = " canary"
+		}
+		parts = append(parts, fmt.Sprintf("%s%s %d/%d ready (%d pods)", rev, role, d.ready(s.now, ""), d.replicas, len(d.pods)))
+	}
+	st := strings.Join(parts, ", ")
+	if st == "" {
+		st = "none"
 	}
 	if st != s.lastReady {
 		s.logf("pods: %s", st)
@@ -220,34 +239,29 @@ func (s *sim) observe() {
 // called when pods change and again right after the operator applied its
 // selection, before the Deployment controller reacts.
 func (s *sim) checkServing() {
-	// Capacity: the ready pods behind the shared Service never fall below
-	// the size once it was reached. During a canary those are stable's (the
-	// canary is extra); during a promotion, stable's plus the promoted
-	// revision's canary pods; during a cutover's switch, the canary's.
+	// The pods behind the shared Service: the selected revisions' ready ones
+	// (all revisions when it selects both tracks).
 	capacity := int32(0)
-	if s.selects != SelectCanary {
-		capacity = s.stable.ready(s.now, "")
-	}
-	if s.canary.exists && s.memory.StableRevision != "" && s.selects != SelectStable {
-		capacity += s.canary.ready(s.now, s.memory.StableRevision)
-	}
-	// No client ever gets vectors of two spaces: the ready pods behind the
-	// shared Service all embed in one.
 	served := map[string]bool{}
-	for _, d := range []*simDeploy{s.stable, s.canary} {
-		if (d == s.stable && s.selects == SelectCanary) || (d == s.canary && s.selects == SelectStable) {
+	for _, rev := range s.revisions() {
+		if !s.selected(rev) {
 			continue
 		}
+		d := s.deploys[rev]
+		capacity += d.ready(s.now, "")
 		for _, p := range d.pods {
 			if p.readyAt >= 0 && s.now >= p.readyAt {
 				served[s.space(p.rev)] = true
 			}
 		}
 	}
+	// No client ever gets vectors of two spaces.
 	if len(served) > 1 {
 		s.t.Errorf("%s t=%s: the shared Service serves %d vector spaces (selects %s)", s.sc.name, time.Duration(s.now)*tick, len(served), s.selects)
 		s.logf("SPACE VIOLATION: %d spaces behind the Service", len(served))
 	}
+	// Capacity: the ready pods behind the shared Service never fall below
+	// the size once it was reached.
 	if s.replicas > s.reachedFor {
 		s.reached = false // a scale-up is not reached until its pods are ready
 	}
@@ -257,39 +271,32 @@ func (s *sim) checkServing() {
 		s.t.Errorf("%s t=%s: ready capacity %d below replicas %d", s.sc.name, time.Duration(s.now)*tick, capacity, s.replicas)
 		s.logf("CAPACITY VIOLATION: %d ready < %d", capacity, s.replicas)
 	}
+	// Never two revisions called stable, never a shared Service without a
+	// revision to select.
+	if s.memory.StableRevision != "" && s.memory.StableRevision == s.memory.CanaryRevision {
+		s.t.Errorf("%s t=%s: revision %s is both stable and canary", s.sc.name, time.Duration(s.now)*tick, s.memory.StableRevision)
+	}
 }
 
-func revs(d *simDeploy, now int) string {
-	m := map[string][2]int{}
-	for _, p := range d.pods {
-		c := m[p.rev]
-		c[1]++
-		if p.readyAt >= 0 && now >= p.readyAt {
-			c[0]++
-		}
-		m[p.rev] = c
+// selected says whether the shared Service, as last applied, selects rev's
+// pods.
+func (s *sim) selected(rev string) bool {
+	switch s.selects {
+	case SelectStable:
+		return rev == s.appliedStable
+	case SelectCanary:
+		return rev == s.appliedCanary
 	}
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	parts := make([]string, 0, len(keys))
-	for _, k := range keys {
-		parts = append(parts, fmt.Sprintf("%s:%d/%d", k, m[k][0], m[k][1]))
-	}
-	if len(parts) == 0 {
-		return "none"
-	}
-	return strings.Join(parts, " ")
+	return true
 }
 
 func (s *sim) step() {
 	if f := s.sc.at[s.now]; f != nil {
 		f(s)
 	}
-	s.reconcileDeploy(s.stable)
-	s.reconcileDeploy(s.canary)
+	for _, rev := range s.revisions() {
+		s.reconcileDeploy(s.deploys[rev])
+	}
 	s.observe()
 
 	nowT := epoch.Add(time.Duration(s.now) * tick)
@@ -300,11 +307,11 @@ func (s *sim) step() {
 	if problem != nil {
 		desired = ""
 	}
+	stable, canary, retiring := s.tracks()
 	in := Input{
 		Now: nowT, Replicas: s.replicas, Rollout: s.rollout, DesiredRevision: desired,
-		Memory: s.memory, Stable: s.track(s.stable), Canary: s.track(s.canary), Tokens: Tokens(s.annotations),
-		Space:              SpaceInput{Declared: s.declared, Check: !s.sc.noSpaceCheck},
-		CanaryPodRevisions: s.canary.readyRevisions(s.now),
+		Memory: s.memory, Stable: stable, Canary: canary, Retiring: retiring, Tokens: Tokens(s.annotations),
+		Space: SpaceInput{Declared: s.declared, Check: !s.sc.noSpaceCheck},
 	}
 	if SpaceCheckDue(in) {
 		v := s.spaceCheck(in.Memory.CanaryRevision)
@@ -350,13 +357,12 @@ func (s *sim) step() {
 		}
 	}
 	var applied strings.Builder
-	if plan.Selects != s.selects {
+	if plan.Selects != s.selects || plan.StableRevision != s.appliedStable || plan.CanaryRevision != s.appliedCanary {
 		// Applied before the Deployments, as the controller does.
-		fmt.Fprintf(&applied, "t=%-5s service selects %s\n", (time.Duration(s.now) * tick).String(), plan.Selects)
-		s.selects = plan.Selects
+		fmt.Fprintf(&applied, "t=%-5s service selects %s (stable %s, canary %s)\n", (time.Duration(s.now) * tick).String(), plan.Selects, orNone(plan.StableRevision), orNone(plan.CanaryRevision))
+		s.selects, s.appliedStable, s.appliedCanary = plan.Selects, plan.StableRevision, plan.CanaryRevision
 	}
-	s.apply(&applied, s.stable, "stable", plan.StableRevision, plan.StableReplicas, plan.StableRevision != "")
-	s.apply(&applied, s.canary, "canary", plan.CanaryRevision, plan.CanaryReplicas, plan.CanaryRevision != "")
+	s.apply(&applied, plan)
 	s.checkServing()
 	if actFirst {
 		if s.sc.killAt[s.now] {
@@ -367,8 +373,9 @@ func (s *sim) step() {
 		persist()
 	}
 
+	stable, canary, _ = s.tracks()
 	sum := Summarize(Observation{
-		Generation: 1, Replicas: s.replicas, Stable: s.track(s.stable), Canary: s.track(s.canary),
+		Generation: 1, Replicas: s.replicas, Stable: stable, Canary: canary,
 		Plan: &plan, Memory: s.memory, Conditions: s.conditions, SpecProblem: problem,
 	})
 	s.conditions = sum.Conditions
@@ -401,25 +408,65 @@ func (s *sim) setToken(c Command, token, note string) {
 	s.logf("annotation %s=%s set%s", c, token, note)
 }
 
-func (s *sim) apply(log *strings.Builder, d *simDeploy, name, rev string, replicas int32, setRev bool) {
+// tracks are what the controller observes: the Deployments of the
+// memory's revisions, or, with no memory (lost before it was written), the
+// ones AdoptTracks picks.
+func (s *sim) tracks() (stable, canary, retiring Track) {
+	if s.memory.StableRevision == "" {
+		all := []Track{}
+		for _, rev := range s.revisions() {
+			all = append(all, s.track(s.deploys[rev]))
+		}
+		stable, canary = AdoptTracks(all)
+		return stable, canary, Track{}
+	}
+	if r := s.memory.Retiring; r != nil {
+		retiring = s.track(s.deploy(r.Revision))
+	}
+	return s.track(s.deploy(s.memory.StableRevision)), s.track(s.deploy(s.memory.CanaryRevision)), retiring
+}
+
+// apply is the controller's apply: the plan's revisions at their sizes,
+// every other revision's Deployment deleted (its pods go with it).
+func (s *sim) apply(log *strings.Builder, plan Plan) {
 	logf := func(format string, args ...any) {
 		fmt.Fprintf(log, "t=%-5s "+format+"\n", append([]any{(time.Duration(s.now) * tick).String()}, args...)...)
 	}
-	if !d.exists && replicas == 0 {
-		return
+	want := map[string]int32{}
+	if plan.StableRevision != "" {
+		want[plan.StableRevision] = plan.StableReplicas
 	}
-	if !d.exists {
-		d.exists = true
-		d.revision = rev
-		logf("created %s Deployment (revision %s)", name, rev)
+	if plan.CanaryRevision != "" {
+		want[plan.CanaryRevision] = plan.CanaryReplicas
 	}
-	if setRev && d.revision != rev {
-		logf("%s template %s -> %s", name, d.revision, rev)
-		d.revision = rev
+	if plan.RetiringRevision != "" {
+		want[plan.RetiringRevision] = plan.RetiringReplicas
 	}
-	if d.replicas != replicas {
-		logf("scaled %s %d -> %d (weight %d)", name, d.replicas, replicas, s.memory.CanaryWeight)
-		d.replicas = replicas
+	for _, rev := range s.revisions() {
+		if _, ok := want[rev]; !ok {
+			logf("deleted Deployment %s (%d pods)", rev, len(s.deploys[rev].pods))
+			delete(s.deploys, rev)
+		}
+	}
+	revs := make([]string, 0, len(want))
+	for rev := range want {
+		revs = append(revs, rev)
+	}
+	sort.Strings(revs)
+	for _, rev := range revs {
+		replicas := want[rev]
+		d := s.deploys[rev]
+		if d == nil {
+			d = &simDeploy{exists: true, revision: rev}
+			s.deploys[rev] = d
+			logf("created Deployment %s x%d", rev, replicas)
+			d.replicas = replicas
+			continue
+		}
+		if d.replicas != replicas {
+			logf("scaled %s %d -> %d", rev, d.replicas, replicas)
+			d.replicas = replicas
+		}
 	}
 }
 
@@ -445,7 +492,7 @@ func roundTrip(t *testing.T, st v1alpha1.RolloutStatus) v1alpha1.RolloutStatus {
 // checkPlan asserts what must hold for every plan, whatever the scenario.
 func checkPlan(t *testing.T, name string, in Input, p Plan) {
 	t.Helper()
-	if p.StableReplicas != max(in.Replicas, 0) {
+	if rolling := p.Memory.Retiring != nil && p.Memory.Retiring.Since == nil; !rolling && p.StableReplicas != max(in.Replicas, 0) {
 		t.Errorf("%s: stable replicas %d, want %d (the canary must never change stable's size)", name, p.StableReplicas, in.Replicas)
 	}
 	if p.CanaryRevision == "" && p.CanaryReplicas != 0 {
@@ -468,16 +515,15 @@ func checkPlan(t *testing.T, name string, in Input, p Plan) {
 func run(t *testing.T, sc scenario) string {
 	s := &sim{
 		t: t, sc: sc, rng: rand.New(rand.NewSource(sc.seed)),
-		stable:   &simDeploy{name: "stable"},
-		canary:   &simDeploy{name: "canary"},
+		deploys:  map[string]*simDeploy{},
 		replicas: sc.replicas, desired: "rev-a", rollout: sc.rollout, selects: SelectBoth,
 	}
 	for s.now = 0; s.now < sc.ticks; s.now++ {
 		s.step()
 	}
-	fmt.Fprintf(&s.out, "final: stable %s x%d, canary %q x%d, phase %s, step %d, rollback %s, space %s\n",
-		s.memory.StableRevision, s.stable.replicas, s.memory.CanaryRevision, s.canary.replicas,
-		s.phase, s.memory.CurrentStep, rollbackString(s.memory.Rollback), spaceString(s.memory.EmbeddingSpace))
+	fmt.Fprintf(&s.out, "final: stable %s x%d, canary %q x%d, deployments %v, phase %s, step %d, rollback %s, space %s\n",
+		s.memory.StableRevision, s.deploy(s.memory.StableRevision).replicas, s.memory.CanaryRevision, s.deploy(s.memory.CanaryRevision).replicas,
+		s.revisions(), s.phase, s.memory.CurrentStep, rollbackString(s.memory.Rollback), spaceString(s.memory.EmbeddingSpace))
 	return s.out.String()
 }
 
@@ -570,7 +616,7 @@ func verdict(v v1alpha1.Verdict, msg string) *v1alpha1.AnalysisStatus {
 }
 
 func passing(s *sim, rev string) *v1alpha1.AnalysisStatus {
-	if s.canary.ready(s.now, rev) == 0 {
+	if s.deploy(rev).ready(s.now, rev) == 0 {
 		return &v1alpha1.AnalysisStatus{Verdict: v1alpha1.VerdictInconclusive, Message: "no ready canary pods"}
 	}
 	return verdict(v1alpha1.VerdictPass, "error rate 0.0000 <= 0.01")
@@ -579,7 +625,7 @@ func passing(s *sim, rev string) *v1alpha1.AnalysisStatus {
 // failing fails a canary that serves; with no ready canary pod there is no data.
 func failing(msg string) func(*sim, string) *v1alpha1.AnalysisStatus {
 	return func(s *sim, rev string) *v1alpha1.AnalysisStatus {
-		if s.canary.ready(s.now, rev) == 0 {
+		if s.deploy(rev).ready(s.now, rev) == 0 {
 			return &v1alpha1.AnalysisStatus{Verdict: v1alpha1.VerdictInconclusive, Message: "no ready canary pods"}
 		}
 		return verdict(v1alpha1.VerdictFail, msg)

@@ -69,7 +69,7 @@ func SpaceChangeProblem(strategy v1alpha1.RolloutStrategy, declared string, memo
 func SpaceCheckDue(in Input) bool {
 	m := in.Memory
 	c, es := m.CanaryRevision, m.EmbeddingSpace
-	if !in.Space.Check || in.Rollout.Strategy == v1alpha1.StrategyRollingUpdate || c == "" || c == m.StableRevision {
+	if !in.Space.Check || in.Rollout.Strategy == v1alpha1.StrategyRollingUpdate || c == "" || c == m.StableRevision || m.Promoting {
 		return false
 	}
 	if es == nil || es.Revision != c || es.Verdict != v1alpha1.SpacePending {
@@ -183,50 +183,27 @@ func (p *planner) requeueSpaceCheck() {
 	p.requeueAt(es.Time.Add(spaceBackoff(es.Attempts)))
 }
 
-// leftoverRequeue is how soon a pass looks again while a removed canary's
-// pods keep the Service on stable: nothing else tells when they are gone.
-const leftoverRequeue = 2 * time.Second
-
-// selection is which tracks the shared Service selects.
+// selection is which revisions the shared Service selects: stable alone
+// when no canary runs (a retiring or removed revision's pods, still serving
+// what reached them, get no new clients); both tracks once a canary proved
+// stable's space; the canary alone while a cutover is handed over. During a
+// rolling update both revisions serve.
 func (p *planner) selection() Selection {
 	c := p.st.CanaryRevision
 	if c == "" {
-		// A removed canary's pods serve until they are gone: clients reach
-		// them only if they proved stable's space.
-		if !p.leftoversShareSpace() {
-			p.requeueIn(leftoverRequeue)
-			return SelectStable
+		if r := p.st.Retiring; r != nil && r.Since == nil {
+			return SelectBoth
 		}
-		return SelectBoth
+		return SelectStable
 	}
 	cutover := p.isCutover()
-	if c == p.st.StableRevision { // promoting
-		if cutover {
-			return SelectCanary
-		}
-		return SelectBoth
+	if p.st.Promoting && cutover {
+		return SelectCanary
 	}
 	if cutover || p.spacePending() {
 		return SelectStable
 	}
 	return SelectBoth
-}
-
-// leftoversShareSpace: every ready pod left on the canary track runs stable's
-// revision (a finished promotion) or one proven to share stable's space.
-func (p *planner) leftoversShareSpace() bool {
-	es := p.st.EmbeddingSpace
-	for _, rev := range p.in.CanaryPodRevisions {
-		if rev == p.st.StableRevision {
-			continue
-		}
-		proven := es != nil && es.Revision == rev && es.CanarySpace == es.Name &&
-			(es.Verdict == v1alpha1.SpaceCompatible || (es.Verdict == "" && !p.in.Space.Check))
-		if !proven {
-			return false
-		}
-	}
-	return true
 }
 
 func orEmpty(s string) string {

@@ -78,12 +78,9 @@ type Input struct {
 	// Memory is the rollout status last written: the planner's memory across
 	// restarts.
 	Memory v1alpha1.RolloutStatus
-	// Stable and Canary are the observed Deployments.
-	Stable, Canary Track
-	// CanaryPodRevisions are the revisions of the ready, not terminating pods
-	// of the canary track, whether or not its Deployment still exists: a
-	// removed canary's pods serve until they go.
-	CanaryPodRevisions []string
+	// Stable and Canary are the observed Deployments of Memory's stable and
+	// canary revisions; Retiring that of Memory.Retiring's.
+	Stable, Canary, Retiring Track
 	// Verdict is a verdict on the canary computed this pass (see AnalysisDue),
 	// or nil. A verdict already recorded in Memory (same revision, not newer)
 	// is ignored, so passing one twice never counts it twice.
@@ -110,8 +107,8 @@ const (
 	TransitionNone Transition = "None"
 	// TransitionInitialize: the first revision becomes stable, without a canary.
 	TransitionInitialize Transition = "Initialize"
-	// TransitionRollingUpdate: strategy RollingUpdate, stable takes the new
-	// revision in place.
+	// TransitionRollingUpdate: strategy RollingUpdate, the new revision's
+	// Deployment grows while the old one shrinks.
 	TransitionRollingUpdate Transition = "RollingUpdate"
 	// TransitionStart: a canary starts (or restarts) at its first step (currentStep 0).
 	TransitionStart Transition = "Start"
@@ -119,11 +116,11 @@ const (
 	TransitionWait Transition = "Wait"
 	// TransitionAdvance: the canary moved to the next step.
 	TransitionAdvance Transition = "Advance"
-	// TransitionPromote: the stable track takes the canary's revision; canary
-	// pods stay until stable is rolled out.
+	// TransitionPromote: the canary's Deployment grows to full size to take
+	// over as stable.
 	TransitionPromote Transition = "Promote"
-	// TransitionFinish: stable is rolled out on the promoted revision; the
-	// canary pods go.
+	// TransitionFinish: the handover: the canary's revision, at full size,
+	// is stable now; the previous one retires.
 	TransitionFinish Transition = "Finish"
 	// TransitionRollback: the canary Deployment is deleted at once (its pods
 	// go with it) and its revision blocked.
@@ -181,12 +178,22 @@ const (
 	ReasonAborted                  = "Aborted"
 )
 
+// ReasonPromoting is the standing reason while the canary's Deployment grows
+// to full size before it takes over as stable.
+const ReasonPromoting = "Promoting"
+
 // Plan is what the controller applies.
 type Plan struct {
-	// StableRevision and StableReplicas are the stable Deployment's template
-	// revision and size. StableReplicas is always Input.Replicas.
+	// StableRevision and StableReplicas are the stable revision and the size
+	// of its Deployment: Input.Replicas, but during a rolling update as many
+	// as the surge allows next to the retiring revision's.
 	StableRevision string
 	StableReplicas int32
+	// RetiringRevision is the revision that stopped being stable and keeps
+	// RetiringReplicas pods for now; "" when none. Every other revision's
+	// Deployment is removed.
+	RetiringRevision string
+	RetiringReplicas int32
 	// CanaryRevision is the canary Deployment's template revision; "" means no
 	// canary runs: the controller deletes the canary Deployment.
 	CanaryRevision string

@@ -35,7 +35,7 @@ func AnalysisDue(in Input) bool {
 // exactly while this holds.
 func AnalysisActive(r v1alpha1.RolloutSpec, m v1alpha1.RolloutStatus, space SpaceInput) bool {
 	c := m.CanaryRevision
-	if r.Analysis == nil || r.Strategy == v1alpha1.StrategyRollingUpdate || c == "" || c == m.StableRevision {
+	if r.Analysis == nil || r.Strategy == v1alpha1.StrategyRollingUpdate || c == "" || c == m.StableRevision || m.Promoting {
 		return false
 	}
 	es := m.EmbeddingSpace

@@ -142,7 +142,7 @@ func embedserverPodLabels(t *testing.T) (map[string]string, []string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tpl, err = podtemplate.WithTrack(tpl, ragv1.TrackStable, "0123456789")
+	tpl, err = podtemplate.WithRevision(tpl, "0123456789")
 	if err != nil {
 		t.Fatal(err)
 	}
