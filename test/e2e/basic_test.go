@@ -76,7 +76,8 @@ func TestInvalidManifestsRefused(t *testing.T) {
 }
 
 // kubectl scale goes through the scale subresource: spec.replicas changes, the
-// stable Deployment follows, status.replicas reports it, and no canary starts.
+// stable revision's Deployment follows, status.replicas reports it, and no
+// canary starts.
 func TestScaleSubresource(t *testing.T) {
 	ns := namespace(t, "e2e-scale")
 	apply(t, svcSpec{Name: "docs", Namespace: ns, Replicas: 1})
@@ -97,7 +98,7 @@ func TestScaleSubresource(t *testing.T) {
 		t.Fatalf("scale subresource: %q", out)
 	}
 	var d appsv1.Deployment
-	if err := k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "docs-stable"}, &d); err != nil {
+	if err := k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: revisionDeployment("docs", s.Status.StableRevision)}, &d); err != nil {
 		t.Fatal(err)
 	}
 	if *d.Spec.Replicas != 3 || d.Status.ReadyReplicas != 3 {
@@ -109,11 +110,11 @@ func TestScaleSubresource(t *testing.T) {
 func TestOwnedDeploymentRestored(t *testing.T) {
 	ns := namespace(t, "e2e-restore")
 	apply(t, svcSpec{Name: "docs", Namespace: ns, Replicas: 2})
-	waitHealthy(t, ns, "docs", 90*time.Second)
+	name := revisionDeployment("docs", waitHealthy(t, ns, "docs", 90*time.Second).Status.StableRevision)
 	ctx := context.Background()
 	get := func() (*appsv1.Deployment, error) {
 		var d appsv1.Deployment
-		err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "docs-stable"}, &d)
+		err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &d)
 		return &d, err
 	}
 	d, err := get()
@@ -123,7 +124,7 @@ func TestOwnedDeploymentRestored(t *testing.T) {
 	oldUID := d.UID
 	image := d.Spec.Template.Spec.Containers[0].Image
 
-	mustKubectl(t, "", "delete", "deployment", "docs-stable", "-n", ns, "--wait=false")
+	mustKubectl(t, "", "delete", "deployment", name, "-n", ns, "--wait=false")
 	eventually(t, 90*time.Second, 500*time.Millisecond, "stable Deployment recreated and ready", func() (bool, string) {
 		d, err := get()
 		if err != nil {
@@ -133,8 +134,8 @@ func TestOwnedDeploymentRestored(t *testing.T) {
 	})
 
 	// Edited by hand: scaled down and given another image.
-	mustKubectl(t, "", "scale", "deployment", "docs-stable", "-n", ns, "--replicas=1")
-	mustKubectl(t, "", "set", "image", "deployment/docs-stable", "-n", ns, "embedserver=example.com/other:1")
+	mustKubectl(t, "", "scale", "deployment", name, "-n", ns, "--replicas=1")
+	mustKubectl(t, "", "set", "image", "deployment/"+name, "-n", ns, "embedserver=example.com/other:1")
 	eventually(t, 90*time.Second, 500*time.Millisecond, "hand edits undone", func() (bool, string) {
 		d, err := get()
 		if err != nil {

@@ -109,8 +109,9 @@ func TestBudgetHeldAcrossScaleAndCanary(t *testing.T) {
 	})
 	pods := budgetTold(t, ns, 0)
 	tracks := map[string]int{}
+	during := getSvc(t, ns, "docs").Status
 	for _, p := range pods {
-		tracks[p.Labels["rag.ragops.io/track"]]++
+		tracks[trackOf(p, during)]++
 	}
 	t.Logf("canary: pods by track %v", tracks)
 	if tracks["stable"] < 4 || tracks["canary"] < 1 {
@@ -146,7 +147,7 @@ func TestBudgetHeldAcrossScaleAndCanary(t *testing.T) {
 	}
 	for _, p := range pods {
 		got := requestsOf(p.Status.PodIP)
-		t.Logf("pod %s (%s): requests by code %s", p.Name, p.Labels["rag.ragops.io/track"], got)
+		t.Logf("pod %s (%s during the canary): requests by code %s", p.Name, trackOf(p, during), got)
 		if !strings.Contains(got, "200:") {
 			t.Errorf("pod %s served no 200: %s", p.Name, got)
 		}

@@ -4,11 +4,12 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
+	appsv1 "k8s.io/api/apps/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	ragv1 "github.com/ragops/rag-operator/api/v1alpha1"
@@ -16,85 +17,20 @@ import (
 	"github.com/ragops/rag-operator/internal/loadgen"
 )
 
-// capacity polls the service's pods every 200ms and remembers the fewest ready
-// ones seen (Ready condition true and not being deleted), in total and on the
-// stable track.
-type capacity struct {
-	mu                  sync.Mutex
-	polls               int
-	minTotal, minStable int
-	worst               string
-	stop                chan struct{}
-	done                chan struct{}
-}
-
-func watchCapacity(ns, name string) *capacity {
-	c := &capacity{minTotal: 1 << 30, minStable: 1 << 30, stop: make(chan struct{}), done: make(chan struct{})}
-	go func() {
-		defer close(c.done)
-		t := time.NewTicker(200 * time.Millisecond)
-		defer t.Stop()
-		for {
-			select {
-			case <-c.stop:
-				return
-			case <-t.C:
-			}
-			var pods corev1.PodList
-			if err := k8s.List(context.Background(), &pods, client.InNamespace(ns), client.MatchingLabels{ragv1.LabelInstance: name}); err != nil {
-				continue
-			}
-			total, stable := 0, 0
-			var desc []string
-			for _, p := range pods.Items {
-				ready := p.DeletionTimestamp == nil
-				if ready {
-					ready = false
-					for _, cond := range p.Status.Conditions {
-						if cond.Type == corev1.PodReady && cond.Status == corev1.ConditionTrue {
-							ready = true
-						}
-					}
-				}
-				if ready {
-					total++
-					if p.Labels[ragv1.LabelTrack] == ragv1.TrackStable {
-						stable++
-					}
-				}
-				desc = append(desc, fmt.Sprintf("%s(ready=%v)", p.Name, ready))
-			}
-			c.mu.Lock()
-			c.polls++
-			if total < c.minTotal || stable < c.minStable {
-				c.worst = fmt.Sprintf("%s: total %d stable %d: %s", time.Now().Format("15:04:05.000"), total, stable, strings.Join(desc, " "))
-			}
-			c.minTotal = min(c.minTotal, total)
-			c.minStable = min(c.minStable, stable)
-			c.mu.Unlock()
-		}
-	}()
-	return c
-}
-
-func (c *capacity) finish() (polls, minTotal, minStable int, worst string) {
-	close(c.stop)
-	<-c.done
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.polls, c.minTotal, c.minStable, c.worst
-}
-
 // A good change is promoted and a failing one rolled back by the analysis, while
-// clients send load to the pods the Service's EndpointSlices list. The stable
-// track never fails a request, ready capacity never drops below spec.replicas,
-// and `kubectl rag status --watch` exits 0 after the promotion and 1 after the
-// rollback.
+// clients send load to the pods the Service's EndpointSlices list (a track is
+// the role of a pod's revision in status). Through the canary and the
+// promotion every answer is a 200; the stable track never fails a request,
+// ready capacity never drops below spec.replicas (sampled every 200ms), and
+// `kubectl rag status --watch` exits 0 after the promotion and 1 after the
+// rollback. The promotion is a handover: the canary at 100% is at full size,
+// its pods (same UIDs) are the ones docs-stable serves afterwards, and no pod
+// is created for it.
 func TestCanaryPromotedAndRolledBackUnderLoad(t *testing.T) {
 	ns := namespace(t, "e2e-rollout")
 	const replicas = 3
 	base := svcSpec{Name: "docs", Namespace: ns, Replicas: replicas, Analysis: true,
-		Steps: "    - setWeight: 34\n    - pause: {duration: 3s}\n    - setWeight: 67\n    - pause: {duration: 3s}\n"}
+		Steps: "    - setWeight: 34\n    - pause: {duration: 3s}\n    - setWeight: 67\n    - pause: {duration: 3s}\n    - setWeight: 100\n    - pause: {duration: 3s}\n"}
 	apply(t, base)
 	mustKubectl(t, "", "wait", "--for=condition=Ready", "ragsvc/docs", "-n", ns, "--timeout=90s")
 	first := getSvc(t, ns, "docs").Status.StableRevision
@@ -120,23 +56,56 @@ func TestCanaryPromotedAndRolledBackUnderLoad(t *testing.T) {
 	good := base
 	good.MaxInFlight = 16
 	apply(t, good)
+	// The canary at 100%: as many ready pods behind docs-canary as spec.replicas.
+	var (
+		atFull      map[types.UID]string // the pods docs-canary serves at 100%
+		podsAtFull  map[types.UID]string // every pod of the service then
+		fullAt      time.Time
+		canaryAtTop string
+	)
+	eventually(t, 120*time.Second, 100*time.Millisecond, "the canary at 100% with all its pods ready", func() (bool, string) {
+		s := getSvc(t, ns, "docs")
+		if s.Status.CanaryRevision == "" || s.Status.CanaryWeight != 100 {
+			return false, fmt.Sprintf("canary %q weight %d step %d", s.Status.CanaryRevision, s.Status.CanaryWeight, s.Status.CurrentStep)
+		}
+		fullAt = time.Now()
+		pods, err := instancePods(ns, "docs")
+		if err != nil {
+			return false, err.Error()
+		}
+		atFull, podsAtFull, canaryAtTop = endpointPods(t, ns, "docs-canary"), podUIDs(pods), s.Status.CanaryRevision
+		return len(atFull) == replicas, fmt.Sprintf("canary %s at 100%%: %d ready endpoints behind docs-canary", s.Status.CanaryRevision, len(atFull))
+	})
 	code, out := exitCode("rag", "status", "docs", "-n", ns, "--watch", "--timeout", "150s")
 	if code != 0 {
 		t.Fatalf("kubectl rag status --watch after the good change: exit %d, want 0\n%s", code, tail(out, 30))
 	}
 	s := getSvc(t, ns, "docs")
 	second := s.Status.StableRevision
-	if second == first || s.Status.CanaryRevision != "" || s.Status.Phase != ragv1.PhaseHealthy {
-		t.Fatalf("after promotion: stable %s (was %s) canary %q phase %s", second, first, s.Status.CanaryRevision, s.Status.Phase)
+	if second == first || second != canaryAtTop || s.Status.CanaryRevision != "" || s.Status.Phase != ragv1.PhaseHealthy {
+		t.Fatalf("after promotion: stable %s (was %s, canary at 100%% %s) canary %q phase %s", second, first, canaryAtTop, s.Status.CanaryRevision, s.Status.Phase)
 	}
-	// The promoting pass records its decision before it deletes the canary,
-	// so that write still counts the canary's ready pods (they serve until
-	// deleted); the end of the same pass writes the count without them.
-	eventually(t, 10*time.Second, 100*time.Millisecond, "ready replicas after promotion", func() (bool, string) {
-		s := getSvc(t, ns, "docs")
-		return s.Status.ReadyReplicas == replicas && s.Status.StableRevision == second, fmt.Sprintf("stable %s ready %d, want %d", s.Status.StableRevision, s.Status.ReadyReplicas, replicas)
+	var stableAfter map[types.UID]string
+	eventually(t, 10*time.Second, 100*time.Millisecond, "docs-stable serving the canary's pods", func() (bool, string) {
+		stableAfter = endpointPods(t, ns, "docs-stable")
+		return sameUIDs(stableAfter, atFull), fmt.Sprintf("docs-stable: %s; the canary at 100%%: %s", podNames(stableAfter), podNames(atFull))
 	})
-	t.Logf("promoted %s -> %s", first, second)
+	created := capa.createdSince(fullAt, podsAtFull)
+	t.Logf("promoted %s -> %s: the canary at 100%% had %d ready pods (%s); docs-stable then serves %d pods, the same UIDs; pods created after the canary reached 100%%: %d %v",
+		first, second, len(atFull), podNames(atFull), len(stableAfter), len(created), created)
+	if len(created) != 0 {
+		t.Errorf("the promotion of a canary already at full size created %d pods: %v", len(created), created)
+	}
+	if d, err := deploymentOf(ns, revisionDeployment("docs", second)); err != nil || *d.Spec.Replicas != replicas {
+		t.Errorf("Deployment %s after the promotion: %v %+v", revisionDeployment("docs", second), err, d)
+	}
+	// Through the canary and the promotion, every client answer was a 200.
+	promoted := load.Snapshot()
+	if n, ok := promoted.Total(""), promoted.Count("", loadgen.OutcomeOK); n != ok || n < 100 {
+		t.Errorf("through the canary and the promotion the clients got %d answers of %d as 200 (codes %v, failures %v)", ok, n, promoted.Codes, promoted.Failures)
+	} else {
+		t.Logf("through the canary and the promotion: %d requests, all 200", n)
+	}
 
 	// The bad change: an upstream that embeds in the same space (64 dimensions,
 	// like the builtin model) while the guard probes it, and then fails every
@@ -148,12 +117,14 @@ func TestCanaryPromotedAndRolledBackUnderLoad(t *testing.T) {
 	var badUpstream *fakeupstream.Server
 	bad.Endpoint, badUpstream = startUpstreamServer(t, fakeupstream.Config{Dims: 64})
 	apply(t, bad)
+	var badRevision string
 	eventually(t, 90*time.Second, 100*time.Millisecond, "the bad canary's space found compatible", func() (bool, string) {
 		s := getSvc(t, ns, "docs")
 		es := s.Status.EmbeddingSpace
 		if s.Status.CanaryRevision == "" || es == nil {
 			return false, fmt.Sprintf("canary %q, no space check", s.Status.CanaryRevision)
 		}
+		badRevision = s.Status.CanaryRevision
 		return es.Revision == s.Status.CanaryRevision && es.Verdict == ragv1.SpaceCompatible,
 			fmt.Sprintf("canary %q, check of %q: %s %s", s.Status.CanaryRevision, es.Revision, es.Verdict, es.Message)
 	})
@@ -166,14 +137,14 @@ func TestCanaryPromotedAndRolledBackUnderLoad(t *testing.T) {
 		t.Fatalf("status output does not name the reason AnalysisFailed:\n%s", tail(out, 30))
 	}
 	s = getSvc(t, ns, "docs")
-	if s.Status.Phase != ragv1.PhaseRolledBack || s.Status.Rollback == nil || s.Status.Rollback.Reason != "AnalysisFailed" || s.Status.StableRevision != second {
+	if s.Status.Phase != ragv1.PhaseRolledBack || s.Status.Rollback == nil || s.Status.Rollback.Reason != "AnalysisFailed" || s.Status.StableRevision != second || s.Status.Rollback.Revision != badRevision {
 		t.Fatalf("after the bad change: phase %s rollback %+v stable %s (want %s)", s.Status.Phase, s.Status.Rollback, s.Status.StableRevision, second)
 	}
-	// The canary pods go at once.
+	// The canary's pods go at once, and its Deployment with them.
 	eventually(t, 30*time.Second, 500*time.Millisecond, "canary pods removed", func() (bool, string) {
-		var pods corev1.PodList
-		_ = k8s.List(context.Background(), &pods, client.InNamespace(ns), client.MatchingLabels{ragv1.LabelTrack: ragv1.TrackCanary})
-		return len(pods.Items) == 0, fmt.Sprintf("%d canary pods", len(pods.Items))
+		n := revisionPods(t, ns, "docs", badRevision)
+		_, err := deploymentOf(ns, revisionDeployment("docs", badRevision))
+		return n == 0 && apierrors.IsNotFound(err), fmt.Sprintf("%d pods of the rolled-back revision %s, its Deployment: %v", n, badRevision, err)
 	})
 	// Load on the stable track after the rollback, too: as many answers as 2 s
 	// of the clients' 30 a second.
@@ -188,7 +159,7 @@ func TestCanaryPromotedAndRolledBackUnderLoad(t *testing.T) {
 	var sb strings.Builder
 	stats.Print(&sb)
 	t.Logf("load by track:\n%s", sb.String())
-	t.Logf("capacity: %d polls, fewest ready pods %d in total, %d stable (spec.replicas %d); worst: %s", polls, minTotal, minStable, replicas, worst)
+	t.Logf("capacity through the rollout, the promotion and the rollback: %d polls every 200ms, fewest ready pods %d in total, %d of the stable revision (spec.replicas %d); worst: %s", polls, minTotal, minStable, replicas, worst)
 	for _, f := range stats.Failures {
 		if f.Track != ragv1.TrackStable {
 			continue // the canary's 502s are the point of the bad change
@@ -199,20 +170,16 @@ func TestCanaryPromotedAndRolledBackUnderLoad(t *testing.T) {
 	if n := stats.Count(ragv1.TrackStable, loadgen.OutcomeOK); n < 500 {
 		t.Errorf("only %d successful requests on the stable track: the load did not run", n)
 	}
-	if n := stats.Count(ragv1.TrackStable, loadgen.OutcomeError) + stats.Count(ragv1.TrackStable, loadgen.OutcomeConnFail); n != 0 {
-		t.Errorf("%d failed requests on the stable track (5xx, 503 without Retry-After, or connection errors to a live pod)", n)
-	}
-	// A stable pod being deleted (promotion replaces them) keeps answering for
-	// its --drain-delay while clients catch up with the endpoints: no request may
-	// meet a refused connection there either.
-	if n := stats.Count(ragv1.TrackStable, loadgen.OutcomeDrain); n != 0 {
-		t.Errorf("%d connection errors to stable pods being deleted: the drain delay did not cover the endpoint update", n)
+	// Stable answers only 200s: no error, no shed (a 503 draining is a
+	// failed request for a client), no connection error.
+	if n, ok := stats.Total(ragv1.TrackStable), stats.Count(ragv1.TrackStable, loadgen.OutcomeOK); n != ok {
+		t.Errorf("%d of %d requests on the stable track were not answered 200 (codes %v): 5xx, 503, or connection errors, to live pods or to pods being removed", n-ok, n, stats.Codes[ragv1.TrackStable])
 	}
 	if n := stats.Count(ragv1.TrackCanary, loadgen.OutcomeError); n == 0 {
 		t.Errorf("the bad canary answered no errors: the failure was not real")
 	}
-	if stats.Count("unknown", loadgen.OutcomeOK)+stats.Count("unknown", loadgen.OutcomeError) > 0 {
-		t.Errorf("requests went to pods of no known track: %v", stats.Counts["unknown"])
+	if n := stats.Total(loadgen.TrackUnknown); n > 0 {
+		t.Errorf("%d requests went to pods of no known track: %v", n, stats.Counts[loadgen.TrackUnknown])
 	}
 	if polls < 50 {
 		t.Errorf("capacity polled only %d times", polls)
@@ -307,4 +274,11 @@ func tail(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// deploymentOf reads a Deployment.
+func deploymentOf(ns, name string) (*appsv1.Deployment, error) {
+	var d appsv1.Deployment
+	err := k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, &d)
+	return &d, err
 }

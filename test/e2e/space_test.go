@@ -16,6 +16,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	ragv1 "github.com/ragops/rag-operator/api/v1alpha1"
@@ -112,7 +113,11 @@ func dimsOf(s loadgen.Stats) string {
 // and no client gets a 256-dimension vector; (b) a change that keeps the space
 // is Compatible with a cosine of 1 and promoted; (c) a declared change (space
 // v2) is previewed on docs-canary while clients get only 384 dimensions, and
-// after the promote they get only 256.
+// after the promote they get only 256: no request sent after the first one
+// answered in v2 is answered in v1, and the preview's pods become the service
+// without a restart. Through the rollback (a), the canary and promotion (b)
+// and the cutover (c), every client answer is a 200, and ready pods never
+// drop below spec.replicas (sampled every 200ms).
 func TestEmbeddingSpaceGuard(t *testing.T) {
 	ns := namespace(t, "e2e-space")
 	const replicas = 2
@@ -120,6 +125,13 @@ func TestEmbeddingSpaceGuard(t *testing.T) {
 	apply(t, base)
 	waitHealthy(t, ns, "docs", 90*time.Second)
 	first := getSvc(t, ns, "docs").Status.StableRevision
+	capa := watchCapacity(ns, "docs")
+	capaDone := false
+	defer func() {
+		if !capaDone {
+			capa.finish()
+		}
+	}()
 
 	// (a) Undeclared: the model changes, the space is said to stay.
 	load := startClients(t, ns, "docs")
@@ -137,8 +149,11 @@ func TestEmbeddingSpaceGuard(t *testing.T) {
 	if !strings.Contains(s.Status.Rollback.Message, "dimensions 384 -> 256") || s.Status.StableRevision != first {
 		t.Fatalf("rollback %+v, stable %s (was %s)", s.Status.Rollback, s.Status.StableRevision, first)
 	}
-	eventually(t, 60*time.Second, 500*time.Millisecond, "the canary's pods gone, docs selecting both tracks", func() (bool, string) {
-		return canaryPods(t, ns) == 0 && !selectsOneTrack(t, ns, "docs"), fmt.Sprintf("%d canary pods", canaryPods(t, ns))
+	rolledBackRev := s.Status.Rollback.Revision
+	eventually(t, 60*time.Second, 500*time.Millisecond, "the canary's pods gone, docs not selecting its revision", func() (bool, string) {
+		n := revisionPods(t, ns, "docs", rolledBackRev)
+		sel := selectedRevision(t, ns, "docs")
+		return n == 0 && (sel == "" || sel == first), fmt.Sprintf("%d pods of the rolled-back revision %s; docs selects revision %q", n, rolledBackRev, sel)
 	})
 	// The clients go on after the rollback: as many answers as 2 s of their 30
 	// a second.
@@ -152,6 +167,7 @@ func TestEmbeddingSpaceGuard(t *testing.T) {
 	if a.Dims[256].Count != 0 || a.Dims[384].Count < 50 {
 		t.Fatalf("clients got %s: want only 384-dimension answers", dimsOf(a))
 	}
+	allOK(t, "(a) the rollback", a)
 
 	// (b) The same space: concurrency only.
 	load = startClients(t, ns, "docs")
@@ -172,10 +188,11 @@ func TestEmbeddingSpaceGuard(t *testing.T) {
 	if b.Dims[256].Count != 0 {
 		t.Fatalf("clients got %s", dimsOf(b))
 	}
+	allOK(t, "(b) the canary and its promotion", b)
 
 	// (c) Declared: hash-256 in space v2, a cutover.
 	load = startClients(t, ns, "docs")
-	capa := watchEndpoints(ns, "docs", replicas)
+	epw := watchEndpoints(ns, "docs", replicas)
 	declared := compatible
 	declared.Model, declared.Space = "hash-256", "v2"
 	apply(t, declared)
@@ -197,6 +214,13 @@ func TestEmbeddingSpaceGuard(t *testing.T) {
 	if pv.Dims[256].Count == 0 || pv.Dims[384].Count != 0 {
 		t.Fatalf("the preview docs-canary answered %s: want 256 dimensions only", dimsOf(pv))
 	}
+	previewRev := getSvc(t, ns, "docs").Status.CanaryRevision
+	previewPods := endpointPods(t, ns, "docs-canary")
+	allPods, err := instancePods(ns, "docs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	restartsBefore := restarts(allPods)
 	// Exit 3: in progress, waiting for a person.
 	if code, out := exitCode("rag", "status", "docs", "-n", ns); code != 3 || !strings.Contains(out, "re-index against docs-canary, then: kubectl rag promote docs") {
 		t.Errorf("kubectl rag status (exit %d) does not say what the cutover waits for:\n%s", code, out)
@@ -211,9 +235,31 @@ func TestEmbeddingSpaceGuard(t *testing.T) {
 		t.Fatalf("kubectl rag status --watch after the cutover's promote: exit %d\n%s", code, tail(out, 30))
 	}
 	toCutover := time.Since(promoted)
-	eventually(t, 60*time.Second, 500*time.Millisecond, "the canary's pods gone", func() (bool, string) {
-		return canaryPods(t, ns) == 0, fmt.Sprintf("%d canary pods", canaryPods(t, ns))
+	// The preview's pods are the service now: docs serves them (and the ones
+	// its Deployment grew by to spec.replicas), none was recreated or restarted.
+	var served map[types.UID]string
+	eventually(t, 30*time.Second, 200*time.Millisecond, "docs serving the preview's pods", func() (bool, string) {
+		served = endpointPods(t, ns, "docs")
+		missing := 0
+		for uid := range previewPods {
+			if _, ok := served[uid]; !ok {
+				missing++
+			}
+		}
+		return missing == 0 && len(served) == replicas, fmt.Sprintf("docs serves %s; the preview's pods: %s", podNames(served), podNames(previewPods))
 	})
+	after, err := instancePods(ns, "docs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	restartsAfter := restarts(after)
+	for uid, name := range previewPods {
+		if n := restartsAfter[uid]; n != restartsBefore[uid] {
+			t.Errorf("preview pod %s restarted at the cutover's promote: %d restarts, %d before", name, n, restartsBefore[uid])
+		}
+	}
+	t.Logf("(c) the preview (revision %s) had %d ready pods (%s); after the promote docs serves %d pods (%s), the preview's among them, none restarted",
+		previewRev, len(previewPods), podNames(previewPods), len(served), podNames(served))
 	// The clients go on after the cutover: as many answers as 3 s of their 30
 	// a second, so an old-space answer still served would show.
 	cutOver := answers(load.Snapshot())
@@ -222,7 +268,9 @@ func TestEmbeddingSpaceGuard(t *testing.T) {
 		return answers(now) >= cutOver+90, dimsOf(now)
 	})
 	c := load.Stop()
-	polls, minReady := capa.finish()
+	polls, minReady := epw.finish()
+	capaDone = true
+	cpolls, minTotal, _, worst := capa.finish()
 	s = getSvc(t, ns, "docs")
 	t.Logf("(c) declared space v2 with hash-256: promote -> stable on v2 in %s; preview answered %s; clients: %s; endpoints behind docs: %d polls, fewest ready %d",
 		toCutover.Round(100*time.Millisecond), dimsOf(pv), dimsOf(c), polls, minReady)
@@ -233,11 +281,24 @@ func TestEmbeddingSpaceGuard(t *testing.T) {
 	if d256.Count == 0 || d256.First.Before(promoted) {
 		t.Fatalf("clients got 256 dimensions before the promote (first at %s, promote at %s)", d256.First.Format("15:04:05.000"), promoted.Format("15:04:05.000"))
 	}
-	if overlap := d384.Last.Sub(d256.First); overlap > 5*time.Second {
-		t.Fatalf("clients got 384 dimensions %s after the first 256 one: both spaces were served", overlap)
+	// No client sees both spaces: once a request was routed to the new space,
+	// none is routed to the old one (sending times; answers in flight at the
+	// switch may finish in either order).
+	t.Logf("(c) the switch: last request answered in 384 dimensions sent at %s (answered %s), first answered in 256 sent at %s (answered %s)",
+		d384.LastSent.Format("15:04:05.000"), d384.Last.Format("15:04:05.000"), d256.FirstSent.Format("15:04:05.000"), d256.First.Format("15:04:05.000"))
+	if !d384.LastSent.Before(d256.FirstSent) {
+		t.Errorf("a request sent %s after the first one answered in 256 dimensions was answered in 384: clients of docs saw both spaces", d384.LastSent.Sub(d256.FirstSent))
 	}
+	if overlap := d384.Last.Sub(d256.First); overlap > 5*time.Second {
+		t.Errorf("clients got 384 dimensions %s after the first 256 one: both spaces were served", overlap)
+	}
+	allOK(t, "(c) the cutover", c)
 	if minReady < replicas {
 		t.Errorf("ready endpoints behind docs fell to %d during the cutover, below spec.replicas %d", minReady, replicas)
+	}
+	t.Logf("capacity through (a), (b) and (c): %d polls every 200ms, fewest ready pods %d (spec.replicas %d); worst: %s", cpolls, minTotal, replicas, worst)
+	if minTotal < replicas {
+		t.Errorf("ready pods fell to %d, below spec.replicas %d: %s", minTotal, replicas, worst)
 	}
 	space, dims := modelsOf(t, ns, "docs")
 	if space != "v2" || dims != 256 {
@@ -245,21 +306,39 @@ func TestEmbeddingSpaceGuard(t *testing.T) {
 	}
 }
 
-func canaryPods(t *testing.T, ns string) int {
-	t.Helper()
-	var pods corev1.PodList
-	_ = k8s.List(context.Background(), &pods, client.InNamespace(ns), client.MatchingLabels{ragv1.LabelTrack: ragv1.TrackCanary})
-	return len(pods.Items)
-}
-
-func selectsOneTrack(t *testing.T, ns, name string) bool {
+// selectedRevision is the revision a Service's selector picks ("" for all).
+func selectedRevision(t *testing.T, ns, name string) string {
 	t.Helper()
 	var svc corev1.Service
 	if err := k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, &svc); err != nil {
-		return true
+		t.Fatalf("get Service %s: %v", name, err)
 	}
-	_, ok := svc.Spec.Selector[ragv1.LabelTrack]
-	return ok
+	return svc.Spec.Selector[ragv1.LabelRevision]
+}
+
+// restarts are the container restarts of each pod.
+func restarts(pods []corev1.Pod) map[types.UID]int32 {
+	out := map[types.UID]int32{}
+	for _, p := range pods {
+		for _, c := range p.Status.ContainerStatuses {
+			out[p.UID] += c.RestartCount
+		}
+	}
+	return out
+}
+
+// allOK fails the test unless every request of the load was answered 200:
+// for a client a 503 (draining or not) or a refused connection is an error.
+func allOK(t *testing.T, phase string, s loadgen.Stats) {
+	t.Helper()
+	n, ok := s.Total(""), s.Count("", loadgen.OutcomeOK)
+	t.Logf("%s: %d requests through docs' endpoints, %d answered 200, %d otherwise; codes by track %v", phase, n, ok, n-ok, s.Codes)
+	if n != ok {
+		for _, f := range s.Failures {
+			t.Logf("  %s %s %s (%s): %s", f.Time.Format("15:04:05.000"), f.Outcome, f.Pod, f.Track, f.Detail)
+		}
+		t.Errorf("%s: %d of %d client requests were not answered 200", phase, n-ok, n)
+	}
 }
 
 // modelsOf asks a ready pod of service what it serves.
