@@ -944,7 +944,7 @@ func TestRestartEndsLikeUninterrupted(t *testing.T) {
 			// Longer than the golden run, so a delayed rollout settles too.
 			sc.ticks += 12
 			clean := finalLine(run(t, sc))
-			for k := 0; k < sc.ticks-12; k += 3 {
+			for k := 0; k < sc.ticks-12; k++ { // a kill at every tick
 				killed := sc
 				killed.killAt = map[int]bool{k: true}
 				killed.lostAt = map[int]bool{k + 1: true}
