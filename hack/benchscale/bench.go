@@ -64,6 +64,8 @@ type Phase struct {
 	KubectlWrites int            `json:"kubectlWrites"`
 	// Writes by the cluster's own controllers (clusterControllers), by name.
 	ClusterWrites map[string]int `json:"clusterWrites,omitempty"`
+	// PodsCreated are the pods the ReplicaSet controller created.
+	PodsCreated int `json:"podsCreated"`
 
 	// The manager's, over the phase (operator side only).
 	CPUSeconds     float64 `json:"cpuSeconds,omitempty"`
@@ -360,6 +362,7 @@ func (b *bench) closePhase(name string, start time.Time, done, total int, cpu0 f
 		for _, c := range clusterControllers {
 			p.ClusterWrites[c] += w.ByUser[controllerUser(c)]
 		}
+		p.PodsCreated += w.ByKind[controllerUser("replicaset-controller")]["create pods"]
 		for k, n := range w.ByKind[managerUser] {
 			p.ManagerKinds[k] += n
 		}
