@@ -156,7 +156,7 @@ func countPods(pods []corev1.Pod) (live, draining int, running []corev1.Pod) {
 
 // allowedPods is how many non-terminating pods the service's Deployments may
 // run at once: each one's replicas (the larger of what it asks and what it
-// has) plus its rolling-update surge; for the stable track at least the
+// has) plus its rolling-update surge; for the stable revision's at least the
 // replicas the RAGService asks for, which its Deployment may not have yet.
 func allowedPods(svc *ragv1.RAGService, deps []appsv1.Deployment) int {
 	total, stableSeen := 0, false
@@ -165,7 +165,7 @@ func allowedPods(svc *ragv1.RAGService, deps []appsv1.Deployment) int {
 		if d.Spec.Replicas != nil {
 			replicas = max(replicas, int(*d.Spec.Replicas))
 		}
-		if d.Labels[ragv1.LabelTrack] == "stable" {
+		if rev := d.Spec.Template.Labels[ragv1.LabelRevision]; rev != "" && rev == svc.Status.StableRevision {
 			stableSeen = true
 			if svc.Spec.Replicas != nil {
 				replicas = max(replicas, int(*svc.Spec.Replicas))

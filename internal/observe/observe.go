@@ -7,10 +7,8 @@ package observe
 import (
 	"fmt"
 	"sort"
-	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
-	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 
 	ragv1 "github.com/ragops/rag-operator/api/v1alpha1"
@@ -130,33 +128,6 @@ func DeadlineExceeded(d *appsv1.Deployment) bool {
 		}
 	}
 	return false
-}
-
-// HPAOnDeployment says whether one of hpas scales the Deployment named name:
-// its apply must then leave replicas to the HPA.
-func HPAOnDeployment(hpas []autoscalingv2.HorizontalPodAutoscaler, name string) bool {
-	for _, h := range hpas {
-		if ref := h.Spec.ScaleTargetRef; ref.Kind == "Deployment" && ref.Name == name {
-			return true
-		}
-	}
-	return false
-}
-
-// ServiceOfHPA is the RAGService an HPA concerns: one that scales the service
-// itself (scale subresource) or its stable Deployment (<name>-stable); "" for
-// any other HPA.
-func ServiceOfHPA(h *autoscalingv2.HorizontalPodAutoscaler) string {
-	ref := h.Spec.ScaleTargetRef
-	switch ref.Kind {
-	case "RAGService":
-		return ref.Name
-	case "Deployment":
-		if name, ok := strings.CutSuffix(ref.Name, "-"+ragv1.TrackStable); ok && name != "" {
-			return name
-		}
-	}
-	return ""
 }
 
 // SecretProblem says why the API key Secret named by ref is unusable, "" when

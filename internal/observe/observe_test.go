@@ -6,7 +6,6 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	appsv1 "k8s.io/api/apps/v1"
-	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
@@ -118,32 +117,6 @@ func TestTrack(t *testing.T) {
 	} {
 		if diff := cmp.Diff(c.want, Track(c.d, c.pods)); diff != "" {
 			t.Errorf("%s (-want +got):\n%s", c.name, diff)
-		}
-	}
-}
-
-func TestHPAs(t *testing.T) {
-	hpa := func(kind, name string) autoscalingv2.HorizontalPodAutoscaler {
-		return autoscalingv2.HorizontalPodAutoscaler{Spec: autoscalingv2.HorizontalPodAutoscalerSpec{
-			ScaleTargetRef: autoscalingv2.CrossVersionObjectReference{Kind: kind, Name: name}}}
-	}
-	for _, c := range []struct {
-		h       autoscalingv2.HorizontalPodAutoscaler
-		service string
-		onDocs  bool
-	}{
-		{hpa("Deployment", "docs-stable"), "docs", true},
-		{hpa("Deployment", "docs-canary"), "", false},
-		{hpa("Deployment", "-stable"), "", false},
-		{hpa("Deployment", "web"), "", false},
-		{hpa("RAGService", "docs"), "docs", false},
-		{hpa("StatefulSet", "docs-stable"), "", false},
-	} {
-		if got := ServiceOfHPA(&c.h); got != c.service {
-			t.Errorf("ServiceOfHPA(%s/%s) = %q, want %q", c.h.Spec.ScaleTargetRef.Kind, c.h.Spec.ScaleTargetRef.Name, got, c.service)
-		}
-		if got := HPAOnDeployment([]autoscalingv2.HorizontalPodAutoscaler{hpa("Deployment", "other"), c.h}, "docs-stable"); got != c.onDocs {
-			t.Errorf("HPAOnDeployment(%s/%s) = %v, want %v", c.h.Spec.ScaleTargetRef.Kind, c.h.Spec.ScaleTargetRef.Name, got, c.onDocs)
 		}
 	}
 }
