@@ -22,8 +22,8 @@ import (
 // revision. A pod keeps its revision for life, but its revision's role changes
 // at a promotion, so the track is looked up again on every refresh.
 const (
-	TrackStable   = ragv1.TrackStable
-	TrackCanary   = ragv1.TrackCanary
+	TrackStable   = "stable"
+	TrackCanary   = "canary"
 	TrackRetiring = "retiring" // the previous stable revision, kept a while after a promotion
 	// TrackUnknown: a pod whose revision the status never named while
 	// followed (and with no rag.ragops.io/track label of the previous
