@@ -134,17 +134,19 @@ kubectl apply -f "$SAMPLES/0-namespace.yaml" -f "$SAMPLES/1-ragservice.yaml"
 
 # The timeline: one line each time the service's row changes, with the time.
 # The columns of `kubectl get ragsvc` (Weight is the effective canary share),
-# plus the step, the ready pods of both tracks and the last analysis verdict.
-jp='{.status.conditions[?(@.type=="Ready")].status}|{.status.phase}|{.status.stableRevision}|{.status.canaryRevision}|{.status.effectiveWeight}|{.status.currentStep}|{.status.readyReplicas}|{.status.analysis.verdict}'
-fmt='%-8s  %-5s  %-11s  %-10s  %-10s  %6s  %4s  %4s  %s\n'
+# plus the revision retiring after a handover (it keeps its pods for
+# spec.rollout.scaleDownDelay), the step, the ready pods of every revision and
+# the last analysis verdict.
+jp='{.status.conditions[?(@.type=="Ready")].status}|{.status.phase}|{.status.stableRevision}|{.status.canaryRevision}|{.status.retiring.revision}|{.status.effectiveWeight}|{.status.currentStep}|{.status.readyReplicas}|{.status.analysis.verdict}'
+fmt='%-8s  %-5s  %-11s  %-10s  %-10s  %-10s  %6s  %4s  %4s  %s\n'
 (
 	last=""
-	printf "$fmt" TIME READY PHASE STABLE CANARY WEIGHT STEP PODS VERDICT | tee "$TIMELINE"
+	printf "$fmt" TIME READY PHASE STABLE CANARY RETIRING WEIGHT STEP PODS VERDICT | tee "$TIMELINE"
 	for _ in $(seq 1 1200); do # 0.5 s apart: at most 10 minutes
 		row=$(kubectl get ragsvc "$NAME" -n "$NS" -o jsonpath="$jp" 2>/dev/null) || row=""
 		if [[ -n $row && $row != "$last" ]]; then
-			IFS='|' read -r ready phase stable canary weight stepno pods verdict <<<"$row"
-			printf "$fmt" "$(date +%T)" "${ready:--}" "${phase:--}" "${stable:--}" "${canary:--}" "${weight:-0}%" "${stepno:-0}" "${pods:-0}" "${verdict:--}" | tee -a "$TIMELINE"
+			IFS='|' read -r ready phase stable canary retiring weight stepno pods verdict <<<"$row"
+			printf "$fmt" "$(date +%T)" "${ready:--}" "${phase:--}" "${stable:--}" "${canary:--}" "${retiring:--}" "${weight:-0}%" "${stepno:-0}" "${pods:-0}" "${verdict:--}" | tee -a "$TIMELINE"
 			last=$row
 		fi
 		sleep 0.5
@@ -165,13 +167,36 @@ sleep 3
 step "A good change: concurrency.maxInFlight 8 -> 16 (kubectl apply -f $SAMPLES/2-good-change.yaml)"
 echo "# $(date +%T) kubectl apply: maxInFlight 8 -> 16" | tee -a "$TIMELINE"
 kubectl apply -f "$SAMPLES/2-good-change.yaml"
+# The canary's pods, as they run before the handover: the same pods serve as
+# stable after it (a promotion hands them over, none is recreated).
+canary_pods=""
+for _ in $(seq 1 $((PROMOTE_TIMEOUT * 2))); do
+	canary2=$(kubectl get ragsvc "$NAME" -n "$NS" -o jsonpath='{.status.canaryRevision}')
+	if [[ -n $canary2 ]]; then
+		canary_pods=$(kubectl get pods -n "$NS" -l "app.kubernetes.io/instance=$NAME,rag.ragops.io/revision=$canary2" \
+			--field-selector=status.phase=Running -o jsonpath='{range .items[*]}{.metadata.uid}{"\n"}{end}')
+		[[ -n $canary_pods ]] && break
+	fi
+	sleep 0.5
+done
+[[ -n $canary_pods ]] || die "no canary pod ran within ${PROMOTE_TIMEOUT}s of the good change"
 if ! kubectl rag status "$NAME" -n "$NS" --watch --timeout "${PROMOTE_TIMEOUT}s" >"$DEMO_DIR/status-good.txt" 2>&1; then
 	tail -n 25 "$DEMO_DIR/status-good.txt" >&2
 	die "the good change was not promoted within ${PROMOTE_TIMEOUT}s"
 fi
 stable2=$(kubectl get ragsvc "$NAME" -n "$NS" -o jsonpath='{.status.stableRevision}')
 [[ $stable2 != "$stable1" ]] || die "status --watch passed but the stable revision is still $stable1"
-echo "# $(date +%T) promoted: stable is now $stable2" | tee -a "$TIMELINE"
+echo "# $(date +%T) promoted: stable is now $stable2, handed over from the canary; $stable1 retires" | tee -a "$TIMELINE"
+stable_pods=$(kubectl get pods -n "$NS" -l "app.kubernetes.io/instance=$NAME,rag.ragops.io/revision=$stable2" \
+	-o jsonpath='{range .items[*]}{.metadata.uid}{"\n"}{end}')
+kept=0
+for uid in $canary_pods; do
+	grep -qx "$uid" <<<"$stable_pods" && kept=$((kept + 1))
+done
+(( kept == $(wc -w <<<"$canary_pods") )) ||
+	die "only $kept of the canary's $(wc -w <<<"$canary_pods") pods serve as stable after the promotion: a pod was recreated"
+echo "# $(date +%T) the canary's $kept pods serve as stable (same pod UIDs); deployments:" | tee -a "$TIMELINE"
+kubectl get deploy -n "$NS" -l "app.kubernetes.io/instance=$NAME" | tee -a "$TIMELINE"
 
 step "A bad change: embeddings from an upstream that fails half its calls (kubectl apply -f $SAMPLES/3-bad-change.yaml)"
 "$DEMO_DIR/fakeupstream" --addr "$UPSTREAM_ADDR" --error-rate 0.5 --dims 384 --latency 5ms >"$DEMO_DIR/fakeupstream.log" 2>&1 &
@@ -249,7 +274,7 @@ Explore (the cluster and the operator keep running):
   kubectl get ragsvc -n $NS                  # Ready, Phase, Stable, Canary, Weight
   kubectl rag status $NAME -n $NS            # the rollout in words
   kubectl rag history $NAME -n $NS           # revisions and events
-  kubectl get deploy,pods -n $NS -L rag.ragops.io/track,rag.ragops.io/revision
+  kubectl get deploy,pods -n $NS -L rag.ragops.io/revision   # one Deployment per revision: $NAME-<revision>
   kubectl apply -f $SAMPLES/2-good-change.yaml  # a GitOps revert to the good spec
   tail -f $DEMO_DIR/manager.log
 Tear down:

@@ -8,8 +8,9 @@
 // With --service NAME [-n NS] it sends to the ready pods of a Kubernetes
 // Service instead (a RAGService's Service, or any other), resolved from its
 // EndpointSlices and followed as pods come and go, and prints the results per
-// track and per pod next to the matrix. It must run where pod IPs route: in the
-// cluster, or on the local cluster's host.
+// track (each pod's revision's role in its RAGService's status) and per pod
+// next to the matrix. It must run where pod IPs route: in the cluster, or on
+// the local cluster's host.
 package main
 
 import (
@@ -35,7 +36,6 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	ragv1 "github.com/ragops/rag-operator/api/v1alpha1"
 	"github.com/ragops/rag-operator/internal/loadgen"
 	"github.com/ragops/rag-operator/internal/version"
 )
@@ -274,10 +274,8 @@ func followService(ctx context.Context, kubeconfig, kubeContext, namespace, serv
 	if err := discoveryv1.AddToScheme(scheme); err != nil {
 		return nil, "", err
 	}
-	// The RAGService's status says which revision is stable and which the canary.
-	if err := ragv1.AddToScheme(scheme); err != nil {
-		return nil, "", err
-	}
+	// The RAGService's status (which revision is stable, canary, retiring) is
+	// read as an unstructured object: no scheme entry needed.
 	c, err := client.New(cfg, client.Options{Scheme: scheme})
 	if err != nil {
 		return nil, "", fmt.Errorf("kubernetes client: %w", err)

@@ -3,6 +3,7 @@ package kubectlrag_test
 import (
 	"context"
 	"encoding/json"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -55,9 +56,9 @@ func TestStatusExitCodes(t *testing.T) {
 			ns := newNamespace(t)
 			svc := setStatus(t, createService(t, ns, "docs"), tc.mutate)
 			if svc.Status.CanaryRevision != "" {
-				createTrack(t, svc, ragv1.TrackCanary, svc.Status.CanaryRevision, 1, 1)
+				createRevision(t, svc, svc.Status.CanaryRevision, 1, 1)
 			}
-			createTrack(t, svc, ragv1.TrackStable, svc.Status.StableRevision, 4, 4)
+			createRevision(t, svc, svc.Status.StableRevision, 4, 4)
 			r := run(t, ns, "status", "docs")
 			if r.code != tc.code {
 				t.Fatalf("exit code %d, want %d\nstdout:\n%s\nstderr:\n%s", r.code, tc.code, r.out, r.errOut)
@@ -77,13 +78,27 @@ func TestStatusExitCodes(t *testing.T) {
 	}
 }
 
-// createTrack makes the Deployment of one track as the operator would, with ready pods in status.
-func createTrack(t *testing.T, svc *ragv1.RAGService, track, rev string, replicas, ready int32) {
+// createRevision makes the Deployment of one revision as the operator does,
+// <name>-<revision> selecting by revision, with ready pods in status.
+func createRevision(t *testing.T, svc *ragv1.RAGService, rev string, replicas, ready int32) {
+	t.Helper()
+	labels := map[string]string{ragv1.LabelInstance: svc.Name, ragv1.LabelName: ragv1.NameEmbedServer, ragv1.LabelRevision: rev}
+	createDeployment(t, svc, svc.Name+"-"+rev, labels, replicas, ready)
+}
+
+// createPrevious makes a Deployment of the layout before one Deployment per
+// revision: <name>-<track>, selecting by the track label too.
+func createPrevious(t *testing.T, svc *ragv1.RAGService, track, rev string, replicas, ready int32) {
+	t.Helper()
+	labels := map[string]string{ragv1.LabelInstance: svc.Name, ragv1.LabelName: ragv1.NameEmbedServer, "rag.ragops.io/track": track, ragv1.LabelRevision: rev}
+	createDeployment(t, svc, svc.Name+"-"+track, labels, replicas, ready)
+}
+
+func createDeployment(t *testing.T, svc *ragv1.RAGService, name string, labels map[string]string, replicas, ready int32) {
 	t.Helper()
 	ctx := context.Background()
-	labels := map[string]string{ragv1.LabelInstance: svc.Name, ragv1.LabelName: ragv1.NameEmbedServer, ragv1.LabelTrack: track, ragv1.LabelRevision: rev}
 	d := &appsv1.Deployment{
-		ObjectMeta: metav1.ObjectMeta{Namespace: svc.Namespace, Name: svc.Name + "-" + track, Labels: labels,
+		ObjectMeta: metav1.ObjectMeta{Namespace: svc.Namespace, Name: name, Labels: labels,
 			OwnerReferences: []metav1.OwnerReference{ownerRef(svc)}},
 		Spec: appsv1.DeploymentSpec{
 			Replicas: ptr.To(replicas),
@@ -519,8 +534,8 @@ func TestStatusWatchStalledNewSpec(t *testing.T) {
 func TestOutputFlag(t *testing.T) {
 	ns := newNamespace(t)
 	svc := setStatus(t, createService(t, ns, "docs"), progressing)
-	createTrack(t, svc, ragv1.TrackStable, "7c9f5d", 4, 4)
-	createTrack(t, svc, ragv1.TrackCanary, "5d2a11", 1, 1)
+	createRevision(t, svc, "7c9f5d", 4, 4)
+	createRevision(t, svc, "5d2a11", 1, 1)
 
 	r := run(t, ns, "status", "docs", "-o", "json")
 	var view kubectlrag.StatusView
@@ -550,5 +565,64 @@ func TestOutputFlag(t *testing.T) {
 		if r := run(t, ns, args...); r.code != kubectlrag.ExitError || !strings.Contains(r.errOut, "unknown output format") {
 			t.Errorf("%v: exit %d, stderr %q", args, r.code, r.errOut)
 		}
+	}
+}
+
+// Tracks come from status, pods from the Deployments <name>-<revision>: when
+// status makes the canary's revision stable, the same Deployment shows as
+// stable, with no pod label involved. A Deployment of the layout before one
+// Deployment per revision is named for what it is during the upgrade, and
+// another service's Deployment is not shown.
+func TestStatusTracksFromStatus(t *testing.T) {
+	ns := newNamespace(t)
+	svc := setStatus(t, createService(t, ns, "docs"), progressing)
+	createRevision(t, svc, "7c9f5d", 4, 4)
+	createRevision(t, svc, "5d2a11", 1, 1)
+	other := createService(t, ns, "faq")
+	createRevision(t, other, "0f0f0f", 2, 2)
+
+	r := run(t, ns, "status", "docs")
+	for _, want := range []string{
+		"  stable  7c9f5d    docs-7c9f5d  4/4 ready\n",
+		"  canary  5d2a11    docs-5d2a11  1/1 ready\n",
+	} {
+		if !strings.Contains(r.out, want) {
+			t.Errorf("canary: output lacks %q:\n%s", want, r.out)
+		}
+	}
+	if strings.Contains(r.out, "0f0f0f") {
+		t.Errorf("another service's Deployment shown:\n%s", r.out)
+	}
+
+	// The handover: status alone changes the roles.
+	setStatus(t, svc, func(s *ragv1.RAGService) {
+		healthy(s)
+		s.Status.StableRevision = "5d2a11"
+	})
+	r = run(t, ns, "status", "docs")
+	for _, want := range []string{
+		"  stable  5d2a11    docs-5d2a11  1/1 ready\n",
+		"  none    7c9f5d    docs-7c9f5d  4/4 ready  not named in status\n",
+	} {
+		if !strings.Contains(r.out, want) {
+			t.Errorf("promoted: output lacks %q:\n%s", want, r.out)
+		}
+	}
+
+	// The upgrade from <name>-stable: both Deployments of the stable revision.
+	up := setStatus(t, createService(t, ns, "web"), healthy)
+	createPrevious(t, up, "stable", "7c9f5d", 4, 4)
+	createRevision(t, up, "7c9f5d", 4, 1)
+	r = run(t, ns, "status", "web", "-o", "json")
+	var view kubectlrag.StatusView
+	if err := json.Unmarshal([]byte(r.out), &view); err != nil {
+		t.Fatalf("status -o json: %v\n%s", err, r.out)
+	}
+	want := []kubectlrag.TrackView{
+		{Track: "stable", Revision: "7c9f5d", Deployment: "web-7c9f5d", Replicas: 4, Ready: 1},
+		{Track: "stable", Revision: "7c9f5d", Deployment: "web-stable", Replicas: 4, Ready: 4, Note: "previous layout, removed once web-7c9f5d has 4 ready"},
+	}
+	if !reflect.DeepEqual(view.Tracks, want) {
+		t.Errorf("upgrade: tracks %+v, want %+v", view.Tracks, want)
 	}
 }

@@ -58,7 +58,8 @@ func printObject(w io.Writer, format string, v any) error {
 }
 
 // StatusView is what `status -o json|yaml` prints: the verdict the exit code
-// gives, the step as the human view numbers it, the pods of each track and
+// gives, the step as the human view numbers it, the pods of each revision
+// with its track (from status) and
 // the RAGService's status as the operator wrote it.
 type StatusView struct {
 	Namespace  string `json:"namespace"`
@@ -75,12 +76,16 @@ type StatusView struct {
 	Status ragv1.RAGServiceStatus `json:"status"`
 }
 
-// TrackView is one track's Deployment.
+// TrackView is one Deployment of the service and the role status gives its
+// revision (stable, canary, retiring or none), or a revision status names
+// that no Deployment runs (deployment empty).
 type TrackView struct {
-	Track    string `json:"track"`
-	Revision string `json:"revision"`
-	Replicas int32  `json:"replicas"`
-	Ready    int32  `json:"ready"`
+	Track      string `json:"track"`
+	Revision   string `json:"revision"`
+	Deployment string `json:"deployment,omitempty"`
+	Replicas   int32  `json:"replicas"`
+	Ready      int32  `json:"ready"`
+	Note       string `json:"note,omitempty"`
 }
 
 // NewStatusView builds the view of svc; tracks as for RenderStatus.
@@ -92,7 +97,7 @@ func NewStatusView(svc *ragv1.RAGService, tracks []Track) StatusView {
 		v.Step = stepNumber(svc)
 	}
 	for _, t := range tracks {
-		v.Tracks = append(v.Tracks, TrackView{Track: t.Name, Revision: t.Revision, Replicas: t.Replicas, Ready: t.Ready})
+		v.Tracks = append(v.Tracks, TrackView{Track: t.Name, Revision: t.Revision, Deployment: t.Deployment, Replicas: t.Replicas, Ready: t.Ready, Note: t.Note})
 	}
 	return v
 }

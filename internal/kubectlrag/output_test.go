@@ -43,7 +43,8 @@ func fixedService() *ragv1.RAGService {
 // -o json and -o yaml of status, list and history, as a script reads them.
 func TestOutputFormats(t *testing.T) {
 	svc := fixedService()
-	tracks := []Track{{Name: "stable", Revision: "7c9f5d", Replicas: 4, Ready: 4}, {Name: "canary", Revision: "5d2a11", Replicas: 1, Ready: 1}}
+	tracks := []Track{{Name: "stable", Revision: "7c9f5d", Deployment: "docs-7c9f5d", Replicas: 4, Ready: 4}, {Name: "canary", Revision: "5d2a11", Deployment: "docs-5d2a11", Replicas: 1, Ready: 1},
+		{Name: "retiring", Revision: "1a2b3c", Deployment: "docs-1a2b3c", Replicas: 4, Ready: 4, Note: "removed in 20s"}}
 	healthy := fixedService()
 	healthy.Name, healthy.Status.CanaryRevision, healthy.Status.Phase, healthy.Status.Analysis = "faq", "", ragv1.PhaseHealthy, nil
 	healthy.Status.Conditions = []metav1.Condition{{Type: ragv1.ConditionReady, Status: metav1.ConditionTrue, Reason: "Succeeded",

@@ -29,11 +29,14 @@ func newStatusCommand(o *options) *cobra.Command {
 		Use:   "status NAME",
 		Short: "Show a RAGService's rollout; with --watch, wait for it to finish",
 		Long: `Show the tracks, the canary step and weights, the last analysis and the
-conditions of a RAGService.
+conditions of a RAGService. Each revision runs in a Deployment of its own
+(<name>-<revision>); its track (stable, canary, or retiring after a promotion
+until spec.rollout.scaleDownDelay has passed) is the one the RAGService's
+status gives it.
 
 With -o json or -o yaml it prints the same as data: the outcome the exit code
-gives and why, the step (numbered from 1), each track's pods and the
-RAGService's status; with --watch, one document per change.
+gives and why, the step (numbered from 1), each revision's Deployment, track
+and pods, and the RAGService's status; with --watch, one document per change.
 
 Exit codes: 0 Healthy at the current generation; 1 RolledBack, Degraded or
 Stalled; 2 --timeout reached while watching; 3 still in progress (without
@@ -80,12 +83,13 @@ func (o *statusOptions) run(ctx context.Context, name string) error {
 	var last []byte
 	show := func(svc *ragv1.RAGService) error {
 		var buf bytes.Buffer
-		tracks := readTracks(ctx, c, svc)
+		now := time.Now()
+		tracks := Tracks(svc, readDeployments(ctx, c, svc), now)
 		if o.output != "" {
 			if err := printObject(&buf, o.output, NewStatusView(svc, tracks)); err != nil {
 				return err
 			}
-		} else if err := RenderStatus(&buf, svc, tracks, time.Now()); err != nil {
+		} else if err := RenderStatus(&buf, svc, tracks, now); err != nil {
 			return err
 		}
 		if bytes.Equal(buf.Bytes(), last) {
@@ -188,15 +192,19 @@ func verdict(svc *ragv1.RAGService, watched bool) error {
 	}
 }
 
-// readTracks lists the service's Deployments for the per-track pod counts. A user
-// who may read RAGServices but not Deployments still gets the rest of the view.
-func readTracks(ctx context.Context, c client.Client, svc *ragv1.RAGService) []Track {
+// previousTrackLabel selected the pods of <name>-stable and <name>-canary,
+// the Deployments of the layout before one Deployment per revision.
+const previousTrackLabel = "rag.ragops.io/track"
+
+// readDeployments lists the service's Deployments. A user who may read
+// RAGServices but not Deployments still gets the rest of the view: nil then.
+func readDeployments(ctx context.Context, c client.Client, svc *ragv1.RAGService) []RevisionDeployment {
 	var list appsv1.DeploymentList
 	if err := c.List(ctx, &list, client.InNamespace(svc.Namespace),
 		client.MatchingLabels{ragv1.LabelInstance: svc.Name, ragv1.LabelName: ragv1.NameEmbedServer}); err != nil {
 		return nil
 	}
-	var tracks []Track
+	out := []RevisionDeployment{}
 	for _, d := range list.Items {
 		if !ownedBy(&d, svc) {
 			continue
@@ -205,14 +213,14 @@ func readTracks(ctx context.Context, c client.Client, svc *ragv1.RAGService) []T
 		if d.Spec.Replicas != nil {
 			want = *d.Spec.Replicas
 		}
-		tracks = append(tracks, Track{
-			Name:     d.Labels[ragv1.LabelTrack],
-			Revision: d.Labels[ragv1.LabelRevision],
-			Replicas: want,
-			Ready:    d.Status.ReadyReplicas,
-		})
+		rev := d.Spec.Template.Labels[ragv1.LabelRevision]
+		if rev == "" {
+			rev = d.Labels[ragv1.LabelRevision]
+		}
+		previous := d.Spec.Selector != nil && d.Spec.Selector.MatchLabels[previousTrackLabel] != ""
+		out = append(out, RevisionDeployment{Name: d.Name, Revision: rev, Replicas: want, Ready: d.Status.ReadyReplicas, Previous: previous})
 	}
-	return tracks
+	return out
 }
 
 // ownedBy is true when obj has an owner reference to svc (this object, not an

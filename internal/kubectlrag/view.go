@@ -13,16 +13,8 @@ import (
 	ragv1 "github.com/ragops/rag-operator/api/v1alpha1"
 )
 
-// Track is what the cluster runs for one track, read from its Deployment.
-type Track struct {
-	Name     string // stable or canary
-	Revision string
-	Replicas int32
-	Ready    int32
-}
-
 // RenderStatus writes the human view of a RAGService. It is pure: now makes the
-// ages, tracks come from the caller (nil when the Deployments cannot be read).
+// ages, tracks come from the caller (Tracks).
 func RenderStatus(w io.Writer, svc *ragv1.RAGService, tracks []Track, now time.Time) error {
 	st := &svc.Status
 	spec := &svc.Spec
@@ -67,33 +59,24 @@ func RenderStatus(w io.Writer, svc *ragv1.RAGService, tracks []Track, now time.T
 		return fmt.Errorf("write status: %w", err)
 	}
 
-	fmt.Fprintln(w, "Tracks:")
-	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "  TRACK\tREVISION\tPODS")
-	byName := map[string]Track{}
-	for _, t := range tracks {
-		byName[t.Name] = t
-	}
-	for _, name := range []string{ragv1.TrackStable, ragv1.TrackCanary} {
-		rev := st.StableRevision
-		if name == ragv1.TrackCanary {
-			rev = st.CanaryRevision
+	if len(tracks) > 0 {
+		fmt.Fprintln(w, "Tracks:")
+		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "  TRACK\tREVISION\tDEPLOYMENT\tPODS")
+		for _, t := range tracks {
+			pods := "-"
+			if t.Deployment != "" {
+				pods = fmt.Sprintf("%d/%d ready", t.Ready, t.Replicas)
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s", t.Name, orNone(t.Revision), orDash(t.Deployment), pods)
+			if t.Note != "" {
+				fmt.Fprintf(tw, "\t%s", t.Note)
+			}
+			fmt.Fprintln(tw)
 		}
-		t, found := byName[name]
-		if rev == "" && !found {
-			continue
+		if err := tw.Flush(); err != nil {
+			return fmt.Errorf("write tracks: %w", err)
 		}
-		if rev == "" {
-			rev = t.Revision
-		}
-		pods := "-"
-		if found {
-			pods = fmt.Sprintf("%d/%d ready", t.Ready, t.Replicas)
-		}
-		fmt.Fprintf(tw, "  %s\t%s\t%s\n", name, orNone(rev), pods)
-	}
-	if err := tw.Flush(); err != nil {
-		return fmt.Errorf("write tracks: %w", err)
 	}
 
 	if a := st.Analysis; a != nil {
@@ -176,7 +159,7 @@ func renderSpace(w io.Writer, svc *ragv1.RAGService, now time.Time) {
 	if c == "" || es.Revision != c || es.CanarySpace == es.Name {
 		return
 	}
-	preview := svc.Name + "-" + ragv1.TrackCanary
+	preview := svc.Name + "-" + TrackCanary // the Service of the canary's revision
 	if c == st.StableRevision {
 		fmt.Fprintf(w, "Cutover:     clients moved to space %s (revision %s); stable is taking its template, then both tracks serve it\n", spaceName(es.CanarySpace), c)
 		return

@@ -2,6 +2,7 @@ package kubectlrag
 
 import (
 	"bytes"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -114,7 +115,8 @@ func TestRenderStatusGolden(t *testing.T) {
 		},
 	}
 	var buf bytes.Buffer
-	if err := RenderStatus(&buf, svc, []Track{{Name: "stable", Revision: "7c9f5d", Replicas: 4, Ready: 4}, {Name: "canary", Revision: "5d2a11", Replicas: 1, Ready: 1}}, now); err != nil {
+	deps := []RevisionDeployment{{Name: "docs-7c9f5d", Revision: "7c9f5d", Replicas: 4, Ready: 4}, {Name: "docs-5d2a11", Revision: "5d2a11", Replicas: 1, Ready: 1}}
+	if err := RenderStatus(&buf, svc, Tracks(svc, deps, now), now); err != nil {
 		t.Fatal(err)
 	}
 	want := `Name:        docs
@@ -127,9 +129,9 @@ Replicas:    4 desired, 5 current, 5 ready
 Step:        1/2: setWeight 25 (2m elapsed)
 Weight:      25% desired, 20% effective
 Tracks:
-  TRACK   REVISION  PODS
-  stable  7c9f5d    4/4 ready
-  canary  5d2a11    1/1 ready
+  TRACK   REVISION  DEPLOYMENT   PODS
+  stable  7c9f5d    docs-7c9f5d  4/4 ready
+  canary  5d2a11    docs-5d2a11  1/1 ready
 Analysis:    Pass 10s ago (revision 5d2a11): 120 requests, error rate 0.001, shed rate 0, failure rate 0.0020, p99 80ms, failures 1 (tolerated 2)
   stable:    480 requests, failure rate 0.0021, p99 75ms
 Last command: promote token "2026-11-27T09:58:00.1Z" ignored: the embedding-space check of revision 5d2a11 has not passed yet
@@ -139,6 +141,90 @@ Conditions:
 `
 	if got := buf.String(); got != want {
 		t.Errorf("view differs.\ngot:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+// Tracks take each revision's role from status and its pods from its
+// Deployment: a promotion changes the role of the same Deployment, the
+// previous stable revision counts down to its removal, and Deployments of the
+// layout before one per revision or of no named revision are shown for what
+// they are.
+func TestTracks(t *testing.T) {
+	now := time.Date(2026, 12, 7, 9, 0, 0, 0, time.UTC)
+	since := now.Add(-10 * time.Second)
+	long := now.Add(-time.Minute)
+	dep := func(name, rev string, replicas, ready int32) RevisionDeployment {
+		return RevisionDeployment{Name: name, Revision: rev, Replicas: replicas, Ready: ready}
+	}
+	prev := func(name, rev string, replicas, ready int32) RevisionDeployment {
+		d := dep(name, rev, replicas, ready)
+		d.Previous = true
+		return d
+	}
+	row := func(track, rev, deployment string, replicas, ready int32, note string) Track {
+		return Track{Name: track, Revision: rev, Deployment: deployment, Replicas: replicas, Ready: ready, Note: note}
+	}
+	cases := []struct {
+		name string
+		r    roles
+		deps []RevisionDeployment
+		want []Track
+	}{
+		{"stable alone", roles{stable: "aaa"}, []RevisionDeployment{dep("docs-aaa", "aaa", 4, 4)},
+			[]Track{row("stable", "aaa", "docs-aaa", 4, 4, "")}},
+		{"a canary", roles{stable: "aaa", canary: "bbb"}, []RevisionDeployment{dep("docs-bbb", "bbb", 1, 0), dep("docs-aaa", "aaa", 4, 4)},
+			[]Track{row("stable", "aaa", "docs-aaa", 4, 4, ""), row("canary", "bbb", "docs-bbb", 1, 0, "")}},
+		{"handed over: the canary's Deployment is stable, the old one retires", roles{stable: "bbb", retiring: "aaa", retiringSince: &since, scaleDownDelay: 30 * time.Second},
+			[]RevisionDeployment{dep("docs-aaa", "aaa", 4, 4), dep("docs-bbb", "bbb", 4, 4)},
+			[]Track{row("stable", "bbb", "docs-bbb", 4, 4, ""), row("retiring", "aaa", "docs-aaa", 4, 4, "removed in 20s")}},
+		{"the delay is over", roles{stable: "bbb", retiring: "aaa", retiringSince: &long, scaleDownDelay: 30 * time.Second},
+			[]RevisionDeployment{dep("docs-aaa", "aaa", 4, 4), dep("docs-bbb", "bbb", 4, 4)},
+			[]Track{row("stable", "bbb", "docs-bbb", 4, 4, ""), row("retiring", "aaa", "docs-aaa", 4, 4, "removal due")}},
+		{"RollingUpdate: the old revision shrinks", roles{stable: "bbb", retiring: "aaa", scaleDownDelay: 30 * time.Second},
+			[]RevisionDeployment{dep("docs-aaa", "aaa", 3, 3), dep("docs-bbb", "bbb", 2, 1)},
+			[]Track{row("stable", "bbb", "docs-bbb", 2, 1, ""), row("retiring", "aaa", "docs-aaa", 3, 3, "scaled down as bbb grows")}},
+		{"upgrade from <name>-stable and <name>-canary", roles{stable: "aaa", canary: "bbb"},
+			[]RevisionDeployment{prev("docs-stable", "aaa", 4, 4), prev("docs-canary", "bbb", 1, 1), dep("docs-aaa", "aaa", 4, 2)},
+			[]Track{row("stable", "aaa", "docs-aaa", 4, 2, ""), row("stable", "aaa", "docs-stable", 4, 4, "previous layout, removed once docs-aaa has 4 ready"),
+				row("canary", "bbb", "docs-canary", 1, 1, "previous layout, to be replaced")}},
+		{"a rolled-back canary's Deployment on its way out", roles{stable: "aaa"},
+			[]RevisionDeployment{dep("docs-aaa", "aaa", 4, 4), dep("docs-ccc", "ccc", 1, 1), prev("docs-canary", "ccc", 1, 1)},
+			[]Track{row("stable", "aaa", "docs-aaa", 4, 4, ""), row("none", "ccc", "docs-canary", 1, 1, "previous layout"), row("none", "ccc", "docs-ccc", 1, 1, "not named in status")}},
+		{"a canary not created yet", roles{stable: "aaa", canary: "bbb"}, []RevisionDeployment{dep("docs-aaa", "aaa", 4, 4)},
+			[]Track{row("stable", "aaa", "docs-aaa", 4, 4, ""), row("canary", "bbb", "", 0, 0, "no Deployment")}},
+		{"Deployments not readable: status alone", roles{stable: "aaa", canary: "bbb"}, nil,
+			[]Track{row("stable", "aaa", "", 0, 0, ""), row("canary", "bbb", "", 0, 0, "")}},
+		{"no status yet", roles{}, []RevisionDeployment{dep("docs-aaa", "aaa", 4, 0)},
+			[]Track{row("none", "aaa", "docs-aaa", 4, 0, "not named in status")}},
+		{"one revision named twice is shown once", roles{stable: "aaa", canary: "aaa"}, []RevisionDeployment{dep("docs-aaa", "aaa", 4, 4)},
+			[]Track{row("stable", "aaa", "docs-aaa", 4, 4, "")}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got := tracksFor(c.r, c.deps, now)
+			if !reflect.DeepEqual(got, c.want) {
+				t.Errorf("tracks:\n got %+v\nwant %+v", got, c.want)
+			}
+		})
+	}
+}
+
+// A retiring revision's row says when it goes.
+func TestRenderStatusRetiring(t *testing.T) {
+	now := time.Date(2026, 12, 7, 9, 0, 0, 0, time.UTC)
+	svc := &ragv1.RAGService{ObjectMeta: metav1.ObjectMeta{Name: "docs", Namespace: "search"}}
+	var buf bytes.Buffer
+	tracks := []Track{{Name: "stable", Revision: "bbb", Deployment: "docs-bbb", Replicas: 4, Ready: 4},
+		{Name: "retiring", Revision: "aaa", Deployment: "docs-aaa", Replicas: 4, Ready: 4, Note: "removed in 20s"}}
+	if err := RenderStatus(&buf, svc, tracks, now); err != nil {
+		t.Fatal(err)
+	}
+	want := "Tracks:\n" +
+		"  TRACK     REVISION  DEPLOYMENT  PODS\n" +
+		"  stable    bbb       docs-bbb    4/4 ready\n" +
+		"  retiring  aaa       docs-aaa    4/4 ready  removed in 20s\n"
+	if got := buf.String(); !strings.Contains(got, want) {
+		t.Errorf("view:\n%s\nwant it to hold:\n%s", got, want)
 	}
 }
 
@@ -247,7 +333,7 @@ func TestRenderStatusBudget(t *testing.T) {
 	}
 	for _, c := range cases {
 		var buf bytes.Buffer
-		if err := RenderStatus(&buf, c.svc, []Track{{Name: "stable", Revision: "7c9f5d", Replicas: 4, Ready: 4}}, now); err != nil {
+		if err := RenderStatus(&buf, c.svc, []Track{{Name: "stable", Revision: "7c9f5d", Deployment: "docs-7c9f5d", Replicas: 4, Ready: 4}}, now); err != nil {
 			t.Fatal(err)
 		}
 		var got string

@@ -12,20 +12,51 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	ragv1 "github.com/ragops/rag-operator/api/v1alpha1"
 )
 
-// TrackUnknown is the track of an endpoint whose pod's revision is neither
-// stable nor canary in its RAGService's status (nor was either while
-// followed), or that names no pod.
-const TrackUnknown = "unknown"
+// Tracks of an endpoint: the role the RAGService's status gives its pod's
+// revision. A pod keeps its revision for life, but its revision's role changes
+// at a promotion, so the track is looked up again on every refresh.
+const (
+	TrackStable   = "stable"
+	TrackCanary   = "canary"
+	TrackRetiring = "retiring" // the previous stable revision, kept a while after a promotion
+	// TrackUnknown: a pod whose revision the status never named while
+	// followed (and with no rag.ragops.io/track label of the previous
+	// layout), a pod that could not be read, or an endpoint naming no pod.
+	TrackUnknown = "unknown"
+)
 
 // Target is where one request goes: an embeddings URL and, for an endpoint of
-// a Service, its pod and that pod's track.
+// a Service, its pod, that pod's revision and the revision's track.
 type Target struct {
-	URL, Pod, Track string
+	URL, Pod, Revision, Track string
+}
+
+// Revisions is what a RAGService's status names each revision now.
+type Revisions struct {
+	Stable, Canary, Retiring string
+}
+
+// RoleOf is the role r gives revision: stable, canary or retiring, or ""
+// when r does not name it.
+func (r Revisions) RoleOf(revision string) string {
+	if revision == "" {
+		return "" // an empty field of status names no revision
+	}
+	switch revision {
+	case r.Stable:
+		return TrackStable
+	case r.Canary:
+		return TrackCanary
+	case r.Retiring:
+		return TrackRetiring
+	}
+	return ""
 }
 
 // Targets hands out the next target; false when there is none right now.
@@ -59,7 +90,11 @@ type Endpoints struct {
 
 // FollowEndpoints resolves the Service's ready endpoints once (an error then
 // is returned) and again every refresh until ctx ends or Stop is called; a
-// failed refresh keeps the last good list.
+// failed refresh keeps the last good list. Each refresh also reads the status
+// of the pods' RAGService (their app.kubernetes.io/instance), so an
+// endpoint's track follows a promotion within a refresh. c reads
+// EndpointSlices, Pods and RAGServices (the last as unstructured objects, so
+// its scheme need not know the type).
 func FollowEndpoints(ctx context.Context, c client.Reader, namespace, service string, refresh time.Duration) (*Endpoints, error) {
 	if refresh <= 0 {
 		refresh = time.Second
@@ -124,7 +159,7 @@ func (e *Endpoints) Deleting(pod string) bool {
 // resolve lists the Service's EndpointSlices and keeps the ready endpoints of
 // its port named http (or its only port), with the track of each one's pod.
 func (e *Endpoints) resolve(ctx context.Context) error {
-	statuses := map[string]*ragv1.RAGServiceStatus{} // read at most once per resolve
+	statuses := map[string]*Revisions{} // read at most once per resolve
 	var slices discoveryv1.EndpointSliceList
 	if err := e.client.List(ctx, &slices, client.InNamespace(e.namespace),
 		client.MatchingLabels{discoveryv1.LabelServiceName: e.service}); err != nil {
@@ -149,7 +184,7 @@ func (e *Endpoints) resolve(ctx context.Context) error {
 			t := Target{URL: fmt.Sprintf("http://%s/v1/embeddings", net.JoinHostPort(ep.Addresses[0], strconv.Itoa(int(port)))), Track: TrackUnknown}
 			if ep.TargetRef != nil && ep.TargetRef.Kind == "Pod" {
 				t.Pod = ep.TargetRef.Name
-				t.Track = e.trackOf(ctx, t.Pod, statuses)
+				t.Revision, t.Track = e.trackOf(ctx, t.Pod, statuses)
 			}
 			ts = append(ts, t)
 		}
@@ -163,18 +198,20 @@ type podRevision struct {
 	instance, revision, track string
 }
 
-// trackOf is the role of the pod's revision in its RAGService's status now
-// (stable or canary): a promotion hands a revision's pods from the canary to
-// stable without recreating them, so the role is read again at every resolve.
-// A revision that left the status keeps the last role seen; a pod of the
-// layout before one Deployment per revision, or a service whose status cannot
-// be read, falls back to its rag.ragops.io/track label.
-func (e *Endpoints) trackOf(ctx context.Context, pod string, statuses map[string]*ragv1.RAGServiceStatus) string {
+// trackOf is the pod's revision and that revision's role in its
+// RAGService's status now (stable, canary or retiring): a promotion hands a
+// revision's pods from the canary to stable without recreating them, so the
+// role is read again at every resolve. A revision that left the status keeps
+// the last role seen (the previous stable once its retiring ended while its
+// pods drain, a rolled-back canary); a pod of the layout before one
+// Deployment per revision whose revision status never named, or of a service
+// whose status cannot be read, falls back to its rag.ragops.io/track label.
+func (e *Endpoints) trackOf(ctx context.Context, pod string, statuses map[string]*Revisions) (revision, track string) {
 	pr, ok := e.pods[pod]
 	if !ok {
 		var p corev1.Pod
 		if err := e.client.Get(ctx, client.ObjectKey{Namespace: e.namespace, Name: pod}, &p); err != nil {
-			return TrackUnknown // asked again on the next refresh
+			return "", TrackUnknown // asked again on the next refresh
 		}
 		pr = podRevision{instance: p.Labels[ragv1.LabelInstance], revision: p.Labels[ragv1.LabelRevision], track: p.Labels[ragv1.LabelTrack]}
 		e.pods[pod] = pr
@@ -182,27 +219,40 @@ func (e *Endpoints) trackOf(ctx context.Context, pod string, statuses map[string
 	if pr.instance != "" && pr.revision != "" {
 		st, read := statuses[pr.instance]
 		if !read {
-			var s ragv1.RAGService
-			if err := e.client.Get(ctx, client.ObjectKey{Namespace: e.namespace, Name: pr.instance}, &s); err == nil {
-				st = &s.Status
-			}
+			st = e.revisionsOf(ctx, pr.instance)
 			statuses[pr.instance] = st
 		}
 		key := pr.instance + "/" + pr.revision
 		if st != nil {
-			switch pr.revision {
-			case st.StableRevision:
-				e.roles[key] = ragv1.TrackStable
-			case st.CanaryRevision:
-				e.roles[key] = ragv1.TrackCanary
+			if role := st.RoleOf(pr.revision); role != "" {
+				e.roles[key] = role
 			}
 		}
 		if role, ok := e.roles[key]; ok {
-			return role
+			return pr.revision, role
 		}
 	}
 	if pr.track != "" {
-		return pr.track
+		return pr.revision, pr.track
 	}
-	return TrackUnknown
+	return pr.revision, TrackUnknown
+}
+
+// revisionsOf reads what the RAGService's status names stable, canary and
+// retiring now; nil when it cannot be read.
+func (e *Endpoints) revisionsOf(ctx context.Context, name string) *Revisions {
+	u := &unstructured.Unstructured{}
+	u.SetGroupVersionKind(ragv1.GroupVersion.WithKind("RAGService"))
+	if err := e.client.Get(ctx, client.ObjectKey{Namespace: e.namespace, Name: name}, u); err != nil {
+		return nil
+	}
+	str := func(path ...string) string {
+		v, _, _ := unstructured.NestedString(u.Object, path...)
+		return v
+	}
+	return &Revisions{
+		Stable:   str("status", "stableRevision"),
+		Canary:   str("status", "canaryRevision"),
+		Retiring: str("status", "retiring", "revision"),
+	}
 }

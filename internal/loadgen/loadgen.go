@@ -84,9 +84,10 @@ type Result struct {
 	Max        time.Duration
 	Elapsed    time.Duration
 	FirstError string
-	// With Config.Targets: the same counts per pod, and how many times a
-	// client found no ready endpoint (it waited 100ms, and that request was
-	// not sent).
+	// With Config.Targets: the same counts per pod and track, keyed
+	// "track/pod" (a pod promoted during the level has a tally for each of
+	// its tracks), and how many times a client found no ready endpoint (it
+	// waited 100ms, and that request was not sent).
 	Pods     map[string]*Tally
 	NoTarget int
 }
@@ -214,6 +215,7 @@ func Run(ctx context.Context, cfg Config) Result {
 					if key == "" {
 						key = target.URL
 					}
+					key = target.Track + "/" + key
 					p := res.Pods[key]
 					if p == nil {
 						p = &Tally{Pod: target.Pod, Track: target.Track}

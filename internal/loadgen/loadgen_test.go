@@ -95,7 +95,7 @@ func TestCountsPerPodAndTrack(t *testing.T) {
 		t.Fatalf("level: %+v", r.Counts)
 	}
 	for pod, want := range map[string]Counts{
-		"docs-stable-a": {Requests: 10, OK: 10}, "docs-stable-b": {Requests: 10, OK: 10}, "docs-canary-a": {Requests: 10, Shed: 10},
+		"stable/docs-stable-a": {Requests: 10, OK: 10}, "stable/docs-stable-b": {Requests: 10, OK: 10}, "canary/docs-canary-a": {Requests: 10, Shed: 10},
 	} {
 		if got := r.Pods[pod]; got == nil || got.Counts != want {
 			t.Errorf("pod %s: %+v, want %+v", pod, got, want)
@@ -113,6 +113,78 @@ func TestCountsPerPodAndTrack(t *testing.T) {
 	PrintPods(&b, []Result{r}, func(pod string) bool { return pod != "docs-stable-b" })
 	if !strings.Contains(b.String(), "docs-stable-b  stable      gone") || !strings.Contains(b.String(), "docs-stable-a  stable     ready") {
 		t.Errorf("pods table:\n%s", b.String())
+	}
+}
+
+// A promotion during a level: the canary's pod keeps answering, and its
+// requests count for the track its revision had when each was sent (Endpoints
+// gives the new track from the refresh after the status write).
+func TestTrackChangesDuringALevel(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	defer srv.Close()
+	targets := &staticTargets{list: []Target{{URL: srv.URL, Pod: "docs-5d2a11-a", Revision: "5d2a11", Track: "canary"}}}
+	promoted := false
+	promote := &hookTargets{inner: targets, after: 6, hook: func() {
+		targets.list = []Target{{URL: srv.URL, Pod: "docs-5d2a11-a", Revision: "5d2a11", Track: "stable"}}
+		promoted = true
+	}}
+	r := Run(context.Background(), Config{Targets: promote, Concurrency: 1, Requests: 10, Deadline: time.Second, Margin: time.Second})
+	if !promoted || r.OK != 10 {
+		t.Fatalf("level: promoted %v, %+v", promoted, r.Counts)
+	}
+	tracks := r.Tracks()
+	if len(tracks) != 2 || tracks[0].Track != "canary" || tracks[0].OK != 6 || tracks[1].Track != "stable" || tracks[1].OK != 4 {
+		t.Errorf("tracks: %+v", tracks)
+	}
+	totals := PodTotals([]Result{r})
+	if len(totals) != 2 || totals[0].Pod != "docs-5d2a11-a" || totals[0].Track != "canary" || totals[1].Pod != "docs-5d2a11-a" || totals[1].Track != "stable" {
+		t.Errorf("pod totals: %+v %+v", totals[0], totals[1])
+	}
+}
+
+// hookTargets runs hook once after handing out `after` targets.
+type hookTargets struct {
+	inner Targets
+	after int
+	n     int
+	hook  func()
+}
+
+func (h *hookTargets) Next() (Target, bool) {
+	if h.n == h.after {
+		h.hook()
+	}
+	h.n++
+	return h.inner.Next()
+}
+
+// The role of a revision is what the RAGService's status names it; "" for a
+// revision it does not name (Endpoints then keeps the last role it saw).
+func TestRevisionsRoleOf(t *testing.T) {
+	all := Revisions{Stable: "bbb", Canary: "ccc", Retiring: "aaa"}
+	for _, tc := range []struct {
+		name     string
+		r        Revisions
+		revision string
+		want     string
+	}{
+		{"stable", all, "bbb", TrackStable},
+		{"canary", all, "ccc", TrackCanary},
+		{"retiring", all, "aaa", TrackRetiring},
+		{"a revision status does not name", all, "ddd", ""},
+		{"a pod without a revision", all, "", ""},
+		{"no revision in status matches an empty one", Revisions{}, "", ""},
+		{"empty status", Revisions{}, "bbb", ""},
+		{"canary only (no stable yet)", Revisions{Canary: "ccc"}, "ccc", TrackCanary},
+		{"spec back to stable's template: stable wins", Revisions{Stable: "bbb", Canary: "bbb"}, "bbb", TrackStable},
+		{"handed over, old one retiring", Revisions{Stable: "ccc", Retiring: "bbb"}, "bbb", TrackRetiring},
+		{"handed over, the new stable", Revisions{Stable: "ccc", Retiring: "bbb"}, "ccc", TrackStable},
+		{"retiring gone", Revisions{Stable: "ccc"}, "bbb", ""},
+		{"a new canary while one retires", Revisions{Stable: "ccc", Canary: "ddd", Retiring: "bbb"}, "ddd", TrackCanary},
+	} {
+		if got := tc.r.RoleOf(tc.revision); got != tc.want {
+			t.Errorf("%s: %+v.RoleOf(%q) = %q, want %q", tc.name, tc.r, tc.revision, got, tc.want)
+		}
 	}
 }
 

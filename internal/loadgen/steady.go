@@ -41,7 +41,7 @@ const (
 
 // LoadConfig says where and how hard a steady load sends.
 type LoadConfig struct {
-	Client      client.Reader // reads EndpointSlices and Pods
+	Client      client.Reader // reads EndpointSlices, Pods and the RAGService's status
 	Namespace   string
 	Service     string        // the RAGService's Service: both tracks
 	Concurrency int           // workers sending at once
@@ -53,11 +53,12 @@ type LoadConfig struct {
 
 // Failure is one request that did not end in OK or Shed.
 type Failure struct {
-	Time    time.Time
-	Pod     string
-	Track   string
-	Outcome string
-	Detail  string // status and body, or the transport error
+	Time     time.Time
+	Pod      string
+	Revision string
+	Track    string
+	Outcome  string
+	Detail   string // status and body, or the transport error
 }
 
 // Stats are the outcomes so far.
@@ -345,6 +346,6 @@ func (l *Load) one(t Target) {
 		}
 	}
 	if outcome != OutcomeOK && outcome != OutcomeShed && kept < 20 {
-		l.stats.Failures = append(l.stats.Failures, Failure{Time: time.Now(), Pod: t.Pod, Track: t.Track, Outcome: outcome, Detail: detail})
+		l.stats.Failures = append(l.stats.Failures, Failure{Time: time.Now(), Pod: t.Pod, Revision: t.Revision, Track: t.Track, Outcome: outcome, Detail: detail})
 	}
 }

@@ -151,6 +151,14 @@ func TestArgoCDActionsDiscovery(t *testing.T) {
 	held := `{"metadata":{"name":"docs","generation":2},"status":{"observedGeneration":2,"phase":"Degraded",
 		"stableRevision":"rev-a","canaryRevision":"rev-b","conditions":[
 		{"type":"Stalled","status":"True","reason":"AnalysisFailed","message":"2 failed analysis intervals exceed failureLimit 1; autoRollback is off"}]}}`
+	// The handover: the canary's Deployment grows to full size before one
+	// status write makes it stable; then the previous stable revision retires.
+	handover := `{"metadata":{"name":"docs","generation":3},"status":{"observedGeneration":3,"phase":"Progressing",
+		"stableRevision":"rev-a","canaryRevision":"rev-b","promoting":true,"conditions":[
+		{"type":"Reconciling","status":"True","reason":"Promoting","message":"docs-rev-b grows to 4 replicas before it takes over"}]}}`
+	retiring := `{"metadata":{"name":"docs","generation":3},"status":{"observedGeneration":3,"phase":"Healthy",
+		"stableRevision":"rev-b","retiring":{"revision":"rev-a","since":"2026-12-07T10:00:00Z"},"conditions":[
+		{"type":"Ready","status":"True","reason":"Promoted","message":"revision rev-b is stable"}]}}`
 	for _, tc := range []struct {
 		name, file, inline string
 		want               map[string]bool
@@ -163,6 +171,8 @@ func TestArgoCDActionsDiscovery(t *testing.T) {
 		{name: "no status yet", file: "new.json", want: map[string]bool{"promote": false, "abort": false, "retry": false}},
 		{name: "paused by the spec, no canary", file: "paused-by-spec.json", want: map[string]bool{"promote": false, "abort": false, "retry": false}},
 		{name: "a failure held without autoRollback", inline: held, want: map[string]bool{"promote": true, "abort": true, "retry": true}},
+		{name: "a handover in progress", inline: handover, want: map[string]bool{"promote": false, "abort": true, "retry": false}},
+		{name: "handed over, the previous revision retiring", inline: retiring, want: map[string]bool{"promote": false, "abort": false, "retry": false}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var obj map[string]any

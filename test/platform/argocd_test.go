@@ -202,6 +202,45 @@ func TestArgoCDHealthOfOddObjects(t *testing.T) {
 	}
 }
 
+// A handover, as the operator's planner writes it (condition Reconciling,
+// reason Promoting, while the canary's Deployment grows; then Ready with the
+// previous revision retiring): Progressing, then Healthy, never Suspended or
+// Degraded, so a sync that waits for health waits for the handover and not
+// for the retiring revision's scaleDownDelay. (The statuses recorded by `make
+// argocd-statuses` can replace these once they include a handover.)
+func TestArgoCDHealthOfAHandover(t *testing.T) {
+	script := string(readFile(t, argoScript))
+	for _, tc := range []struct {
+		name string
+		obj  string
+		want healthStatus
+	}{
+		{"the canary's Deployment grows", `{"metadata":{"name":"docs","generation":3},"status":{"observedGeneration":3,"phase":"Progressing",
+			"stableRevision":"rev-a","canaryRevision":"rev-b","promoting":true,"conditions":[
+			{"type":"Ready","status":"False","reason":"Promoting","observedGeneration":3,"message":"Promoting revision rev-b: 2/4 of its pods ready; it serves as stable once all are"},
+			{"type":"Reconciling","status":"True","reason":"Promoting","observedGeneration":3,"message":"Promoting revision rev-b: 2/4 of its pods ready; it serves as stable once all are"}]}}`,
+			healthStatus{"Progressing", "Promoting revision rev-b: 2/4 of its pods ready; it serves as stable once all are"}},
+		{"handed over, the previous revision retiring", `{"metadata":{"name":"docs","generation":3},"status":{"observedGeneration":3,"phase":"Healthy",
+			"stableRevision":"rev-b","retiring":{"revision":"rev-a","since":"2026-12-07T10:00:00Z"},"conditions":[
+			{"type":"Ready","status":"True","reason":"Promoted","observedGeneration":3,"message":"Promoted revision rev-b: its pods now serve as stable; revision rev-a is removed after 30s"}]}}`,
+			healthStatus{"Healthy", "Promoted revision rev-b: its pods now serve as stable; revision rev-a is removed after 30s"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var obj map[string]any
+			if err := json.Unmarshal([]byte(tc.obj), &obj); err != nil {
+				t.Fatal(err)
+			}
+			got, err := runHealthLua(script, obj)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != tc.want {
+				t.Errorf("got %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+}
+
 // The script does what Argo CD allows and nothing else: a script that reaches
 // for the string library (absent for custom health checks) fails here as it
 // would in Argo CD.

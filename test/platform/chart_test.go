@@ -142,10 +142,8 @@ func embedserverPodLabels(t *testing.T) (map[string]string, []string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tpl, err = podtemplate.WithRevision(tpl, "0123456789")
-	if err != nil {
-		t.Fatal(err)
-	}
+	// One Deployment per revision: the pods carry their revision, no track.
+	tpl.WithLabels(map[string]string{ragv1.LabelRevision: "0123456789"})
 	var ports []string
 	for _, p := range tpl.Spec.Containers[0].Ports {
 		ports = append(ports, *p.Name)
@@ -194,7 +192,7 @@ func TestPodMonitorsScrapeEmbedserverPods(t *testing.T) {
 				t.Errorf("%s: podTargetLabel %s gives a label the dashboard and alerts do not know", name, l)
 			}
 		}
-		for _, l := range []string{ragv1.LabelInstance, ragv1.LabelTrack, ragv1.LabelRevision} {
+		for _, l := range []string{ragv1.LabelInstance, ragv1.LabelRevision} {
 			if !slices.Contains(spec.PodTargetLabels, l) {
 				t.Errorf("%s: podTargetLabels lack %s", name, l)
 			}
@@ -245,7 +243,7 @@ func TestPlainScrapeConfigRelabels(t *testing.T) {
 		b := labels.NewBuilder(labels.EmptyLabels())
 		b.Set(model.AddressLabel, "10.0.0.7:9090")
 		b.Set("__meta_kubernetes_namespace", "search")
-		b.Set("__meta_kubernetes_pod_name", "docs-stable-7d9f-abcde")
+		b.Set("__meta_kubernetes_pod_name", "docs-0123456789-7d9f-abcde")
 		b.Set("__meta_kubernetes_pod_container_port_name", port)
 		for k, v := range podLabels {
 			b.Set("__meta_kubernetes_pod_label_"+unsafeLabelChars.ReplaceAllString(k, "_"), v)
@@ -274,7 +272,7 @@ func TestPlainScrapeConfigRelabels(t *testing.T) {
 			}
 		})
 		sort.Strings(names)
-		want := []string{"app_kubernetes_io_instance=docs", "namespace=search", "pod=docs-stable-7d9f-abcde", "rag_ragops_io_revision=0123456789", "rag_ragops_io_track=stable"}
+		want := []string{"app_kubernetes_io_instance=docs", "namespace=search", "pod=docs-0123456789-7d9f-abcde", "rag_ragops_io_revision=0123456789"}
 		if !slices.Equal(names, want) {
 			t.Errorf("labels %v, want %v", names, want)
 		}

@@ -150,7 +150,7 @@ func TestDashboardShape(t *testing.T) {
 	for _, v := range d.Templating.List {
 		vars[v.Name] = true
 	}
-	for _, want := range []string{"datasource", "namespace", "service", "track"} {
+	for _, want := range []string{"datasource", "namespace", "service", "revision"} {
 		if !vars[want] {
 			t.Errorf("no variable %s", want)
 		}

@@ -102,7 +102,7 @@ func familyOf(mf *dto.MetricFamily) family {
 // in config/prometheus) sets up, which the analysis' Prometheus provider also
 // assumes; for the manager, those of a ServiceMonitor.
 var (
-	podTargetLabels     = []string{"job", "instance", "namespace", "pod", "container", "endpoint", "app_kubernetes_io_instance", "rag_ragops_io_track", "rag_ragops_io_revision"}
+	podTargetLabels     = []string{"job", "instance", "namespace", "pod", "container", "endpoint", "app_kubernetes_io_instance", "rag_ragops_io_revision"}
 	serviceTargetLabels = []string{"job", "instance", "pod", "container", "endpoint", "service"}
 )
 

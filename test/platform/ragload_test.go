@@ -3,6 +3,7 @@ package platform
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -18,7 +19,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -27,7 +30,9 @@ import (
 	ragv1 "github.com/ragops/rag-operator/api/v1alpha1"
 	"github.com/ragops/rag-operator/internal/builtinmodel"
 	"github.com/ragops/rag-operator/internal/embedserver"
+	"github.com/ragops/rag-operator/internal/loadgen"
 	"github.com/ragops/rag-operator/internal/testsupport/kubetest"
+	"github.com/ragops/rag-operator/internal/testsupport/poll"
 )
 
 var (
@@ -43,7 +48,8 @@ var (
 func apiServer(t *testing.T) (client.Client, string) {
 	t.Helper()
 	apiOnce.Do(func() {
-		env := &envtest.Environment{}
+		// The RAGService CRD: ragload reads a service's status for its tracks.
+		env := &envtest.Environment{CRDDirectoryPaths: []string{root + "/config/crd/bases"}}
 		if os.Getenv(netnsEnv) != "" {
 			// No default route to guess it from in the test's own namespace.
 			env.ControlPlane.GetAPIServer().Configure().Set("advertise-address", apiServerAddress)
@@ -56,6 +62,10 @@ func apiServer(t *testing.T) (client.Client, string) {
 		atExit(func() { _ = env.Stop() })
 		scheme := runtime.NewScheme()
 		if err := clientgoscheme.AddToScheme(scheme); err != nil {
+			apiErr = err
+			return
+		}
+		if err := ragv1.AddToScheme(scheme); err != nil {
 			apiErr = err
 			return
 		}
@@ -91,9 +101,9 @@ func apiServer(t *testing.T) (client.Client, string) {
 // backend is one pod's embedding server: the real server on its own
 // loopback address, counting what it received.
 type backend struct {
-	pod, track, ip string
-	received       atomic.Int64
-	srv            *http.Server
+	pod, revision, track, ip string
+	received                 atomic.Int64
+	srv                      *http.Server
 }
 
 // The API server refuses loopback addresses in EndpointSlices, as it should
@@ -156,13 +166,13 @@ func podAddresses(t *testing.T, n int) []string {
 
 // startBackends runs a real embedding server per pod on a pod address of its
 // own, all on one port, as pods behind one EndpointSlice port.
-func startBackends(t *testing.T, pods map[string]string, ips []string) (map[string]*backend, int) {
+func startBackends(t *testing.T, pods map[string]string, tracks map[string]string, ips []string) (map[string]*backend, int) {
 	t.Helper()
 	port := 0
 	out := map[string]*backend{}
 	n := 0
-	for pod, track := range pods {
-		b := &backend{pod: pod, track: track, ip: ips[n]}
+	for pod, rev := range pods {
+		b := &backend{pod: pod, revision: rev, track: tracks[rev], ip: ips[n]}
 		n++
 		ln, err := net.Listen("tcp", net.JoinHostPort(b.ip, strconv.Itoa(port)))
 		if err != nil {
@@ -214,18 +224,32 @@ func TestRagloadService(t *testing.T) {
 	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
 		t.Fatal(err)
 	}
+	// Two revisions, each a Deployment's pods; which is stable and which the
+	// canary only the RAGService's status says (the pods carry no track).
+	const stable, canary = "7c9f5d0a1b", "5d2a11c3e4"
 	backends, port := startBackends(t, map[string]string{
-		"docs-stable-a": ragv1.TrackStable, "docs-stable-b": ragv1.TrackStable, "docs-stable-c": ragv1.TrackStable,
-		"docs-canary-a": ragv1.TrackCanary, "docs-canary-b": ragv1.TrackCanary,
-	}, ips)
+		"docs-7c9f5d0a1b-a": stable, "docs-7c9f5d0a1b-b": stable, "docs-7c9f5d0a1b-c": stable,
+		"docs-5d2a11c3e4-a": canary, "docs-5d2a11c3e4-b": canary,
+	}, map[string]string{stable: "stable", canary: "canary"}, ips)
 	for _, b := range backends {
 		pod := &corev1.Pod{
-			ObjectMeta: metav1.ObjectMeta{Name: b.pod, Namespace: ns, Labels: map[string]string{ragv1.LabelInstance: "docs", ragv1.LabelTrack: b.track}},
+			ObjectMeta: metav1.ObjectMeta{Name: b.pod, Namespace: ns, Labels: map[string]string{ragv1.LabelInstance: "docs", ragv1.LabelRevision: b.revision}},
 			Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "embedserver", Image: "ragops/embedserver:test"}}},
 		}
 		if err := c.Create(ctx, pod); err != nil {
 			t.Fatal(err)
 		}
+	}
+	rag := &ragv1.RAGService{
+		ObjectMeta: metav1.ObjectMeta{Name: "docs", Namespace: ns},
+		Spec:       ragv1.RAGServiceSpec{Embedding: ragv1.EmbeddingSpec{Provider: ragv1.ProviderBuiltin, Model: "hash-64"}},
+	}
+	if err := c.Create(ctx, rag); err != nil {
+		t.Fatal(err)
+	}
+	rag.Status.StableRevision, rag.Status.CanaryRevision = stable, canary
+	if err := c.Status().Update(ctx, rag); err != nil {
+		t.Fatal(err)
 	}
 	svc := &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{Name: "docs", Namespace: ns},
@@ -241,9 +265,9 @@ func TestRagloadService(t *testing.T) {
 		AddressType: discoveryv1.AddressTypeIPv4,
 		Ports:       []discoveryv1.EndpointPort{{Name: &name, Protocol: &tcp, Port: &p}},
 		Endpoints: []discoveryv1.Endpoint{
-			endpointFor(backends["docs-stable-a"], true), endpointFor(backends["docs-stable-b"], true),
-			endpointFor(backends["docs-stable-c"], false), // not ready: gets nothing
-			endpointFor(backends["docs-canary-a"], true),
+			endpointFor(backends["docs-7c9f5d0a1b-a"], true), endpointFor(backends["docs-7c9f5d0a1b-b"], true),
+			endpointFor(backends["docs-7c9f5d0a1b-c"], false), // not ready: gets nothing
+			endpointFor(backends["docs-5d2a11c3e4-a"], true),
 		},
 	}
 	if err := c.Create(ctx, slice); err != nil {
@@ -252,7 +276,7 @@ func TestRagloadService(t *testing.T) {
 	// Another Service's slice in the namespace is not ours.
 	other := slice.DeepCopy()
 	other.Name, other.Labels, other.ResourceVersion, other.UID = "web-x1", map[string]string{discoveryv1.LabelServiceName: "web"}, "", ""
-	other.Endpoints = []discoveryv1.Endpoint{endpointFor(backends["docs-canary-b"], true)}
+	other.Endpoints = []discoveryv1.Endpoint{endpointFor(backends["docs-5d2a11c3e4-b"], true)}
 	if err := c.Create(ctx, other); err != nil {
 		t.Fatal(err)
 	}
@@ -270,23 +294,23 @@ func TestRagloadService(t *testing.T) {
 	// Once the canary pod has served a while, it goes (not ready, as a
 	// terminating pod is) and another canary pod comes.
 	deadline := time.Now().Add(20 * time.Second)
-	for backends["docs-canary-a"].received.Load() < 20 {
+	for backends["docs-5d2a11c3e4-a"].received.Load() < 20 {
 		if time.Now().After(deadline) {
-			t.Fatalf("docs-canary-a got %d requests in 20s\n%s%s", backends["docs-canary-a"].received.Load(), stdout.String(), stderr.String())
+			t.Fatalf("docs-5d2a11c3e4-a got %d requests in 20s\n%s%s", backends["docs-5d2a11c3e4-a"].received.Load(), stdout.String(), stderr.String())
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
 	if err := c.Get(ctx, client.ObjectKeyFromObject(slice), slice); err != nil {
 		t.Fatal(err)
 	}
-	slice.Endpoints[3] = endpointFor(backends["docs-canary-a"], false)
-	slice.Endpoints = append(slice.Endpoints, endpointFor(backends["docs-canary-b"], true))
+	slice.Endpoints[3] = endpointFor(backends["docs-5d2a11c3e4-a"], false)
+	slice.Endpoints = append(slice.Endpoints, endpointFor(backends["docs-5d2a11c3e4-b"], true))
 	if err := c.Update(ctx, slice); err != nil {
 		t.Fatal(err)
 	}
 	// Well past a refresh, the old canary pod gets nothing more.
 	time.Sleep(time.Second)
-	afterChange := backends["docs-canary-a"].received.Load()
+	afterChange := backends["docs-5d2a11c3e4-a"].received.Load()
 
 	select {
 	case err := <-done:
@@ -302,19 +326,19 @@ func TestRagloadService(t *testing.T) {
 	if !strings.Contains(out, "service search/docs, 3 ready endpoints (canary 1, stable 2)") || !strings.Contains(out, "OK: no request hung") {
 		t.Errorf("header or verdict missing")
 	}
-	if n := backends["docs-canary-a"].received.Load(); n != afterChange {
-		t.Errorf("docs-canary-a got %d requests more a second after it stopped being ready", n-afterChange)
+	if n := backends["docs-5d2a11c3e4-a"].received.Load(); n != afterChange {
+		t.Errorf("docs-5d2a11c3e4-a got %d requests more a second after it stopped being ready", n-afterChange)
 	}
-	if n := backends["docs-canary-b"].received.Load(); n == 0 {
-		t.Error("docs-canary-b, which came while ragload ran, got no requests")
+	if n := backends["docs-5d2a11c3e4-b"].received.Load(); n == 0 {
+		t.Error("docs-5d2a11c3e4-b, which came while ragload ran, got no requests")
 	}
-	if n := backends["docs-stable-c"].received.Load(); n != 0 {
-		t.Errorf("the not-ready docs-stable-c got %d requests", n)
+	if n := backends["docs-7c9f5d0a1b-c"].received.Load(); n != 0 {
+		t.Errorf("the not-ready docs-7c9f5d0a1b-c got %d requests", n)
 	}
 
 	// The per-pod table is what each server received; the per-track table adds them up.
 	pods := table(t, out, "by pod, all levels")
-	want := map[string]string{"docs-stable-a": "ready", "docs-stable-b": "ready", "docs-canary-a": "gone", "docs-canary-b": "ready"}
+	want := map[string]string{"docs-7c9f5d0a1b-a": "ready", "docs-7c9f5d0a1b-b": "ready", "docs-5d2a11c3e4-a": "gone", "docs-5d2a11c3e4-b": "ready"}
 	if len(pods) != len(want) {
 		t.Errorf("pod rows %v, want %v", pods, want)
 	}
@@ -368,4 +392,136 @@ func table(t *testing.T, out, title string) map[string][]string {
 		}
 	}
 	return rows
+}
+
+// The track of an endpoint is its pod's revision's role in the RAGService's
+// status, read again on every refresh: a promotion (one status write) moves
+// the canary's pods to stable without any pod label changing, the previous
+// stable revision is retiring while status says so, and a revision status
+// stops naming keeps the last role it had (its pods drain under it: a retired
+// stable, a rolled-back canary). A pod of the previous layout whose revision
+// status never named counts by its track label; anything else is unknown.
+func TestEndpointsTrackFollowsStatus(t *testing.T) {
+	c, _ := apiServer(t)
+	ctx := context.Background()
+	ns := "promote"
+	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+		t.Fatal(err)
+	}
+	const first, second, third, never = "7c9f5d0a1b", "5d2a11c3e4", "0e8b7a6c5d", "99aa88bb77"
+	pods := []struct {
+		name   string
+		labels map[string]string
+	}{
+		{"docs-7c9f5d0a1b-a", map[string]string{ragv1.LabelInstance: "docs", ragv1.LabelRevision: first}},
+		{"docs-5d2a11c3e4-a", map[string]string{ragv1.LabelInstance: "docs", ragv1.LabelRevision: second}},
+		{"docs-0e8b7a6c5d-a", map[string]string{ragv1.LabelInstance: "docs", ragv1.LabelRevision: third}},
+		{"docs-stable-x", map[string]string{ragv1.LabelInstance: "docs", ragv1.LabelRevision: never, ragv1.LabelTrack: ragv1.TrackStable}},
+		{"docs-99aa88bb77-a", map[string]string{ragv1.LabelInstance: "docs", ragv1.LabelRevision: never}},
+	}
+	name, tcp, p := "http", corev1.ProtocolTCP, int32(8080)
+	slice := &discoveryv1.EndpointSlice{
+		ObjectMeta:  metav1.ObjectMeta{Name: "docs-x1", Namespace: ns, Labels: map[string]string{discoveryv1.LabelServiceName: "docs"}},
+		AddressType: discoveryv1.AddressTypeIPv4,
+		Ports:       []discoveryv1.EndpointPort{{Name: &name, Protocol: &tcp, Port: &p}},
+	}
+	for i, pod := range pods {
+		if err := c.Create(ctx, &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: pod.name, Namespace: ns, Labels: pod.labels},
+			Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "embedserver", Image: "ragops/embedserver:test"}}},
+		}); err != nil {
+			t.Fatal(err)
+		}
+		slice.Endpoints = append(slice.Endpoints, endpointFor(&backend{pod: pod.name, ip: fmt.Sprintf("198.18.9.%d", i+1)}, true))
+	}
+	// An endpoint naming no pod.
+	slice.Endpoints = append(slice.Endpoints, discoveryv1.Endpoint{Addresses: []string{"198.18.9.99"}})
+	if err := c.Create(ctx, slice); err != nil {
+		t.Fatal(err)
+	}
+	rag := &ragv1.RAGService{
+		ObjectMeta: metav1.ObjectMeta{Name: "docs", Namespace: ns},
+		Spec:       ragv1.RAGServiceSpec{Embedding: ragv1.EmbeddingSpec{Provider: ragv1.ProviderBuiltin, Model: "hash-64"}},
+	}
+	if err := c.Create(ctx, rag); err != nil {
+		t.Fatal(err)
+	}
+	// setStatus writes the three revisions as the operator does; retiring is
+	// written as JSON, so this test needs no Go field for it.
+	setStatus := func(stable, canary, retiring string) {
+		t.Helper()
+		r := "null"
+		if retiring != "" {
+			r = fmt.Sprintf(`{"revision":%q,"since":%q}`, retiring, time.Now().UTC().Format(time.RFC3339))
+		}
+		patch := fmt.Sprintf(`{"status":{"stableRevision":%q,"canaryRevision":%q,"retiring":%s}}`, stable, canary, r)
+		if err := c.Status().Patch(ctx, rag, client.RawPatch(types.MergePatchType, []byte(patch))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	setStatus(first, second, "")
+
+	eps, err := loadgen.FollowEndpoints(ctx, c, ns, "docs", 50*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eps.Stop()
+	tracks := func() map[string]string {
+		out := map[string]string{}
+		for _, tg := range eps.Current() {
+			pod := tg.Pod
+			if pod == "" {
+				pod = "(no pod)"
+			}
+			out[pod] = tg.Track + "/" + tg.Revision
+		}
+		return out
+	}
+	want := map[string]string{
+		"docs-7c9f5d0a1b-a": "stable/" + first, "docs-5d2a11c3e4-a": "canary/" + second,
+		"docs-0e8b7a6c5d-a": "unknown/" + third, // status never named it
+		"docs-stable-x":     "stable/" + never,  // the previous layout's label
+		"docs-99aa88bb77-a": "unknown/" + never,
+		"(no pod)":          "unknown/",
+	}
+	if got := tracks(); !maps.Equal(got, want) {
+		t.Fatalf("during the canary: %v, want %v", got, want)
+	}
+	expect := func(what string, changes map[string]string) {
+		t.Helper()
+		maps.Copy(want, changes)
+		poll.UntilSaw(t, what, func() (bool, string) {
+			got := tracks()
+			return maps.Equal(got, want), fmt.Sprintf("%v, want %v", got, want)
+		})
+	}
+
+	// The handover: one status write makes the canary's revision stable and
+	// the old one retiring; the same pods change track.
+	setStatus(second, "", first)
+	var u unstructured.Unstructured
+	u.SetGroupVersionKind(ragv1.GroupVersion.WithKind("RAGService"))
+	if err := c.Get(ctx, client.ObjectKeyFromObject(rag), &u); err != nil {
+		t.Fatal(err)
+	}
+	if r, _, _ := unstructured.NestedString(u.Object, "status", "retiring", "revision"); r == first {
+		expect("the tracks after the handover", map[string]string{"docs-7c9f5d0a1b-a": "retiring/" + first, "docs-5d2a11c3e4-a": "stable/" + second})
+		// The delay is over: status names it no more, its pods drain as retiring.
+		setStatus(second, "", "")
+		time.Sleep(200 * time.Millisecond) // a few refreshes
+		expect("the tracks once the retiring revision left status", nil)
+	} else {
+		// This tree's CRD has no status.retiring yet (it prunes the field):
+		// the old stable revision leaves status at the handover and keeps its role.
+		t.Log("status.retiring not stored by this CRD: the handover is checked without it")
+		expect("the tracks after the handover", map[string]string{"docs-5d2a11c3e4-a": "stable/" + second})
+	}
+
+	// A canary of the third revision, then its rollback: status names no
+	// canary, and its pods drain as the canary they were.
+	setStatus(second, third, "")
+	expect("the tracks during the second canary", map[string]string{"docs-0e8b7a6c5d-a": "canary/" + third})
+	setStatus(second, "", "")
+	time.Sleep(200 * time.Millisecond)
+	expect("the tracks after the rollback", nil)
 }

@@ -1,5 +1,5 @@
 {{/*
-The Prometheus rule groups of ragops: recording rules per RAGService and track,
+The Prometheus rule groups of ragops: recording rules per RAGService and revision,
 and the alerts. The PrometheusRule (prometheusrule.yaml) carries them, and
 config/prometheus/ragops-alerts.rules.yaml is this rendered with the default
 values, for a Prometheus without the Prometheus Operator (`make
@@ -8,25 +8,26 @@ runs promtool on both).
 
 Series of the embedding servers are labelled as the pod relabelling of
 config/prometheus and the analysis' Prometheus provider assume: namespace,
-app_kubernetes_io_instance (the RAGService), rag_ragops_io_track. Series of the
+app_kubernetes_io_instance (the RAGService), rag_ragops_io_revision (pods carry
+no track: which revision is stable lives in the RAGService's status). Series of the
 manager carry the RAGService's namespace and name (scraped with honorLabels).
 */}}
 {{- define "rag-operator.alertGroups" -}}
 {{- $a := .Values.alerts -}}
 {{- $svc := "namespace, app_kubernetes_io_instance" -}}
-{{- $track := printf "%s, rag_ragops_io_track" $svc -}}
+{{- $rev := printf "%s, rag_ragops_io_revision" $svc -}}
 - name: ragops-embedserver.rules
   rules:
   - record: ragops:embedserver_requests:rate5m
-    expr: sum by ({{ $track }}) (rate(embedserver_requests_total[5m]))
+    expr: sum by ({{ $rev }}) (rate(embedserver_requests_total[5m]))
   - record: ragops:embedserver_shed:rate5m
-    expr: sum by ({{ $track }}) (rate(embedserver_shed_total[5m]))
+    expr: sum by ({{ $rev }}) (rate(embedserver_shed_total[5m]))
   - record: ragops:embedserver_request_duration_seconds:p99_5m
-    expr: histogram_quantile(0.99, sum by ({{ $track }}, le) (rate(embedserver_request_duration_seconds_bucket[5m])))
+    expr: histogram_quantile(0.99, sum by ({{ $rev }}, le) (rate(embedserver_request_duration_seconds_bucket[5m])))
   - record: ragops:embedserver_upstream_requests:rate5m
-    expr: sum by ({{ $track }}) (rate(embedserver_upstream_requests_total[5m]))
+    expr: sum by ({{ $rev }}) (rate(embedserver_upstream_requests_total[5m]))
   - record: ragops:embedserver_upstream_failures:rate5m
-    expr: sum by ({{ $track }}) (rate(embedserver_upstream_requests_total{code!~"2.."}[5m]))
+    expr: sum by ({{ $rev }}) (rate(embedserver_upstream_requests_total{code!~"2.."}[5m]))
   {{- range $a.latencyP99.limits }}
   # The p99 limit of {{ .namespace }}/{{ .name }}: its spec.rollout.analysis.maxLatencyP99.
   - record: ragops:latency_p99_limit_seconds
@@ -46,8 +47,8 @@ manager carry the RAGService's namespace and name (scraped with honorLabels).
       severity: warning
       {{- with $a.ruleLabels }}{{ toYaml . | nindent 6 }}{{- end }}
     annotations:
-      summary: {{ `RAGService {{ $labels.namespace }}/{{ $labels.app_kubernetes_io_instance }} ({{ $labels.rag_ragops_io_track }}) sheds {{ $value | humanizePercentage }} of its requests` | quote }}
-      description: {{ printf "More than {{ %v | humanizePercentage }} of the requests to the %s track were refused with 429 or 503 over 5 minutes: its pods are at their concurrency limits (spec.concurrency.maxInFlight and maxQueue) or draining. Add replicas (kubectl scale ragsvc), raise the limits, or look at the upstream's latency." $a.shedRatio "{{ $labels.rag_ragops_io_track }}" | quote }}
+      summary: {{ `RAGService {{ $labels.namespace }}/{{ $labels.app_kubernetes_io_instance }} (revision {{ $labels.rag_ragops_io_revision }}) sheds {{ $value | humanizePercentage }} of its requests` | quote }}
+      description: {{ printf "More than {{ %v | humanizePercentage }} of the requests to the pods of revision %s were refused with 429 or 503 over 5 minutes: its pods are at their concurrency limits (spec.concurrency.maxInFlight and maxQueue) or draining. Add replicas (kubectl scale ragsvc), raise the limits, or look at the upstream's latency." $a.shedRatio "{{ $labels.rag_ragops_io_revision }}" | quote }}
   - alert: RAGServiceLatencyP99High
     expr: |-
       ragops:embedserver_request_duration_seconds:p99_5m
@@ -63,7 +64,7 @@ manager carry the RAGService's namespace and name (scraped with honorLabels).
       severity: warning
       {{- with $a.ruleLabels }}{{ toYaml . | nindent 6 }}{{- end }}
     annotations:
-      summary: {{ `RAGService {{ $labels.namespace }}/{{ $labels.app_kubernetes_io_instance }} ({{ $labels.rag_ragops_io_track }}) answers with a p99 of {{ $value | humanizeDuration }}` | quote }}
+      summary: {{ `RAGService {{ $labels.namespace }}/{{ $labels.app_kubernetes_io_instance }} (revision {{ $labels.rag_ragops_io_revision }}) answers with a p99 of {{ $value | humanizeDuration }}` | quote }}
       description: {{ printf "The 99th percentile of request latency (queue wait included) is above the service's limit (ragops:latency_p99_limit_seconds, else %vs, the default of spec.rollout.analysis.maxLatencyP99): a canary with this latency would fail analysis." $a.latencyP99.defaultSeconds | quote }}
   - alert: RAGServiceUpstreamFailing
     expr: |-
@@ -74,7 +75,7 @@ manager carry the RAGService's namespace and name (scraped with honorLabels).
       severity: warning
       {{- with $a.ruleLabels }}{{ toYaml . | nindent 6 }}{{- end }}
     annotations:
-      summary: {{ `RAGService {{ $labels.namespace }}/{{ $labels.app_kubernetes_io_instance }} ({{ $labels.rag_ragops_io_track }}): {{ $value | humanizePercentage }} of upstream calls fail` | quote }}
+      summary: {{ `RAGService {{ $labels.namespace }}/{{ $labels.app_kubernetes_io_instance }} (revision {{ $labels.rag_ragops_io_revision }}): {{ $value | humanizePercentage }} of upstream calls fail` | quote }}
       description: {{ printf "More than {{ %v | humanizePercentage }} of the calls to the embedding provider (spec.embedding.endpoint) answered other than 2xx, timed out or failed to connect over 5 minutes; retried calls count once per attempt. Clients get 502 once retries run out: check the provider's status, the API key Secret and spec.timeouts.upstream." $a.upstreamFailureRatio | quote }}
 - name: ragops-rollouts.alerts
   rules:

@@ -106,7 +106,7 @@ if isTrue(reconciling) then
 end
 
 -- Ready is False (or missing) with nothing in progress and nothing stalled: the
--- stable track is short of ready pods, which its Deployment is replacing.
+-- stable revision is short of ready pods, which its Deployment is replacing.
 hs.status = "Progressing"
 hs.message = messageOf(ready, "Waiting for the operator to report Ready")
 return hs
