@@ -48,10 +48,22 @@ type roles struct {
 	scaleDownDelay time.Duration
 }
 
-// rolesOf reads the roles from the RAGService's status.
+// rolesOf reads the roles from the RAGService's status, and how long a
+// retiring revision keeps its pods from its spec.
 func rolesOf(svc *ragv1.RAGService) roles {
 	st := &svc.Status
-	return roles{stable: st.StableRevision, canary: st.CanaryRevision, scaleDownDelay: defaultScaleDownDelay}
+	r := roles{stable: st.StableRevision, canary: st.CanaryRevision, scaleDownDelay: defaultScaleDownDelay}
+	if st.Retiring != nil {
+		r.retiring = st.Retiring.Revision
+		if st.Retiring.Since != nil {
+			since := st.Retiring.Since.Time
+			r.retiringSince = &since
+		}
+	}
+	if d := svc.Spec.Rollout.ScaleDownDelay; d != nil {
+		r.scaleDownDelay = max(d.Duration, 0)
+	}
+	return r
 }
 
 // RevisionDeployment is what one of the service's Deployments runs.

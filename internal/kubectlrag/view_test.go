@@ -347,3 +347,34 @@ func TestRenderStatusBudget(t *testing.T) {
 		}
 	}
 }
+
+// The roles come from status (retiring with its since) and the delay from the
+// spec, 30s when unset.
+func TestRolesOf(t *testing.T) {
+	since := metav1.NewTime(time.Date(2026, 12, 7, 9, 0, 0, 0, time.UTC))
+	sinceTime := since.Time
+	for _, c := range []struct {
+		name string
+		svc  ragv1.RAGService
+		want roles
+	}{
+		{"no status", ragv1.RAGService{}, roles{scaleDownDelay: 30 * time.Second}},
+		{"a canary", ragv1.RAGService{Status: ragv1.RAGServiceStatus{RolloutStatus: ragv1.RolloutStatus{StableRevision: "aaa", CanaryRevision: "bbb"}}},
+			roles{stable: "aaa", canary: "bbb", scaleDownDelay: 30 * time.Second}},
+		{"handed over, retiring since, delay from the spec",
+			ragv1.RAGService{Spec: ragv1.RAGServiceSpec{Rollout: ragv1.RolloutSpec{ScaleDownDelay: &metav1.Duration{Duration: 2 * time.Minute}}},
+				Status: ragv1.RAGServiceStatus{RolloutStatus: ragv1.RolloutStatus{StableRevision: "bbb", Retiring: &ragv1.RetiringRevision{Revision: "aaa", Since: &since}}}},
+			roles{stable: "bbb", retiring: "aaa", retiringSince: &sinceTime, scaleDownDelay: 2 * time.Minute}},
+		{"RollingUpdate: retiring without since",
+			ragv1.RAGService{Status: ragv1.RAGServiceStatus{RolloutStatus: ragv1.RolloutStatus{StableRevision: "bbb", Retiring: &ragv1.RetiringRevision{Revision: "aaa"}}}},
+			roles{stable: "bbb", retiring: "aaa", scaleDownDelay: 30 * time.Second}},
+		{"a delay of 0s", ragv1.RAGService{Spec: ragv1.RAGServiceSpec{Rollout: ragv1.RolloutSpec{ScaleDownDelay: &metav1.Duration{}}}},
+			roles{scaleDownDelay: 0}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if got := rolesOf(&c.svc); !reflect.DeepEqual(got, c.want) {
+				t.Errorf("rolesOf = %+v, want %+v", got, c.want)
+			}
+		})
+	}
+}
