@@ -35,6 +35,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	ragv1 "github.com/ragops/rag-operator/api/v1alpha1"
 	"github.com/ragops/rag-operator/internal/loadgen"
 	"github.com/ragops/rag-operator/internal/version"
 )
@@ -271,6 +272,10 @@ func followService(ctx context.Context, kubeconfig, kubeContext, namespace, serv
 		return nil, "", err
 	}
 	if err := discoveryv1.AddToScheme(scheme); err != nil {
+		return nil, "", err
+	}
+	// The RAGService's status says which revision is stable and which the canary.
+	if err := ragv1.AddToScheme(scheme); err != nil {
 		return nil, "", err
 	}
 	c, err := client.New(cfg, client.Options{Scheme: scheme})

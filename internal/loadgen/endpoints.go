@@ -17,8 +17,9 @@ import (
 	ragv1 "github.com/ragops/rag-operator/api/v1alpha1"
 )
 
-// TrackUnknown is the track of an endpoint whose pod has no
-// rag.ragops.io/track label (or that names no pod).
+// TrackUnknown is the track of an endpoint whose pod's revision is neither
+// stable nor canary in its RAGService's status (nor was either while
+// followed), or that names no pod.
 const TrackUnknown = "unknown"
 
 // Target is where one request goes: an embeddings URL and, for an endpoint of
@@ -43,8 +44,13 @@ type Endpoints struct {
 	targets atomic.Pointer[[]Target]
 	next    atomic.Uint64
 
-	// pod -> track, kept for pods that are gone too; only resolve touches it.
-	tracks map[string]string
+	// What resolve remembers (only it touches them): pod -> its labels'
+	// instance and revision (they never change), and instance/revision -> the
+	// last role the RAGService's status gave that revision, so a revision keeps
+	// its track after it left the status (the previous stable while it drains,
+	// a rolled-back canary).
+	pods  map[string]podRevision
+	roles map[string]string
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -58,7 +64,7 @@ func FollowEndpoints(ctx context.Context, c client.Reader, namespace, service st
 	if refresh <= 0 {
 		refresh = time.Second
 	}
-	e := &Endpoints{client: c, namespace: namespace, service: service, tracks: map[string]string{}, done: make(chan struct{})}
+	e := &Endpoints{client: c, namespace: namespace, service: service, pods: map[string]podRevision{}, roles: map[string]string{}, done: make(chan struct{})}
 	if err := e.resolve(ctx); err != nil {
 		return nil, err
 	}
@@ -118,6 +124,7 @@ func (e *Endpoints) Deleting(pod string) bool {
 // resolve lists the Service's EndpointSlices and keeps the ready endpoints of
 // its port named http (or its only port), with the track of each one's pod.
 func (e *Endpoints) resolve(ctx context.Context) error {
+	statuses := map[string]*ragv1.RAGServiceStatus{} // read at most once per resolve
 	var slices discoveryv1.EndpointSliceList
 	if err := e.client.List(ctx, &slices, client.InNamespace(e.namespace),
 		client.MatchingLabels{discoveryv1.LabelServiceName: e.service}); err != nil {
@@ -142,7 +149,7 @@ func (e *Endpoints) resolve(ctx context.Context) error {
 			t := Target{URL: fmt.Sprintf("http://%s/v1/embeddings", net.JoinHostPort(ep.Addresses[0], strconv.Itoa(int(port)))), Track: TrackUnknown}
 			if ep.TargetRef != nil && ep.TargetRef.Kind == "Pod" {
 				t.Pod = ep.TargetRef.Name
-				t.Track = e.trackOf(ctx, t.Pod)
+				t.Track = e.trackOf(ctx, t.Pod, statuses)
 			}
 			ts = append(ts, t)
 		}
@@ -151,20 +158,51 @@ func (e *Endpoints) resolve(ctx context.Context) error {
 	return nil
 }
 
-// trackOf is the pod's rag.ragops.io/track, read once per pod: a pod's
-// labels that select its track do not change.
-func (e *Endpoints) trackOf(ctx context.Context, pod string) string {
-	if t, ok := e.tracks[pod]; ok {
-		return t
+// podRevision is what a pod's labels say about it.
+type podRevision struct {
+	instance, revision, track string
+}
+
+// trackOf is the role of the pod's revision in its RAGService's status now
+// (stable or canary): a promotion hands a revision's pods from the canary to
+// stable without recreating them, so the role is read again at every resolve.
+// A revision that left the status keeps the last role seen; a pod of the
+// layout before one Deployment per revision, or a service whose status cannot
+// be read, falls back to its rag.ragops.io/track label.
+func (e *Endpoints) trackOf(ctx context.Context, pod string, statuses map[string]*ragv1.RAGServiceStatus) string {
+	pr, ok := e.pods[pod]
+	if !ok {
+		var p corev1.Pod
+		if err := e.client.Get(ctx, client.ObjectKey{Namespace: e.namespace, Name: pod}, &p); err != nil {
+			return TrackUnknown // asked again on the next refresh
+		}
+		pr = podRevision{instance: p.Labels[ragv1.LabelInstance], revision: p.Labels[ragv1.LabelRevision], track: p.Labels[ragv1.LabelTrack]}
+		e.pods[pod] = pr
 	}
-	var p corev1.Pod
-	if err := e.client.Get(ctx, client.ObjectKey{Namespace: e.namespace, Name: pod}, &p); err != nil {
-		return TrackUnknown // asked again on the next refresh
+	if pr.instance != "" && pr.revision != "" {
+		st, read := statuses[pr.instance]
+		if !read {
+			var s ragv1.RAGService
+			if err := e.client.Get(ctx, client.ObjectKey{Namespace: e.namespace, Name: pr.instance}, &s); err == nil {
+				st = &s.Status
+			}
+			statuses[pr.instance] = st
+		}
+		key := pr.instance + "/" + pr.revision
+		if st != nil {
+			switch pr.revision {
+			case st.StableRevision:
+				e.roles[key] = ragv1.TrackStable
+			case st.CanaryRevision:
+				e.roles[key] = ragv1.TrackCanary
+			}
+		}
+		if role, ok := e.roles[key]; ok {
+			return role
+		}
 	}
-	t := p.Labels[ragv1.LabelTrack]
-	if t == "" {
-		t = TrackUnknown
+	if pr.track != "" {
+		return pr.track
 	}
-	e.tracks[pod] = t
-	return t
+	return TrackUnknown
 }

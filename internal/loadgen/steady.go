@@ -2,7 +2,8 @@ package loadgen
 
 // A steady load on a RAGService the way a client without kube-proxy must
 // send it: at a rate, over the Service's ready endpoints (Endpoints), every
-// answer recorded by the track of the pod that gave it (rag.ragops.io/track),
+// answer recorded by the track of the pod that gave it (its revision's role in
+// the RAGService's status when the endpoints were last resolved),
 // so a test can say "the stable track never failed" and a demo can print what
 // the users saw.
 
@@ -71,10 +72,13 @@ type Stats struct {
 }
 
 // DimsSeen is how often, and from when to when, answers of one vector size
-// came back.
+// came back, and when the first and the last of those requests were sent:
+// requests sent in one order can finish in another, so "did a client get the
+// old space after it was routed to the new one" compares sending times.
 type DimsSeen struct {
-	Count       int
-	First, Last time.Time
+	Count               int
+	First, Last         time.Time
+	FirstSent, LastSent time.Time
 }
 
 // answerDims is the vector size of an embeddings answer's first vector, float
@@ -277,6 +281,7 @@ func (l *Load) worker(ctx context.Context, tokens <-chan time.Time) {
 func (l *Load) one(t Target) {
 	req, _ := http.NewRequest(http.MethodPost, t.URL, bytes.NewReader(l.cfg.Body))
 	req.Header.Set("Content-Type", "application/json")
+	sent := time.Now()
 	resp, err := l.client.Do(req)
 	var (
 		outcome, detail string
@@ -320,8 +325,14 @@ func (l *Load) one(t Target) {
 	if dimsOK {
 		now := time.Now()
 		d := l.stats.Dims[dims]
+		if d.Count == 0 || sent.Before(d.FirstSent) {
+			d.FirstSent = sent
+		}
 		if d.Count == 0 {
 			d.First = now
+		}
+		if sent.After(d.LastSent) {
+			d.LastSent = sent
 		}
 		d.Count++
 		d.Last = now
