@@ -12,6 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	ragv1 "github.com/ragops/rag-operator/api/v1alpha1"
+	"github.com/ragops/rag-operator/internal/contract"
 	"github.com/ragops/rag-operator/internal/fakeupstream"
 	"github.com/ragops/rag-operator/internal/loadgen"
 )
@@ -207,6 +208,14 @@ func TestCanaryPromotedAndRolledBackUnderLoad(t *testing.T) {
 	// meet a refused connection there either.
 	if n := stats.Count(ragv1.TrackStable, loadgen.OutcomeDrain); n != 0 {
 		t.Errorf("%d connection errors to stable pods being deleted: the drain delay did not cover the endpoint update", n)
+	}
+	// A pod leaving (the old stable pods at the promotion, the canary's at the
+	// rollback) serves new requests through its --drain-delay rather than
+	// answering 503 draining, which clients back off on (issue 23 item 5).
+	for _, track := range []string{ragv1.TrackStable, ragv1.TrackCanary} {
+		if n := stats.NotOK[track]["503 "+contract.ShedDraining]; n != 0 {
+			t.Errorf("%d requests on the %s track answered 503 draining: a stopping pod refused work", n, track)
+		}
 	}
 	if n := stats.Count(ragv1.TrackCanary, loadgen.OutcomeError); n == 0 {
 		t.Errorf("the bad canary answered no errors: the failure was not real")
