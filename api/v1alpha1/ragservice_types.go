@@ -231,8 +231,11 @@ type TimeoutsSpec struct {
 	// +optional
 	Upstream metav1.Duration `json:"upstream,omitempty,omitzero"`
 
-	// Drain is how long a stopping pod finishes its work; it sets the pods'
-	// terminationGracePeriodSeconds.
+	// Drain is how long a stopping pod finishes its work: after SIGTERM it
+	// turns not ready and still serves new requests for 3s while it leaves the
+	// Service's endpoints, then closes its listener and gives the requests
+	// inside up to Drain; those still running then are answered 503 draining.
+	// It sets the pods' terminationGracePeriodSeconds (Drain + 5s).
 	// +kubebuilder:default="30s"
 	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('0s') && duration(self) <= duration('1h')",message="spec.timeouts.drain must be between 0s and 1h"
 	// +optional

@@ -123,6 +123,13 @@ const (
 	DefaultLogLevel         = "info"
 )
 
+// DrainCutoffGrace is how long the requests still running when the drain
+// timeout passes get to send their answer (503 draining) before the server
+// closes their connections. A stopping server takes at most --drain-delay +
+// --drain-timeout + DrainCutoffGrace, and a little more to exit; the
+// operator's terminationGracePeriodSeconds covers all of it.
+const DrainCutoffGrace = time.Second
+
 // Metric names of the embedding server.
 const (
 	MetricRequests         = "embedserver_requests_total"            // counter, label code
@@ -151,7 +158,7 @@ const (
 const (
 	ShedQueueFull    = "queue_full"    // answered 429: every slot busy and the queue full
 	ShedQueueTimeout = "queue_timeout" // answered 503: no slot within the queue timeout
-	ShedDraining     = "draining"      // answered 503: the server is shutting down
+	ShedDraining     = "draining"      // answered 503: still running when the server's drain timeout passed
 	ShedMemory       = "memory"        // answered 429: the body would pass --max-pending-bytes
 	ShedBudget       = "budget"        // answered 429: the upstream budget cannot send the request before its deadline
 )

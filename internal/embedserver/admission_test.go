@@ -102,7 +102,8 @@ func TestEveryFailurePathAnswers(t *testing.T) {
 	}{
 		{"wrong method", setup{}, "GET /v1/embeddings HTTP/1.1\r\nHost: t\r\n\r\n", false, 405, "method_not_allowed"},
 		{"unknown path", setup{}, "GET /v2 HTTP/1.1\r\nHost: t\r\n\r\n", false, 404, "not_found"},
-		{"draining", setup{drained: true, cfg: Config{DrainTimeout: 10 * time.Second, DrainDelay: 5 * time.Second}}, post("/v1/embeddings", "Content-Length: 13\r\n", `{"input":"x"}`), false, 503, "draining"},
+		// Served during the drain delay, still running when the drain timeout passes.
+		{"drain timeout", setup{drained: true, cfg: Config{DrainTimeout: 100 * time.Millisecond, DrainDelay: time.Second}}, post("/v1/embeddings", "Content-Length: 16\r\n", `{"input":"hold"}`), false, 503, "draining"},
 		{"declared body over the limit", setup{cfg: Config{MaxBodyBytes: 1000}}, post("/v1/embeddings", "Content-Length: 100000000000\r\n", ""), false, 413, "body_too_large"},
 		{"chunked body over the limit", setup{cfg: Config{MaxBodyBytes: 1000}}, post("/v1/embeddings", "Transfer-Encoding: chunked\r\n", chunk(big[:1500], big[1500:])), false, 413, "body_too_large"},
 		{"declared body over the byte budget", setup{cfg: Config{MaxBodyBytes: 4000, MaxPendingBytes: 2000}}, post("/v1/embeddings", fmt.Sprintf("Content-Length: %d\r\n", len(big)), big), false, 429, "memory"},

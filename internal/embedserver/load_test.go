@@ -2,10 +2,13 @@ package embedserver
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -163,39 +166,109 @@ func TestSplitAndCoalesceThroughServer(t *testing.T) {
 	})
 }
 
+// The drain as a client meets it: readiness goes false at once; for the drain
+// delay new requests are served as usual (through the limiter), on new and
+// kept-alive connections alike, each answer closing its connection; then the
+// listener closes (a new connection is refused) while the requests inside,
+// the ones that came during the delay included, finish with 200.
 func TestDrain(t *testing.T) {
-	h := startUpstream(t, Config{MaxInFlight: 4, DrainTimeout: 10 * time.Second, RetryAfter: 3 * time.Second},
-		fakeupstream.Config{Latency: fakeupstream.Latency{Base: 400 * time.Millisecond}}, openai.Config{Linger: -1})
-	results := make(chan answer, 3)
-	for i := 0; i < 3; i++ {
-		go func(i int) { results <- h.post(t, context.Background(), fmt.Sprintf(`{"input":"in flight %d"}`, i)) }(i)
+	const delay = 1500 * time.Millisecond
+	p := &scripted{gate: make(chan struct{}), held: make(chan struct{}, 8)}
+	h := startServer(t, Config{MaxInFlight: 4, DrainTimeout: 10 * time.Second, DrainDelay: delay}, p)
+	released := false
+	release := func() {
+		if !released {
+			released = true
+			close(p.gate)
+		}
 	}
-	poll.Until(t, "3 in flight", func() bool { return h.srv.limiter.InFlight() == 3 })
+	defer release()
 
+	// A client with a kept-alive connection from before the drain.
+	kept := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
+	defer kept.CloseIdleConnections()
+	keptPost := func() answer {
+		resp, err := kept.Post(h.url+"/v1/embeddings", "application/json", strings.NewReader(`{"input":"kept"}`))
+		if err != nil {
+			return answer{status: -1, body: []byte(err.Error())}
+		}
+		defer resp.Body.Close()
+		return answer{status: resp.StatusCode, header: resp.Header, body: readAll(resp), closed: resp.Close}
+	}
+	if a := keptPost(); a.status != http.StatusOK || a.closed {
+		t.Fatalf("before the drain: %d, connection closed %v: %s", a.status, a.closed, a.body)
+	}
+
+	// One request inside when the drain begins.
+	results := make(chan answer, 2)
+	go func() { results <- h.post(t, context.Background(), `{"input":"hold"}`) }()
+	<-p.held
+
+	began := time.Now()
 	stopped := make(chan error, 1)
 	go func() { stopped <- h.shutdown(t) }()
 	poll.Until(t, "draining", h.srv.Draining)
 
+	// (a) Not ready, at once; still alive.
 	if a := get(t, h.admin+"/readyz"); a.status != http.StatusServiceUnavailable {
 		t.Fatalf("readyz while draining: %d", a.status)
 	}
 	if a := get(t, h.admin+"/healthz"); a.status != http.StatusOK {
 		t.Fatalf("healthz while draining: %d", a.status)
 	}
+	// (b) New requests during the delay are answered as usual, and ask their
+	// client to reconnect (through the Service, to a pod that stays).
 	fresh := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
 	resp, err := fresh.Post(h.url+"/v1/embeddings", "application/json", strings.NewReader(`{"input":"late"}`))
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("a new connection during the drain delay: %v", err)
 	}
-	late := answer{status: resp.StatusCode, header: resp.Header, body: readAll(resp)}
+	late := answer{status: resp.StatusCode, header: resp.Header, body: readAll(resp), closed: resp.Close}
 	resp.Body.Close()
-	if late.status != http.StatusServiceUnavailable || errorOf(t, late)["code"] != "draining" || late.header.Get("Retry-After") != "3" {
-		t.Fatalf("new request while draining: %d %v %s", late.status, late.header, late.body)
+	vectorsOf(t, late, 1)
+	if !late.closed {
+		t.Fatalf("an answer during the drain did not close its connection: %v", late.header)
 	}
-	for i := 0; i < 3; i++ {
-		if a := <-results; a.status != http.StatusOK {
-			t.Fatalf("in-flight request: %d %s", a.status, a.body)
+	if a := keptPost(); a.status != http.StatusOK || !a.closed {
+		t.Fatalf("kept-alive connection during the drain delay: %d, connection closed %v: %s", a.status, a.closed, a.body)
+	}
+	// A second request that is inside when the listener closes; it takes a
+	// slot like any other.
+	go func() { results <- h.post(t, context.Background(), `{"input":"hold"}`) }()
+	<-p.held
+	if n := h.srv.limiter.InFlight(); n != 2 {
+		t.Fatalf("%d requests hold a slot, want 2", n)
+	}
+	if took := time.Since(began); took >= delay {
+		t.Fatalf("the checks during the delay took %v, longer than the delay of %v: the test proves nothing", took, delay)
+	}
+
+	// (c) After the delay the listener is closed: a new connection is refused,
+	// while the two requests are still inside.
+	addr := strings.TrimPrefix(h.url, "http://")
+	poll.UntilSaw(t, "the listener to refuse connections", func() (bool, string) {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+			return false, "connected"
 		}
+		return errors.Is(err, syscall.ECONNREFUSED), err.Error()
+	})
+	if took := time.Since(began); took < delay {
+		t.Fatalf("the listener closed after %v, before the drain delay of %v", took, delay)
+	}
+	select {
+	case err := <-stopped:
+		t.Fatalf("the server stopped (%v) with two requests inside", err)
+	case a := <-results:
+		t.Fatalf("a held request was answered before its release: %d %s", a.status, a.body)
+	default:
+	}
+
+	// (d) The requests inside finish with their answers, and the drain is clean.
+	release()
+	for range 2 {
+		vectorsOf(t, <-results, 1)
 	}
 	if err := <-stopped; err != nil {
 		t.Fatalf("drain: %v", err)
@@ -212,13 +285,18 @@ func TestDrainTimeout(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "drain timeout") {
 		t.Fatalf("err %v, want a drain timeout", err)
 	}
-	<-result
+	// The request cut off is answered, not dropped: 503 draining, retry
+	// elsewhere.
+	a := <-result
+	if a.status != http.StatusServiceUnavailable || errorOf(t, a)["code"] != "draining" || a.header.Get("Retry-After") == "" {
+		t.Fatalf("request still running at the drain timeout: %d %v %s", a.status, a.header, a.body)
+	}
 }
 
-// An idle server that is told to stop keeps its listener open for DrainDelay:
-// a client still routed to it (its endpoint list is not updated yet) gets an
-// honest 503 draining with Retry-After, never a refused connection.
-func TestDrainDelayAnswersLateClients(t *testing.T) {
+// An idle server that is told to stop keeps its listener open for DrainDelay,
+// serving as usual: a client still routed to it (its endpoint list is not
+// updated yet) gets its answer, neither an error nor a refused connection.
+func TestDrainDelayServesLateClients(t *testing.T) {
 	const delay = 700 * time.Millisecond
 	h := startUpstream(t, Config{MaxInFlight: 2, DrainTimeout: 10 * time.Second, DrainDelay: delay, RetryAfter: 2 * time.Second},
 		fakeupstream.Config{}, openai.Config{Linger: -1})
@@ -234,9 +312,7 @@ func TestDrainDelayAnswersLateClients(t *testing.T) {
 	}
 	late := answer{status: resp.StatusCode, header: resp.Header, body: readAll(resp)}
 	resp.Body.Close()
-	if late.status != http.StatusServiceUnavailable || errorOf(t, late)["code"] != "draining" || late.header.Get("Retry-After") != "2" {
-		t.Fatalf("late request: %d %v %s", late.status, late.header, late.body)
-	}
+	vectorsOf(t, late, 1)
 	if err := <-stopped; err != nil {
 		t.Fatalf("drain: %v", err)
 	}

@@ -120,7 +120,7 @@ func NewMetrics() *Metrics {
 		duration: prometheus.NewHistogram(prometheus.HistogramOpts{Name: contract.MetricRequestDuration,
 			Help: "Time from arrival to answer of embedding requests, queue wait included.", Buckets: latency}),
 		shed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: contract.MetricShed,
-			Help: "Requests refused to protect the server: queue_full (429), memory (429), queue_timeout (503), draining (503)."}, []string{"reason"}),
+			Help: "Requests refused to protect the server: queue_full (429), memory (429), budget (429), queue_timeout (503), draining (503: still running when the drain timeout passed; during the drain delay new requests are served)."}, []string{"reason"}),
 		upstreamRequests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: contract.MetricUpstreamRequests,
 			Help: "Upstream attempts by HTTP status, or \"timeout\"/\"error\" when none came."}, []string{"code"}),
 		upstreamDuration: prometheus.NewHistogram(prometheus.HistogramOpts{Name: contract.MetricUpstreamDuration,

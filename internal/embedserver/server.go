@@ -1,6 +1,14 @@
 // Package embedserver is the embedding server's HTTP side: the OpenAI-compatible
 // API behind admission control, the admin port (health, readiness, metrics) that
 // never waits behind it, and graceful drain.
+//
+// The drain, on SIGTERM: readiness goes false at once, and for DrainDelay the
+// server goes on answering new requests as usual (through the limiter), each
+// answer asking its client to reconnect (Connection: close), so that clients
+// whose endpoint list still names the pod are served while the Service's
+// endpoints converge; then the listener closes and the requests already
+// inside finish within DrainTimeout; the ones still running then are answered
+// 503 draining with Retry-After, and the connections are closed.
 package embedserver
 
 import (
@@ -45,11 +53,15 @@ type Config struct {
 	MaxPendingBytes int64
 	RequestTimeout  time.Duration // whole request, queue wait included; 504 past it
 	QueueTimeout    time.Duration // longest wait for a slot; 503 past it
-	DrainTimeout    time.Duration // longest wait for work in flight at shutdown; 0: none
-	// DrainDelay keeps the listener open at least this long after shutdown
-	// begins, even when idle, answering 503 draining with Retry-After: clients
-	// that have not yet seen the pod leave the Service's endpoints get an
-	// answer, not a refused connection. Capped by DrainTimeout; 0: none.
+	// DrainTimeout is the longest wait, once the listener is closed, for the
+	// requests inside to finish; the ones still running then are answered 503
+	// draining. 0: no wait.
+	DrainTimeout time.Duration
+	// DrainDelay is how long after shutdown begins (readiness false) new
+	// requests are still served as usual, even when idle, before the listener
+	// closes: clients that have not yet seen the pod leave the Service's
+	// endpoints get their answer, not an error. 0: none. The whole drain
+	// takes at most DrainDelay + DrainTimeout + contract.DrainCutoffGrace.
 	DrainDelay time.Duration
 	RetryAfter time.Duration // Retry-After on 429 and 503
 	// Metrics are the server's metrics, which the provider was also handed as
@@ -68,6 +80,7 @@ type Config struct {
 var (
 	errRequestTimeout = errors.New("request deadline exceeded")
 	errQueueTimeout   = errors.New("queue wait exceeded")
+	errDrainTimeout   = errors.New("drain timeout passed")
 )
 
 // Server serves one model through a provider.
@@ -80,6 +93,11 @@ type Server struct {
 	log      *slog.Logger
 	draining atomic.Bool
 	active   atomic.Int64 // embedding requests inside the handler
+
+	// baseCtx is every API request's parent; cutOff ends it, with
+	// errDrainTimeout, when the drain timeout passes with requests inside.
+	baseCtx context.Context
+	cutOff  context.CancelCauseFunc
 
 	queueFull *openaiapi.PreparedError // the flood answer, encoded once
 }
@@ -118,6 +136,7 @@ func New(cfg Config, p provider.Provider) *Server {
 	cfg.Metrics.lim.Store(lim)
 	cfg.Metrics.pending.Store(pending)
 	s := &Server{cfg: cfg, provider: p, limiter: lim, pending: pending, metrics: cfg.Metrics, log: cfg.Logger}
+	s.baseCtx, s.cutOff = context.WithCancelCause(context.Background())
 	s.queueFull = openaiapi.NewPreparedError(&provider.Error{Status: http.StatusTooManyRequests, Type: "rate_limit_error", Code: "queue_full",
 		Message: fmt.Sprintf("server busy: %d requests running and %d waiting", lim.MaxInFlight(), lim.MaxQueue()), RetryAfter: cfg.RetryAfter})
 	return s
@@ -245,15 +264,13 @@ func (s *Server) embeddings(rw http.ResponseWriter, r *http.Request) {
 		methodNotAllowed(w, http.MethodPost)
 		return
 	}
-	if !s.enter() {
-		// Tell keep-alive clients to reconnect, which lands them on another pod.
-		w.Header().Set("Connection", "close")
-		s.metrics.shed.WithLabelValues(contract.ShedDraining).Inc()
-		fail(&provider.Error{Status: http.StatusServiceUnavailable, Type: "server_error", Code: "draining",
-			Message: "the server is shutting down; retry on another replica", RetryAfter: s.cfg.RetryAfter})
-		return
-	}
+	s.active.Add(1)
 	defer s.active.Add(-1)
+	if s.draining.Load() {
+		// Served as usual; then a keep-alive client reconnects, which through
+		// the Service lands it on a pod that stays.
+		w.Header().Set("Connection", "close")
+	}
 
 	// A declared body over the limit is refused before a byte of it is read.
 	if r.ContentLength > s.cfg.MaxBodyBytes {
@@ -291,7 +308,7 @@ func (s *Server) embeddings(rw http.ResponseWriter, r *http.Request) {
 		case errors.Is(err, io.ErrUnexpectedEOF):
 			fail(provider.BadRequest("", "the request body ended before its Content-Length of %d bytes", r.ContentLength))
 		case r.Context().Err() != nil:
-			s.answerClientGone(&status, fail)
+			s.answerContextEnd(r, &status, fail)
 		default:
 			fail(provider.BadRequest("", "could not read the request body: %v", err))
 		}
@@ -457,21 +474,16 @@ func (s *Server) shedQueueFull(w http.ResponseWriter, status *int) {
 	s.queueFull.Write(w)
 }
 
-// enter counts a request in, unless draining. Counting before checking pairs with
-// drain's setting before counting: either the request sees draining, or drain
-// sees the request and waits for it.
-func (s *Server) enter() bool {
-	s.active.Add(1)
-	if s.draining.Load() {
-		s.active.Add(-1)
-		return false
-	}
-	return true
-}
-
 // answerContextEnd answers a request that ran out of time: 504, or, when the
-// client left first, 499 (see statusClientClosed).
+// client left first, 499 (see statusClientClosed), or, when the drain timeout
+// cut it off, 503 draining.
 func (s *Server) answerContextEnd(r *http.Request, status *int, fail func(*provider.Error)) {
+	if errors.Is(context.Cause(r.Context()), errDrainTimeout) {
+		s.metrics.shed.WithLabelValues(contract.ShedDraining).Inc()
+		fail(&provider.Error{Status: http.StatusServiceUnavailable, Type: "server_error", Code: contract.ShedDraining, RetryAfter: s.cfg.RetryAfter,
+			Message: fmt.Sprintf("the server is shutting down and its drain timeout of %v passed before this request was answered; retry on another replica", s.cfg.DrainTimeout)})
+		return
+	}
 	if r.Context().Err() != nil {
 		s.answerClientGone(status, fail)
 		return
@@ -525,12 +537,12 @@ const lingerTimeout = 5 * time.Second
 func (s *Server) Draining() bool { return s.draining.Load() }
 
 // Run serves the API on apiLn and the admin handler on adminLn until ctx ends,
-// then drains: readiness goes false, new requests get 503, and requests already
-// inside finish within DrainTimeout. It returns nil after a clean drain, or an
-// error when work was cut off or a listener failed.
+// then drains (see the package comment). It returns nil after a clean drain,
+// or an error when work was cut off or a listener failed.
 func (s *Server) Run(ctx context.Context, apiLn, adminLn net.Listener) error {
 	api := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: s.cfg.RequestTimeout,
-		WriteTimeout: s.cfg.RequestTimeout + 5*time.Second, IdleTimeout: 2 * time.Minute}
+		WriteTimeout: s.cfg.RequestTimeout + 5*time.Second, IdleTimeout: 2 * time.Minute,
+		BaseContext: func(net.Listener) context.Context { return s.baseCtx }}
 	admin := &http.Server{Handler: s.AdminHandler(), ReadHeaderTimeout: 5 * time.Second, WriteTimeout: 30 * time.Second}
 	errc := make(chan error, 2)
 	go func() { errc <- api.Serve(apiLn) }()
@@ -565,28 +577,37 @@ func btoi(b bool) int {
 	return 0
 }
 
-// drain refuses new work while the requests inside finish, then shuts the API
-// server down. The listener stays open meanwhile so late clients get a clear 503
-// rather than a refused connection.
+// drain turns readiness off and keeps serving for the drain delay, then
+// closes the listener and waits up to the drain timeout for the requests
+// inside. Requests still inside then are answered 503 draining (their
+// context ends with errDrainTimeout) and get contract.DrainCutoffGrace to
+// send that answer before their connections are closed.
 func (s *Server) drain(api *http.Server) error {
 	s.draining.Store(true)
-	s.log.Info("draining", "in_flight", s.limiter.InFlight(), "queued", s.limiter.QueueDepth(), "timeout", s.cfg.DrainTimeout)
-	start := time.Now()
-	deadline := start.Add(s.cfg.DrainTimeout)
-	open := start.Add(min(s.cfg.DrainDelay, s.cfg.DrainTimeout))
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for (s.active.Load() > 0 || time.Now().Before(open)) && time.Now().Before(deadline) {
-		<-tick.C
-	}
-	left := s.active.Load()
-	ctx, cancel := context.WithDeadline(context.Background(), deadline.Add(time.Second))
+	defer s.cutOff(context.Canceled)
+	s.log.Info("draining: not ready; serving until the drain delay has passed", "delay", s.cfg.DrainDelay,
+		"in_flight", s.limiter.InFlight(), "queued", s.limiter.QueueDepth())
+	time.Sleep(s.cfg.DrainDelay)
+
+	s.log.Info("draining: listener closed; waiting for the requests inside", "timeout", s.cfg.DrainTimeout,
+		"in_flight", s.limiter.InFlight(), "queued", s.limiter.QueueDepth())
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.DrainTimeout)
 	defer cancel()
-	if err := api.Shutdown(ctx); err != nil {
+	if err := api.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		s.log.Info("drained")
+		return nil
+	}
+	// Connections are still open: requests inside, or a client still
+	// sending its headers (bounded by ReadHeaderTimeout).
+	left := s.active.Load()
+	s.cutOff(errDrainTimeout)
+	gctx, gcancel := context.WithTimeout(context.Background(), contract.DrainCutoffGrace)
+	defer gcancel()
+	if err := api.Shutdown(gctx); err != nil {
 		_ = api.Close()
 	}
 	if left > 0 {
-		return fmt.Errorf("drain timeout %v passed with %d requests unfinished", s.cfg.DrainTimeout, left)
+		return fmt.Errorf("drain timeout %v passed with %d requests unfinished; they were answered 503 %s", s.cfg.DrainTimeout, left, contract.ShedDraining)
 	}
 	s.log.Info("drained")
 	return nil

@@ -2,10 +2,18 @@ package loadgen
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"os"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -215,6 +223,127 @@ func TestAnswerDims(t *testing.T) {
 	} {
 		if d, ok := answerDims([]byte(c.body)); d != c.dims || ok != c.ok {
 			t.Errorf("answerDims(%s) = %d, %v; want %d, %v", c.body, d, ok, c.dims, c.ok)
+		}
+	}
+}
+
+// A steady load counts every request that did not get a 200, by status and
+// the reason its body gives, or by why no answer came: shed answers and
+// connection errors included, so a test can ask for none at all.
+func TestSteadyLoadCountsEveryRequestWithoutA200(t *testing.T) {
+	answer := func(code int, retryAfter, body string) *httptest.Server {
+		return httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			if retryAfter != "" {
+				w.Header().Set("Retry-After", retryAfter)
+			}
+			w.WriteHeader(code)
+			_, _ = io.WriteString(w, body)
+		}))
+	}
+	openaiError := func(typ, code string) string {
+		return `{"error":{"message":"` + strings.Repeat("m", 1000) + `","type":"` + typ + `","param":null,"code":` + code + `}}`
+	}
+	ok := answer(200, "", `{"object":"list","data":[{"object":"embedding","index":0,"embedding":[0.5,0.5]}]}`)
+	draining := answer(503, "1", openaiError("server_error", `"draining"`))
+	queueFull := answer(429, "1", openaiError("rate_limit_error", `"queue_full"`))
+	noCode := answer(500, "", openaiError("server_error", "null"))
+	plain := answer(503, "", "upstream connect error")
+	closing := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		c, _, err := http.NewResponseController(w).Hijack()
+		if err == nil {
+			c.Close()
+		}
+	}))
+	for _, s := range []*httptest.Server{ok, draining, queueFull, noCode, plain, closing} {
+		defer s.Close()
+	}
+	gone := answer(200, "", "")
+	gone.Close() // nothing listens there any more
+
+	l := &Load{cfg: LoadConfig{Body: []byte(`{"input":"x"}`)}, client: &http.Client{Timeout: 5 * time.Second}, endpoints: &Endpoints{}, stats: newStats()}
+	send := func(url, track string, n int) {
+		for range n {
+			l.one(Target{URL: url, Track: track})
+		}
+	}
+	send(ok.URL, "stable", 5)
+	send(draining.URL, "stable", 3)
+	send(queueFull.URL, "stable", 2)
+	send(noCode.URL, "stable", 1)
+	send(plain.URL, "stable", 1)
+	send(closing.URL, "stable", 1)
+	send(gone.URL, "stable", 2)
+	send(ok.URL, "canary", 4)
+
+	s := l.Snapshot()
+	want := map[string]int{"503 draining": 3, "429 queue_full": 2, "500 server_error": 1, "503 -": 1, "conn closed": 1, "conn refused": 2}
+	if got := s.NotOK["stable"]; !maps.Equal(got, want) {
+		t.Fatalf("stable's requests without a 200: %v, want %v", got, want)
+	}
+	if n := s.CountNotOK("stable"); n != 10 || n != s.Total("stable")-s.Count("stable", OutcomeOK) {
+		t.Fatalf("CountNotOK %d of %d requests, %d OK", n, s.Total("stable"), s.Count("stable", OutcomeOK))
+	}
+	if n := s.CountNotOK("canary"); n != 0 || s.NotOKSummary("canary") != "none" {
+		t.Fatalf("canary: %d without a 200: %s", n, s.NotOKSummary("canary"))
+	}
+	// Shed answers are still shed (not errors), but counted here too.
+	if s.Count("stable", OutcomeShed) != 5 || s.Count("stable", OutcomeError) != 2 || s.Count("stable", OutcomeConnFail) != 3 {
+		t.Fatalf("outcomes %v", s.Counts["stable"])
+	}
+	const summary = "503 draining: 3, 429 queue_full: 2, conn refused: 2, 500 server_error: 1, 503 -: 1, conn closed: 1"
+	if got := s.NotOKSummary(""); got != summary {
+		t.Fatalf("summary %q, want %q", got, summary)
+	}
+	var b strings.Builder
+	s.Print(&b)
+	if !strings.Contains(b.String(), "stable  10      "+summary) || !strings.Contains(b.String(), "canary  0       none") {
+		t.Fatalf("printed:\n%s", b.String())
+	}
+}
+
+// What a request without an answer is counted as, for the errors net/http
+// returns (wrapped as it wraps them).
+func TestConnReason(t *testing.T) {
+	dial := func(errno syscall.Errno) error {
+		return &url.Error{Op: "Post", URL: "http://10.0.0.1:8080/v1/embeddings",
+			Err: &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", errno)}}
+	}
+	for _, c := range []struct {
+		err  error
+		want string
+	}{
+		{dial(syscall.ECONNREFUSED), "refused"},
+		{&url.Error{Op: "Post", Err: &net.OpError{Op: "read", Net: "tcp", Err: os.NewSyscallError("read", syscall.ECONNRESET)}}, "reset"},
+		{&url.Error{Op: "Post", Err: io.EOF}, "closed"},
+		{&url.Error{Op: "Post", Err: fmt.Errorf("reading body: %w", io.ErrUnexpectedEOF)}, "closed"},
+		{&url.Error{Op: "Post", Err: context.DeadlineExceeded}, "timeout"}, // Client.Timeout
+		{&url.Error{Op: "Post", Err: &net.OpError{Op: "dial", Net: "tcp", Err: os.ErrDeadlineExceeded}}, "timeout"},
+		{dial(syscall.EHOSTUNREACH), "other"},
+		{errors.New("something else"), "other"},
+	} {
+		if got := connReason(c.err); got != c.want {
+			t.Errorf("connReason(%v) = %q, want %q", c.err, got, c.want)
+		}
+	}
+}
+
+// The reason of an answer other than 200: the OpenAI error's code, else its
+// type, else "-" (no body, not JSON, not the error shape).
+func TestErrorReason(t *testing.T) {
+	cutOff := (`{"error":{"message":"` + strings.Repeat("m", maxErrorAnswer) + `","code":"draining"}}`)[:maxErrorAnswer]
+	for body, want := range map[string]string{
+		`{"error":{"message":"m","type":"server_error","param":null,"code":"draining"}}`:       "draining",
+		`{"error":{"message":"m","type":"rate_limit_error","param":null,"code":"queue_full"}}`: "queue_full",
+		`{"error":{"message":"m","type":"invalid_request_error","param":"input","code":null}}`: "invalid_request_error",
+		`{"error":{"message":"m","type":"server_error","code":""}}`:                            "server_error",
+		`{"error":{"message":"m"}}`:                                 "-",
+		`{"detail":"Not Found"}`:                                    "-",
+		`upstream connect error or disconnect/reset before headers`: "-",
+		``:     "-",
+		cutOff: "-", // a long error cut by the read limit is not JSON
+	} {
+		if got := errorReason([]byte(body)); got != want {
+			t.Errorf("errorReason(%.60q) = %q, want %q", body, got, want)
 		}
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -21,14 +22,19 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
-// maxAnswer bounds what is read of an OK answer to learn its vector size.
-const maxAnswer = 16 << 20
+// maxAnswer bounds what is read of an OK answer to learn its vector size;
+// maxErrorAnswer what is read of any other, to learn its reason.
+const (
+	maxAnswer      = 16 << 20
+	maxErrorAnswer = 4 << 10
+)
 
 // Outcomes of one request of a steady load.
 const (
@@ -63,10 +69,18 @@ type Failure struct {
 
 // Stats are the outcomes so far.
 type Stats struct {
-	Counts   map[string]map[string]int // track -> outcome -> count
-	Codes    map[string]map[int]int    // track -> HTTP status -> count
-	Failures []Failure                 // the first 20 per track that were not OK/Shed
-	NoTarget int                       // times a worker found no ready endpoint
+	Counts map[string]map[string]int // track -> outcome -> count
+	Codes  map[string]map[int]int    // track -> HTTP status -> count
+	// NotOK counts every request that did not end in a 200, shed ones too,
+	// by track, then by what it got: "<status> <reason>", the reason being
+	// the error code of an OpenAI error body ("503 draining", "429
+	// queue_full", "502 upstream_error"), else its type, else "-"; or, for a
+	// request that got no answer, "conn refused", "conn reset", "conn
+	// closed", "conn timeout" or "conn other". Its sum for a track is
+	// Total - Count(track, OutcomeOK).
+	NotOK    map[string]map[string]int
+	Failures []Failure // the first 20 per track that were not OK/Shed
+	NoTarget int       // times a worker found no ready endpoint
 	// Dims are the vector sizes of the OK answers: what the clients' index
 	// would have received, with when each size was first and last seen.
 	Dims map[int]DimsSeen
@@ -131,7 +145,46 @@ func (s Stats) Count(track, outcome string) int {
 	return n
 }
 
-// Print writes a table: one row per track with its outcomes and status codes.
+// CountNotOK is the number of requests of track ("" = all) that did not end
+// in a 200: shed, errors and connection errors alike.
+func (s Stats) CountNotOK(track string) int {
+	n := 0
+	for t, m := range s.NotOK {
+		if track == "" || t == track {
+			for _, c := range m {
+				n += c
+			}
+		}
+	}
+	return n
+}
+
+// NotOKSummary lists what the requests of track ("" = all) that did not end
+// in a 200 got, most frequent first: "503 draining: 113, conn refused: 2";
+// "none" when every request got a 200.
+func (s Stats) NotOKSummary(track string) string {
+	sum := map[string]int{}
+	for t, m := range s.NotOK {
+		if track == "" || t == track {
+			for k, c := range m {
+				sum[k] += c
+			}
+		}
+	}
+	if len(sum) == 0 {
+		return "none"
+	}
+	keys := slices.Sorted(maps.Keys(sum))
+	sort.SliceStable(keys, func(i, j int) bool { return sum[keys[i]] > sum[keys[j]] })
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s: %d", k, sum[k])
+	}
+	return strings.Join(parts, ", ")
+}
+
+// Print writes a table: one row per track with its outcomes and status codes,
+// then every answer other than 200 by track, status and reason.
 func (s Stats) Print(w io.Writer) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "TRACK\tREQUESTS\tOK\tSHED\tERRORS\tCONN-ERR(DRAIN)\tCONN-ERR(OTHER)\tSTATUS CODES")
@@ -154,6 +207,13 @@ func (s Stats) Print(w io.Writer) {
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\n", t, s.Total(t), m[OutcomeOK], m[OutcomeShed], m[OutcomeError], m[OutcomeDrain], m[OutcomeConnFail], strings.Join(cs, " "))
 	}
 	_ = tw.Flush()
+	fmt.Fprintln(w, "\nRequests without a 200, by status and reason:")
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "TRACK\tNOT OK\tBY STATUS AND REASON")
+	for _, t := range tracks {
+		fmt.Fprintf(tw, "%s\t%d\t%s\n", t, s.CountNotOK(t), s.NotOKSummary(t))
+	}
+	_ = tw.Flush()
 	if len(s.Dims) > 0 {
 		fmt.Fprintln(w, "\nVector sizes of the OK answers:")
 		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
@@ -164,6 +224,10 @@ func (s Stats) Print(w io.Writer) {
 		}
 		_ = tw.Flush()
 	}
+}
+
+func newStats() Stats {
+	return Stats{Counts: map[string]map[string]int{}, Codes: map[string]map[int]int{}, NotOK: map[string]map[string]int{}, Dims: map[int]DimsSeen{}}
 }
 
 // Load is a running steady load.
@@ -203,7 +267,7 @@ func StartLoad(ctx context.Context, cfg LoadConfig) (*Load, error) {
 		client: &http.Client{Timeout: cfg.Timeout, Transport: &http.Transport{
 			MaxIdleConnsPerHost: cfg.Concurrency, IdleConnTimeout: 30 * time.Second,
 			DialContext: (&net.Dialer{Timeout: 2 * time.Second}).DialContext}},
-		stats: Stats{Counts: map[string]map[string]int{}, Codes: map[string]map[int]int{}, Dims: map[int]DimsSeen{}}}
+		stats: newStats()}
 
 	var tokens <-chan time.Time
 	if cfg.Rate > 0 {
@@ -232,19 +296,16 @@ func (l *Load) Stop() Stats {
 func (l *Load) Snapshot() Stats {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	s := Stats{Counts: map[string]map[string]int{}, Codes: map[string]map[int]int{}, NoTarget: l.stats.NoTarget,
-		Failures: slices.Clone(l.stats.Failures), Dims: maps.Clone(l.stats.Dims)}
+	s := newStats()
+	s.NoTarget, s.Failures, s.Dims = l.stats.NoTarget, slices.Clone(l.stats.Failures), maps.Clone(l.stats.Dims)
 	for t, m := range l.stats.Counts {
-		s.Counts[t] = map[string]int{}
-		for k, v := range m {
-			s.Counts[t][k] = v
-		}
+		s.Counts[t] = maps.Clone(m)
 	}
 	for t, m := range l.stats.Codes {
-		s.Codes[t] = map[int]int{}
-		for k, v := range m {
-			s.Codes[t][k] = v
-		}
+		s.Codes[t] = maps.Clone(m)
+	}
+	for t, m := range l.stats.NotOK {
+		s.NotOK[t] = maps.Clone(m)
 	}
 	return s
 }
@@ -285,24 +346,27 @@ func (l *Load) one(t Target) {
 	sent := time.Now()
 	resp, err := l.client.Do(req)
 	var (
-		outcome, detail string
-		code, dims      int
-		dimsOK          bool
+		outcome, detail, notOK string
+		code, dims             int
+		dimsOK                 bool
 	)
 	switch {
 	case err != nil:
-		outcome, detail = OutcomeConnFail, err.Error()
+		outcome, detail, notOK = OutcomeConnFail, err.Error(), "conn "+connReason(err)
 		if l.endpoints.Deleting(t.Pod) {
 			outcome = OutcomeDrain
 		}
 	default:
 		code = resp.StatusCode
-		limit := int64(512)
+		limit := int64(maxErrorAnswer)
 		if code == http.StatusOK {
 			limit = maxAnswer // read whole, for the vector size
 		}
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, limit))
 		_ = resp.Body.Close()
+		if code != http.StatusOK {
+			notOK = fmt.Sprintf("%d %s", code, errorReason(body))
+		}
 		switch {
 		case code == http.StatusOK:
 			outcome = OutcomeOK
@@ -322,6 +386,12 @@ func (l *Load) one(t Target) {
 	l.stats.Counts[t.Track][outcome]++
 	if code != 0 {
 		l.stats.Codes[t.Track][code]++
+	}
+	if notOK != "" {
+		if l.stats.NotOK[t.Track] == nil {
+			l.stats.NotOK[t.Track] = map[string]int{}
+		}
+		l.stats.NotOK[t.Track][notOK]++
 	}
 	if dimsOK {
 		now := time.Now()
@@ -348,4 +418,43 @@ func (l *Load) one(t Target) {
 	if outcome != OutcomeOK && outcome != OutcomeShed && kept < 20 {
 		l.stats.Failures = append(l.stats.Failures, Failure{Time: time.Now(), Pod: t.Pod, Revision: t.Revision, Track: t.Track, Outcome: outcome, Detail: detail})
 	}
+}
+
+// errorReason is what an answer other than 200 says went wrong: the code of
+// its OpenAI error body, else the type, else "-".
+func errorReason(body []byte) string {
+	var e struct {
+		Error struct {
+			Code *string `json:"code"`
+			Type string  `json:"type"`
+		} `json:"error"`
+	}
+	if json.Unmarshal(body, &e) != nil {
+		return "-"
+	}
+	switch {
+	case e.Error.Code != nil && *e.Error.Code != "":
+		return *e.Error.Code
+	case e.Error.Type != "":
+		return e.Error.Type
+	}
+	return "-"
+}
+
+// connReason names why a request got no answer: refused (nothing listens:
+// a pod whose listener closed), reset, closed (the connection ended before
+// an answer: EOF), timeout, or other.
+func connReason(err error) string {
+	var ne net.Error
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "refused"
+	case errors.Is(err, syscall.ECONNRESET):
+		return "reset"
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return "closed"
+	case errors.As(err, &ne) && ne.Timeout():
+		return "timeout"
+	}
+	return "other"
 }

@@ -3,6 +3,7 @@ package podtemplate
 import (
 	"encoding/json"
 	"io"
+	"math"
 	"os"
 	"strings"
 	"testing"
@@ -13,6 +14,7 @@ import (
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	structuralschema "k8s.io/apiextensions-apiserver/pkg/apiserver/schema"
 	"k8s.io/apiextensions-apiserver/pkg/apiserver/schema/defaulting"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
 
 	ragv1 "github.com/ragops/rag-operator/api/v1alpha1"
@@ -166,5 +168,28 @@ func TestCRDDefaultsAreTheServerDefaults(t *testing.T) {
 		if got := s.Default.Object; got != w {
 			t.Errorf("CRD default of spec.%s is %v (%T), the server's is %v (%T)", path, got, got, w, w)
 		}
+	}
+}
+
+// The pods' grace period covers the server's whole drain as the server runs
+// it: the drain delay and drain timeout it parses from the operator's
+// arguments, then contract.DrainCutoffGrace for the requests cut off, with at
+// least a second left to exit. And it is drain + 5s, the value from before the
+// drain delay moved ahead of the drain timeout, so no existing service's
+// template (and revision) changes.
+func TestGracePeriodCoversTheServersDrain(t *testing.T) {
+	for _, drain := range []time.Duration{0, 100 * time.Millisecond, 2500 * time.Millisecond, 30 * time.Second, time.Hour - 500*time.Millisecond, time.Hour} {
+		t.Run(drain.String(), func(t *testing.T) {
+			svc := defaulted(func(s *ragv1.RAGService) { s.Spec.Timeouts.Drain = metav1.Duration{Duration: drain} })
+			o := serverOptions(t, Args(&svc.Spec))
+			grace := time.Duration(*typed(t, svc, "img").Spec.TerminationGracePeriodSeconds) * time.Second
+			serverDrain := o.DrainDelay + o.DrainTimeout + contract.DrainCutoffGrace
+			if o.DrainTimeout != drain || grace-serverDrain < time.Second {
+				t.Errorf("grace period %v for a drain of %v delay + %v timeout + %v cut-off: less than a second to exit", grace, o.DrainDelay, o.DrainTimeout, contract.DrainCutoffGrace)
+			}
+			if was := time.Duration(math.Ceil((drain + 5*time.Second).Seconds())) * time.Second; grace != was {
+				t.Errorf("grace period %v, was %v: every existing service's template would change", grace, was)
+			}
+		})
 	}
 }

@@ -36,9 +36,9 @@ const (
 	// APIKeyEnv carries the upstream API key; never an argument.
 	APIKeyEnv = contract.APIKeyEnv
 
-	// drainMargin is added to timeouts.drain for terminationGracePeriodSeconds,
-	// so the kubelet's SIGKILL never lands before the server's own drain ends.
-	drainMargin = 5 * time.Second
+	// exitMargin is the time the server has to exit once its drain is over
+	// (the admin port closes, the process ends); see GracePeriod.
+	exitMargin = time.Second
 
 	// nonRootUID is the distroless "nonroot" user the images run as.
 	nonRootUID int64 = 65532
@@ -148,10 +148,9 @@ func Build(svc *ragv1.RAGService, image string) (*corev1ac.PodTemplateSpecApplyC
 	}
 	container.WithResources(res)
 
-	grace := int64(math.Ceil((spec.Timeouts.Drain.Duration + drainMargin).Seconds()))
 	podSpec := corev1ac.PodSpec().
 		WithContainers(container).
-		WithTerminationGracePeriodSeconds(grace).
+		WithTerminationGracePeriodSeconds(GracePeriod(spec.Timeouts.Drain.Duration)).
 		WithEnableServiceLinks(false).
 		WithSecurityContext(corev1ac.PodSecurityContext().
 			WithRunAsNonRoot(true).
@@ -203,6 +202,19 @@ func Build(svc *ragv1.RAGService, image string) (*corev1ac.PodTemplateSpecApplyC
 	return tpl, nil
 }
 
+// GracePeriod is the pods' terminationGracePeriodSeconds for timeouts.drain:
+// the server's whole drain, so that the kubelet's SIGKILL never lands before
+// it ends. On SIGTERM the server serves for its --drain-delay (the template
+// passes none, so contract.DefaultDrainDelay), then closes its listener and
+// waits up to --drain-timeout (timeouts.drain) for the requests inside, then
+// gives the ones still running contract.DrainCutoffGrace to be answered, then
+// exits. With the 3s delay this is timeouts.drain + 5s, as it was when the
+// delay ran inside the drain timeout: the templates (and revisions) of
+// existing services do not change.
+func GracePeriod(drain time.Duration) int64 {
+	return int64(math.Ceil((contract.DefaultDrainDelay + drain + contract.DrainCutoffGrace + exitMargin).Seconds()))
+}
+
 // BudgetSecretName is the Secret holding a service's budget token and the
 // share its pods start with; the operator creates it, owned by the service.
 func BudgetSecretName(instance string) string { return instance + "-budget" }
@@ -240,8 +252,9 @@ func RevisionSelectorLabels(instance, revision string) map[string]string {
 // that never passed the CRD's defaulting) is left out, so the server's own
 // default applies; the CRD defaults to the same values (internal/contract).
 // The drain timeout is always written: 0s is a value the CRD allows, and the
-// pod's grace period is computed from the same field. The API key is not among
-// the flags: it is an environment variable.
+// pod's grace period is computed from the same field. The drain delay is not
+// written: the server's default applies, and GracePeriod counts it. The API
+// key is not among the flags: it is an environment variable.
 func Args(spec *ragv1.RAGServiceSpec) []string {
 	e := &spec.Embedding
 	args := []string{

@@ -157,11 +157,11 @@ func TestBuild(t *testing.T) {
 				t.Errorf("ports %+v", c.Ports)
 			}
 		}},
-		{"grace period is drain plus margin", func(s *ragv1.RAGService) {
+		{"grace period covers the drain delay, timeouts.drain, the cut-off answers and the exit", func(s *ragv1.RAGService) {
 			s.Spec.Timeouts.Drain = metav1.Duration{Duration: 2500 * time.Millisecond}
 		}, "img", func(t *testing.T, p *corev1.PodTemplateSpec) {
 			if got := *p.Spec.TerminationGracePeriodSeconds; got != 8 {
-				t.Errorf("terminationGracePeriodSeconds %d, want ceil(2.5s+5s)=8", got)
+				t.Errorf("terminationGracePeriodSeconds %d, want ceil(3s delay + 2.5s drain + 1s cut-off + 1s exit)=8", got)
 			}
 		}},
 		{"API key from the Secret, never in args", func(s *ragv1.RAGService) {

@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	ragv1 "github.com/ragops/rag-operator/api/v1alpha1"
+	"github.com/ragops/rag-operator/internal/contract"
 	"github.com/ragops/rag-operator/internal/fakeupstream"
 	"github.com/ragops/rag-operator/internal/loadgen"
 )
@@ -174,6 +175,14 @@ func TestCanaryPromotedAndRolledBackUnderLoad(t *testing.T) {
 	// failed request for a client), no connection error.
 	if n, ok := stats.Total(ragv1.TrackStable), stats.Count(ragv1.TrackStable, loadgen.OutcomeOK); n != ok {
 		t.Errorf("%d of %d requests on the stable track were not answered 200 (codes %v): 5xx, 503, or connection errors, to live pods or to pods being removed", n-ok, n, stats.Codes[ragv1.TrackStable])
+	}
+	// A pod leaving (the old stable pods at the promotion, the canary's at the
+	// rollback) serves new requests through its --drain-delay rather than
+	// answering 503 draining, which clients back off on (issue 23 item 5).
+	for _, track := range []string{ragv1.TrackStable, ragv1.TrackCanary} {
+		if n := stats.NotOK[track]["503 "+contract.ShedDraining]; n != 0 {
+			t.Errorf("%d requests on the %s track answered 503 draining: a stopping pod refused work", n, track)
+		}
 	}
 	if n := stats.Count(ragv1.TrackCanary, loadgen.OutcomeError); n == 0 {
 		t.Errorf("the bad canary answered no errors: the failure was not real")

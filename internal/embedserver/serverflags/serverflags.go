@@ -79,6 +79,7 @@ Environment:
 Exit codes:
   0  stopped after a clean drain (SIGTERM or SIGINT), or --help, --version
   1  a listener failed, or the drain timed out with requests unfinished
+     (they were answered 503 draining)
   2  bad flags
 `
 )
@@ -112,8 +113,8 @@ func Parse(args []string, stderr io.Writer) (Options, error) {
 	fs.DurationVar(&o.UpstreamTimeout, contract.FlagUpstreamTimeout, contract.DefaultUpstreamTimeout, "openai: timeout of one upstream attempt")
 	fs.IntVar(&o.MaxAttempts, contract.FlagMaxAttempts, contract.DefaultMaxAttempts, "openai: upstream attempts per call, first included")
 	fs.DurationVar(&o.InitialBackoff, contract.FlagInitialBackoff, contract.DefaultInitialBackoff, "openai: backoff before the first retry; doubles, with jitter")
-	fs.DurationVar(&o.DrainTimeout, contract.FlagDrainTimeout, contract.DefaultDrainTimeout, "on SIGTERM, longest wait for requests in flight (0: none)")
-	fs.DurationVar(&o.DrainDelay, contract.FlagDrainDelay, contract.DefaultDrainDelay, "on SIGTERM, keep answering (503 draining, with Retry-After) at least this long, so clients still routed here by a stale endpoint list get an answer; capped by --drain-timeout")
+	fs.DurationVar(&o.DrainTimeout, contract.FlagDrainTimeout, contract.DefaultDrainTimeout, "on SIGTERM, once the listener is closed (after --drain-delay), the longest wait for the requests inside; the ones still running then are answered 503 draining (0: no wait)")
+	fs.DurationVar(&o.DrainDelay, contract.FlagDrainDelay, contract.DefaultDrainDelay, "on SIGTERM, readiness goes false at once and new requests are still served as usual this long, so clients still routed here by a stale endpoint list get their answer; then the listener closes")
 	fs.Int64Var(&o.MaxBodyBytes, contract.FlagMaxBodyBytes, contract.DefaultMaxBodyBytes, "request body limit; 413 beyond")
 	fs.Int64Var(&o.MaxPendingBytes, contract.FlagMaxPendingBytes, contract.DefaultMaxPendingBytes, "bodies being read or held by requests not yet answered, in bytes; a request that would pass it is shed with 429 (reason memory) before its body is read")
 	fs.IntVar(&o.MaxInputs, contract.FlagMaxInputs, contract.DefaultMaxInputs, "inputs per request; 413 beyond")

@@ -17,6 +17,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	ragv1 "github.com/ragops/rag-operator/api/v1alpha1"
 	"github.com/ragops/rag-operator/internal/loadgen"
 )
 
@@ -39,6 +40,8 @@ func main() {
 	}
 	scheme := runtime.NewScheme()
 	_ = clientgoscheme.AddToScheme(scheme)
+	// A pod's track is its revision's role in the RAGService's status.
+	_ = ragv1.AddToScheme(scheme)
 	c, err := client.New(cfg, client.Options{Scheme: scheme})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "podload:", err)
