@@ -195,7 +195,7 @@ for uid in $canary_pods; do
 done
 (( kept == $(wc -w <<<"$canary_pods") )) ||
 	die "only $kept of the canary's $(wc -w <<<"$canary_pods") pods serve as stable after the promotion: a pod was recreated"
-echo "# $(date +%T) the canary's $kept pods serve as stable (same pod UIDs); deployments:" | tee -a "$TIMELINE"
+echo "# $(date +%T) the canary's first pod(s), $kept of $kept, serve as stable (same pod UIDs, none recreated); deployments:" | tee -a "$TIMELINE"
 kubectl get deploy -n "$NS" -l "app.kubernetes.io/instance=$NAME" | tee -a "$TIMELINE"
 
 step "A bad change: embeddings from an upstream that fails half its calls (kubectl apply -f $SAMPLES/3-bad-change.yaml)"
