@@ -90,10 +90,8 @@ func (o *observation) assign(svc *ragv1.RAGService, stable, canary, retiring str
 	o.stable, o.stablePods = o.deploymentOf(svc, stable), o.podsOf(stable)
 	o.canary, o.canaryPods = o.deploymentOf(svc, canary), o.podsOf(canary)
 	o.retiring, o.retiringPods = o.deploymentOf(svc, retiring), o.podsOf(retiring)
-	o.rolling = false
-	if r := svc.Status.Retiring; r != nil && r.Since == nil && r.Revision == retiring {
-		o.rolling = true
-	}
+	r := svc.Status.Retiring
+	o.rolling = r != nil && r.Since == nil && r.Revision == retiring
 }
 
 // listRevisionObjects reads the service's Deployments (its own: controlled

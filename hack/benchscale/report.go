@@ -154,8 +154,8 @@ func report(w io.Writer, base, op map[int]*Result) {
 		perMin := float64(idle.ManagerWrites) / (idle.Seconds / 60)
 		target(idle.ManagerWrites == 0, true, fmt.Sprintf("0 API writes per minute at idle: %.1f", perMin))
 	}
-	// Not targets any more (the status-write rule, issue 22): what the
-	// manager wrote, for comparison with earlier runs.
+	// Not targets any more (status is written by one rule, not held back
+	// to save writes): what the manager wrote, for comparison with earlier runs.
 	for _, p := range []*Phase{create, rollout} {
 		if p != nil {
 			fmt.Fprintf(w, "- API writes per service for the %s (no target): %.1f\n", p.Name, float64(p.ManagerWrites)/float64(top))

@@ -122,17 +122,7 @@ func answerDims(body []byte) (int, bool) {
 }
 
 // Total is the number of requests with an outcome on track ("" = all tracks).
-func (s Stats) Total(track string) int {
-	n := 0
-	for t, m := range s.Counts {
-		if track == "" || t == track {
-			for _, c := range m {
-				n += c
-			}
-		}
-	}
-	return n
-}
+func (s Stats) Total(track string) int { return sumOfTrack(s.Counts, track) }
 
 // Count is the number of requests of track ("" = all) with outcome.
 func (s Stats) Count(track, outcome string) int {
@@ -147,9 +137,13 @@ func (s Stats) Count(track, outcome string) int {
 
 // CountNotOK is the number of requests of track ("" = all) that did not end
 // in a 200: shed, errors and connection errors alike.
-func (s Stats) CountNotOK(track string) int {
+func (s Stats) CountNotOK(track string) int { return sumOfTrack(s.NotOK, track) }
+
+// sumOfTrack adds up the counts of track ("" = all tracks) in a table by
+// track, then by outcome or reason.
+func sumOfTrack(byTrack map[string]map[string]int, track string) int {
 	n := 0
-	for t, m := range s.NotOK {
+	for t, m := range byTrack {
 		if track == "" || t == track {
 			for _, c := range m {
 				n += c

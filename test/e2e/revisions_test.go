@@ -101,8 +101,7 @@ type capacity struct {
 	minTotal, minStable int
 	worst               string
 	seen                map[types.UID]seenPod
-	stop                chan struct{}
-	done                chan struct{}
+	*poller
 }
 
 // seenPod is a pod the capacity watch saw, and when it first did.
@@ -112,54 +111,44 @@ type seenPod struct {
 }
 
 func watchCapacity(ns, name string) *capacity {
-	c := &capacity{minTotal: 1 << 30, minStable: 1 << 30, seen: map[types.UID]seenPod{}, stop: make(chan struct{}), done: make(chan struct{})}
-	go func() {
-		defer close(c.done)
-		t := time.NewTicker(200 * time.Millisecond)
-		defer t.Stop()
-		for {
-			select {
-			case <-c.stop:
-				return
-			case <-t.C:
-			}
-			var s ragv1.RAGService
-			if err := k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, &s); err != nil {
-				continue
-			}
-			pods, err := instancePods(ns, name)
-			if err != nil {
-				continue
-			}
-			now := time.Now()
-			total, stable := 0, 0
-			var desc []string
-			c.mu.Lock()
-			for i := range pods {
-				p := &pods[i]
-				rev := p.Labels[ragv1.LabelRevision]
-				if _, ok := c.seen[p.UID]; !ok {
-					c.seen[p.UID] = seenPod{name: p.Name, revision: rev, first: now}
-				}
-				ready := podReady(p)
-				if ready {
-					total++
-					if rev == s.Status.StableRevision {
-						stable++
-					}
-				}
-				desc = append(desc, fmt.Sprintf("%s(rev=%s ready=%v)", p.Name, rev, ready))
-			}
-			c.polls++
-			if total < c.minTotal || stable < c.minStable {
-				c.worst = fmt.Sprintf("%s: total %d stable %d (stable revision %s, canary %q): %s", now.Format("15:04:05.000"), total, stable,
-					s.Status.StableRevision, s.Status.CanaryRevision, strings.Join(desc, " "))
-			}
-			c.minTotal = min(c.minTotal, total)
-			c.minStable = min(c.minStable, stable)
-			c.mu.Unlock()
+	c := &capacity{minTotal: 1 << 30, minStable: 1 << 30, seen: map[types.UID]seenPod{}}
+	c.poller = startPolling(200*time.Millisecond, func() {
+		var s ragv1.RAGService
+		if err := k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, &s); err != nil {
+			return
 		}
-	}()
+		pods, err := instancePods(ns, name)
+		if err != nil {
+			return
+		}
+		now := time.Now()
+		total, stable := 0, 0
+		var desc []string
+		c.mu.Lock()
+		for i := range pods {
+			p := &pods[i]
+			rev := p.Labels[ragv1.LabelRevision]
+			if _, ok := c.seen[p.UID]; !ok {
+				c.seen[p.UID] = seenPod{name: p.Name, revision: rev, first: now}
+			}
+			ready := podReady(p)
+			if ready {
+				total++
+				if rev == s.Status.StableRevision {
+					stable++
+				}
+			}
+			desc = append(desc, fmt.Sprintf("%s(rev=%s ready=%v)", p.Name, rev, ready))
+		}
+		c.polls++
+		if total < c.minTotal || stable < c.minStable {
+			c.worst = fmt.Sprintf("%s: total %d stable %d (stable revision %s, canary %q): %s", now.Format("15:04:05.000"), total, stable,
+				s.Status.StableRevision, s.Status.CanaryRevision, strings.Join(desc, " "))
+		}
+		c.minTotal = min(c.minTotal, total)
+		c.minStable = min(c.minStable, stable)
+		c.mu.Unlock()
+	})
 	return c
 }
 
@@ -178,8 +167,7 @@ func (c *capacity) createdSince(since time.Time, known map[types.UID]string) []s
 }
 
 func (c *capacity) finish() (polls, minTotal, minStable int, worst string) {
-	close(c.stop)
-	<-c.done
+	c.halt()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.polls, c.minTotal, c.minStable, c.worst
@@ -204,4 +192,31 @@ func podUIDs(pods []corev1.Pod) map[types.UID]string {
 		out[p.UID] = p.Name
 	}
 	return out
+}
+
+// poller runs a function at a fixed interval until halted.
+type poller struct{ stop, done chan struct{} }
+
+func startPolling(every time.Duration, poll func()) *poller {
+	p := &poller{stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(p.done)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-p.stop:
+				return
+			case <-t.C:
+				poll()
+			}
+		}
+	}()
+	return p
+}
+
+// halt stops the polling and waits for a poll under way to end.
+func (p *poller) halt() {
+	close(p.stop)
+	<-p.done
 }

@@ -176,9 +176,9 @@ func TestCanaryPromotedAndRolledBackUnderLoad(t *testing.T) {
 	if n, ok := stats.Total(ragv1.TrackStable), stats.Count(ragv1.TrackStable, loadgen.OutcomeOK); n != ok {
 		t.Errorf("%d of %d requests on the stable track were not answered 200 (codes %v): 5xx, 503, or connection errors, to live pods or to pods being removed", n-ok, n, stats.Codes[ragv1.TrackStable])
 	}
-	// A pod leaving (the old stable pods at the promotion, the canary's at the
-	// rollback) serves new requests through its --drain-delay rather than
-	// answering 503 draining, which clients back off on (issue 23 item 5).
+	// A pod leaving (the retiring revision's after the handover, the canary's
+	// at the rollback) serves new requests through its --drain-delay rather
+	// than answering 503 draining, which clients back off on.
 	for _, track := range []string{ragv1.TrackStable, ragv1.TrackCanary} {
 		if n := stats.NotOK[track]["503 "+contract.ShedDraining]; n != 0 {
 			t.Errorf("%d requests on the %s track answered 503 draining: a stopping pod refused work", n, track)

@@ -31,51 +31,39 @@ type endpointsWatch struct {
 	full     bool
 	minReady int
 	polls    int
-	stop     chan struct{}
-	done     chan struct{}
+	*poller
 }
 
 func watchEndpoints(ns, service string, want int) *endpointsWatch {
-	w := &endpointsWatch{stop: make(chan struct{}), done: make(chan struct{})}
-	go func() {
-		defer close(w.done)
-		tk := time.NewTicker(100 * time.Millisecond)
-		defer tk.Stop()
-		for {
-			select {
-			case <-w.stop:
-				return
-			case <-tk.C:
-			}
-			var slices discoveryv1.EndpointSliceList
-			if err := k8s.List(context.Background(), &slices, client.InNamespace(ns), client.MatchingLabels{discoveryv1.LabelServiceName: service}); err != nil {
-				continue
-			}
-			ready := 0
-			for _, s := range slices.Items {
-				for _, e := range s.Endpoints {
-					if e.Conditions.Ready == nil || *e.Conditions.Ready {
-						ready++
-					}
+	w := &endpointsWatch{}
+	w.poller = startPolling(100*time.Millisecond, func() {
+		var slices discoveryv1.EndpointSliceList
+		if err := k8s.List(context.Background(), &slices, client.InNamespace(ns), client.MatchingLabels{discoveryv1.LabelServiceName: service}); err != nil {
+			return
+		}
+		ready := 0
+		for _, s := range slices.Items {
+			for _, e := range s.Endpoints {
+				if e.Conditions.Ready == nil || *e.Conditions.Ready {
+					ready++
 				}
 			}
-			w.mu.Lock()
-			w.polls++
-			if ready >= want && !w.full {
-				w.full, w.minReady = true, ready
-			}
-			if w.full {
-				w.minReady = min(w.minReady, ready)
-			}
-			w.mu.Unlock()
 		}
-	}()
+		w.mu.Lock()
+		w.polls++
+		if ready >= want && !w.full {
+			w.full, w.minReady = true, ready
+		}
+		if w.full {
+			w.minReady = min(w.minReady, ready)
+		}
+		w.mu.Unlock()
+	})
 	return w
 }
 
 func (w *endpointsWatch) finish() (polls, minReady int) {
-	close(w.stop)
-	<-w.done
+	w.halt()
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.polls, w.minReady

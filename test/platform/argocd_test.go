@@ -167,11 +167,7 @@ func TestArgoCDHealthOfRecordedStatuses(t *testing.T) {
 // script must not fail on them.
 func TestArgoCDHealthOfOddObjects(t *testing.T) {
 	script := string(readFile(t, argoScript))
-	for _, tc := range []struct {
-		name string
-		obj  string
-		want healthStatus
-	}{
+	checkHealthCases(t, script, []healthCase{
 		{"no status at all", `{"metadata":{"name":"docs","generation":1}}`,
 			healthStatus{"Progressing", "Waiting for the operator to observe generation 1 (observed: 0)"}},
 		{"no generation", `{"metadata":{"name":"docs"},"status":{}}`,
@@ -185,21 +181,7 @@ func TestArgoCDHealthOfOddObjects(t *testing.T) {
 		{"stable pods lost", `{"metadata":{"name":"docs","generation":1},"status":{"observedGeneration":1,"phase":"Progressing",
 			"conditions":[{"type":"Ready","status":"False","reason":"MinimumReplicasUnavailable","message":"1 of 2 stable replicas ready"}]}}`,
 			healthStatus{"Progressing", "1 of 2 stable replicas ready"}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			var obj map[string]any
-			if err := json.Unmarshal([]byte(tc.obj), &obj); err != nil {
-				t.Fatal(err)
-			}
-			got, err := runHealthLua(script, obj)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got != tc.want {
-				t.Errorf("got %+v, want %+v", got, tc.want)
-			}
-		})
-	}
+	})
 }
 
 // A handover, as the operator's planner writes it (condition Reconciling,
@@ -210,11 +192,7 @@ func TestArgoCDHealthOfOddObjects(t *testing.T) {
 // argocd-statuses` can replace these once they include a handover.)
 func TestArgoCDHealthOfAHandover(t *testing.T) {
 	script := string(readFile(t, argoScript))
-	for _, tc := range []struct {
-		name string
-		obj  string
-		want healthStatus
-	}{
+	checkHealthCases(t, script, []healthCase{
 		{"the canary's Deployment grows", `{"metadata":{"name":"docs","generation":3},"status":{"observedGeneration":3,"phase":"Progressing",
 			"stableRevision":"rev-a","canaryRevision":"rev-b","promoting":true,"conditions":[
 			{"type":"Ready","status":"False","reason":"Promoting","observedGeneration":3,"message":"Promoting revision rev-b: 2/4 of its pods ready; it serves as stable once all are"},
@@ -224,21 +202,7 @@ func TestArgoCDHealthOfAHandover(t *testing.T) {
 			"stableRevision":"rev-b","retiring":{"revision":"rev-a","since":"2026-12-07T10:00:00Z"},"conditions":[
 			{"type":"Ready","status":"True","reason":"Promoted","observedGeneration":3,"message":"Promoted revision rev-b: its pods now serve as stable; revision rev-a is removed after 30s"}]}}`,
 			healthStatus{"Healthy", "Promoted revision rev-b: its pods now serve as stable; revision rev-a is removed after 30s"}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			var obj map[string]any
-			if err := json.Unmarshal([]byte(tc.obj), &obj); err != nil {
-				t.Fatal(err)
-			}
-			got, err := runHealthLua(script, obj)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got != tc.want {
-				t.Errorf("got %+v, want %+v", got, tc.want)
-			}
-		})
-	}
+	})
 }
 
 // The script does what Argo CD allows and nothing else: a script that reaches
@@ -311,5 +275,31 @@ func TestArgoCDSnippetsCarryTheScript(t *testing.T) {
 	}
 	if docs := string(readFile(t, root+"/docs/install.md")); !strings.Contains(docs, string(patch)) {
 		t.Errorf("docs/install.md does not show %s verbatim", argoCMFile)
+	}
+}
+
+// healthCase is a RAGService (as JSON) and the health the script must give it.
+type healthCase struct {
+	name string
+	obj  string
+	want healthStatus
+}
+
+func checkHealthCases(t *testing.T, script string, cases []healthCase) {
+	t.Helper()
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var obj map[string]any
+			if err := json.Unmarshal([]byte(tc.obj), &obj); err != nil {
+				t.Fatal(err)
+			}
+			got, err := runHealthLua(script, obj)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != tc.want {
+				t.Errorf("got %+v, want %+v", got, tc.want)
+			}
+		})
 	}
 }

@@ -240,13 +240,7 @@ func TestRagloadService(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	rag := &ragv1.RAGService{
-		ObjectMeta: metav1.ObjectMeta{Name: "docs", Namespace: ns},
-		Spec:       ragv1.RAGServiceSpec{Embedding: ragv1.EmbeddingSpec{Provider: ragv1.ProviderBuiltin, Model: "hash-64"}},
-	}
-	if err := c.Create(ctx, rag); err != nil {
-		t.Fatal(err)
-	}
+	rag := createDocsService(ctx, t, c, ns)
 	rag.Status.StableRevision, rag.Status.CanaryRevision = stable, canary
 	if err := c.Status().Update(ctx, rag); err != nil {
 		t.Fatal(err)
@@ -439,13 +433,7 @@ func TestEndpointsTrackFollowsStatus(t *testing.T) {
 	if err := c.Create(ctx, slice); err != nil {
 		t.Fatal(err)
 	}
-	rag := &ragv1.RAGService{
-		ObjectMeta: metav1.ObjectMeta{Name: "docs", Namespace: ns},
-		Spec:       ragv1.RAGServiceSpec{Embedding: ragv1.EmbeddingSpec{Provider: ragv1.ProviderBuiltin, Model: "hash-64"}},
-	}
-	if err := c.Create(ctx, rag); err != nil {
-		t.Fatal(err)
-	}
+	rag := createDocsService(ctx, t, c, ns)
 	// setStatus writes the three revisions as the operator does; retiring is
 	// written as JSON, so this test needs no Go field for it.
 	setStatus := func(stable, canary, retiring string) {
@@ -524,4 +512,18 @@ func TestEndpointsTrackFollowsStatus(t *testing.T) {
 	setStatus(second, "", "")
 	time.Sleep(200 * time.Millisecond)
 	expect("the tracks after the rollback", nil)
+}
+
+// createDocsService creates the RAGService "docs" whose status names the
+// revisions the test's pods carry (no operator runs: the test writes it).
+func createDocsService(ctx context.Context, t *testing.T, c client.Client, ns string) *ragv1.RAGService {
+	t.Helper()
+	rag := &ragv1.RAGService{
+		ObjectMeta: metav1.ObjectMeta{Name: "docs", Namespace: ns},
+		Spec:       ragv1.RAGServiceSpec{Embedding: ragv1.EmbeddingSpec{Provider: ragv1.ProviderBuiltin, Model: "hash-64"}},
+	}
+	if err := c.Create(ctx, rag); err != nil {
+		t.Fatal(err)
+	}
+	return rag
 }
