@@ -675,12 +675,48 @@ type RAGServiceStatus struct {
 	// +optional
 	Budget *BudgetStatus `json:"budget,omitempty"`
 
+	// FleetRollout is the service's part in a fleet-wide rollout: the spec
+	// the operator last read (to tell a user's own change from one the
+	// operator causes) and the revision the operator itself caused, when a
+	// new default embedding-server image changed the pod template.
+	// +optional
+	FleetRollout *FleetRolloutStatus `json:"fleetRollout,omitempty"`
+
 	// Conditions: Ready, Reconciling, Stalled, Available, RolledBack,
 	// SpaceDrifted.
 	// +optional
 	// +listType=map
 	// +listMapKey=type
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
+}
+
+// FleetRolloutStatus records what the fleet-wide rollout of a new default
+// embedding-server image needs to know of one service, so that a restarted
+// operator counts the fleet's canaries and failures from status alone.
+type FleetRolloutStatus struct {
+	// SpecGeneration and SpecHash are the spec as the operator last read it:
+	// its metadata.generation and the hash of the pod template it makes
+	// with the manager's default image left out. A pass that finds both
+	// changed is a user's own change, which never waits for the fleet.
+	// +optional
+	SpecGeneration int64 `json:"specGeneration,omitempty"`
+	// +optional
+	SpecHash string `json:"specHash,omitempty"`
+	// Revision is the revision the operator itself caused (the spec
+	// unchanged, the manager's default image new): waiting for its turn,
+	// running as a canary, or done. Empty when the last change was the
+	// user's.
+	// +optional
+	Revision string `json:"revision,omitempty"`
+	// Image is the manager's default embedding-server image that Revision
+	// carries.
+	// +optional
+	Image string `json:"image,omitempty"`
+	// RolledBackImage is the default image of an operator-caused canary this
+	// service rolled back: a failure of that image's fleet rollout, until
+	// the service promotes that revision after all (kubectl rag retry).
+	// +optional
+	RolledBackImage string `json:"rolledBackImage,omitempty"`
 }
 
 // BudgetStatus is the service's upstream budget and how it is shared out.
