@@ -72,10 +72,14 @@ type RAGServiceReconciler struct {
 	// Traffic sends probe requests to both tracks while a canary is
 	// analysed; nil means a default one. SetupWithManager runs it.
 	Traffic *probetraffic.Runner
+	// MaxFleetCanaries and FleetFailureLimit bound the fleet-wide rollout of
+	// a new EmbedServerImage (fleet.go); 0 means the defaults, 5 and 2.
+	MaxFleetCanaries, FleetFailureLimit int
 
 	builtinOnce, probeOnce, trafficOnce sync.Once
 	applied                             skipapply.Memory // the last apply of each owned object
 	watches                             watchSchedule    // when each service's space watch is due (spacewatch.go)
+	fleet                               fleetGate        // the fleet rollout's reservations and wake-ups (fleet.go)
 }
 
 // +kubebuilder:rbac:groups=rag.ragops.io,resources=ragservices,verbs=get;list;watch
@@ -552,6 +556,8 @@ func (r *RAGServiceReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		// Deployment's status may have told of it before the pod watch did,
 		// in a pass that could not count it yet.
 		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(ragServiceOfPod), builder.WithPredicates(podMoved)).
+		// Services the fleet rollout has room for again (fleet.go).
+		WatchesRawSource(r.fleetSource()).
 		Complete(r)
 }
 

@@ -33,13 +33,16 @@ import (
 // when the spec cannot be built.
 func (r *RAGServiceReconciler) decide(ctx context.Context, s *scope) (ctrl.Result, error) {
 	in := plannerInput(s)
+	fp := r.gateFleet(ctx, s, &in) // fleet.go: may hold an operator-caused revision back
 	r.judgeCanary(ctx, s, &in)
 	plan := rollout.Decide(in)
+	fp.hold(&plan)
 	s.plan = &plan
 	s.obj.Status.RolloutStatus = plan.Memory
 	if err := r.recordDecision(ctx, s); err != nil {
 		return ctrl.Result{}, err
 	}
+	r.wakeFleetAfter(ctx, s, fp)
 	// Counted once the decision is recorded: a pass whose write conflicts is
 	// decided again from the newer status, and must not count twice. (The
 	// transitions counted all change the memory, so they are recorded first.)

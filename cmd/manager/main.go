@@ -24,6 +24,7 @@ import (
 
 	ragv1 "github.com/ragops/rag-operator/api/v1alpha1"
 	"github.com/ragops/rag-operator/controllers"
+	"github.com/ragops/rag-operator/internal/fleet"
 	"github.com/ragops/rag-operator/internal/version"
 )
 
@@ -46,6 +47,8 @@ type options struct {
 	leaderElectNS    string
 
 	maxConcurrentReconciles int
+	maxFleetCanaries        int // --max-fleet-canaries
+	fleetFailureLimit       int // --fleet-failure-limit
 	kubeAPIQPS              float64
 	kubeAPIBurst            int
 	progressWindow          time.Duration // deprecated, no effect
@@ -75,6 +78,10 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.BoolVar(&o.leaderElect, "leader-elect", false, "Elect a leader, so that only one of several replicas reconciles.")
 	fs.StringVar(&o.leaderElectNS, "leader-election-namespace", "", "Namespace of the leader election Lease; empty: the pod's own.")
 	fs.IntVar(&o.maxConcurrentReconciles, "max-concurrent-reconciles", 4, "RAGServices reconciled at the same time (one service is never reconciled twice at once).")
+	fs.IntVar(&o.maxFleetCanaries, "max-fleet-canaries", fleet.DefaultMaxCanaries,
+		"Canaries the operator itself causes (a new --embedserver-image for services whose spec names none) that run at once across all RAGServices; the rest wait, in namespace/name order (docs/operations.md).")
+	fs.IntVar(&o.fleetFailureLimit, "fleet-failure-limit", fleet.DefaultFailureLimit,
+		"Rollbacks of one default image's operator-caused canaries after which its fleet rollout stops: the services still waiting stay on their image.")
 	fs.Float64Var(&o.kubeAPIQPS, "kube-api-qps", 50, "Requests per second the manager sends to the API server, on average (client-side limit).")
 	fs.IntVar(&o.kubeAPIBurst, "kube-api-burst", 100, "Requests the manager may send to the API server in a burst above --kube-api-qps.")
 	fs.DurationVar(&o.progressWindow, "status-progress-window", 0,
@@ -91,6 +98,10 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	switch {
 	case o.maxConcurrentReconciles < 1:
 		return o, fmt.Errorf("--max-concurrent-reconciles must be at least 1, not %d", o.maxConcurrentReconciles)
+	case o.maxFleetCanaries < 1:
+		return o, fmt.Errorf("--max-fleet-canaries must be at least 1, not %d", o.maxFleetCanaries)
+	case o.fleetFailureLimit < 1:
+		return o, fmt.Errorf("--fleet-failure-limit must be at least 1, not %d", o.fleetFailureLimit)
 	case o.kubeAPIQPS <= 0:
 		return o, fmt.Errorf("--kube-api-qps must be above 0, not %g", o.kubeAPIQPS)
 	case o.kubeAPIBurst < 1:
@@ -125,7 +136,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	log.Info("Starting manager", "version", version.Version, "embedserverImage", o.embedServerImage,
-		"maxConcurrentReconciles", o.maxConcurrentReconciles, "kubeAPIQPS", o.kubeAPIQPS, "kubeAPIBurst", o.kubeAPIBurst,
+		"maxConcurrentReconciles", o.maxConcurrentReconciles, "maxFleetCanaries", o.maxFleetCanaries, "fleetFailureLimit", o.fleetFailureLimit, "kubeAPIQPS", o.kubeAPIQPS, "kubeAPIBurst", o.kubeAPIBurst,
 		"metricsSecure", o.metricsSecure)
 	// SetupSignalHandler cancels on SIGTERM/SIGINT: controllers finish their
 	// current reconcile and the manager returns.
@@ -166,10 +177,12 @@ func newManager(cfg *rest.Config, o options) (ctrl.Manager, error) {
 	}
 
 	if err := (&controllers.RAGServiceReconciler{
-		Client:           mgr.GetClient(),
-		APIReader:        mgr.GetAPIReader(),
-		Recorder:         mgr.GetEventRecorder("rag-operator"),
-		EmbedServerImage: o.embedServerImage,
+		Client:            mgr.GetClient(),
+		APIReader:         mgr.GetAPIReader(),
+		Recorder:          mgr.GetEventRecorder("rag-operator"),
+		EmbedServerImage:  o.embedServerImage,
+		MaxFleetCanaries:  o.maxFleetCanaries,
+		FleetFailureLimit: o.fleetFailureLimit,
 	}).SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("setting up the RAGService controller: %w", err)
 	}

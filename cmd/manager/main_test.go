@@ -34,14 +34,17 @@ func TestParseFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o.maxConcurrentReconciles != 4 || o.kubeAPIQPS != 50 || o.kubeAPIBurst != 100 || !o.metricsSecure || o.metricsAddr != ":8443" {
+	if o.maxConcurrentReconciles != 4 || o.kubeAPIQPS != 50 || o.kubeAPIBurst != 100 || !o.metricsSecure || o.metricsAddr != ":8443" ||
+		o.maxFleetCanaries != 5 || o.fleetFailureLimit != 2 {
 		t.Errorf("defaults: %+v", o)
 	}
-	o, err = parseFlags([]string{"--max-concurrent-reconciles=16", "--kube-api-qps=200", "--kube-api-burst=400", "--metrics-secure=false"}, io.Discard)
+	o, err = parseFlags([]string{"--max-concurrent-reconciles=16", "--kube-api-qps=200", "--kube-api-burst=400", "--metrics-secure=false",
+		"--max-fleet-canaries=20", "--fleet-failure-limit=3"}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o.maxConcurrentReconciles != 16 || o.kubeAPIQPS != 200 || o.kubeAPIBurst != 400 || o.metricsSecure {
+	if o.maxConcurrentReconciles != 16 || o.kubeAPIQPS != 200 || o.kubeAPIBurst != 400 || o.metricsSecure ||
+		o.maxFleetCanaries != 20 || o.fleetFailureLimit != 3 {
 		t.Errorf("flags not read: %+v", o)
 	}
 	// Deprecated and without effect, but still accepted: deployments that
@@ -51,6 +54,8 @@ func TestParseFlags(t *testing.T) {
 	}
 	for _, bad := range []struct{ arg, want string }{
 		{"--max-concurrent-reconciles=0", "--max-concurrent-reconciles"},
+		{"--max-fleet-canaries=0", "--max-fleet-canaries"},
+		{"--fleet-failure-limit=0", "--fleet-failure-limit"},
 		{"--kube-api-qps=0", "--kube-api-qps"},
 		{"--kube-api-qps=-5", "--kube-api-qps"},
 		{"--kube-api-burst=0", "--kube-api-burst"},

@@ -1,0 +1,323 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
+	"sigs.k8s.io/controller-runtime/pkg/source"
+
+	ragv1 "github.com/ragops/rag-operator/api/v1alpha1"
+	"github.com/ragops/rag-operator/internal/fleet"
+	"github.com/ragops/rag-operator/internal/podtemplate"
+	"github.com/ragops/rag-operator/internal/rollout"
+)
+
+// The fleet gate: a canary the operator itself causes (a new default
+// embedding-server image) starts on at most MaxFleetCanaries services at
+// once; internal/fleet decides, from every service's status in the cache,
+// and this file feeds it and acts on it. Its hook in a pass is small on
+// purpose: gateFleet may replace the revision the planner is given by the
+// one already running (so nothing starts), and holdForFleet makes the
+// plan's standing say why.
+
+// fleetRecheck is how often a service held back by the fleet looks again
+// even if nobody wakes it (the wake-up after a canary ends is the fast path).
+const fleetRecheck = time.Minute
+
+// reservationTTL bounds how long an admitted service counts as running
+// before the cache shows its canary: a pass that was admitted and then
+// failed before starting the canary does not hold its slot for good.
+const reservationTTL = 2 * time.Minute
+
+// templateOnlyImage stands for the default image in the spec hash: the hash
+// says what the spec alone makes of the pod template.
+const templateOnlyImage = "ragops.invalid/default-embedserver"
+
+var (
+	fleetWaiting = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "ragops_fleet_waiting_services",
+		Help: "RAGServices whose operator-caused revision (a new default embedding-server image) waits for the fleet rollout, as the fleet gate last counted them.",
+	})
+	fleetCanaries = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "ragops_fleet_canaries",
+		Help: "Operator-caused canaries running (or admitted) across the fleet; at most --max-fleet-canaries.",
+	})
+	fleetFailures = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "ragops_fleet_rollbacks",
+		Help: "RAGServices that rolled back the current default image's operator-caused canary.",
+	})
+	fleetStopped = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "ragops_fleet_rollout_stopped",
+		Help: "1 when the fleet rollout of the current default image stopped after --fleet-failure-limit rollbacks, else 0.",
+	})
+)
+
+func init() {
+	metrics.Registry.MustRegister(fleetWaiting, fleetCanaries, fleetFailures, fleetStopped)
+}
+
+// fleetGate is the reconciler's in-process part of the fleet rollout: the
+// services it admitted whose canary the cache does not show yet, a memo of
+// each service's revisions, and the wake-up channel.
+type fleetGate struct {
+	mu       sync.Mutex
+	reserved map[string]time.Time // namespace/name -> when admitted
+	memo     map[types.UID]fleetMemo
+	wake     chan event.GenericEvent
+	once     sync.Once
+	// stopped is the image whose stopped fleet rollout the waiting services
+	// were woken to report; "" while none is stopped.
+	stopped string
+}
+
+// fleetMemo is a service's desired revision and spec hash for one generation
+// and default image: Build and hash once, not on every decision of another.
+type fleetMemo struct {
+	generation      int64
+	image           string
+	desired, hashed string
+}
+
+func (g *fleetGate) init() {
+	g.once.Do(func() {
+		g.reserved = map[string]time.Time{}
+		g.memo = map[types.UID]fleetMemo{}
+		g.wake = make(chan event.GenericEvent, 1024)
+	})
+}
+
+// fleetPass is what the fleet gate made of one pass.
+type fleetPass struct {
+	// held is the decision that held the service back; nil when nothing did.
+	held  *fleet.Decision
+	image string
+	// ranCanary is the operator-caused canary running when the pass began.
+	ranCanary string
+}
+
+func (r *RAGServiceReconciler) limits() fleet.Limits {
+	return fleet.Limits{MaxCanaries: r.MaxFleetCanaries, FailureLimit: r.FleetFailureLimit}
+}
+
+// fleetSource wakes the services the gate names.
+func (r *RAGServiceReconciler) fleetSource() source.Source {
+	r.fleet.init()
+	return source.Channel(r.fleet.wake, &handler.EnqueueRequestForObject{})
+}
+
+// specHash is the revision the spec makes with the default image left out.
+func specHash(svc *ragv1.RAGService) string {
+	tpl, err := podtemplate.Build(svc, templateOnlyImage)
+	if err != nil {
+		return ""
+	}
+	rev, err := podtemplate.Revision(tpl)
+	if err != nil {
+		return ""
+	}
+	return rev
+}
+
+// factsOf are a service's facts for fleet.Classify; desired and hash are
+// its revision with the default image and its spec hash.
+func (r *RAGServiceReconciler) factsOf(svc *ragv1.RAGService, desired, hash string) fleet.Facts {
+	st := svc.Status
+	f := fleet.Facts{
+		Key:                client.ObjectKeyFromObject(svc).String(),
+		Image:              r.EmbedServerImage,
+		Generation:         svc.Generation,
+		ObservedGeneration: st.ObservedGeneration,
+		SpecHash:           hash,
+		DesiredRevision:    desired,
+		Stable:             st.StableRevision,
+		Canary:             st.CanaryRevision,
+		CanaryStrategy:     svc.Spec.Rollout.Strategy != ragv1.StrategyRollingUpdate,
+		Paused:             svc.Spec.Rollout.Paused,
+		Record:             st.FleetRollout,
+	}
+	if st.Rollback != nil {
+		f.RolledBack = st.Rollback.Revision
+	}
+	return f
+}
+
+// memberOf classifies another service from its cached spec and status.
+func (r *RAGServiceReconciler) memberOf(svc *ragv1.RAGService) fleet.Member {
+	m, ok := r.fleet.memo[svc.UID]
+	if !ok || m.generation != svc.Generation || m.image != r.EmbedServerImage {
+		m = fleetMemo{generation: svc.Generation, image: r.EmbedServerImage, hashed: specHash(svc)}
+		if tpl, err := podtemplate.Build(svc, r.EmbedServerImage); err == nil {
+			m.desired, _ = podtemplate.Revision(tpl)
+		}
+		r.fleet.memo[svc.UID] = m
+	}
+	c := fleet.Classify(r.factsOf(svc, m.desired, m.hashed))
+	return fleet.Member{Key: client.ObjectKeyFromObject(svc).String(), Role: c.Role, Failed: c.Failed}
+}
+
+// consultFleet decides for key (whose own class is self) from every service
+// in the cache, under the gate's lock, and reserves a slot when it admits.
+// Services that fit in the free slots are woken.
+func (r *RAGServiceReconciler) consultFleet(ctx context.Context, key string, self *fleet.Member) (fleet.Decision, error) {
+	g := &r.fleet
+	g.init()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	list := &ragv1.RAGServiceList{}
+	if err := r.List(ctx, list); err != nil {
+		return fleet.Decision{}, fmt.Errorf("listing RAGServices for the fleet rollout: %w", err)
+	}
+	now := r.now()
+	seen := make(map[types.UID]bool, len(list.Items))
+	members := make([]fleet.Member, 0, len(list.Items)+1)
+	objs := make(map[string]*ragv1.RAGService, len(list.Items))
+	for i := range list.Items {
+		svc := &list.Items[i]
+		seen[svc.UID] = true
+		k := client.ObjectKeyFromObject(svc).String()
+		objs[k] = svc
+		m := r.memberOf(svc)
+		if self != nil && k == key {
+			m = *self // this pass's own reading is fresher than the cache's
+		}
+		if at, ok := g.reserved[k]; ok {
+			if m.Role != fleet.RolePending || now.Sub(at) > reservationTTL {
+				delete(g.reserved, k) // its canary shows, or it never started
+			} else {
+				m.Reserved = true
+			}
+		}
+		members = append(members, m)
+	}
+	for uid := range g.memo {
+		if !seen[uid] {
+			delete(g.memo, uid)
+		}
+	}
+	for k := range g.reserved {
+		if objs[k] == nil {
+			delete(g.reserved, k)
+		}
+	}
+	d := fleet.Decide(members, key, r.limits())
+	if d.Admit {
+		g.reserved[key] = now
+	}
+	fleetWaiting.Set(float64(d.Waiting))
+	fleetCanaries.Set(float64(d.Running))
+	fleetFailures.Set(float64(d.Failures))
+	fleetStopped.Set(boolGauge(d.Stopped))
+	wake := d.Next
+	switch {
+	case d.Stopped && g.stopped != r.EmbedServerImage:
+		// Newly stopped: every waiting service says so now, not at its
+		// next recheck.
+		g.stopped = r.EmbedServerImage
+		wake = d.Queue
+		ctrl.LoggerFrom(ctx).Info("Fleet rollout stopped", "image", r.EmbedServerImage, "rollbacks", d.Failures, "limit", d.FailureLimit, "waiting", d.Waiting)
+	case !d.Stopped:
+		g.stopped = ""
+	}
+	for _, k := range wake {
+		if k == key {
+			continue
+		}
+		select {
+		case g.wake <- event.GenericEvent{Object: objs[k]}:
+		default: // full: the recheck finds it
+		}
+	}
+	return d, nil
+}
+
+// gateFleet is the fleet's hook before the planner: it classifies the
+// service (recording status.fleetRollout), and when its new revision is the
+// operator's doing and the fleet has no room for it (or stopped), gives the
+// planner the revision that runs instead, so nothing starts. A user's own
+// change, a first revision, a spec that cannot be built pass as they are.
+func (r *RAGServiceReconciler) gateFleet(ctx context.Context, s *scope, in *rollout.Input) fleetPass {
+	st := &s.obj.Status
+	var fp fleetPass
+	if st.FleetRollout != nil && st.CanaryRevision != "" && st.CanaryRevision == st.FleetRollout.Revision {
+		fp.ranCanary = st.CanaryRevision
+	}
+	hash := ""
+	if s.specProblem == nil {
+		hash = specHash(s.obj)
+	}
+	c := fleet.Classify(r.factsOf(s.obj, s.desiredRevision, hash))
+	if rec := c.Record; rec == (ragv1.FleetRolloutStatus{}) {
+		st.FleetRollout = nil
+	} else {
+		st.FleetRollout = &rec
+	}
+	if c.UserChange {
+		ctrl.LoggerFrom(ctx).V(1).Info("The spec changed: its revision is the user's, not queued behind the fleet rollout", "revision", s.desiredRevision)
+	}
+	if c.Role != fleet.RolePending {
+		return fp
+	}
+	key := client.ObjectKeyFromObject(s.obj).String()
+	d, err := r.consultFleet(ctx, key, &fleet.Member{Key: key, Role: c.Role, Failed: c.Failed})
+	if err != nil {
+		// Without the fleet's count nothing operator-caused starts.
+		s.fail(err)
+		d = fleet.Decision{}
+	}
+	if d.Admit {
+		ctrl.LoggerFrom(ctx).Info("Fleet rollout: starting an operator-caused canary", "revision", s.desiredRevision, "image", r.EmbedServerImage, "running", d.Running)
+		return fp
+	}
+	// What runs stays: the canary in flight (a user's, or none) or stable.
+	in.DesiredRevision = in.Memory.CanaryRevision
+	if in.DesiredRevision == "" {
+		in.DesiredRevision = in.Memory.StableRevision
+	}
+	fp.held, fp.image = &d, r.EmbedServerImage
+	return fp
+}
+
+// hold is the fleet's hook after the planner: a service held back with
+// nothing else going on says why (Reconciling, and Ready False, with reason
+// WaitingForFleetRollout; Stalled and Ready False with FleetRolloutStopped),
+// and looks again later. A rollout of the service's own (a user's canary)
+// keeps its own words.
+func (fp fleetPass) hold(plan *rollout.Plan) {
+	if fp.held == nil {
+		return
+	}
+	if plan.RequeueAfter == 0 || plan.RequeueAfter > fleetRecheck {
+		plan.RequeueAfter = fleetRecheck
+	}
+	if plan.State != rollout.StateSteady {
+		return
+	}
+	reason, msg := fp.held.Message(fp.image)
+	plan.Standing = rollout.Problem{Reason: reason, Message: msg}
+	plan.State = rollout.StateProgressing
+	if fp.held.Stopped {
+		plan.State = rollout.StateHeld
+	}
+}
+
+// wakeFleetAfter wakes the next waiting services once a pass ended an
+// operator-caused canary (promoted, rolled back, replaced by the user's
+// change) and recorded it: its slot is free, and the cache, which reads
+// this manager's own writes, shows it so.
+func (r *RAGServiceReconciler) wakeFleetAfter(ctx context.Context, s *scope, fp fleetPass) {
+	if !s.decided || fp.ranCanary == "" || s.obj.Status.CanaryRevision == fp.ranCanary {
+		return
+	}
+	if _, err := r.consultFleet(ctx, "", nil); err != nil {
+		ctrl.LoggerFrom(ctx).Error(err, "Waking the services waiting for the fleet rollout")
+	}
+}

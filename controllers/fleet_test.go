@@ -1,0 +1,256 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	appsv1 "k8s.io/api/apps/v1"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	ragv1 "github.com/ragops/rag-operator/api/v1alpha1"
+	"github.com/ragops/rag-operator/internal/fleet"
+	"github.com/ragops/rag-operator/internal/testsupport/kubetest"
+)
+
+// fleetSpec: one pod, one canary step, no analysis: a canary promotes once
+// its pod is ready and its space checked, and fails at a short progress
+// deadline when its pod never becomes ready.
+func fleetSpec(s *ragv1.RAGService) {
+	s.Spec.Rollout = ragv1.RolloutSpec{
+		Strategy:         ragv1.StrategyCanary,
+		Steps:            []ragv1.RolloutStep{{SetWeight: ptr.To(int32(50))}},
+		ProgressDeadline: metav1.Duration{Duration: 3 * time.Second},
+		AutoRollback:     ptr.To(true),
+	}
+}
+
+// fleetSample is what the test saw of the fleet at one moment.
+type fleetSampler struct {
+	mu sync.Mutex
+	// maxCanaries is the most operator-caused canaries seen at once (the
+	// services in exclude aside: their canaries are their users' own).
+	maxCanaries int
+	// firstCanary is when each service was first seen with a canary.
+	firstCanary map[string]time.Time
+	exclude     map[string]bool
+}
+
+func sampleFleet(t *testing.T, ns string, exclude ...string) (*fleetSampler, func()) {
+	s := &fleetSampler{firstCanary: map[string]time.Time{}, exclude: map[string]bool{}}
+	for _, e := range exclude {
+		s.exclude[e] = true
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tk := time.NewTicker(25 * time.Millisecond)
+		defer tk.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tk.C:
+			}
+			list := &ragv1.RAGServiceList{}
+			if err := k8sClient.List(ctx, list, client.InNamespace(ns)); err != nil {
+				continue
+			}
+			now, n := time.Now(), 0
+			s.mu.Lock()
+			for _, svc := range list.Items {
+				if svc.Status.CanaryRevision == "" {
+					continue
+				}
+				if _, ok := s.firstCanary[svc.Name]; !ok {
+					s.firstCanary[svc.Name] = now
+				}
+				if !s.exclude[svc.Name] {
+					n++
+				}
+			}
+			s.maxCanaries = max(s.maxCanaries, n)
+			s.mu.Unlock()
+		}
+	}()
+	stop := func() { cancel(); <-done }
+	t.Cleanup(stop)
+	return s, stop
+}
+
+// stableImage is the image of the Deployment running a service's stable
+// revision (whatever the Deployments are named).
+func stableImage(g Gomega, ns string, svc *ragv1.RAGService) string {
+	deps := &appsv1.DeploymentList{}
+	g.Expect(k8sClient.List(context.Background(), deps, client.InNamespace(ns), client.MatchingLabels{ragv1.LabelInstance: svc.Name})).To(Succeed())
+	for _, d := range deps.Items {
+		if d.Spec.Template.Labels[ragv1.LabelRevision] == svc.Status.StableRevision && ptr.Deref(d.Spec.Replicas, 1) > 0 {
+			return d.Spec.Template.Spec.Containers[0].Image
+		}
+	}
+	return ""
+}
+
+func fleetName(i int) string { return fmt.Sprintf("svc-%02d", i) }
+
+// An operator upgrade that changes the default embedding-server image of 50
+// services starts at most --max-fleet-canaries canaries at once, in
+// namespace/name order, and every service ends on the new image; a user's
+// own change made meanwhile is not queued. Then a default image whose pods
+// never become ready: after --fleet-failure-limit rollbacks nothing more
+// starts, the waiting services stay on their image and say why.
+func TestFleetRollout(t *testing.T) {
+	const (
+		n           = 50
+		maxCanaries = 5
+		v1          = "ragops/embedserver:fleet-v1"
+		v2          = "ragops/embedserver:fleet-v2"
+		bad         = "ragops/embedserver:stuck"
+	)
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := kubetest.Namespace(t, k8sClient)
+	startSim(t, ns, quiet)
+	withImage := func(image string) func(*RAGServiceReconciler) {
+		return func(r *RAGServiceReconciler) {
+			r.EmbedServerImage, r.MaxFleetCanaries, r.FleetFailureLimit = image, maxCanaries, 2
+		}
+	}
+
+	// The fleet on v1.
+	m := startManagerOn(t, cfg, ns, withImage(v1))
+	start := time.Now()
+	for i := range n {
+		g.Expect(k8sClient.Create(ctx, newService(ns, fleetName(i), 1, fleetSpec))).To(Succeed())
+	}
+	for i := range n {
+		waitHealthy(t, ns, fleetName(i), 90*time.Second)
+	}
+	t.Logf("%d services healthy on %s in %s", n, v1, time.Since(start).Round(time.Millisecond))
+	m.stop()
+
+	// The upgrade: a manager whose default image is v2. The last service's
+	// user edits its spec while it waits: its canary starts at once.
+	user := fleetName(n - 1)
+	sampler, stopSampling := sampleFleet(t, ns, user)
+	start = time.Now()
+	m = startManagerOn(t, cfg, ns, withImage(v2))
+	g.Eventually(func(g Gomega) {
+		c := condition(get(g, ns, user), ragv1.ConditionReconciling)
+		g.Expect(c).NotTo(BeNil())
+		g.Expect(c.Reason).To(Equal(fleet.ReasonWaiting))
+		g.Expect(c.Message).To(ContainSubstring(v2))
+		g.Expect(c.Message).To(MatchRegexp(`position \d+ of \d+`))
+		conditionIs(g, get(g, ns, user), ragv1.ConditionReady, metav1.ConditionFalse, fleet.ReasonWaiting)
+	}, 20*time.Second, 25*time.Millisecond).Should(Succeed())
+	update(t, ns, user, func(s *ragv1.RAGService) { s.Spec.Concurrency.MaxInFlight++ })
+	userEdited := time.Now()
+	g.Eventually(func() bool {
+		sampler.mu.Lock()
+		defer sampler.mu.Unlock()
+		_, ok := sampler.firstCanary[user]
+		return ok
+	}, 10*time.Second, 25*time.Millisecond).Should(BeTrue(), "the user's own change waited")
+	userStarted := time.Since(userEdited)
+	waitingWhenUserStarted := 0
+	for _, svc := range listFleet(g, ns) {
+		if c := condition(&svc, ragv1.ConditionReconciling); c != nil && c.Reason == fleet.ReasonWaiting {
+			waitingWhenUserStarted++
+		}
+	}
+
+	g.Eventually(func(g Gomega) {
+		for _, svc := range listFleet(g, ns) {
+			g.Expect(svc.Status.CanaryRevision).To(BeEmpty(), "%s", svc.Name)
+			g.Expect(stableImage(g, ns, &svc)).To(Equal(v2), "%s", svc.Name)
+			g.Expect(apimeta.IsStatusConditionTrue(svc.Status.Conditions, ragv1.ConditionReady)).To(BeTrue(), "%s: %+v", svc.Name, svc.Status.Conditions)
+		}
+	}, 3*time.Minute, 200*time.Millisecond).Should(Succeed())
+	upgradeTook := time.Since(start)
+	stopSampling()
+
+	sampler.mu.Lock()
+	maxSeen, first := sampler.maxCanaries, sampler.firstCanary
+	sampler.mu.Unlock()
+	t.Logf("upgrade to %s: %d services in %s, at most %d operator-caused canaries at once; the user's change started %s after the edit with %d services still waiting",
+		v2, n, upgradeTook.Round(time.Millisecond), maxSeen, userStarted.Round(time.Millisecond), waitingWhenUserStarted)
+	g.Expect(maxSeen).To(BeNumerically("<=", maxCanaries), "more operator-caused canaries at once than --max-fleet-canaries")
+	g.Expect(maxSeen).To(BeNumerically(">=", 2), "the canaries never overlapped: the sample says nothing of the limit")
+	g.Expect(waitingWhenUserStarted).To(BeNumerically(">=", 10), "the user's change did not start before its turn")
+	g.Expect(first).To(HaveLen(n), "every service ran a canary")
+	// The order: a service never started its canary well before one ahead
+	// of it by name (a batch admitted together may be seen a sample apart).
+	for i := 1; i < n-1; i++ {
+		a, b := first[fleetName(i-1)], first[fleetName(i)]
+		g.Expect(b.Add(250*time.Millisecond).Before(a)).To(BeFalse(), "%s started at %s, before %s at %s", fleetName(i), b.Format("15:04:05.000"), fleetName(i-1), a.Format("15:04:05.000"))
+	}
+	m.stop()
+
+	// A default image whose pods never become ready.
+	sampler, stopSampling = sampleFleet(t, ns)
+	start = time.Now()
+	startManagerOn(t, cfg, ns, withImage(bad))
+	var rolledBack, stopped []string
+	g.Eventually(func(g Gomega) {
+		rolledBack, stopped = nil, nil
+		for _, svc := range listFleet(g, ns) {
+			switch c := condition(&svc, ragv1.ConditionStalled); {
+			case svc.Status.Rollback != nil && svc.Status.FleetRollout != nil && svc.Status.Rollback.Revision == svc.Status.FleetRollout.Revision:
+				g.Expect(svc.Status.CanaryRevision).To(BeEmpty())
+				rolledBack = append(rolledBack, svc.Name)
+			case c != nil && c.Reason == fleet.ReasonStopped:
+				g.Expect(c.Message).To(ContainSubstring(bad))
+				conditionIs(g, &svc, ragv1.ConditionReady, metav1.ConditionFalse, fleet.ReasonStopped)
+				stopped = append(stopped, svc.Name)
+			}
+		}
+		g.Expect(len(rolledBack) + len(stopped)).To(Equal(n))
+	}, time.Minute, 100*time.Millisecond).Should(Succeed())
+	stopTook := time.Since(start)
+	// Nothing more starts: what was stopped stays so.
+	g.Consistently(func(g Gomega) {
+		for _, svc := range listFleet(g, ns) {
+			g.Expect(svc.Status.CanaryRevision).To(BeEmpty(), "%s started a canary after the fleet rollout stopped", svc.Name)
+		}
+	}, 2*time.Second, 100*time.Millisecond).Should(Succeed())
+	stopSampling()
+	sampler.mu.Lock()
+	maxBad, started := sampler.maxCanaries, len(sampler.firstCanary)
+	sampler.mu.Unlock()
+	t.Logf("bad image %s: %d canaries started (at most %d at once), %d rolled back, %d services stopped on %s, in %s",
+		bad, started, maxBad, len(rolledBack), len(stopped), v2, stopTook.Round(time.Millisecond))
+	g.Expect(len(rolledBack)).To(BeNumerically(">=", 2))
+	g.Expect(len(rolledBack)).To(BeNumerically("<=", maxCanaries), "canaries started after the failure limit was reached")
+	g.Expect(started).To(Equal(len(rolledBack)))
+	g.Expect(maxBad).To(BeNumerically("<=", maxCanaries))
+	slices.Sort(rolledBack)
+	g.Expect(rolledBack[0]).To(Equal(fleetName(0)), "the queue's order")
+	for _, name := range stopped {
+		svc := get(g, ns, name)
+		g.Expect(stableImage(g, ns, svc)).To(Equal(v2), "%s left its image", name)
+	}
+	g.Eventually(func() []string { return eventReasons(g, ns, stopped[0]) }, 10*time.Second, 100*time.Millisecond).Should(ContainElement(fleet.ReasonStopped))
+	g.Expect(testutil.ToFloat64(fleetStopped)).To(Equal(1.0))
+	g.Expect(testutil.ToFloat64(fleetWaiting)).To(BeNumerically(">=", 1))
+
+	// A user who pins the image the service runs takes it out of the fleet
+	// rollout at once, stopped or not.
+	pinned := stopped[len(stopped)-1]
+	update(t, ns, pinned, func(s *ragv1.RAGService) { s.Spec.Image = v2 })
+	waitHealthy(t, ns, pinned, 10*time.Second)
+}
+
+func listFleet(g Gomega, ns string) []ragv1.RAGService {
+	list := &ragv1.RAGServiceList{}
+	g.Expect(k8sClient.List(context.Background(), list, client.InNamespace(ns))).To(Succeed())
+	return list.Items
+}
