@@ -311,13 +311,19 @@ func (fp fleetPass) hold(plan *rollout.Plan) {
 
 // wakeFleetAfter wakes the next waiting services once a pass ended an
 // operator-caused canary (promoted, rolled back, replaced by the user's
-// change) and recorded it: its slot is free, and the cache, which reads
-// this manager's own writes, shows it so.
+// change) and recorded it: its slot is free. The service counts as this
+// pass left it, not as the cache may still show it.
 func (r *RAGServiceReconciler) wakeFleetAfter(ctx context.Context, s *scope, fp fleetPass) {
 	if !s.decided || fp.ranCanary == "" || s.obj.Status.CanaryRevision == fp.ranCanary {
 		return
 	}
-	if _, err := r.consultFleet(ctx, "", nil); err != nil {
+	key := client.ObjectKeyFromObject(s.obj).String()
+	hash := ""
+	if rec := s.obj.Status.FleetRollout; rec != nil {
+		hash = rec.SpecHash
+	}
+	c := fleet.Classify(r.factsOf(s.obj, s.desiredRevision, hash))
+	if _, err := r.consultFleet(ctx, key, &fleet.Member{Key: key, Role: c.Role, Failed: c.Failed}); err != nil {
 		ctrl.LoggerFrom(ctx).Error(err, "Waking the services waiting for the fleet rollout")
 	}
 }

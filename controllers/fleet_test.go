@@ -21,13 +21,17 @@ import (
 	"github.com/ragops/rag-operator/internal/testsupport/kubetest"
 )
 
-// fleetSpec: one pod, one canary step, no analysis: a canary promotes once
-// its pod is ready and its space checked, and fails at a short progress
+// fleetSpec: one pod, one canary step and a short pause, no analysis: a
+// canary promotes a second after its pod is ready and its space checked (so
+// canaries overlap long enough to be counted), and fails at a short progress
 // deadline when its pod never becomes ready.
 func fleetSpec(s *ragv1.RAGService) {
 	s.Spec.Rollout = ragv1.RolloutSpec{
-		Strategy:         ragv1.StrategyCanary,
-		Steps:            []ragv1.RolloutStep{{SetWeight: ptr.To(int32(50))}},
+		Strategy: ragv1.StrategyCanary,
+		Steps: []ragv1.RolloutStep{
+			{SetWeight: ptr.To(int32(50))},
+			{Pause: &ragv1.PauseStep{Duration: &metav1.Duration{Duration: time.Second}}},
+		},
 		ProgressDeadline: metav1.Duration{Duration: 3 * time.Second},
 		AutoRollback:     ptr.To(true),
 	}

@@ -123,8 +123,10 @@ func Classify(f Facts) Class {
 	c.Role = RoleNone
 	d := f.DesiredRevision
 	switch {
-	case f.Canary != "" && f.Canary == rec.Revision && rec.Revision != f.Stable:
-		// Counted whatever its image: it loads the upstream all the same.
+	case f.Canary != "" && f.Canary == rec.Revision:
+		// Counted whatever its image (it loads the upstream all the same),
+		// and until the canary is cleared: a promotion that already made it
+		// stable still runs both revisions' pods.
 		c.Role = RoleRunning
 		if d != "" && d != f.Canary && d != f.Stable && d != f.RolledBack && f.CanaryStrategy {
 			// A newer default image replaces it in the same slot.

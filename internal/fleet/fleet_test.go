@@ -48,6 +48,9 @@ func TestClassify(t *testing.T) {
 		{"RollingUpdate: not staged", base(func(f *Facts) { f.CanaryStrategy = false }), RoleNone, false, false, "", ""},
 		{"paused: the planner holds it", base(func(f *Facts) { f.Paused = true }), RoleNone, false, false, "", ""},
 		{"its canary runs", base(func(f *Facts) { f.Canary, f.Record.Revision, f.Record.Image = "new", "new", "embedserver:v2" }), RoleRunning, false, false, "new", ""},
+		{"promoting: already stable, the canary not yet cleared: still runs", base(func(f *Facts) {
+			f.Stable, f.Canary, f.Record.Revision, f.Record.Image = "new", "new", "new", "embedserver:v2"
+		}), RoleRunning, false, false, "new", ""},
 		{"a user's canary of the desired revision runs: not the fleet's", base(func(f *Facts) { f.Canary = "new" }), RoleNone, false, false, "", ""},
 		{"a user's canary runs, a new default image: pending", base(func(f *Facts) { f.Canary = "users" }), RolePending, false, false, "new", ""},
 		{"a newer image replaces a running fleet canary in its slot", base(func(f *Facts) {
