@@ -21,7 +21,7 @@ const troubleshooting = "troubleshooting.md"
 
 // sources are the packages that name the phases, conditions and reasons a
 // user sees on a RAGService (status, conditions, events).
-var sources = []string{"../api/v1alpha1", "../internal/rollout", "../controllers"}
+var sources = []string{"../api/v1alpha1", "../internal/rollout", "../internal/fleet", "../controllers"}
 
 // reasonArg is, for the planner's methods that take a reason, the position of
 // the reason among their arguments (internal/rollout: p.set(t, reason, msg),
@@ -208,6 +208,7 @@ func TestTroubleshootingScanFindsWhatItShould(t *testing.T) {
 		{code.reasons, "Promoting"},                  // a Reason constant in internal/rollout
 		{code.reasons, "AnnotationIgnored"},          // Event{Reason: "..."}
 		{code.reasons, "ProbesNotFound"},             // a Reason constant in controllers
+		{code.reasons, "WaitingForFleetRollout"},     // a Reason constant in internal/fleet
 	} {
 		if _, ok := c.into[c.name]; !ok {
 			t.Errorf("the scan of %v did not find %s", sources, c.name)

@@ -241,7 +241,8 @@ func TestTemplateDefaults(t *testing.T) {
 		t.Errorf("image %q, want ragops/manager:0.1.0 (appVersion)", c.Image)
 	}
 	for _, arg := range []string{"--leader-elect=true", "--metrics-bind-address=:8443", "--metrics-secure=true", "--health-probe-bind-address=:8081",
-		"--embedserver-image=ragops/embedserver:0.1.0", "--max-concurrent-reconciles=4", "--kube-api-qps=50", "--kube-api-burst=100"} {
+		"--embedserver-image=ragops/embedserver:0.1.0", "--max-concurrent-reconciles=4", "--kube-api-qps=50", "--kube-api-burst=100",
+		"--max-fleet-canaries=5", "--fleet-failure-limit=2"} {
 		if !contains(c.Args, arg) {
 			t.Errorf("args %v lack %s", c.Args, arg)
 		}
@@ -335,7 +336,7 @@ func TestTemplateCustomValues(t *testing.T) {
 	}
 	for _, arg := range []string{"--metrics-bind-address=:9443", "--health-probe-bind-address=:9440", "--zap-log-level=debug",
 		"--embedserver-image=registry.example.com/platform/embedserver:0.2.0-rc.1", "--metrics-cert-dir=/etc/rag-operator/metrics-certs",
-		"--max-concurrent-reconciles=16", "--kube-api-qps=200", "--kube-api-burst=400"} {
+		"--max-concurrent-reconciles=16", "--kube-api-qps=200", "--kube-api-burst=400", "--max-fleet-canaries=20", "--fleet-failure-limit=3"} {
 		if !contains(c.Args, arg) {
 			t.Errorf("args %v lack %s", c.Args, arg)
 		}
@@ -367,6 +368,8 @@ func TestSchemaRefusesBadValues(t *testing.T) {
 		{[]string{"metrics.readers[0].name=prometheus"}, "namespace"},
 		{[]string{"reconcile.maxConcurrent=0"}, "maxConcurrent"},
 		{[]string{"reconcile.statusProgressWindow=soon"}, "statusProgressWindow"},
+		{[]string{"fleetRollout.maxCanaries=0"}, "maxCanaries"},
+		{[]string{"fleetRollout.failureLimit=0"}, "failureLimit"},
 		{[]string{"kubeAPI.qps=0"}, "qps"},
 		{[]string{"kubeAPI.burst=-1"}, "burst"},
 		{[]string{"resources.limits.memory=lots"}, "memory"},
@@ -448,7 +451,8 @@ func TestKustomizeDryRunApply(t *testing.T) {
 	}
 	var d appsv1.Deployment
 	fromUnstructured(t, find(objs, "Deployment", "rag-operator-controller-manager"), &d)
-	for _, arg := range []string{"--metrics-bind-address=:8443", "--metrics-secure=true", "--max-concurrent-reconciles=4", "--kube-api-qps=50", "--kube-api-burst=100"} {
+	for _, arg := range []string{"--metrics-bind-address=:8443", "--metrics-secure=true", "--max-concurrent-reconciles=4", "--kube-api-qps=50", "--kube-api-burst=100",
+		"--max-fleet-canaries=5", "--fleet-failure-limit=2"} {
 		if !contains(d.Spec.Template.Spec.Containers[0].Args, arg) {
 			t.Errorf("kustomize manager args %v lack %s", d.Spec.Template.Spec.Containers[0].Args, arg)
 		}
