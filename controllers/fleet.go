@@ -75,8 +75,9 @@ type fleetGate struct {
 	wake     chan event.GenericEvent
 	once     sync.Once
 	// stopped is the image whose stopped fleet rollout the waiting services
-	// were woken to report; "" while none is stopped.
-	stopped string
+	// were woken to report; "" while none is stopped. queued is the image
+	// whose queue they were woken to report.
+	stopped, queued string
 }
 
 // fleetMemo is a service's desired revision and spec hash for one generation
@@ -173,7 +174,8 @@ func (r *RAGServiceReconciler) consultFleet(ctx context.Context, key string, sel
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	list := &ragv1.RAGServiceList{}
-	if err := r.List(ctx, list); err != nil {
+	// Read only, under the lock: no copy of every service on every pass.
+	if err := r.List(ctx, list, client.UnsafeDisableDeepCopy); err != nil {
 		return fleet.Decision{}, fmt.Errorf("listing RAGServices for the fleet rollout: %w", err)
 	}
 	now := r.now()
@@ -226,6 +228,15 @@ func (r *RAGServiceReconciler) consultFleet(ctx context.Context, key string, sel
 		ctrl.LoggerFrom(ctx).Info("Fleet rollout stopped", "image", r.EmbedServerImage, "rollbacks", d.Failures, "limit", d.FailureLimit, "waiting", d.Waiting)
 	case !d.Stopped:
 		g.stopped = ""
+		if len(d.Queue) > 0 && g.queued != r.EmbedServerImage {
+			// The first queue of this image: every waiting service says so
+			// now. Its first pass after a manager start would come last
+			// otherwise (the initial passes wait behind all other events,
+			// the running canaries' among them), and it would go on
+			// showing its old, settled conditions meanwhile.
+			g.queued = r.EmbedServerImage
+			wake = d.Queue
+		}
 	}
 	for _, k := range wake {
 		if k == key {
@@ -283,6 +294,8 @@ func (r *RAGServiceReconciler) gateFleet(ctx context.Context, s *scope, in *roll
 		in.DesiredRevision = in.Memory.StableRevision
 	}
 	fp.held, fp.image = &d, r.EmbedServerImage
+	ctrl.LoggerFrom(ctx).V(1).Info("Waiting for the fleet rollout", "image", r.EmbedServerImage, "position", d.Position, "waiting", d.Waiting,
+		"running", d.Running, "rollbacks", d.Failures, "stopped", d.Stopped)
 	return fp
 }
 

@@ -186,8 +186,8 @@ type Decision struct {
 	// the operator-caused canaries running or admitted; Failures the
 	// services that rolled back the image.
 	Waiting, Running, Failures int
-	// FailureLimit is the limit Decide applied.
-	FailureLimit int
+	// MaxCanaries and FailureLimit are the limits Decide applied.
+	MaxCanaries, FailureLimit int
 	// Next are the waiting services that fit in the free slots (this one
 	// aside): the ones to wake.
 	Next []string
@@ -206,7 +206,7 @@ func Decide(members []Member, key string, l Limits) Decision {
 	if l.FailureLimit < 1 {
 		l.FailureLimit = DefaultFailureLimit
 	}
-	d := Decision{FailureLimit: l.FailureLimit}
+	d := Decision{MaxCanaries: l.MaxCanaries, FailureLimit: l.FailureLimit}
 	var queue []string
 	selfPending, selfReserved := false, false
 	for _, m := range members {
@@ -251,12 +251,16 @@ func Decide(members []Member, key string, l Limits) Decision {
 	return d
 }
 
-// Message says why a service waits, naming the image and its place.
+// Message says why a service waits, naming the image and the limit. It
+// leaves out what changes as the queue moves (the service's place, the
+// canaries running): a message that changed on every pass would be a status
+// write of every waiting service on every pass, a thousand a minute in a
+// large fleet. The place is logged; the counts are metrics.
 func (d Decision) Message(image string) (reason, msg string) {
 	if d.Stopped {
 		return ReasonStopped, fmt.Sprintf("The fleet rollout of image %s stopped: %d services rolled it back (limit %d reached); this service stays on its image until the manager's default image changes or the rolled-back services are retried and promote",
 			image, d.Failures, d.FailureLimit)
 	}
-	return ReasonWaiting, fmt.Sprintf("Waiting for the fleet rollout of image %s: position %d of %d in the queue, %d operator-caused canaries running",
-		image, d.Position, d.Waiting, d.Running)
+	return ReasonWaiting, fmt.Sprintf("Waiting for the fleet rollout of image %s: at most %d operator-caused canaries run at once, started in namespace/name order",
+		image, d.MaxCanaries)
 }

@@ -222,9 +222,13 @@ func TestDefaultsApply(t *testing.T) {
 }
 
 func TestMessage(t *testing.T) {
-	reason, msg := Decision{Position: 3, Waiting: 40, Running: 5}.Message("embedserver:v2")
-	if reason != ReasonWaiting || !strings.Contains(msg, "embedserver:v2") || !strings.Contains(msg, "position 3 of 40") {
+	reason, msg := Decision{Position: 3, Waiting: 40, Running: 5, MaxCanaries: 5}.Message("embedserver:v2")
+	if reason != ReasonWaiting || !strings.Contains(msg, "embedserver:v2") || !strings.Contains(msg, "at most 5 operator-caused canaries") {
 		t.Errorf("%s: %s", reason, msg)
+	}
+	// The queue moving does not change the words: no status write per pass.
+	if _, again := (Decision{Position: 1, Waiting: 39, Running: 4, MaxCanaries: 5}).Message("embedserver:v2"); again != msg {
+		t.Errorf("the message changed with the queue: %q, then %q", msg, again)
 	}
 	reason, msg = Decision{Stopped: true, Failures: 2, FailureLimit: 2}.Message("embedserver:bad")
 	if reason != ReasonStopped || !strings.Contains(msg, "embedserver:bad") || !strings.Contains(msg, "2 services rolled it back (limit 2") {
