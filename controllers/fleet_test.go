@@ -117,7 +117,8 @@ func fleetName(i int) string { return fmt.Sprintf("svc-%02d", i) }
 // An operator upgrade that changes the default embedding-server image of 50
 // services starts at most --max-fleet-canaries canaries at once, in
 // namespace/name order, and every service ends on the new image; a user's
-// own change made meanwhile is not queued. Then a default image whose pods
+// own change made meanwhile is not queued, and a manager restarted midway
+// keeps the limit. Then a default image whose pods
 // never become ready: after --fleet-failure-limit rollbacks nothing more
 // starts, the waiting services stay on their image and say why.
 func TestFleetRollout(t *testing.T) {
@@ -181,6 +182,23 @@ func TestFleetRollout(t *testing.T) {
 		}
 	}
 
+	// A manager restart midway: the new one counts the canaries running and
+	// the services done from their status alone (the old one's slots handed
+	// out die with it), and starts no more than the limit either.
+	g.Eventually(func() int {
+		sampler.mu.Lock()
+		defer sampler.mu.Unlock()
+		return len(sampler.firstCanary)
+	}, time.Minute, 25*time.Millisecond).Should(BeNumerically(">=", n/3))
+	m.stop()
+	runningAtRestart := 0
+	for _, svc := range listFleet(g, ns) {
+		if svc.Status.CanaryRevision != "" {
+			runningAtRestart++
+		}
+	}
+	m = startManagerOn(t, cfg, ns, withImage(v2))
+
 	g.Eventually(func(g Gomega) {
 		for _, svc := range listFleet(g, ns) {
 			g.Expect(svc.Status.CanaryRevision).To(BeEmpty(), "%s", svc.Name)
@@ -194,8 +212,8 @@ func TestFleetRollout(t *testing.T) {
 	sampler.mu.Lock()
 	maxSeen, first := sampler.maxCanaries, sampler.firstCanary
 	sampler.mu.Unlock()
-	t.Logf("upgrade to %s: %d services in %s, at most %d operator-caused canaries at once; the user's change started %s after the edit with %d services still waiting",
-		v2, n, upgradeTook.Round(time.Millisecond), maxSeen, userStarted.Round(time.Millisecond), waitingWhenUserStarted)
+	t.Logf("upgrade to %s: %d services in %s, at most %d operator-caused canaries at once; the user's change started %s after the edit with %d services still waiting; the manager restarted with %d canaries running",
+		v2, n, upgradeTook.Round(time.Millisecond), maxSeen, userStarted.Round(time.Millisecond), waitingWhenUserStarted, runningAtRestart)
 	g.Expect(maxSeen).To(BeNumerically("<=", maxCanaries), "more operator-caused canaries at once than --max-fleet-canaries")
 	g.Expect(maxSeen).To(BeNumerically(">=", 2), "the canaries never overlapped: the sample says nothing of the limit")
 	g.Expect(waitingWhenUserStarted).To(BeNumerically(">=", 10), "the user's change did not start before its turn")
