@@ -162,7 +162,7 @@ func TestEveryAlertIsTestedFiring(t *testing.T) {
 		}
 	}
 	sort.Strings(alerts)
-	want := []string{"RAGServiceLatencyP99High", "RAGServiceRolledBack", "RAGServiceRolloutStuck", "RAGServiceShedRateHigh", "RAGServiceSpaceDrifted", "RAGServiceUpstreamFailing"}
+	want := []string{"RAGFleetRolloutStopped", "RAGServiceLatencyP99High", "RAGServiceRolledBack", "RAGServiceRolloutStuck", "RAGServiceShedRateHigh", "RAGServiceSpaceDrifted", "RAGServiceUpstreamFailing"}
 	if !slices.Equal(alerts, want) {
 		t.Errorf("alerts %v, want %v", alerts, want)
 	}

@@ -120,4 +120,15 @@ manager carry the RAGService's namespace and name (scraped with honorLabels).
     annotations:
       summary: {{ `RAGService {{ $labels.namespace }}/{{ $labels.name }} answers in another vector space than the one recorded` | quote }}
       description: {{ `The space watch of {{ $labels.namespace }}/{{ $labels.name }} found its stable pods embedding the probe texts into another vector space than the fingerprint recorded when the revision became stable, with no change of spec: the upstream behind spec.embedding.endpoint probably serves another model, normalisation, tokenizer or input window. Queries and newly indexed chunks no longer match the index. Restore the upstream (the next watch clears this), or keep the new space with kubectl rag -n {{ $labels.namespace }} accept-space {{ $labels.name }} and re-index; kubectl rag -n {{ $labels.namespace }} status {{ $labels.name }} shows the numbers.` | quote }}
+  - alert: RAGFleetRolloutStopped
+    # The manager's own gauge: 1 once --fleet-failure-limit services rolled
+    # back the canary of the current default image that the operator caused.
+    # max: only the leader counts; the other replicas report 0.
+    expr: max(ragops_fleet_rollout_stopped) == 1
+    labels:
+      severity: warning
+      {{- with $a.ruleLabels }}{{ toYaml . | nindent 6 }}{{- end }}
+    annotations:
+      summary: {{ `The fleet rollout of the operator's default embedding-server image stopped` | quote }}
+      description: {{ `{{ with query "max(ragops_fleet_rollbacks)" }}{{ . | first | value }}{{ end }} RAGServices rolled back the canary of the manager's new default embedding-server image (--fleet-failure-limit reached): no further service starts one, and the services still waiting stay on their image (reason FleetRolloutStopped). kubectl get ragservices -A shows them; kubectl rag status tells why the rolled-back ones failed. Fix the image and deploy the manager with another default image, or kubectl rag retry the rolled-back services (each one that promotes no longer counts).` | quote }}
 {{- end }}
