@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -184,6 +185,11 @@ func (r *RAGServiceReconciler) consultFleet(ctx context.Context, key string, sel
 	objs := make(map[string]*ragv1.RAGService, len(list.Items))
 	for i := range list.Items {
 		svc := &list.Items[i]
+		if !svc.DeletionTimestamp.IsZero() {
+			// Going away: its passes stop before the gate, so it would
+			// hold its place at the head of the queue for good.
+			continue
+		}
 		seen[svc.UID] = true
 		k := client.ObjectKeyFromObject(svc).String()
 		objs[k] = svc
@@ -213,6 +219,14 @@ func (r *RAGServiceReconciler) consultFleet(ctx context.Context, key string, sel
 	d := fleet.Decide(members, key, r.limits())
 	if d.Admit {
 		g.reserved[key] = now
+	}
+	// The services woken to take the free slots hold them from now: one
+	// whose passes fail before they reach the gate holds its slot until the
+	// reservation expires, not the whole queue behind it.
+	for _, k := range d.Next {
+		if _, ok := g.reserved[k]; !ok {
+			g.reserved[k] = now
+		}
 	}
 	fleetWaiting.Set(float64(d.Waiting))
 	fleetCanaries.Set(float64(d.Running))
@@ -274,10 +288,17 @@ func (r *RAGServiceReconciler) gateFleet(ctx context.Context, s *scope, in *roll
 	if c.UserChange {
 		ctrl.LoggerFrom(ctx).V(1).Info("The spec changed: its revision is the user's, not queued behind the fleet rollout", "revision", s.desiredRevision)
 	}
+	key := client.ObjectKeyFromObject(s.obj).String()
 	if c.Role != fleet.RolePending {
+		if heldByFleet(s.conditions) {
+			// It leaves the queue (pinned by its user, say): count again, so
+			// the metrics do not keep it waiting.
+			if _, err := r.consultFleet(ctx, key, &fleet.Member{Key: key, Role: c.Role, Failed: c.Failed}); err != nil {
+				ctrl.LoggerFrom(ctx).Error(err, "Counting the fleet rollout")
+			}
+		}
 		return fp
 	}
-	key := client.ObjectKeyFromObject(s.obj).String()
 	d, err := r.consultFleet(ctx, key, &fleet.Member{Key: key, Role: c.Role, Failed: c.Failed})
 	if err != nil {
 		// Without the fleet's count nothing operator-caused starts.
@@ -297,6 +318,17 @@ func (r *RAGServiceReconciler) gateFleet(ctx context.Context, s *scope, in *roll
 	ctrl.LoggerFrom(ctx).V(1).Info("Waiting for the fleet rollout", "image", r.EmbedServerImage, "position", d.Position, "waiting", d.Waiting,
 		"running", d.Running, "rollbacks", d.Failures, "stopped", d.Stopped)
 	return fp
+}
+
+// heldByFleet says whether the conditions a pass found say the fleet held
+// the service back.
+func heldByFleet(conds []metav1.Condition) bool {
+	for _, c := range conds {
+		if c.Status == metav1.ConditionTrue && (c.Reason == fleet.ReasonWaiting || c.Reason == fleet.ReasonStopped) {
+			return true
+		}
+	}
+	return false
 }
 
 // hold is the fleet's hook after the planner: a service held back with
