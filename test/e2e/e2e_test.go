@@ -69,6 +69,9 @@ func TestMain(m *testing.M) {
 type managerProc struct {
 	bin string
 	cmd *exec.Cmd
+	// args are flags beyond the suite's own, for a test that runs the
+	// manager otherwise configured (and puts them back).
+	args []string
 }
 
 func (p *managerProc) start() error {
@@ -77,8 +80,8 @@ func (p *managerProc) start() error {
 		return err
 	}
 	fmt.Fprintf(logf, "=== %s e2e starts the manager\n", time.Now().UTC().Format(time.RFC3339))
-	cmd := exec.Command(p.bin, "--kubeconfig", kubeconfig,
-		"--metrics-bind-address", "127.0.0.1:62080", "--health-probe-bind-address", "127.0.0.1:62081")
+	cmd := exec.Command(p.bin, append([]string{"--kubeconfig", kubeconfig,
+		"--metrics-bind-address", "127.0.0.1:62080", "--health-probe-bind-address", "127.0.0.1:62081"}, p.args...)...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// Dies with the test binary, even on a panic or a -timeout.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
