@@ -9,11 +9,15 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/workqueue"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/priorityqueue"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	ragv1 "github.com/ragops/rag-operator/api/v1alpha1"
@@ -73,7 +77,8 @@ type fleetGate struct {
 	mu       sync.Mutex
 	reserved map[string]time.Time // namespace/name -> when admitted
 	memo     map[types.UID]fleetMemo
-	wake     chan event.GenericEvent
+	wake     chan event.GenericEvent // slots to take: passes due now
+	tell     chan event.GenericEvent // news to show: passes behind all others
 	once     sync.Once
 	// stopped is the image whose stopped fleet rollout the waiting services
 	// were woken to report; "" while none is stopped. queued is the image
@@ -94,6 +99,7 @@ func (g *fleetGate) init() {
 		g.reserved = map[string]time.Time{}
 		g.memo = map[types.UID]fleetMemo{}
 		g.wake = make(chan event.GenericEvent, 1024)
+		g.tell = make(chan event.GenericEvent, 1024)
 	})
 }
 
@@ -110,10 +116,26 @@ func (r *RAGServiceReconciler) limits() fleet.Limits {
 	return fleet.Limits{MaxCanaries: r.MaxFleetCanaries, FailureLimit: r.FleetFailureLimit}
 }
 
-// fleetSource wakes the services the gate names.
-func (r *RAGServiceReconciler) fleetSource() source.Source {
+// fleetSource wakes the services the gate names: those given a slot at
+// once, those told of a queue or a stop at low priority, as the initial
+// passes after a start are, so that a thousand of them never come before a
+// user's own change.
+func (r *RAGServiceReconciler) fleetSource(told bool) source.Source {
 	r.fleet.init()
-	return source.Channel(r.fleet.wake, &handler.EnqueueRequestForObject{})
+	if !told {
+		return source.Channel(r.fleet.wake, &handler.EnqueueRequestForObject{})
+	}
+	low := handler.TypedFuncs[client.Object, reconcile.Request]{
+		GenericFunc: func(_ context.Context, e event.GenericEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			req := reconcile.Request{NamespacedName: client.ObjectKeyFromObject(e.Object)}
+			if pq, ok := q.(priorityqueue.PriorityQueue[reconcile.Request]); ok {
+				pq.AddWithOpts(priorityqueue.AddOpts{Priority: ptr.To(handler.LowPriority)}, req)
+				return
+			}
+			q.Add(req)
+		},
+	}
+	return source.Channel(r.fleet.tell, low)
 }
 
 // specHash is the revision the spec makes with the default image left out.
@@ -232,35 +254,36 @@ func (r *RAGServiceReconciler) consultFleet(ctx context.Context, key string, sel
 	fleetCanaries.Set(float64(d.Running))
 	fleetFailures.Set(float64(d.Failures))
 	fleetStopped.Set(boolGauge(d.Stopped))
-	wake := d.Next
+	var tell []string
 	switch {
 	case d.Stopped && g.stopped != r.EmbedServerImage:
-		// Newly stopped: every waiting service says so now, not at its
+		// Newly stopped: every waiting service says so soon, not at its
 		// next recheck.
 		g.stopped = r.EmbedServerImage
-		wake = d.Queue
+		tell = d.Queue
 		ctrl.LoggerFrom(ctx).Info("Fleet rollout stopped", "image", r.EmbedServerImage, "rollbacks", d.Failures, "limit", d.FailureLimit, "waiting", d.Waiting)
 	case !d.Stopped:
 		g.stopped = ""
 		if len(d.Queue) > 0 && g.queued != r.EmbedServerImage {
-			// The first queue of this image: every waiting service says so
-			// now. Its first pass after a manager start would come last
-			// otherwise (the initial passes wait behind all other events,
-			// the running canaries' among them), and it would go on
-			// showing its old, settled conditions meanwhile.
+			// The first queue of this image: every waiting service says so,
+			// not only those whose first pass after a manager start came.
 			g.queued = r.EmbedServerImage
-			wake = d.Queue
+			tell = d.Queue
 		}
 	}
-	for _, k := range wake {
-		if k == key {
-			continue
-		}
-		select {
-		case g.wake <- event.GenericEvent{Object: objs[k]}:
-		default: // full: the recheck finds it
+	send := func(ch chan event.GenericEvent, keys []string) {
+		for _, k := range keys {
+			if k == key {
+				continue
+			}
+			select {
+			case ch <- event.GenericEvent{Object: objs[k]}:
+			default: // full: the recheck finds it
+			}
 		}
 	}
+	send(g.wake, d.Next)
+	send(g.tell, tell)
 	return d, nil
 }
 

@@ -170,14 +170,16 @@ func TestFleetRollout(t *testing.T) {
 	sampler, stopSampling := sampleFleet(t, ns, user)
 	start = time.Now()
 	m = startManagerOn(t, cfg, ns, withImage(v2))
+	// The services waiting say so (the last by name, which waits longest).
+	waiter := fleetName(n - 2)
 	g.Eventually(func(g Gomega) {
-		c := condition(get(g, ns, user), ragv1.ConditionReconciling)
+		c := condition(get(g, ns, waiter), ragv1.ConditionReconciling)
 		g.Expect(c).NotTo(BeNil())
 		g.Expect(c.Reason).To(Equal(fleet.ReasonWaiting))
 		g.Expect(c.Message).To(ContainSubstring(v2))
 		g.Expect(c.Message).To(ContainSubstring(fmt.Sprintf("at most %d operator-caused canaries", maxCanaries)))
-		conditionIs(g, get(g, ns, user), ragv1.ConditionReady, metav1.ConditionFalse, fleet.ReasonWaiting)
-	}, 20*time.Second, 25*time.Millisecond).Should(Succeed())
+		conditionIs(g, get(g, ns, waiter), ragv1.ConditionReady, metav1.ConditionFalse, fleet.ReasonWaiting)
+	}, time.Minute, 25*time.Millisecond).Should(Succeed())
 	update(t, ns, user, func(s *ragv1.RAGService) { s.Spec.Concurrency.MaxInFlight++ })
 	userEdited := time.Now()
 	g.Eventually(func() bool {
@@ -187,12 +189,15 @@ func TestFleetRollout(t *testing.T) {
 		return ok
 	}, 10*time.Second, 25*time.Millisecond).Should(BeTrue(), "the user's own change waited")
 	userStarted := time.Since(userEdited)
+	// Services ahead of it by name that had not started when it did.
 	waitingWhenUserStarted := 0
-	for _, svc := range listFleet(g, ns) {
-		if c := condition(&svc, ragv1.ConditionReconciling); c != nil && c.Reason == fleet.ReasonWaiting {
+	sampler.mu.Lock()
+	for i := range n - 1 {
+		if at, ok := sampler.firstCanary[fleetName(i)]; !ok || at.After(sampler.firstCanary[user]) {
 			waitingWhenUserStarted++
 		}
 	}
+	sampler.mu.Unlock()
 
 	// A manager restart midway: the new one counts the canaries running and
 	// the services done from their status alone (the old one's slots handed

@@ -557,7 +557,8 @@ func (r *RAGServiceReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		// in a pass that could not count it yet.
 		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(ragServiceOfPod), builder.WithPredicates(podMoved)).
 		// Services the fleet rollout has room for again (fleet.go).
-		WatchesRawSource(r.fleetSource()).
+		WatchesRawSource(r.fleetSource(false)).
+		WatchesRawSource(r.fleetSource(true)).
 		Complete(r)
 }
 
