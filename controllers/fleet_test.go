@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
@@ -24,8 +25,12 @@ import (
 
 // fleetSpec: one pod, one canary step and a short pause, no analysis: a
 // canary promotes a second after its pod is ready and its space checked (so
-// canaries overlap long enough to be counted), and fails at a short progress
-// deadline when its pod never becomes ready.
+// canaries overlap long enough to be counted), and fails at its progress
+// deadline when its pod never becomes ready. The deadline outlasts the
+// manager restart midway: a canary whose start was recorded just before
+// the stop gets its Deployment only at its first pass after the start,
+// which comes after 50 others' (4 to 5 s on the full suite), and would
+// otherwise be rolled back for a deadline spent with no manager running.
 func fleetSpec(s *ragv1.RAGService) {
 	s.Spec.Rollout = ragv1.RolloutSpec{
 		Strategy: ragv1.StrategyCanary,
@@ -33,7 +38,7 @@ func fleetSpec(s *ragv1.RAGService) {
 			{SetWeight: ptr.To(int32(50))},
 			{Pause: &ragv1.PauseStep{Duration: &metav1.Duration{Duration: time.Second}}},
 		},
-		ProgressDeadline: metav1.Duration{Duration: 3 * time.Second},
+		ProgressDeadline: metav1.Duration{Duration: 15 * time.Second},
 		AutoRollback:     ptr.To(true),
 	}
 }
@@ -137,14 +142,10 @@ func TestFleetRollout(t *testing.T) {
 	// Last, once this test's managers stopped: its 50 services go, or every
 	// later manager that watches all namespaces (with another default image)
 	// would start a fleet rollout of them before its own test's services.
-	t.Cleanup(func() {
-		ctx := context.Background()
-		for _, obj := range []client.Object{&ragv1.RAGService{}, &appsv1.Deployment{}, &corev1.Pod{}} {
-			if err := k8sClient.DeleteAllOf(ctx, obj, client.InNamespace(ns), client.GracePeriodSeconds(0)); err != nil {
-				t.Errorf("deleting the fleet's %T: %v", obj, err)
-			}
-		}
-	})
+	// Their 150 Services go too: envtest runs no garbage collector, and its
+	// API server hands out cluster IPs from a /24, so the cluster IPs they
+	// hold would leave later tests' Services none ("range is full").
+	t.Cleanup(func() { deleteFleet(t, ns) })
 	startSim(t, ns, quiet)
 	withImage := func(image string) func(*RAGServiceReconciler) {
 		return func(r *RAGServiceReconciler) {
@@ -255,6 +256,8 @@ func TestFleetRollout(t *testing.T) {
 	start = time.Now()
 	startManagerOn(t, cfg, ns, withImage(bad))
 	var rolledBack, stopped []string
+	// Each rollback comes a progress deadline (15 s) after its start, and a
+	// start after a rollback freed its slot: about two deadlines in all.
 	g.Eventually(func(g Gomega) {
 		rolledBack, stopped = nil, nil
 		for _, svc := range listFleet(g, ns) {
@@ -269,7 +272,7 @@ func TestFleetRollout(t *testing.T) {
 			}
 		}
 		g.Expect(len(rolledBack) + len(stopped)).To(Equal(n))
-	}, time.Minute, 100*time.Millisecond).Should(Succeed())
+	}, 2*time.Minute, 100*time.Millisecond).Should(Succeed())
 	stopTook := time.Since(start)
 	// Nothing more starts: what was stopped stays so.
 	g.Consistently(func(g Gomega) {
@@ -334,4 +337,25 @@ func listFleet(g Gomega, ns string) []ragv1.RAGService {
 	list := &ragv1.RAGServiceList{}
 	g.Expect(k8sClient.List(context.Background(), list, client.InNamespace(ns))).To(Succeed())
 	return list.Items
+}
+
+// deleteFleet deletes what the fleet's services and the sim made in ns.
+// Services have no delete-collection: one by one.
+func deleteFleet(t *testing.T, ns string) {
+	ctx := context.Background()
+	for _, obj := range []client.Object{&ragv1.RAGService{}, &appsv1.Deployment{}, &corev1.Pod{}, &policyv1.PodDisruptionBudget{}} {
+		if err := k8sClient.DeleteAllOf(ctx, obj, client.InNamespace(ns), client.GracePeriodSeconds(0)); err != nil {
+			t.Errorf("deleting the fleet's %T: %v", obj, err)
+		}
+	}
+	svcs := &corev1.ServiceList{}
+	if err := k8sClient.List(ctx, svcs, client.InNamespace(ns)); err != nil {
+		t.Errorf("listing the fleet's Services: %v", err)
+		return
+	}
+	for i := range svcs.Items {
+		if err := k8sClient.Delete(ctx, &svcs.Items[i]); client.IgnoreNotFound(err) != nil {
+			t.Errorf("deleting Service %s: %v", svcs.Items[i].Name, err)
+		}
+	}
 }
