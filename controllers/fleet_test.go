@@ -181,6 +181,7 @@ func TestFleetRollout(t *testing.T) {
 		g.Expect(c.Message).To(ContainSubstring(fmt.Sprintf("at most %d operator-caused canaries", maxCanaries)))
 		conditionIs(g, get(g, ns, waiter), ragv1.ConditionReady, metav1.ConditionFalse, fleet.ReasonWaiting)
 	}, time.Minute, 25*time.Millisecond).Should(Succeed())
+	waiterSaid := time.Since(start)
 	update(t, ns, user, func(s *ragv1.RAGService) { s.Spec.Concurrency.MaxInFlight++ })
 	userEdited := time.Now()
 	g.Eventually(func() bool {
@@ -230,8 +231,8 @@ func TestFleetRollout(t *testing.T) {
 	sampler.mu.Lock()
 	maxSeen, first := sampler.maxCanaries, sampler.firstCanary
 	sampler.mu.Unlock()
-	t.Logf("upgrade to %s: %d services in %s, at most %d operator-caused canaries at once; the user's change started %s after the edit with %d services still waiting; the manager restarted with %d canaries running",
-		v2, n, upgradeTook.Round(time.Millisecond), maxSeen, userStarted.Round(time.Millisecond), waitingWhenUserStarted, runningAtRestart)
+	t.Logf("upgrade to %s: %d services in %s, at most %d operator-caused canaries at once; %s said it waits %s after the manager started; the user's change started %s after the edit with %d services still waiting; the manager restarted with %d canaries running (the user's among them)",
+		v2, n, upgradeTook.Round(time.Millisecond), maxSeen, waiter, waiterSaid.Round(time.Millisecond), userStarted.Round(time.Millisecond), waitingWhenUserStarted, runningAtRestart)
 	g.Expect(maxSeen).To(BeNumerically("<=", maxCanaries), "more operator-caused canaries at once than --max-fleet-canaries")
 	g.Expect(maxSeen).To(BeNumerically(">=", 2), "the canaries never overlapped: the sample says nothing of the limit")
 	g.Expect(waitingWhenUserStarted).To(BeNumerically(">=", 10), "the user's change did not start before its turn")

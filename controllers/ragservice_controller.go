@@ -40,6 +40,11 @@ import (
 // operator writes.
 const FieldOwner = "rag-operator"
 
+// DefaultMaxConcurrentReconciles is how many RAGServices the manager
+// reconciles at once unless told otherwise (--max-concurrent-reconciles);
+// the envtest managers run with it too, so they queue as production does.
+const DefaultMaxConcurrentReconciles = 4
+
 // secretRefIndex indexes RAGServices by the name of the API key Secret they use.
 const secretRefIndex = "spec.embedding.apiKeySecretRef.name"
 

@@ -123,7 +123,10 @@ func startManagerOn(t *testing.T, cfg *rest.Config, ns string, configure ...func
 		Scheme:                 testScheme,
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
-		Controller:             config.Controller{SkipNameValidation: ptr.To(true)},
+		Controller: config.Controller{
+			SkipNameValidation:      ptr.To(true),
+			MaxConcurrentReconciles: DefaultMaxConcurrentReconciles,
+		},
 	}
 	// The cache cmd/manager runs with, so the tests see what it leaves out.
 	ConfigureCache(&opts)

@@ -77,7 +77,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.pprofAddr, "pprof-bind-address", "", "Address of Go's /debug/pprof/ profiles; empty: off. Never expose it beyond the pod.")
 	fs.BoolVar(&o.leaderElect, "leader-elect", false, "Elect a leader, so that only one of several replicas reconciles.")
 	fs.StringVar(&o.leaderElectNS, "leader-election-namespace", "", "Namespace of the leader election Lease; empty: the pod's own.")
-	fs.IntVar(&o.maxConcurrentReconciles, "max-concurrent-reconciles", 4, "RAGServices reconciled at the same time (one service is never reconciled twice at once).")
+	fs.IntVar(&o.maxConcurrentReconciles, "max-concurrent-reconciles", controllers.DefaultMaxConcurrentReconciles, "RAGServices reconciled at the same time (one service is never reconciled twice at once).")
 	fs.IntVar(&o.maxFleetCanaries, "max-fleet-canaries", fleet.DefaultMaxCanaries,
 		"Canaries the operator itself causes (a new --embedserver-image for services whose spec names none) that run at once across all RAGServices; the rest wait, in namespace/name order (docs/operations.md).")
 	fs.IntVar(&o.fleetFailureLimit, "fleet-failure-limit", fleet.DefaultFailureLimit,
