@@ -561,7 +561,8 @@ func (r *RAGServiceReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		// Deployment's status may have told of it before the pod watch did,
 		// in a pass that could not count it yet.
 		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(ragServiceOfPod), builder.WithPredicates(podMoved)).
-		// Services the fleet rollout has room for again (fleet.go).
+		// Services the fleet rollout has room for again, and (at low
+		// priority) those to tell of its queue or its stop (fleet.go).
 		WatchesRawSource(r.fleetSource(false)).
 		WatchesRawSource(r.fleetSource(true)).
 		Complete(r)
