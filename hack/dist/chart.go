@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	kyaml "sigs.k8s.io/kustomize/kyaml/yaml"
+
+	"github.com/ragops/rag-operator/internal/release"
 )
 
 func runChart(ctx context.Context, args []string) error {
@@ -67,7 +69,30 @@ func runChart(ctx context.Context, args []string) error {
 	if err := cmd.Run(); err != nil {
 		return fmt.Errorf("helm package: %w", err)
 	}
-	return nil
+	// helm stamps every entry with the clock: restamp so that the same
+	// sources give the same chart, and so the same digest once pushed.
+	mtime, err := release.SourceDate()
+	if err != nil {
+		return err
+	}
+	meta, err := kyaml.ReadFile(filepath.Join(dir, "Chart.yaml"))
+	if err != nil {
+		return fmt.Errorf("the chart's Chart.yaml: %w", err)
+	}
+	name, err := meta.GetString("name")
+	if err != nil {
+		return fmt.Errorf("the chart's Chart.yaml: %w", err)
+	}
+	tgz := filepath.Join(*out, name+"-"+*version+".tgz") // helm's file name
+	raw, err = os.ReadFile(tgz)
+	if err != nil {
+		return fmt.Errorf("the packaged chart: %w", err)
+	}
+	same, err := release.Restamp(raw, mtime)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(tgz, same, 0o644)
 }
 
 // chartImageValues are the chart's two image values and the image each names,

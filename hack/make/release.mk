@@ -90,7 +90,7 @@ push: ## Push the release in dist/ (make release REGISTRY=... first) to REGISTRY
 	go run ./hack/dist push --version $(VERSION) --registry $(REGISTRY) --dist $(DIST)
 
 .PHONY: test-release
-test-release: $(HELM) ## Release round trip: both images for linux/amd64 and linux/arm64, pushed to an in-process registry, pulled back and run; reproducible digests.
+test-release: $(HELM) ## Release round trip: both images for linux/amd64 and linux/arm64, pushed to an in-process registry, pulled back and run; reproducible digests and chart.
 	HELM=$(HELM) go test -count=1 -timeout 20m ./test/release/...
 
 $(GO_LICENSES):

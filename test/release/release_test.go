@@ -187,6 +187,13 @@ func TestReleaseRoundTrip(t *testing.T) {
 	if files := run(t, "tar", "-tzf", tgz); !strings.Contains(files, "rag-operator/LICENSE\n") {
 		t.Errorf("the chart carries no LICENSE:\n%s", files)
 	}
+	// Reproducible too: the same chart packaged again, seconds after the
+	// first (helm stamps each entry with the clock), is the pushed bytes.
+	again := t.TempDir()
+	run(t, dist, "chart", "--version", version, "--repo", reg, "--images", filepath.Join(dir, "images"), "--helm", helm, "--out", again)
+	if a, b := read(t, filepath.Join(again, "rag-operator-"+version+".tgz")), read(t, tgz); !bytes.Equal(a, b) {
+		t.Errorf("the chart packaged again is not the pushed one: %d bytes against %d", len(a), len(b))
+	}
 
 	// A chart built for another registry is refused before anything is pushed.
 	other := t.TempDir()
