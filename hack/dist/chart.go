@@ -84,11 +84,11 @@ func runChart(ctx context.Context, args []string) error {
 		return fmt.Errorf("the chart's Chart.yaml: %w", err)
 	}
 	tgz := filepath.Join(*out, name+"-"+*version+".tgz") // helm's file name
-	raw, err = os.ReadFile(tgz)
+	packaged, err := os.ReadFile(tgz)
 	if err != nil {
 		return fmt.Errorf("the packaged chart: %w", err)
 	}
-	same, err := release.Restamp(raw, mtime)
+	same, err := release.Restamp(packaged, mtime)
 	if err != nil {
 		return err
 	}
