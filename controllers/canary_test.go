@@ -50,27 +50,14 @@ type observer struct {
 
 func watchStatus(t *testing.T, ns, name string) *observer {
 	o := &observer{}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		tk := time.NewTicker(50 * time.Millisecond)
-		defer tk.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-tk.C:
-				svc := &ragv1.RAGService{}
-				if err := k8sClient.Get(ctx, keyOf(ns, name), svc); err == nil {
-					o.mu.Lock()
-					o.seen = append(o.seen, svc.Status)
-					o.mu.Unlock()
-				}
-			}
+	pollEvery(t, 50*time.Millisecond, func(ctx context.Context) {
+		svc := &ragv1.RAGService{}
+		if err := k8sClient.Get(ctx, keyOf(ns, name), svc); err == nil {
+			o.mu.Lock()
+			o.seen = append(o.seen, svc.Status)
+			o.mu.Unlock()
 		}
-	}()
-	t.Cleanup(func() { cancel(); <-done })
+	})
 	return o
 }
 

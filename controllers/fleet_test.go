@@ -43,7 +43,7 @@ func fleetSpec(s *ragv1.RAGService) {
 	}
 }
 
-// fleetSample is what the test saw of the fleet at one moment.
+// fleetSampler is what the test saw of the fleet, sampled every 25 ms.
 type fleetSampler struct {
 	mu sync.Mutex
 	// maxCanaries is the most operator-caused canaries seen at once (the
@@ -62,46 +62,32 @@ func sampleFleet(t *testing.T, ns string, exclude ...string) (*fleetSampler, fun
 	for _, e := range exclude {
 		s.exclude[e] = true
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		tk := time.NewTicker(25 * time.Millisecond)
-		defer tk.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-tk.C:
+	stop := pollEvery(t, 25*time.Millisecond, func(ctx context.Context) {
+		list := &ragv1.RAGServiceList{}
+		if err := k8sClient.List(ctx, list, client.InNamespace(ns)); err != nil {
+			return
+		}
+		now, n := time.Now(), 0
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		for _, svc := range list.Items {
+			if rb, fr := svc.Status.Rollback, svc.Status.FleetRollout; rb != nil && fr != nil && rb.Revision == fr.Revision {
+				if _, ok := s.firstRollback[svc.Name]; !ok {
+					s.firstRollback[svc.Name] = now
+				}
 			}
-			list := &ragv1.RAGServiceList{}
-			if err := k8sClient.List(ctx, list, client.InNamespace(ns)); err != nil {
+			if svc.Status.CanaryRevision == "" {
 				continue
 			}
-			now, n := time.Now(), 0
-			s.mu.Lock()
-			for _, svc := range list.Items {
-				if rb, fr := svc.Status.Rollback, svc.Status.FleetRollout; rb != nil && fr != nil && rb.Revision == fr.Revision {
-					if _, ok := s.firstRollback[svc.Name]; !ok {
-						s.firstRollback[svc.Name] = now
-					}
-				}
-				if svc.Status.CanaryRevision == "" {
-					continue
-				}
-				if _, ok := s.firstCanary[svc.Name]; !ok {
-					s.firstCanary[svc.Name] = now
-				}
-				if !s.exclude[svc.Name] {
-					n++
-				}
+			if _, ok := s.firstCanary[svc.Name]; !ok {
+				s.firstCanary[svc.Name] = now
 			}
-			s.maxCanaries = max(s.maxCanaries, n)
-			s.mu.Unlock()
+			if !s.exclude[svc.Name] {
+				n++
+			}
 		}
-	}()
-	stop := func() { cancel(); <-done }
-	t.Cleanup(stop)
+		s.maxCanaries = max(s.maxCanaries, n)
+	})
 	return s, stop
 }
 

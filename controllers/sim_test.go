@@ -135,10 +135,10 @@ func startSim(t *testing.T, ns string, opts ...string) *sim {
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Add(1)
-	go func() { defer wg.Done(); s.loop(ctx, 100*time.Millisecond, s.tick) }()
+	go func() { defer wg.Done(); tickEvery(ctx, 100*time.Millisecond, s.tick) }()
 	if !slices.Contains(opts, quiet) {
 		wg.Add(1)
-		go func() { defer wg.Done(); s.loop(ctx, 20*time.Millisecond, s.load) }()
+		go func() { defer wg.Done(); tickEvery(ctx, 20*time.Millisecond, s.load) }()
 	}
 	t.Cleanup(func() {
 		cancel()
@@ -152,7 +152,8 @@ func startSim(t *testing.T, ns string, opts ...string) *sim {
 	return s
 }
 
-func (s *sim) loop(ctx context.Context, every time.Duration, f func(context.Context)) {
+// tickEvery calls f every period until ctx is done.
+func tickEvery(ctx context.Context, every time.Duration, f func(context.Context)) {
 	tk := time.NewTicker(every)
 	defer tk.Stop()
 	for {
@@ -163,6 +164,17 @@ func (s *sim) loop(ctx context.Context, every time.Duration, f func(context.Cont
 			f(ctx)
 		}
 	}
+}
+
+// pollEvery calls f every period in the background until the returned stop
+// (which waits for the last call to end) or the test's cleanup.
+func pollEvery(t *testing.T, every time.Duration, f func(context.Context)) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); tickEvery(ctx, every, f) }()
+	stop = func() { cancel(); <-done }
+	t.Cleanup(stop)
+	return stop
 }
 
 // tick moves every Deployment of the namespace one step toward its spec.

@@ -47,54 +47,41 @@ type servedWatch struct {
 
 func watchServed(t *testing.T, sim *sim, ns, name string, replicas int32) *servedWatch {
 	w := &servedWatch{models: map[string]bool{}, canary: map[string]int32{}}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		tk := time.NewTicker(20 * time.Millisecond)
-		defer tk.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-tk.C:
-			}
-			svc, rs := &corev1.Service{}, &ragv1.RAGService{}
-			if err := k8sClient.Get(ctx, keyOf(ns, name), svc); err != nil {
-				continue
-			}
-			if err := k8sClient.Get(ctx, keyOf(ns, name), rs); err != nil {
-				continue
-			}
-			// The selection by role: the Service selects revisions, status
-			// says which is stable and which the canary.
-			sel := selectionOf(svc.Spec.Selector, rs.Status.RolloutStatus)
-			models, ready := sim.behind(name, svc.Spec.Selector)
-			canaryReady := int32(0)
-			if c := rs.Status.CanaryRevision; c != "" {
-				_, canaryReady = sim.behind(name, map[string]string{ragv1.LabelRevision: c})
-			}
-			w.mu.Lock()
-			if n := len(w.selectors); n == 0 || w.selectors[n-1] != sel {
-				w.selectors = append(w.selectors, sel)
-			}
-			if len(models) > 1 {
-				w.mixed = append(w.mixed, time.Now().Format(time.StampMilli))
-			}
-			for m := range models {
-				w.models[m] = true
-			}
-			if ready >= replicas && !w.full {
-				w.full, w.minReady = true, ready
-			}
-			if w.full && ready < w.minReady {
-				w.minReady = ready
-			}
-			w.canary[sel] = max(w.canary[sel], canaryReady)
-			w.mu.Unlock()
+	pollEvery(t, 20*time.Millisecond, func(ctx context.Context) {
+		svc, rs := &corev1.Service{}, &ragv1.RAGService{}
+		if err := k8sClient.Get(ctx, keyOf(ns, name), svc); err != nil {
+			return
 		}
-	}()
-	t.Cleanup(func() { cancel(); <-done })
+		if err := k8sClient.Get(ctx, keyOf(ns, name), rs); err != nil {
+			return
+		}
+		// The selection by role: the Service selects revisions, status
+		// says which is stable and which the canary.
+		sel := selectionOf(svc.Spec.Selector, rs.Status.RolloutStatus)
+		models, ready := sim.behind(name, svc.Spec.Selector)
+		canaryReady := int32(0)
+		if c := rs.Status.CanaryRevision; c != "" {
+			_, canaryReady = sim.behind(name, map[string]string{ragv1.LabelRevision: c})
+		}
+		w.mu.Lock()
+		if n := len(w.selectors); n == 0 || w.selectors[n-1] != sel {
+			w.selectors = append(w.selectors, sel)
+		}
+		if len(models) > 1 {
+			w.mixed = append(w.mixed, time.Now().Format(time.StampMilli))
+		}
+		for m := range models {
+			w.models[m] = true
+		}
+		if ready >= replicas && !w.full {
+			w.full, w.minReady = true, ready
+		}
+		if w.full && ready < w.minReady {
+			w.minReady = ready
+		}
+		w.canary[sel] = max(w.canary[sel], canaryReady)
+		w.mu.Unlock()
+	})
 	NewWithT(t).Eventually(func() int {
 		w.mu.Lock()
 		defer w.mu.Unlock()

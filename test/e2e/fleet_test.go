@@ -140,47 +140,39 @@ type canarySampler struct {
 	most  int
 	order []string // namespace/name, in the order their operator-caused canaries were first seen
 	seen  map[string]bool
-	done  chan struct{}
-	halt  context.CancelFunc
+	poll  *poller
+	once  sync.Once
 }
 
 func sampleCanaries(t *testing.T) *canarySampler {
-	ctx, cancel := context.WithCancel(context.Background())
-	s := &canarySampler{seen: map[string]bool{}, done: make(chan struct{}), halt: cancel}
-	go func() {
-		defer close(s.done)
-		for ctx.Err() == nil {
-			list := &ragv1.RAGServiceList{}
-			if err := k8s.List(ctx, list); err == nil {
-				n := 0
-				s.mu.Lock()
-				for _, svc := range list.Items {
-					fr := svc.Status.FleetRollout
-					if svc.Status.CanaryRevision == "" || fr == nil || fr.Revision != svc.Status.CanaryRevision {
-						continue
-					}
-					n++
-					if k := svc.Namespace + "/" + svc.Name; !s.seen[k] {
-						s.seen[k] = true
-						s.order = append(s.order, k)
-					}
-				}
-				s.most = max(s.most, n)
-				s.mu.Unlock()
+	s := &canarySampler{seen: map[string]bool{}}
+	s.poll = startPolling(100*time.Millisecond, func() {
+		list := &ragv1.RAGServiceList{}
+		if err := k8s.List(context.Background(), list); err != nil {
+			return
+		}
+		n := 0
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		for _, svc := range list.Items {
+			fr := svc.Status.FleetRollout
+			if svc.Status.CanaryRevision == "" || fr == nil || fr.Revision != svc.Status.CanaryRevision {
+				continue
 			}
-			select {
-			case <-ctx.Done():
-			case <-time.After(100 * time.Millisecond):
+			n++
+			if k := svc.Namespace + "/" + svc.Name; !s.seen[k] {
+				s.seen[k] = true
+				s.order = append(s.order, k)
 			}
 		}
-	}()
+		s.most = max(s.most, n)
+	})
 	t.Cleanup(func() { s.stop() })
 	return s
 }
 
 func (s *canarySampler) stop() (most int, order []string) {
-	s.halt()
-	<-s.done
+	s.once.Do(s.poll.halt)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.most, slices.Clone(s.order)
